@@ -1,0 +1,44 @@
+/**
+ * Names on the log: domains, subjects, streams, message ids and headers. Every writer and
+ * reader of JetStream derives its names from here.
+ */
+
+export const DOMAINS = ["crm", "warehouse", "oee", "retail"] as const
+export type Domain = (typeof DOMAINS)[number]
+
+/** The JetStream stream that holds a domain's events. */
+export const streamFor = (domain: Domain): string => `INGEST_${domain.toUpperCase()}`
+
+/** All subjects of a domain's stream. */
+export const domainSubjects = (domain: Domain): string => `ingest.${domain}.>`
+
+/**
+ * A subject token made from a sender's event type: lower case, `[a-z0-9_-]` only, so
+ * `contact.creation` becomes `contact_creation` and `Call Disposed` becomes `call_disposed`.
+ */
+export const subjectToken = (value: string): string => {
+  const token = value
+    .trim()
+    .toLowerCase()
+    .replace(/[^a-z0-9_-]+/g, "_")
+    .replace(/^_+|_+$/g, "")
+  return token.length > 0 ? token : "unknown"
+}
+
+/** `ingest.<domain>.<source>.<type>` */
+export const subjectFor = (domain: Domain, source: string, type: string): string =>
+  `ingest.${domain}.${subjectToken(source)}.${subjectToken(type)}`
+
+/** `Nats-Msg-Id` of an event: the natural key, namespaced by source so sources never collide. */
+export const messageIdFor = (source: string, key: string): string => `${source}:${key}`
+
+/** Headers every appended message carries, besides `Nats-Msg-Id`. */
+export const LogHeaders = {
+  source: "Ingest-Source",
+  type: "Ingest-Type",
+  schema: "Ingest-Schema",
+  key: "Ingest-Key",
+  occurredAt: "Ingest-Occurred-At",
+  receivedAt: "Ingest-Received-At",
+  traceId: "Ingest-Trace-Id"
+} as const

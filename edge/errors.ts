@@ -1,0 +1,69 @@
+import { Schema } from "effect"
+import { ContractViolation } from "../contracts/contract.ts"
+import { SignatureRejected } from "./verify/signed-request.ts"
+
+/** `:source` names no configured source. */
+export class UnknownSource extends Schema.TaggedError<UnknownSource>()("UnknownSource", {
+  source: Schema.String,
+  known: Schema.Array(Schema.String)
+}) {}
+
+export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()("UnsupportedMediaType", {
+  contentType: Schema.String
+}) {}
+
+export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("PayloadTooLarge", {
+  limitBytes: Schema.Number
+}) {}
+
+export class MalformedBody extends Schema.TaggedError<MalformedBody>()("MalformedBody", {
+  reason: Schema.String
+}) {}
+
+/** The log did not acknowledge in time: our failure, retryable by the sender. */
+export class LogUnavailable extends Schema.TaggedError<LogUnavailable>()("LogUnavailable", {
+  reason: Schema.String
+}) {}
+
+/** The deployment's settings are invalid or a source has no secret: fail closed, retryable once fixed. */
+export class EdgeMisconfigured extends Schema.TaggedError<EdgeMisconfigured>()("EdgeMisconfigured", {
+  reason: Schema.String
+}) {}
+
+export type EdgeError = UnknownSource | UnsupportedMediaType | PayloadTooLarge | SignatureRejected | MalformedBody | ContractViolation | LogUnavailable | EdgeMisconfigured
+
+/** The body of every error answer. */
+export interface ErrorBody {
+  readonly error: string
+  readonly message: string
+  readonly issues?: ReadonlyArray<{ readonly path: string; readonly message: string }>
+  readonly known_sources?: ReadonlyArray<string>
+}
+
+/** The status and body the sender gets for each error; our own failures are always 503 with Retry-After. */
+export const describeError = (error: EdgeError): { status: number; retryable: boolean; body: ErrorBody } => {
+  switch (error._tag) {
+    case "UnknownSource":
+      return { status: 404, retryable: false, body: { error: "unknown_source", message: `no webhook source named ${JSON.stringify(error.source)}`, known_sources: error.known } }
+    case "UnsupportedMediaType":
+      return { status: 415, retryable: false, body: { error: "unsupported_media_type", message: `Content-Type must be application/json, got ${JSON.stringify(error.contentType)}` } }
+    case "PayloadTooLarge":
+      return { status: 413, retryable: false, body: { error: "payload_too_large", message: `the body exceeds the limit of ${error.limitBytes} bytes; split the batch` } }
+    case "SignatureRejected":
+      return { status: 401, retryable: false, body: { error: "unauthorized", message: error.reason } }
+    case "MalformedBody":
+      return { status: 400, retryable: false, body: { error: "malformed_body", message: error.reason } }
+    case "ContractViolation":
+      return {
+        status: 422,
+        retryable: false,
+        body: { error: "contract_violation", message: `the body breaks the source's contract in ${error.issues.length} place(s)`, issues: error.issues }
+      }
+    case "LogUnavailable":
+      return { status: 503, retryable: true, body: { error: "log_unavailable", message: `the event log did not acknowledge in time (${error.reason}); nothing was lost, retry later` } }
+    case "EdgeMisconfigured":
+      return { status: 503, retryable: true, body: { error: "edge_misconfigured", message: error.reason } }
+  }
+}
+
+export { ContractViolation, SignatureRejected }

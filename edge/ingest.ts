@@ -1,0 +1,118 @@
+import { Effect } from "effect"
+import { contracts } from "../contracts/sources.ts"
+import type { EdgeConfig, EdgeSource } from "./config.ts"
+import { EdgeMisconfigured, type EdgeError, LogUnavailable, MalformedBody, PayloadTooLarge, UnknownSource, UnsupportedMediaType } from "./errors.ts"
+import { type LogMessage, type LogReceipt, toLogMessages } from "./log-message.ts"
+import { type SignedRequest, verifiers } from "./verify/index.ts"
+
+/** Appends messages to the log; the Worker's implementation goes through the Durable Object. */
+export type AppendToLog = (messages: ReadonlyArray<LogMessage>) => Effect.Effect<ReadonlyArray<LogReceipt>, LogUnavailable>
+
+/** The 202 answer: every event of the request is in the log. */
+export interface Accepted {
+  readonly accepted: number
+  readonly duplicates: number
+  readonly trace_id: string
+  readonly events: ReadonlyArray<{ readonly id: string; readonly subject: string; readonly seq: number; readonly duplicate: boolean }>
+}
+
+export const findSource = (config: EdgeConfig, name: string): Effect.Effect<EdgeSource, UnknownSource | EdgeMisconfigured> => {
+  const source = config.sources.get(name)
+  if (source === undefined) return Effect.fail(new UnknownSource({ source: name, known: [...config.sources.keys()].sort() }))
+  if (source.secrets.length === 0)
+    return Effect.fail(new EdgeMisconfigured({ reason: `source ${JSON.stringify(name)} has no secret configured (WEBHOOK_SECRETS); refusing unauthenticated events` }))
+  return Effect.succeed(source)
+}
+
+export const requireJson = (contentType: string | null): Effect.Effect<void, UnsupportedMediaType> => {
+  const mediaType = (contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? ""
+  return mediaType === "application/json" || /^application\/[a-z0-9.+-]+\+json$/.test(mediaType)
+    ? Effect.void
+    : Effect.fail(new UnsupportedMediaType({ contentType: contentType ?? "" }))
+}
+
+/** Reads the body, refusing to buffer more than `limit` bytes whatever Content-Length claims. */
+export const readBody = (request: Request, limit: number): Effect.Effect<Uint8Array<ArrayBuffer>, PayloadTooLarge | MalformedBody> => {
+  const declared = Number(request.headers.get("content-length") ?? "NaN")
+  if (Number.isFinite(declared) && declared > limit) return Effect.fail(new PayloadTooLarge({ limitBytes: limit }))
+  return Effect.tryPromise({
+    try: async () => {
+      const chunks: Array<Uint8Array> = []
+      let total = 0
+      if (request.body !== null) {
+        const reader = request.body.getReader()
+        for (;;) {
+          const { done, value } = await reader.read()
+          if (done) break
+          total += value.byteLength
+          if (total > limit) {
+            await reader.cancel()
+            throw new PayloadTooLarge({ limitBytes: limit })
+          }
+          chunks.push(value)
+        }
+      }
+      const body = new Uint8Array(total)
+      let offset = 0
+      for (const chunk of chunks) {
+        body.set(chunk, offset)
+        offset += chunk.byteLength
+      }
+      return body
+    },
+    catch: (error) => (error instanceof PayloadTooLarge ? error : new MalformedBody({ reason: `the body could not be read: ${String(error)}` }))
+  })
+}
+
+export const parseJson = (body: Uint8Array): Effect.Effect<unknown, MalformedBody> =>
+  Effect.try({
+    try: () => JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body)) as unknown,
+    catch: (error) =>
+      new MalformedBody({ reason: body.byteLength === 0 ? "the body is empty; expected JSON" : `the body is not valid UTF-8 JSON: ${error instanceof Error ? error.message : String(error)}` })
+  })
+
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/
+
+/** The W3C trace id of the request when it has one, else a new one. */
+export const traceIdOf = (headers: Headers): string => {
+  const traceparent = TRACEPARENT.exec(headers.get("traceparent")?.trim() ?? "")
+  if (traceparent?.[1] !== undefined && !/^0+$/.test(traceparent[1])) return traceparent[1]
+  return crypto.randomUUID().replaceAll("-", "")
+}
+
+/**
+ * `POST /v1/hooks/:source`: authenticate, validate, split and append; succeeds only once every
+ * event of the request has a PubAck.
+ */
+export const ingestWebhook = (
+  config: EdgeConfig,
+  sourceName: string,
+  request: Request,
+  appendToLog: AppendToLog,
+  now: () => number = Date.now
+): Effect.Effect<Accepted, EdgeError> =>
+  Effect.gen(function* () {
+    const source = yield* findSource(config, sourceName)
+    yield* requireJson(request.headers.get("content-type"))
+    const body = yield* readBody(request, config.maxBodyBytes)
+    const url = config.publicBaseUrl === undefined ? request.url : config.publicBaseUrl + new URL(request.url).pathname + new URL(request.url).search
+    const signed: SignedRequest = { method: request.method, url, headers: request.headers, body }
+    yield* verifiers[source.scheme](signed, source.secrets, { toleranceMs: config.toleranceMs, now: now(), hubspotVersions: source.hubspotVersions })
+    const json = yield* parseJson(body)
+    const contract = contracts[source.contract]
+    const events = yield* contract.split(json)
+    const traceId = traceIdOf(request.headers)
+    const receipts = yield* appendToLog(toLogMessages(source.name, contract, events, { receivedAt: new Date(now()).toISOString(), traceId }))
+    return {
+      accepted: receipts.length,
+      duplicates: receipts.filter((receipt) => receipt.duplicate).length,
+      trace_id: traceId,
+      events: receipts.map((receipt) => ({ id: receipt.msgId, subject: receipt.subject, seq: receipt.seq, duplicate: receipt.duplicate }))
+    }
+  })
+
+/** Fails with {@link LogUnavailable} when `append` rejects or exceeds `deadlineMs`. */
+export const withDeadline = <A>(append: () => Promise<A>, deadlineMs: number): Effect.Effect<A, LogUnavailable> =>
+  Effect.tryPromise({ try: append, catch: (error) => new LogUnavailable({ reason: error instanceof Error ? error.message : String(error) }) }).pipe(
+    Effect.timeoutOrElse({ duration: deadlineMs, orElse: () => Effect.fail(new LogUnavailable({ reason: `no PubAck within ${deadlineMs} ms` })) })
+  )

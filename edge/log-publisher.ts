@@ -1,0 +1,93 @@
+import { DurableObject } from "cloudflare:workers"
+import { jetstream } from "@nats-io/jetstream"
+import { headers as natsHeaders, type NatsConnection, wsconnect } from "@nats-io/nats-core"
+import type { LogMessage, LogReceipt } from "./log-message.ts"
+
+/** The Worker's bindings and settings. */
+export interface EdgeEnv {
+  readonly LOG_PUBLISHER: DurableObjectNamespace<LogPublisher>
+  readonly [setting: string]: unknown
+}
+
+export interface ConnectOptions {
+  readonly url: string
+  readonly user: string
+  readonly password: string | undefined
+  readonly connectTimeoutMs: number
+}
+
+/** Inbox prefix the edge user may subscribe to (its PubAcks), and nothing else. */
+export const EDGE_INBOX_PREFIX = "_INBOX_edge"
+
+const describe = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error))
+
+/**
+ * Holds one NATS connection across requests (a plain Worker cannot) and appends to JetStream.
+ * The connection is opened lazily and dropped on any failure, so the next call reconnects:
+ * Durable Objects are evicted when idle and nats-server may restart at any time.
+ */
+export class LogPublisher extends DurableObject<EdgeEnv> {
+  private connection: Promise<NatsConnection> | undefined
+
+  private openConnection(options: ConnectOptions): Promise<NatsConnection> {
+    if (this.connection !== undefined) return this.connection
+    const pending = wsconnect({
+      servers: options.url,
+      user: options.user,
+      ...(options.password === undefined ? {} : { pass: options.password }),
+      name: "ingest-edge",
+      inboxPrefix: EDGE_INBOX_PREFIX,
+      reconnect: false,
+      timeout: options.connectTimeoutMs
+    })
+    this.connection = pending
+    pending.then(
+      (nc) => nc.closed().then(() => this.drop(pending)),
+      () => this.drop(pending)
+    )
+    return pending
+  }
+
+  private drop(connection: Promise<NatsConnection>): void {
+    if (this.connection !== connection) return
+    this.connection = undefined
+    connection.then((nc) => nc.close()).catch(() => undefined)
+  }
+
+  /** Appends every message and resolves once JetStream acknowledged all of them. */
+  async append(messages: ReadonlyArray<LogMessage>, options: ConnectOptions & { readonly publishTimeoutMs: number }): Promise<ReadonlyArray<LogReceipt>> {
+    const connection = this.openConnection(options)
+    try {
+      const js = jetstream(await connection, { timeout: options.publishTimeoutMs })
+      return await Promise.all(
+        messages.map(async (message) => {
+          const headers = natsHeaders()
+          for (const [name, value] of Object.entries(message.headers)) headers.set(name, value)
+          const ack = await js.publish(message.subject, message.data, {
+            msgID: message.msgId,
+            headers,
+            expect: { streamName: message.stream },
+            timeout: options.publishTimeoutMs
+          })
+          return { msgId: message.msgId, subject: message.subject, seq: ack.seq, duplicate: ack.duplicate }
+        })
+      )
+    } catch (error) {
+      this.drop(connection)
+      throw new Error(describe(error))
+    }
+  }
+
+  /** Round trip to nats-server, for health checks. */
+  async ping(options: ConnectOptions): Promise<{ readonly rttMs: number; readonly server: string }> {
+    const connection = this.openConnection(options)
+    try {
+      const nc = await connection
+      const rttMs = await nc.rtt()
+      return { rttMs, server: nc.info?.version ?? "unknown" }
+    } catch (error) {
+      this.drop(connection)
+      throw new Error(describe(error))
+    }
+  }
+}

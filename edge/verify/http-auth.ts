@@ -1,0 +1,30 @@
+import { Effect } from "effect"
+import { secretsEqual } from "./crypto.ts"
+import { type SignedRequest, SignatureRejected, type Verified } from "./signed-request.ts"
+import { firstMatchingSecret, requireHeader } from "./timestamp.ts"
+
+const credential = (request: SignedRequest, kind: "Bearer" | "Basic"): Effect.Effect<string, SignatureRejected> =>
+  Effect.flatMap(requireHeader(request.headers, "Authorization"), (value) => {
+    const [scheme, token, ...rest] = value.split(" ")
+    return scheme?.toLowerCase() === kind.toLowerCase() && token !== undefined && token !== "" && rest.length === 0
+      ? Effect.succeed(token)
+      : Effect.fail(new SignatureRejected({ reason: `Authorization must be "${kind} <credentials>"` }))
+  })
+
+/** `Authorization: Bearer <token>`, for senders with no signature scheme (Aloware). */
+export const verifyBearer = (request: SignedRequest, secrets: ReadonlyArray<string>): Effect.Effect<Verified, SignatureRejected> =>
+  Effect.flatMap(credential(request, "Bearer"), (token) =>
+    firstMatchingSecret(secrets, (secret) => secretsEqual(token, secret), "the bearer token matches no configured token")
+  )
+
+/** `Authorization: Basic base64(user:password)`; each secret is `user:password`. */
+export const verifyBasic = (request: SignedRequest, secrets: ReadonlyArray<string>): Effect.Effect<Verified, SignatureRejected> =>
+  Effect.flatMap(credential(request, "Basic"), (token) => {
+    let decoded: string
+    try {
+      decoded = atob(token)
+    } catch {
+      return Effect.fail(new SignatureRejected({ reason: "Authorization Basic credentials are not base64" }))
+    }
+    return firstMatchingSecret(secrets, (secret) => secretsEqual(decoded, secret), "the basic credentials match no configured user")
+  })

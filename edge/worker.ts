@@ -1,0 +1,88 @@
+import { Effect } from "effect"
+import { Hono } from "hono"
+import { logEvent } from "../infra/logger.ts"
+import { type EdgeConfig, loadEdgeConfig } from "./config.ts"
+import { describeError, type EdgeError } from "./errors.ts"
+import { ingestWebhook, withDeadline } from "./ingest.ts"
+import type { ConnectOptions, EdgeEnv } from "./log-publisher.ts"
+
+export { LogPublisher } from "./log-publisher.ts"
+
+const configs = new WeakMap<object, Effect.Effect<EdgeConfig, EdgeError>>()
+
+/** Settings are checked once per isolate and binding set, not on every request. */
+const configOf = (env: EdgeEnv): Effect.Effect<EdgeConfig, EdgeError> => {
+  let config = configs.get(env)
+  if (config === undefined) {
+    config = Effect.runSync(Effect.cached(loadEdgeConfig(env)))
+    configs.set(env, config)
+  }
+  return config
+}
+
+const connectOptions = (config: EdgeConfig): ConnectOptions => ({
+  url: config.natsUrl,
+  user: config.natsUser,
+  password: config.natsPassword,
+  connectTimeoutMs: config.connectTimeoutMs
+})
+
+/** A publisher shard: one Durable Object, one NATS connection, one thread. */
+const publisher = (env: EdgeEnv, config: EdgeConfig) =>
+  env.LOG_PUBLISHER.get(env.LOG_PUBLISHER.idFromName(`publisher-${Math.floor(Math.random() * config.publisherShards)}`))
+
+const errorResponse = (error: EdgeError, retryAfterSeconds: number, traceId?: string): Response => {
+  const { status, retryable, body } = describeError(error)
+  const headers: Record<string, string> = { "content-type": "application/json" }
+  if (retryable) headers["retry-after"] = String(retryAfterSeconds)
+  if (error._tag === "UnknownSource" || status >= 500) logEvent(status >= 500 ? "error" : "warn", "webhook rejected", { status, error: body.error, reason: body.message, traceId })
+  return new Response(JSON.stringify(body), { status, headers })
+}
+
+/** Retry-After while the settings themselves are broken: an operator has to act first. */
+const MISCONFIGURED_RETRY_AFTER_SECONDS = 60
+
+const app = new Hono<{ Bindings: EdgeEnv }>()
+
+app.get("/healthz", async (c) => {
+  const program = Effect.gen(function* () {
+    const config = yield* configOf(c.env)
+    const log = yield* withDeadline(() => publisher(c.env, config).ping(connectOptions(config)), config.connectTimeoutMs + 500)
+    return { status: "ok", log: { connected: true, rtt_ms: log.rttMs, server_version: log.server } }
+  })
+  const exit = await Effect.runPromise(Effect.result(program))
+  return exit._tag === "Success"
+    ? c.json(exit.success)
+    : c.json({ status: "unavailable", reason: describeError(exit.failure).body.message }, 503, { "retry-after": "5" })
+})
+
+app.post("/v1/hooks/:source", async (c) => {
+  const program = Effect.gen(function* () {
+    const config = yield* configOf(c.env)
+    const appendToLog = (messages: Parameters<ReturnType<typeof publisher>["append"]>[0]) =>
+      withDeadline(
+        () => publisher(c.env, config).append(messages, { ...connectOptions(config), publishTimeoutMs: config.publishTimeoutMs }),
+        config.connectTimeoutMs + config.publishTimeoutMs + 500
+      )
+    return yield* Effect.result(ingestWebhook(config, c.req.param("source"), c.req.raw, appendToLog)).pipe(
+      Effect.map((result) => ({ result, retryAfterSeconds: config.retryAfterSeconds }))
+    )
+  })
+  const outcome = await Effect.runPromise(Effect.result(program))
+  if (outcome._tag === "Failure") return errorResponse(outcome.failure, MISCONFIGURED_RETRY_AFTER_SECONDS)
+  const { result, retryAfterSeconds } = outcome.success
+  return result._tag === "Success" ? c.json(result.success, 202, { "ingest-trace-id": result.success.trace_id }) : errorResponse(result.failure, retryAfterSeconds)
+})
+
+app.all("/v1/hooks/:source", (c) =>
+  c.json({ error: "method_not_allowed", message: `${c.req.method} is not allowed here; webhooks are delivered with POST` }, 405, { allow: "POST" })
+)
+
+app.notFound((c) => c.json({ error: "not_found", message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}; webhooks go to POST /v1/hooks/:source` }, 404))
+
+app.onError((error, c) => {
+  logEvent("error", "unhandled edge failure", { error: error instanceof Error ? error.stack ?? error.message : String(error) })
+  return c.json({ error: "internal", message: "the edge failed on its side; nothing was appended, retry later" }, 500, { "retry-after": "10" })
+})
+
+export default app

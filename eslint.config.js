@@ -1,0 +1,19 @@
+import eslint from "@eslint/js"
+import tseslint from "typescript-eslint"
+
+export default tseslint.config(
+  { ignores: ["node_modules/", ".mesh/", ".build/", "dist/"] },
+  eslint.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }]
+    }
+  },
+  {
+    files: ["**/*.test.ts"],
+    rules: {
+      "no-restricted-properties": ["error", { object: "it", property: "skip", message: "no skipped tests" }, { object: "test", property: "skip", message: "no skipped tests" }, { object: "describe", property: "skip", message: "no skipped tests" }]
+    }
+  }
+)

@@ -1,0 +1,135 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { dirname, join, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+import { freePort } from "../local/ports.ts"
+
+/** The project's nats-server configuration; every setting comes from the environment. */
+export const NATS_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), "nats.conf")
+
+export interface NatsCredentials {
+  readonly user: string
+  readonly password: string
+}
+
+export interface NatsServer {
+  /** `nats://` URL for Node clients. */
+  readonly url: string
+  /** `ws://` URL of the websocket listener, for the edge. */
+  readonly wsUrl: string
+  readonly monitorUrl: string
+  readonly storeDir: string
+  readonly admin: NatsCredentials
+  readonly edge: NatsCredentials
+  readonly projector: NatsCredentials
+  /** Stops the server (SIGTERM) and waits for it to exit; the store is kept. */
+  readonly stop: () => Promise<void>
+  /** Starts it again on the same ports and store. */
+  readonly start: () => Promise<void>
+  /** Stops it and deletes the store when the harness created it. */
+  readonly dispose: () => Promise<void>
+}
+
+export interface StartNatsOptions {
+  readonly host?: string
+  readonly port?: number
+  readonly wsPort?: number
+  readonly monitorPort?: number
+  /** Defaults to a fresh temporary directory, removed by `dispose`. */
+  readonly storeDir?: string
+  readonly passwords?: Partial<Record<"admin" | "edge" | "projector", string>>
+  readonly name?: string
+}
+
+/** The nats-server binary on this machine, or a clear error that says how to install it. */
+export const natsServerBinary = (): string => {
+  for (const candidate of [process.env.NATS_SERVER_BIN, "/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]) {
+    if (candidate !== undefined && candidate !== "" && existsSync(candidate)) return candidate
+  }
+  try {
+    return execFileSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" }).trim()
+  } catch {
+    throw new Error("nats-server is not installed: run `bash infra/scripts/install-deps.sh` (Debian: apt-get install nats-server) or set NATS_SERVER_BIN")
+  }
+}
+
+/** nats-server parses an environment value as a config token: start with a letter, stay alphanumeric. */
+const secret = () => `p${randomBytes(16).toString("hex")}`
+
+/** Starts the project's nats-server on free loopback ports and resolves once it is ready. */
+export const startNatsServer = async (options: StartNatsOptions = {}): Promise<NatsServer> => {
+  const host = options.host ?? "127.0.0.1"
+  const port = options.port ?? (await freePort(host))
+  const wsPort = options.wsPort ?? (await freePort(host))
+  const monitorPort = options.monitorPort ?? (await freePort(host))
+  const ownsStore = options.storeDir === undefined
+  const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), "ingest-nats-"))
+  mkdirSync(storeDir, { recursive: true })
+  const admin = { user: "admin", password: options.passwords?.admin ?? secret() }
+  const edge = { user: "edge", password: options.passwords?.edge ?? secret() }
+  const projector = { user: "projector", password: options.passwords?.projector ?? secret() }
+  const env = {
+    ...process.env,
+    NATS_HOST: host,
+    NATS_PORT: String(port),
+    NATS_WS_PORT: String(wsPort),
+    NATS_MONITOR_PORT: String(monitorPort),
+    NATS_WS_NO_TLS: "true",
+    NATS_SERVER_NAME: options.name ?? `ingest-${port}`,
+    NATS_STORE_DIR: storeDir,
+    NATS_ADMIN_PASSWORD: admin.password,
+    NATS_EDGE_PASSWORD: edge.password,
+    NATS_PROJECTOR_PASSWORD: projector.password
+  }
+  const binary = natsServerBinary()
+  let child: ChildProcess | undefined
+
+  const start = () =>
+    new Promise<void>((resolveReady, reject) => {
+      const proc = spawn(binary, ["-c", NATS_CONFIG], { env, stdio: ["ignore", "pipe", "pipe"] })
+      child = proc
+      let output = ""
+      const onData = (chunk: Buffer) => {
+        output = (output + chunk.toString()).slice(-8192)
+        if (output.includes("Server is ready")) {
+          proc.stderr?.off("data", onData)
+          proc.stdout?.off("data", onData)
+          proc.stderr?.resume()
+          proc.stdout?.resume()
+          resolveReady()
+        }
+      }
+      proc.stderr?.on("data", onData)
+      proc.stdout?.on("data", onData)
+      proc.once("exit", (code) => reject(new Error(`nats-server exited with code ${code} before it was ready:\n${output}`)))
+      proc.once("error", reject)
+    })
+
+  const stop = () =>
+    new Promise<void>((resolveStopped) => {
+      const proc = child
+      child = undefined
+      if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return resolveStopped()
+      proc.once("exit", () => resolveStopped())
+      proc.kill("SIGTERM")
+    })
+
+  await start()
+  return {
+    url: `nats://${host}:${port}`,
+    wsUrl: `ws://${host}:${wsPort}`,
+    monitorUrl: `http://${host}:${monitorPort}`,
+    storeDir,
+    admin,
+    edge,
+    projector,
+    stop,
+    start,
+    dispose: async () => {
+      await stop()
+      if (ownsStore) rmSync(storeDir, { recursive: true, force: true })
+    }
+  }
+}

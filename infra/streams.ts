@@ -1,0 +1,59 @@
+import { DiscardPolicy, type JetStreamManager, RetentionPolicy, StorageType, type StreamConfig } from "@nats-io/jetstream"
+import { nanos } from "@nats-io/nats-core"
+import { DOMAINS, domainSubjects, streamFor } from "../contracts/log.ts"
+
+export interface StreamSettings {
+  /** How long JetStream remembers a `Nats-Msg-Id` to drop a resend; longer windows cost server memory. */
+  readonly duplicateWindowMs: number
+  /** 1 for a single server; 3 in a production cluster. */
+  readonly replicas: number
+}
+
+export const DEFAULT_STREAM_SETTINGS: StreamSettings = { duplicateWindowMs: 10 * 60 * 1000, replicas: 1 }
+
+/**
+ * The log, declared as code: one stream per domain holding `ingest.<domain>.>`. The log is the
+ * truth, so nothing ages out and a full stream refuses new events (the edge answers 503) rather
+ * than dropping old ones.
+ */
+export const streamDeclarations = (settings: StreamSettings = DEFAULT_STREAM_SETTINGS): ReadonlyArray<Partial<StreamConfig> & { name: string }> =>
+  DOMAINS.map((domain) => ({
+    name: streamFor(domain),
+    description: `Events of the ${domain} domain as their senders sent them`,
+    subjects: [domainSubjects(domain)],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.New,
+    max_age: 0,
+    max_msgs: -1,
+    max_bytes: -1,
+    duplicate_window: nanos(settings.duplicateWindowMs),
+    num_replicas: settings.replicas,
+    allow_direct: true
+  }))
+
+export type StreamChange = { readonly name: string; readonly action: "created" | "updated" | "unchanged" }
+
+const differs = (wanted: Partial<StreamConfig>, current: StreamConfig): boolean =>
+  (Object.keys(wanted) as Array<keyof StreamConfig>).some((key) => JSON.stringify(wanted[key]) !== JSON.stringify(current[key]))
+
+/** Creates missing streams and updates changed ones; running it again changes nothing. */
+export const applyStreams = async (jsm: JetStreamManager, declarations = streamDeclarations()): Promise<ReadonlyArray<StreamChange>> => {
+  const changes: Array<StreamChange> = []
+  for (const wanted of declarations) {
+    const current = await jsm.streams.info(wanted.name).catch((error: unknown) => {
+      if (error instanceof Error && /stream not found/i.test(error.message)) return undefined
+      throw error
+    })
+    if (current === undefined) {
+      await jsm.streams.add(wanted)
+      changes.push({ name: wanted.name, action: "created" })
+    } else if (differs(wanted, current.config)) {
+      await jsm.streams.update(wanted.name, { ...current.config, ...wanted })
+      changes.push({ name: wanted.name, action: "updated" })
+    } else {
+      changes.push({ name: wanted.name, action: "unchanged" })
+    }
+  }
+  return changes
+}
