@@ -62,6 +62,7 @@ export const startEdge = async (options: EdgeOptions): Promise<Edge> => {
     host: options.host ?? "127.0.0.1",
     port: options.port ?? 0,
     log: new Log(options.verbose === true ? LogLevel.INFO : LogLevel.WARN),
+    cf: false,
     durableObjects: { LOG_PUBLISHER: "LogPublisher" },
     bindings: {
       NATS_WS_URL: options.natsWsUrl,

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what the mesh needs on a fresh Debian machine: the npm packages (from package-lock.json)
+# and Debian's nats-server. Safe to run again: it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "==> npm ci" >&2
+  npm ci --no-audit --no-fund >&2
+fi
+
+if [ -z "${NATS_SERVER_BIN:-}" ] && ! command -v nats-server >/dev/null 2>&1 && [ ! -x /usr/sbin/nats-server ]; then
+  echo "==> installing Debian's nats-server" >&2
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nats-server >&2
+fi
