@@ -42,3 +42,6 @@ export const LogHeaders = {
   receivedAt: "Ingest-Received-At",
   traceId: "Ingest-Trace-Id"
 } as const
+
+/** Inbox prefix the edge user may subscribe to (its PubAcks), and nothing else; see infra/nats/nats.conf. */
+export const EDGE_INBOX_PREFIX = "_INBOX_edge"

@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers"
 import { jetstream } from "@nats-io/jetstream"
 import { headers as natsHeaders, type NatsConnection, wsconnect } from "@nats-io/nats-core"
+import { EDGE_INBOX_PREFIX } from "../contracts/log.ts"
 import type { LogMessage, LogReceipt } from "./log-message.ts"
 
 /** The Worker's bindings and settings. */
@@ -15,9 +16,6 @@ export interface ConnectOptions {
   readonly password: string | undefined
   readonly connectTimeoutMs: number
 }
-
-/** Inbox prefix the edge user may subscribe to (its PubAcks), and nothing else. */
-export const EDGE_INBOX_PREFIX = "_INBOX_edge"
 
 const describe = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error))
 

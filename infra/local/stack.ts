@@ -58,7 +58,7 @@ export const startEdgeStack = async (
     secrets,
     dispose: async () => {
       await edge.dispose()
-      await admin.close()
+      if (!admin.isClosed()) await admin.close()
       await nats.dispose()
     }
   }

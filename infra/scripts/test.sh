@@ -9,4 +9,8 @@ npx --no-install tsc -p .
 echo "==> lint"
 npx --no-install eslint .
 echo "==> tests"
-npx --no-install vitest run "$@"
+mkdir -p .build
+status=0
+npx --no-install vitest run --reporter=default --reporter=json --outputFile.json=.build/vitest-results.json "$@" || status=$?
+node -e 'const r = require("./.build/vitest-results.json"); console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`)' || true
+exit $status
