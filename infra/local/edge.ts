@@ -1,34 +1,30 @@
-import { mkdirSync } from "node:fs"
+import { execFile } from "node:child_process"
+import { readFileSync } from "node:fs"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
-import { build } from "esbuild"
+import { promisify } from "node:util"
 import { Log, LogLevel, Miniflare } from "miniflare"
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
 
-/** Must match `compatibility_date` in wrangler.toml. */
-export const COMPATIBILITY_DATE = "2026-04-01"
+/** `compatibility_date` of wrangler.toml, so local runs behave as the deployed Worker. */
+export const compatibilityDate = (): string => {
+  const match = /^compatibility_date\s*=\s*"([0-9-]+)"/m.exec(readFileSync(join(ROOT, "wrangler.toml"), "utf8"))
+  if (match?.[1] === undefined) throw new Error("wrangler.toml has no compatibility_date")
+  return match[1]
+}
 
 let bundled: Promise<string> | undefined
 
-/** Bundles `edge/worker.ts` for workerd once per process, as wrangler would. */
+/** Bundles the Worker exactly as `wrangler deploy` does, once per process. */
 export const bundleEdge = (): Promise<string> => {
   bundled ??= (async () => {
-    const outdir = join(ROOT, ".build", "edge")
-    mkdirSync(outdir, { recursive: true })
-    const outfile = join(outdir, "worker.js")
-    await build({
-      entryPoints: [join(ROOT, "edge", "worker.ts")],
-      outfile,
-      bundle: true,
-      format: "esm",
-      platform: "browser",
-      target: "es2022",
-      conditions: ["workerd", "worker", "browser"],
-      external: ["cloudflare:*", "crypto"],
-      logLevel: "silent"
+    const outdir = join(ROOT, ".build", `edge-${process.pid}`)
+    await promisify(execFile)(join(ROOT, "node_modules", ".bin", "wrangler"), ["deploy", "--dry-run", "--outdir", outdir], {
+      cwd: ROOT,
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" }
     })
-    return outfile
+    return join(outdir, "worker.js")
   })()
   return bundled
 }
@@ -58,7 +54,7 @@ export const startEdge = async (options: EdgeOptions): Promise<Edge> => {
   const mf = new Miniflare({
     modules: true,
     scriptPath,
-    compatibilityDate: COMPATIBILITY_DATE,
+    compatibilityDate: compatibilityDate(),
     host: options.host ?? "127.0.0.1",
     port: options.port ?? 0,
     log: new Log(options.verbose === true ? LogLevel.INFO : LogLevel.WARN),
