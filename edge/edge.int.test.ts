@@ -105,6 +105,23 @@ describe("requests the edge refuses", () => {
       }
     },
     {
+      name: "a chunked body over the limit that declares no Content-Length",
+      status: 413,
+      error: "payload_too_large",
+      message: /exceeds the limit of 1048576 bytes/,
+      request: () => {
+        const chunk = new TextEncoder().encode("x".repeat(64 * 1024))
+        let sent = 0
+        const stream = new ReadableStream<Uint8Array>({
+          pull: (controller) => {
+            if (sent++ < 20) controller.enqueue(chunk)
+            else controller.close()
+          }
+        })
+        return fetch(hubspotUrl(), { method: "POST", body: stream, headers: signed("[]"), duplex: "half" } as RequestInit)
+      }
+    },
+    {
       name: "a body that is not JSON",
       status: 400,
       error: "malformed_body",

@@ -1,0 +1,46 @@
+import { Effect } from "effect"
+import { describe, expect, it } from "vitest"
+import { loadEdgeConfig } from "./config.ts"
+import { findSource } from "./ingest.ts"
+
+const base = { NATS_WS_URL: "ws://127.0.0.1:4223", WEBHOOK_SECRETS: JSON.stringify({ hubspot: ["s"] }) }
+
+const failure = (env: Record<string, unknown>) =>
+  Effect.runPromise(
+    loadEdgeConfig(env).pipe(
+      Effect.map(() => "loaded"),
+      Effect.catch((error) => Effect.succeed(error.reason))
+    )
+  )
+
+describe("the edge's settings", () => {
+  it("apply the documented defaults", async () => {
+    const config = await Effect.runPromise(loadEdgeConfig(base))
+    expect(config).toMatchObject({ maxBodyBytes: 1_048_576, toleranceMs: 300_000, natsUser: "edge", retryAfterSeconds: 10 })
+    expect([...config.sources.keys()].sort()).toEqual(["aloware", "erasure", "hubspot", "oee", "pos"])
+    expect(config.sources.get("hubspot")?.hubspotVersions).toEqual(["v3"])
+  })
+
+  it("name the setting, the value and the accepted form when one is wrong", async () => {
+    expect(await failure({ ...base, MAX_BODY_BYTES: "lots" })).toMatch(/MAX_BODY_BYTES: .*got "lots"/)
+    expect(await failure({ ...base, NATS_WS_URL: "nats://x:4222" })).toMatch(/NATS_WS_URL: Expected a ws:\/\/ or wss:\/\/ URL/)
+    expect(await failure({ ...base, WEBHOOK_SECRETS: "{hubspot" })).toMatch(/WEBHOOK_SECRETS/)
+    expect(await failure({ ...base, HUBSPOT_SIGNATURE_VERSIONS: "v4" })).toMatch(/HUBSPOT_SIGNATURE_VERSIONS must list v1, v2 and\/or v3/)
+    expect(await failure({ ...base, SOURCES: JSON.stringify({ east: { contract: "warehouse", scheme: "md5" } }) })).toMatch(/SOURCES/)
+  })
+
+  it("add operator-declared sources beside the defaults", async () => {
+    const config = await Effect.runPromise(
+      loadEdgeConfig({ ...base, SOURCES: JSON.stringify({ "erasure-east": { contract: "warehouse", scheme: "hub-signature-256" } }) })
+    )
+    expect(config.sources.get("erasure-east")).toMatchObject({ contract: "warehouse", scheme: "hub-signature-256", secrets: [] })
+  })
+
+  it("fail closed, retryably, for a source that has no secret", async () => {
+    const config = await Effect.runPromise(loadEdgeConfig(base))
+    const result = await Effect.runPromise(Effect.result(findSource(config, "aloware")))
+    expect(result._tag === "Failure" && result.failure._tag).toBe("EdgeMisconfigured")
+    const unknown = await Effect.runPromise(Effect.result(findSource(config, "nosuch")))
+    expect(unknown._tag === "Failure" && unknown.failure._tag).toBe("UnknownSource")
+  })
+})
