@@ -95,7 +95,8 @@ export const ingestWebhook = (
     const source = yield* findSource(config, sourceName)
     yield* requireJson(request.headers.get("content-type"))
     const body = yield* readBody(request, config.maxBodyBytes)
-    const url = config.publicBaseUrl === undefined ? request.url : config.publicBaseUrl + new URL(request.url).pathname + new URL(request.url).search
+    const { pathname, search } = new URL(request.url)
+    const url = config.publicBaseUrl === undefined ? request.url : `${config.publicBaseUrl}${pathname}${search}`
     const signed: SignedRequest = { method: request.method, url, headers: request.headers, body }
     yield* verifiers[source.scheme](signed, source.secrets, { toleranceMs: config.toleranceMs, now: now(), hubspotVersions: source.hubspotVersions })
     const json = yield* parseJson(body)

@@ -4,6 +4,7 @@ import { logEvent } from "../infra/logger.ts"
 import { type EdgeConfig, loadEdgeConfig } from "./config.ts"
 import { describeError, type EdgeError } from "./errors.ts"
 import { ingestWebhook, withDeadline } from "./ingest.ts"
+import type { LogMessage } from "./log-message.ts"
 import type { ConnectOptions, EdgeEnv } from "./log-publisher.ts"
 
 export { LogPublisher } from "./log-publisher.ts"
@@ -57,21 +58,18 @@ app.get("/healthz", async (c) => {
 })
 
 app.post("/v1/hooks/:source", async (c) => {
-  const program = Effect.gen(function* () {
-    const config = yield* configOf(c.env)
-    const appendToLog = (messages: Parameters<ReturnType<typeof publisher>["append"]>[0]) =>
-      withDeadline(
-        () => publisher(c.env, config).append(messages, { ...connectOptions(config), publishTimeoutMs: config.publishTimeoutMs }),
-        config.connectTimeoutMs + config.publishTimeoutMs + 500
-      )
-    return yield* Effect.result(ingestWebhook(config, c.req.param("source"), c.req.raw, appendToLog)).pipe(
-      Effect.map((result) => ({ result, retryAfterSeconds: config.retryAfterSeconds }))
+  const loaded = await Effect.runPromise(Effect.result(configOf(c.env)))
+  if (loaded._tag === "Failure") return errorResponse(loaded.failure, MISCONFIGURED_RETRY_AFTER_SECONDS)
+  const config = loaded.success
+  const appendToLog = (messages: ReadonlyArray<LogMessage>) =>
+    withDeadline(
+      () => publisher(c.env, config).append(messages, { ...connectOptions(config), publishTimeoutMs: config.publishTimeoutMs }),
+      config.connectTimeoutMs + config.publishTimeoutMs + 500
     )
-  })
-  const outcome = await Effect.runPromise(Effect.result(program))
-  if (outcome._tag === "Failure") return errorResponse(outcome.failure, MISCONFIGURED_RETRY_AFTER_SECONDS)
-  const { result, retryAfterSeconds } = outcome.success
-  return result._tag === "Success" ? c.json(result.success, 202, { "ingest-trace-id": result.success.trace_id }) : errorResponse(result.failure, retryAfterSeconds)
+  const result = await Effect.runPromise(Effect.result(ingestWebhook(config, c.req.param("source"), c.req.raw, appendToLog)))
+  return result._tag === "Success"
+    ? c.json(result.success, 202, { "ingest-trace-id": result.success.trace_id })
+    : errorResponse(result.failure, config.retryAfterSeconds)
 })
 
 app.all("/v1/hooks/:source", (c) =>

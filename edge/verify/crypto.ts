@@ -42,8 +42,6 @@ export const fromHex = (hex: string): Uint8Array | undefined => {
   return out
 }
 
-export const toBase64 = (bytes: Uint8Array): string => btoa(String.fromCharCode(...bytes))
-
 export const fromBase64 = (text: string): Uint8Array<ArrayBuffer> | undefined => {
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 === 1) return undefined
   try {

@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import { fromBase64, hmacSha256, timingSafeEqual, utf8 } from "./crypto.ts"
+import { concatBytes, fromBase64, hmacSha256, timingSafeEqual, utf8 } from "./crypto.ts"
 import { type SignedRequest, SignatureRejected, type Verified, type VerifyOptions } from "./signed-request.ts"
 import { checkTimestamp, firstMatchingSecret } from "./timestamp.ts"
 
@@ -35,7 +35,7 @@ export const verifyStandardWebhook = (request: SignedRequest, secrets: ReadonlyA
         return bytes === undefined ? [] : [bytes]
       })
     if (given.length === 0) return yield* new SignatureRejected({ reason: "webhook-signature has no v1 signature" })
-    const signed = new Uint8Array([...utf8(`${id}.${timestamp}.`), ...request.body])
+    const signed = concatBytes(utf8(`${id}.${timestamp}.`), request.body)
     return yield* firstMatchingSecret(
       secrets,
       async (secret) => {

@@ -32,6 +32,3 @@ export const bearer = (token: string): Record<string, string> => ({ Authorizatio
 export const basic = (user: string, password: string): Record<string, string> => ({
   Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`
 })
-
-/** A fresh Standard Webhooks secret: `whsec_` + 32 random bytes in base64. */
-export const newStandardWebhooksSecret = (): string => `whsec_${createHash("sha256").update(String(Math.random()) + Date.now()).digest("base64")}`
