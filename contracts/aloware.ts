@@ -37,6 +37,13 @@ export const AlowareEvent = Schema.Struct({
   })
 })
 
+/**
+ * Aloware sends no event id: an event is identified by its name, the communication and the
+ * communication's last change, so a resend collapses and a later change (a new disposition) does not.
+ */
+export const alowareKey = (event: typeof AlowareEvent.Type): string =>
+  [event.event, String(event.data.id), toUtcIso(normaliseAlowareTime(event.data.updated_at ?? event.data.created_at))].map(encodeURIComponent).join(":")
+
 export const alowareContract: Contract = {
   name: "aloware",
   domain: "crm",
@@ -44,7 +51,7 @@ export const alowareContract: Contract = {
   split: (body) =>
     Effect.map(decodeOrViolation(AlowareEvent, body), (event) => [
       {
-        key: `${event.event}:${event.data.id}`,
+        key: alowareKey(event),
         type: event.event,
         occurredAt: toUtcIso(normaliseAlowareTime(event.data.created_at)),
         payload: body

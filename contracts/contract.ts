@@ -35,3 +35,23 @@ export const asBatch = (body: unknown): Effect.Effect<ReadonlyArray<unknown>, Co
     return Effect.fail(violation({ path: "$", message: `Expected at most ${MAX_EVENTS_PER_REQUEST} events per request, got ${items.length}: split the batch` }))
   return Effect.succeed(items)
 }
+
+/**
+ * Refuses a request in which two events share a natural key but differ in content: the log would
+ * keep the first and drop the second as a resend. Exact repeats are allowed and stored once.
+ */
+export const requireDistinctKeys = (events: ReadonlyArray<ContractEvent>, batched: boolean): Effect.Effect<ReadonlyArray<ContractEvent>, ContractViolation> => {
+  const first = new Map<string, { index: number; content: string }>()
+  const issues: Array<ContractIssue> = []
+  events.forEach((event, index) => {
+    const content = JSON.stringify(event.payload)
+    const seen = first.get(event.key)
+    if (seen === undefined) first.set(event.key, { index, content })
+    else if (seen.content !== content)
+      issues.push({
+        path: batched ? `$[${index}]` : "$",
+        message: `Event key ${JSON.stringify(event.key)} was already used by $[${seen.index}] with different content; give each event its own id`
+      })
+  })
+  return issues.length > 0 ? Effect.fail(new ContractViolation({ issues })) : Effect.succeed(events)
+}

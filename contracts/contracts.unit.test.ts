@@ -1,7 +1,7 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, retailEvents } from "../infra/local/samples.ts"
-import type { Contract, ContractViolation } from "./contract.ts"
+import { type Contract, type ContractViolation, requireDistinctKeys } from "./contract.ts"
 import { subjectFor } from "./log.ts"
 import { contracts } from "./sources.ts"
 
@@ -91,10 +91,10 @@ describe("own-sender envelope contracts (warehouse, oee, retail)", () => {
 })
 
 describe("Aloware contract", () => {
-  it("keys a call by event name and communication id and reads Aloware's UTC time format", async () => {
+  it("keys a call by event name, communication id and time, and reads Aloware's UTC time format", async () => {
     const result = await split(contracts.aloware, alowareCall(555))
     expect(result._tag === "Success" && result.success.map((event) => [event.key, event.type, event.occurredAt])).toEqual([
-      ["Call Disposed:555", "Call Disposed", "2025-01-15T10:32:00.000Z"]
+      ["Call%20Disposed:555:2025-01-15T10%3A32%3A00.000Z", "Call Disposed", "2025-01-15T10:32:00.000Z"]
     ])
   })
 
@@ -110,5 +110,45 @@ describe("log subjects", () => {
     expect(subjectFor("crm", "hubspot", "contact.propertyChange")).toBe("ingest.crm.hubspot.contact_propertychange")
     expect(subjectFor("crm", "aloware", "Call Disposed")).toBe("ingest.crm.aloware.call_disposed")
     expect(subjectFor("warehouse", "erasure", "erasure.success")).toBe("ingest.warehouse.erasure.erasure_success")
+  })
+})
+
+describe("natural keys", () => {
+  it("refuse ids with control characters or surrounding spaces, which NATS headers cannot carry", async () => {
+    const [event] = erasureEvents(1)
+    expect(await issuesOf(contracts.warehouse, { ...event, id: "era_bad\nid" })).toEqual([
+      { path: "$.id", message: 'Expected 1 to 200 characters without control characters or surrounding spaces, got "era_bad\\nid"' }
+    ])
+    expect((await issuesOf(contracts.warehouse, { ...event, id: "era_500 " }))[0]?.path).toBe("$.id")
+  })
+
+  it("refuse a HubSpot occurredAt beyond year 9999 instead of failing on our side", async () => {
+    const [event] = hubspotBatch(1)
+    expect(await issuesOf(contracts.hubspot, [{ ...event, occurredAt: 9_000_000_000_000_000 }])).toEqual([
+      { path: "$[0].occurredAt", message: "Expected a value less than or equal to 253402300799999, got 9000000000000000" }
+    ])
+  })
+
+  it("tell an Aloware resend from a later change of the same call", async () => {
+    const keyOf = async (body: unknown) => {
+      const result = await split(contracts.aloware, body)
+      return result._tag === "Success" ? result.success[0]?.key : undefined
+    }
+    const call = alowareCall(555)
+    expect(await keyOf(call)).toBe("Call%20Disposed:555:2025-01-15T10%3A32%3A00.000Z")
+    expect(await keyOf(call)).toBe(await keyOf(JSON.parse(JSON.stringify(call))))
+    expect(await keyOf({ ...call, data: { ...call.data, updated_at: "2025-01-15 11:00:00" } })).toBe("Call%20Disposed:555:2025-01-15T11%3A00%3A00.000Z")
+  })
+
+  it("refuse two events of one request that share a key with different content, and allow exact repeats", async () => {
+    const [a, b] = erasureEvents(2)
+    const distinct = (body: ReadonlyArray<unknown>) =>
+      Effect.runPromise(Effect.result(Effect.flatMap(contracts.warehouse.split(body), (events) => requireDistinctKeys(events, true))))
+    const conflict = await distinct([a, { ...b, id: a?.id }])
+    expect(conflict._tag === "Failure" && conflict.failure.issues).toEqual([
+      { path: "$[1]", message: 'Event key "era_1" was already used by $[0] with different content; give each event its own id' }
+    ])
+    const repeat = await distinct([a, a])
+    expect(repeat._tag === "Success" && repeat.success.length).toBe(2)
   })
 })

@@ -1,6 +1,6 @@
 import { Effect, Schema } from "effect"
 import { asBatch, type Contract, decodeOrViolation, violation } from "./contract.ts"
-import { Identifier, isoFromMillis, NonNegativeInt } from "./primitives.ts"
+import { Identifier, isoFromMillis, MAX_EPOCH_MILLIS, NonNegativeInt } from "./primitives.ts"
 
 /**
  * One element of a HubSpot webhook batch (Webhooks API v3 subscriptions). HubSpot always posts a
@@ -11,7 +11,7 @@ export const HubSpotEvent = Schema.Struct({
   subscriptionId: NonNegativeInt,
   portalId: NonNegativeInt,
   appId: Schema.optionalKey(NonNegativeInt),
-  occurredAt: NonNegativeInt.annotate({ description: "epoch milliseconds" }),
+  occurredAt: NonNegativeInt.check(Schema.isLessThanOrEqualTo(MAX_EPOCH_MILLIS)).annotate({ description: "epoch milliseconds" }),
   subscriptionType: Identifier,
   attemptNumber: NonNegativeInt,
   objectId: Schema.optionalKey(NonNegativeInt),

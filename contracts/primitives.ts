@@ -20,9 +20,28 @@ export const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 export const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
 export const NonNegativeNumber = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
 export const Percentage = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(100))
-export const Identifier = Schema.NonEmptyString.check(Schema.isMaxLength(200))
+const hasControlCharacter = (value: string): boolean => {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i)
+    if (code < 0x20 || code === 0x7f) return true
+  }
+  return false
+}
+
+/**
+ * An id or name as senders send them: 1 to 200 characters, no control characters and no
+ * surrounding whitespace, because ids become NATS message ids and header values.
+ */
+export const Identifier = Schema.String.check(
+  Schema.makeFilter((value: string) => value.length > 0 && value.length <= 200 && value.trim() === value && !hasControlCharacter(value), {
+    message: "Expected 1 to 200 characters without control characters or surrounding spaces"
+  })
+)
 /** An id a sender may send as a string or an integer. */
 export const IdLike = Schema.Union([Identifier, Schema.Int])
+
+/** The last millisecond of 9999-12-31, the largest time ISO 8601 dates in four digits can show. */
+export const MAX_EPOCH_MILLIS = 253_402_300_799_999
 
 /** Epoch milliseconds to ISO 8601 UTC. */
 export const isoFromMillis = (millis: number): string => new Date(millis).toISOString()

@@ -1,7 +1,8 @@
 import { Effect, Schema } from "effect"
 import { issuesOf } from "../contracts/issues.ts"
-import { contractNames, defaultSources, SCHEMES, type SourceDefinition } from "../contracts/sources.ts"
+import { contractNames, defaultSources, type Scheme, SCHEMES, type SourceDefinition } from "../contracts/sources.ts"
 import { EdgeMisconfigured } from "./errors.ts"
+import { standardWebhooksKey } from "./verify/standard-webhooks.ts"
 
 const HubSpotVersion = Schema.Literals(["v1", "v2", "v3"])
 
@@ -73,17 +74,47 @@ const parseVersions = (value: string | undefined): Effect.Effect<ReadonlyArray<"
     : Effect.succeed(versions as ReadonlyArray<"v1" | "v2" | "v3">)
 }
 
-/** Reads and checks the Worker's settings; any mistake names the setting and the accepted form. */
+/** Settings whose values must never appear in an answer or a log line. */
+const SECRET_SETTINGS = ["WEBHOOK_SECRETS", "NATS_PASSWORD"]
+
+/** What each scheme needs of a secret, checked at load so a bad one fails closed with 503, not 401. */
+const secretProblem = (scheme: Scheme, secret: string): string | undefined => {
+  switch (scheme) {
+    case "standard-webhooks": {
+      const key = standardWebhooksKey(secret)
+      return key === undefined || key.length < 16 ? "must be whsec_ followed by standard base64 of at least 16 bytes" : undefined
+    }
+    case "basic":
+      return secret.indexOf(":") > 0 ? undefined : "must be user:password"
+    case "bearer":
+      return secret.length >= 16 ? undefined : "must be a token of at least 16 characters"
+    case "hubspot":
+    case "hub-signature-256":
+      return secret.length >= 8 ? undefined : "must be at least 8 characters"
+  }
+}
+
+/** Reads and checks the Worker's settings; any mistake names the setting and the accepted form, never a secret. */
 export const loadEdgeConfig = (env: Record<string, unknown>): Effect.Effect<EdgeConfig, EdgeMisconfigured> =>
   Effect.gen(function* () {
     const input = Object.fromEntries(Object.entries(env).filter(([, value]) => typeof value === "string"))
+    const redacted = Object.fromEntries(Object.entries(input).map(([name, value]) => [name, SECRET_SETTINGS.includes(name) ? "<redacted>" : value]))
     const settings = yield* Effect.mapError(
       Schema.decodeUnknownEffect(EdgeSettings, { errors: "all", onExcessProperty: "ignore" })(input),
-      (error) => new EdgeMisconfigured({ reason: `invalid settings: ${issuesOf(error, input).map((i) => `${i.path.replace(/^\$\./, "")}: ${i.message}`).join("; ")}` })
+      (error) => new EdgeMisconfigured({ reason: `invalid settings: ${issuesOf(error, redacted).map((i) => `${i.path.replace(/^\$\./, "")}: ${i.message}`).join("; ")}` })
     )
     const hubspotVersions = yield* parseVersions(settings.HUBSPOT_SIGNATURE_VERSIONS)
     const secrets = settings.WEBHOOK_SECRETS ?? {}
-    const definitions = { ...defaultSources, ...(settings.SOURCES ?? {}) }
+    const definitions: Record<string, SourceDefinition & { hubspotVersions?: ReadonlyArray<"v1" | "v2" | "v3"> }> = { ...defaultSources, ...(settings.SOURCES ?? {}) }
+    const problems = Object.entries(secrets).flatMap(([name, list]) => {
+      const definition = definitions[name]
+      if (definition === undefined) return [`WEBHOOK_SECRETS names ${JSON.stringify(name)}, which is not a source; declare it in SOURCES`]
+      return list.flatMap((secret, index) => {
+        const problem = secretProblem(definition.scheme, secret)
+        return problem === undefined ? [] : [`WEBHOOK_SECRETS.${name}[${index}] (${definition.scheme}) ${problem}`]
+      })
+    })
+    if (problems.length > 0) return yield* new EdgeMisconfigured({ reason: `invalid settings: ${problems.join("; ")}` })
     const sources = new Map<string, EdgeSource>(
       Object.entries(definitions).map(([name, definition]) => [
         name,
@@ -92,7 +123,7 @@ export const loadEdgeConfig = (env: Record<string, unknown>): Effect.Effect<Edge
           contract: definition.contract,
           scheme: definition.scheme,
           secrets: secrets[name] ?? [],
-          hubspotVersions: ("hubspotVersions" in definition ? definition.hubspotVersions : undefined) ?? hubspotVersions
+          hubspotVersions: definition.hubspotVersions ?? hubspotVersions
         }
       ])
     )

@@ -1,9 +1,10 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { loadEdgeConfig } from "./config.ts"
+import { describeError, EdgeMisconfigured } from "./errors.ts"
 import { findSource } from "./ingest.ts"
 
-const base = { NATS_WS_URL: "ws://127.0.0.1:4223", WEBHOOK_SECRETS: JSON.stringify({ hubspot: ["s"] }) }
+const base = { NATS_WS_URL: "ws://127.0.0.1:4223", WEBHOOK_SECRETS: JSON.stringify({ hubspot: ["hubspot-client-secret"] }) }
 
 const failure = (env: Record<string, unknown>) =>
   Effect.runPromise(
@@ -27,6 +28,25 @@ describe("the edge's settings", () => {
     expect(await failure({ ...base, WEBHOOK_SECRETS: "{hubspot" })).toMatch(/WEBHOOK_SECRETS/)
     expect(await failure({ ...base, HUBSPOT_SIGNATURE_VERSIONS: "v4" })).toMatch(/HUBSPOT_SIGNATURE_VERSIONS must list v1, v2 and\/or v3/)
     expect(await failure({ ...base, SOURCES: JSON.stringify({ east: { contract: "warehouse", scheme: "md5" } }) })).toMatch(/SOURCES/)
+  })
+
+  it("never repeat a secret in the error, even when its JSON is broken", async () => {
+    const reason = await failure({ ...base, WEBHOOK_SECRETS: '{"hubspot":["hs-client-secret-abcdef0123"' , NATS_PASSWORD: "" })
+    expect(reason).toMatch(/WEBHOOK_SECRETS/)
+    expect(reason).not.toMatch(/abcdef0123/)
+  })
+
+  it("check each secret against its source's scheme", async () => {
+    const secrets = (value: Record<string, ReadonlyArray<string>>) => failure({ ...base, WEBHOOK_SECRETS: JSON.stringify(value) })
+    expect(await secrets({ erasure: ["whsec_not-standard-base64_"] })).toMatch(/WEBHOOK_SECRETS.erasure\[0\] \(standard-webhooks\) must be whsec_ followed by standard base64/)
+    expect(await secrets({ erasure: ["whsec_"] })).toMatch(/at least 16 bytes/)
+    expect(await secrets({ aloware: ["short"] })).toMatch(/WEBHOOK_SECRETS.aloware\[0\] \(bearer\) must be a token of at least 16 characters/)
+    expect(await secrets({ nosuch: ["a-long-enough-secret"] })).toMatch(/names "nosuch", which is not a source; declare it in SOURCES/)
+    expect(await secrets({ erasure: ["whsec_" + Buffer.from("sixteen byte key").toString("base64")] })).toBe("loaded")
+  })
+
+  it("are answered 503 with Retry-After when wrong, so senders retry once an operator fixed them", () => {
+    expect(describeError(new EdgeMisconfigured({ reason: "x" }))).toMatchObject({ status: 503, retryable: true, body: { error: "edge_misconfigured" } })
   })
 
   it("add operator-declared sources beside the defaults", async () => {

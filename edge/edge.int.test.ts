@@ -138,6 +138,26 @@ describe("requests the edge refuses", () => {
         return post({ body: bad, headers: signed(bad) })
       }
     },
+    {
+      name: "a batch whose events reuse a key with different content",
+      status: 422,
+      error: "contract_violation",
+      message: /in 1 place\(s\)/,
+      request: () => {
+        const [a, b] = erasureEvents(2, { firstId: 8000 })
+        return postSigned(stack.edge.url, "erasure", [a, { ...b, id: a?.id }], stack.secrets.erasure as string)
+      }
+    },
+    {
+      name: "a batch with an event id a log header cannot carry",
+      status: 422,
+      error: "contract_violation",
+      message: /in 1 place\(s\)/,
+      request: () => {
+        const events = erasureEvents(5, { firstId: 8100 })
+        return postSigned(stack.edge.url, "erasure", events.map((event, i) => (i === 3 ? { ...event, id: "era_bad\nid" } : event)), stack.secrets.erasure as string)
+      }
+    },
     { name: "an unknown source", status: 404, error: "unknown_source", message: /no webhook source named "nosuch"/, request: () => post({ path: "/v1/hooks/nosuch", body, headers: signed(body) }) },
     { name: "a GET on a hook", status: 405, error: "method_not_allowed", message: /delivered with POST/, request: () => fetch(hubspotUrl()) },
     {

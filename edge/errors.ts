@@ -4,8 +4,7 @@ import { SignatureRejected } from "./verify/signed-request.ts"
 
 /** `:source` names no configured source. */
 export class UnknownSource extends Schema.TaggedError<UnknownSource>()("UnknownSource", {
-  source: Schema.String,
-  known: Schema.Array(Schema.String)
+  source: Schema.String
 }) {}
 
 export class UnsupportedMediaType extends Schema.TaggedError<UnsupportedMediaType>()("UnsupportedMediaType", {
@@ -37,14 +36,16 @@ export interface ErrorBody {
   readonly error: string
   readonly message: string
   readonly issues?: ReadonlyArray<{ readonly path: string; readonly message: string }>
-  readonly known_sources?: ReadonlyArray<string>
 }
 
-/** The status and body the sender gets for each error; our own failures are always 503 with Retry-After. */
-export const describeError = (error: EdgeError): { status: number; retryable: boolean; body: ErrorBody } => {
+/**
+ * The status and body the sender gets for each error; our own failures are always 503 with
+ * Retry-After. `detail` is for the edge's log only: it may name internals the sender must not see.
+ */
+export const describeError = (error: EdgeError): { status: number; retryable: boolean; body: ErrorBody; detail?: string } => {
   switch (error._tag) {
     case "UnknownSource":
-      return { status: 404, retryable: false, body: { error: "unknown_source", message: `no webhook source named ${JSON.stringify(error.source)}`, known_sources: error.known } }
+      return { status: 404, retryable: false, body: { error: "unknown_source", message: `no webhook source named ${JSON.stringify(error.source)}` } }
     case "UnsupportedMediaType":
       return { status: 415, retryable: false, body: { error: "unsupported_media_type", message: `Content-Type must be application/json, got ${JSON.stringify(error.contentType)}` } }
     case "PayloadTooLarge":
@@ -60,7 +61,15 @@ export const describeError = (error: EdgeError): { status: number; retryable: bo
         body: { error: "contract_violation", message: `the body breaks the source's contract in ${error.issues.length} place(s)`, issues: error.issues }
       }
     case "LogUnavailable":
-      return { status: 503, retryable: true, body: { error: "log_unavailable", message: `the event log did not acknowledge in time (${error.reason}); nothing was lost, retry later` } }
+      return {
+        status: 503,
+        retryable: true,
+        body: {
+          error: "log_unavailable",
+          message: "the event log did not acknowledge every event in time; retry the same request later: events already appended are recognised by their keys and counted once"
+        },
+        detail: error.reason
+      }
     case "EdgeMisconfigured":
       return { status: 503, retryable: true, body: { error: "edge_misconfigured", message: error.reason } }
   }

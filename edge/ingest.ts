@@ -1,9 +1,19 @@
 import { Effect } from "effect"
-import { contracts } from "../contracts/sources.ts"
+import { requireDistinctKeys } from "../contracts/contract.ts"
+import { contracts, type Scheme } from "../contracts/sources.ts"
 import type { EdgeConfig, EdgeSource } from "./config.ts"
 import { EdgeMisconfigured, type EdgeError, LogUnavailable, MalformedBody, PayloadTooLarge, UnknownSource, UnsupportedMediaType } from "./errors.ts"
 import { type LogMessage, type LogReceipt, toLogMessages } from "./log-message.ts"
-import { type SignedRequest, verifiers } from "./verify/index.ts"
+import { verifiers } from "./verify/index.ts"
+
+/** Schemes whose proof covers the body; the others are checked before the body is read. */
+const SIGNS_BODY: Readonly<Record<Scheme, boolean>> = {
+  hubspot: true,
+  "standard-webhooks": true,
+  "hub-signature-256": true,
+  bearer: false,
+  basic: false
+}
 
 /** Appends messages to the log; the Worker's implementation goes through the Durable Object. */
 export type AppendToLog = (messages: ReadonlyArray<LogMessage>) => Effect.Effect<ReadonlyArray<LogReceipt>, LogUnavailable>
@@ -18,7 +28,7 @@ export interface Accepted {
 
 export const findSource = (config: EdgeConfig, name: string): Effect.Effect<EdgeSource, UnknownSource | EdgeMisconfigured> => {
   const source = config.sources.get(name)
-  if (source === undefined) return Effect.fail(new UnknownSource({ source: name, known: [...config.sources.keys()].sort() }))
+  if (source === undefined) return Effect.fail(new UnknownSource({ source: name }))
   if (source.secrets.length === 0)
     return Effect.fail(new EdgeMisconfigured({ reason: `source ${JSON.stringify(name)} has no secret configured (WEBHOOK_SECRETS); refusing unauthenticated events` }))
   return Effect.succeed(source)
@@ -94,14 +104,21 @@ export const ingestWebhook = (
   Effect.gen(function* () {
     const source = yield* findSource(config, sourceName)
     yield* requireJson(request.headers.get("content-type"))
-    const body = yield* readBody(request, config.maxBodyBytes)
     const { pathname, search } = new URL(request.url)
     const url = config.publicBaseUrl === undefined ? request.url : `${config.publicBaseUrl}${pathname}${search}`
-    const signed: SignedRequest = { method: request.method, url, headers: request.headers, body }
-    yield* verifiers[source.scheme](signed, source.secrets, { toleranceMs: config.toleranceMs, now: now(), hubspotVersions: source.hubspotVersions })
+    const verify = (body: Uint8Array<ArrayBuffer>) =>
+      verifiers[source.scheme]({ method: request.method, url, headers: request.headers, body }, source.secrets, {
+        toleranceMs: config.toleranceMs,
+        now: now(),
+        hubspotVersions: source.hubspotVersions
+      })
+    const credentialOnly = !SIGNS_BODY[source.scheme]
+    if (credentialOnly) yield* verify(new Uint8Array(0))
+    const body = yield* readBody(request, config.maxBodyBytes)
+    if (!credentialOnly) yield* verify(body)
     const json = yield* parseJson(body)
     const contract = contracts[source.contract]
-    const events = yield* contract.split(json)
+    const events = yield* Effect.flatMap(contract.split(json), (split) => requireDistinctKeys(split, Array.isArray(json)))
     const traceId = traceIdOf(request.headers)
     const receipts = yield* appendToLog(toLogMessages(source.name, contract, events, { receivedAt: new Date(now()).toISOString(), traceId }))
     return {

@@ -52,15 +52,21 @@ export class LogPublisher extends DurableObject<EdgeEnv> {
     connection.then((nc) => nc.close()).catch(() => undefined)
   }
 
-  /** Appends every message and resolves once JetStream acknowledged all of them. */
+  /**
+   * Appends every message and resolves once JetStream acknowledged all of them. Headers are built
+   * before anything is sent, so a message that cannot be encoded fails the call with nothing appended.
+   */
   async append(messages: ReadonlyArray<LogMessage>, options: ConnectOptions & { readonly publishTimeoutMs: number }): Promise<ReadonlyArray<LogReceipt>> {
+    const prepared = messages.map((message) => {
+      const headers = natsHeaders()
+      for (const [name, value] of Object.entries(message.headers)) headers.set(name, value)
+      return { message, headers }
+    })
     const connection = this.openConnection(options)
     try {
       const js = jetstream(await connection, { timeout: options.publishTimeoutMs })
       return await Promise.all(
-        messages.map(async (message) => {
-          const headers = natsHeaders()
-          for (const [name, value] of Object.entries(message.headers)) headers.set(name, value)
+        prepared.map(async ({ message, headers }) => {
           const ack = await js.publish(message.subject, message.data, {
             msgID: message.msgId,
             headers,

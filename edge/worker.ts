@@ -32,13 +32,15 @@ const connectOptions = (config: EdgeConfig): ConnectOptions => ({
 const publisher = (env: EdgeEnv, config: EdgeConfig) =>
   env.LOG_PUBLISHER.get(env.LOG_PUBLISHER.idFromName(`publisher-${Math.floor(Math.random() * config.publisherShards)}`))
 
-const errorResponse = (error: EdgeError, retryAfterSeconds: number, traceId?: string): Response => {
-  const { status, retryable, body } = describeError(error)
+const errorResponse = (error: EdgeError, retryAfterSeconds: number): Response => {
+  const { status, retryable, body, detail } = describeError(error)
   const headers: Record<string, string> = { "content-type": "application/json" }
   if (retryable) headers["retry-after"] = String(retryAfterSeconds)
-  if (error._tag === "UnknownSource" || status >= 500) logEvent(status >= 500 ? "error" : "warn", "webhook rejected", { status, error: body.error, reason: body.message, traceId })
+  if (error._tag === "UnknownSource" || status >= 500) logEvent(status >= 500 ? "error" : "warn", "webhook rejected", { status, error: body.error, reason: detail ?? body.message })
   return new Response(JSON.stringify(body), { status, headers })
 }
+
+const HEALTH_RETRY_AFTER_SECONDS = 5
 
 /** Retry-After while the settings themselves are broken: an operator has to act first. */
 const MISCONFIGURED_RETRY_AFTER_SECONDS = 60
@@ -54,7 +56,7 @@ app.get("/healthz", async (c) => {
   const exit = await Effect.runPromise(Effect.result(program))
   return exit._tag === "Success"
     ? c.json(exit.success)
-    : c.json({ status: "unavailable", reason: describeError(exit.failure).body.message }, 503, { "retry-after": "5" })
+    : c.json({ status: "unavailable", reason: describeError(exit.failure).body.message }, 503, { "retry-after": String(HEALTH_RETRY_AFTER_SECONDS) })
 })
 
 app.post("/v1/hooks/:source", async (c) => {
@@ -80,7 +82,7 @@ app.notFound((c) => c.json({ error: "not_found", message: `no route for ${c.req.
 
 app.onError((error, c) => {
   logEvent("error", "unhandled edge failure", { error: error instanceof Error ? error.stack ?? error.message : String(error) })
-  return c.json({ error: "internal", message: "the edge failed on its side; nothing was appended, retry later" }, 500, { "retry-after": "10" })
+  return c.json({ error: "internal", message: "the edge failed on its side; retry the same request later" }, 503, { "retry-after": "10" })
 })
 
 export default app

@@ -14,12 +14,26 @@ export const concatBytes = (...parts: ReadonlyArray<Uint8Array>): Uint8Array<Arr
   return out
 }
 
-export const hmacSha256 = async (key: Uint8Array<ArrayBuffer>, data: Uint8Array<ArrayBuffer>): Promise<Uint8Array> => {
-  const cryptoKey = await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"])
-  return new Uint8Array(await crypto.subtle.sign("HMAC", cryptoKey, data))
+/** Secrets are few and long-lived: keep their imported keys and digests for the isolate's life. */
+const MAX_CACHED = 256
+const cached = <V>(cache: Map<string, V>, id: string, make: () => V): V => {
+  let value = cache.get(id)
+  if (value === undefined) {
+    if (cache.size >= MAX_CACHED) cache.clear()
+    value = make()
+    cache.set(id, value)
+  }
+  return value
 }
+const hmacKeys = new Map<string, Promise<CryptoKey>>()
+const secretDigests = new Map<string, Promise<Uint8Array>>()
 
 export const sha256 = async (data: Uint8Array<ArrayBuffer>): Promise<Uint8Array> => new Uint8Array(await crypto.subtle.digest("SHA-256", data))
+
+export const hmacSha256 = async (key: Uint8Array<ArrayBuffer>, data: Uint8Array<ArrayBuffer>): Promise<Uint8Array> => {
+  const cryptoKey = await cached(hmacKeys, toHex(key), () => crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]))
+  return new Uint8Array(await crypto.subtle.sign("HMAC", cryptoKey, data))
+}
 
 /** Compares in time that depends only on the length, never on where the bytes differ. */
 export const timingSafeEqual = (a: Uint8Array, b: Uint8Array): boolean => {
@@ -31,7 +45,7 @@ export const timingSafeEqual = (a: Uint8Array, b: Uint8Array): boolean => {
 
 /** Compares two secrets of any length in constant time by comparing their digests. */
 export const secretsEqual = async (given: string, expected: string): Promise<boolean> =>
-  timingSafeEqual(await sha256(utf8(given)), await sha256(utf8(expected)))
+  timingSafeEqual(await sha256(utf8(given)), await cached(secretDigests, expected, () => sha256(utf8(expected))))
 
 export const toHex = (bytes: Uint8Array): string => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")
 

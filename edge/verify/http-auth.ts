@@ -1,5 +1,5 @@
 import { Effect } from "effect"
-import { secretsEqual } from "./crypto.ts"
+import { fromBase64, secretsEqual } from "./crypto.ts"
 import { type SignedRequest, SignatureRejected, type Verified } from "./signed-request.ts"
 import { firstMatchingSecret, requireHeader } from "./timestamp.ts"
 
@@ -20,11 +20,13 @@ export const verifyBearer = (request: SignedRequest, secrets: ReadonlyArray<stri
 /** `Authorization: Basic base64(user:password)`; each secret is `user:password`. */
 export const verifyBasic = (request: SignedRequest, secrets: ReadonlyArray<string>): Effect.Effect<Verified, SignatureRejected> =>
   Effect.flatMap(credential(request, "Basic"), (token) => {
+    const bytes = fromBase64(token)
     let decoded: string
     try {
-      decoded = atob(token)
+      if (bytes === undefined) throw new Error("not base64")
+      decoded = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes)
     } catch {
-      return Effect.fail(new SignatureRejected({ reason: "Authorization Basic credentials are not base64" }))
+      return Effect.fail(new SignatureRejected({ reason: "Authorization Basic credentials are not base64 of UTF-8 user:password" }))
     }
     return firstMatchingSecret(secrets, (secret) => secretsEqual(decoded, secret), "the basic credentials match no configured user")
   })

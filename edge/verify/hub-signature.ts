@@ -5,7 +5,8 @@ import { firstMatchingSecret, requireHeader } from "./timestamp.ts"
 
 /**
  * GitHub-style `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`. The scheme has no
- * timestamp, so a captured request replays; the log's message id makes the replay a duplicate.
+ * timestamp, so a captured request can be replayed: inside the stream's duplicate window JetStream
+ * drops it by message id, later the consumers' durable dedupe keys do. Prefer Standard Webhooks.
  */
 export const verifyHubSignature256 = (request: SignedRequest, secrets: ReadonlyArray<string>): Effect.Effect<Verified, SignatureRejected> =>
   Effect.gen(function* () {

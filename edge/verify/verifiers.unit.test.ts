@@ -43,6 +43,14 @@ describe("HubSpot v1 and v2, against HubSpot's published examples", () => {
     expect(await outcome(verifyHubSpot(request(headers, v1Body.replace('"objectId":123', '"objectId":124')), [secret], options))).toMatch(/does not match/)
   })
 
+  it("accepts the v1 and v2 signatures of HubSpot's SDK test vectors (69fc6631…, 4fe4e3a7…)", async () => {
+    const body = "{'example_field':'example_value'}"
+    const v1 = { "X-HubSpot-Signature": "69fc6631a867edd4f9e9e627fc5c1148e3fbdd8b21837b6d2b8901c1fa57f750", "X-HubSpot-Signature-Version": "v1" }
+    const v2 = { "X-HubSpot-Signature": "4fe4e3a7d3cf09db53be39d0a58130e2aaba074ec123a9e355b876a689a1c383", "X-HubSpot-Signature-Version": "v2" }
+    expect(await outcome(verifyHubSpot(request(v1, body, "https://www.example.com/webhook_uri"), [secret], options))).toBe("verified")
+    expect(await outcome(verifyHubSpot(request(v2, body, "https://www.example.com/webhook_uri"), [secret], options))).toBe("verified")
+  })
+
   it("refuses v1 and v2 where the source accepts only v3, saying why", async () => {
     const headers = signHubSpotLegacy(secret, "v1", "POST", "", v1Body)
     expect(await outcome(verifyHubSpot(request(headers, v1Body), [secret], { ...options, hubspotVersions: ["v3"] }))).toMatch(/carry no timestamp and are not accepted/)
@@ -50,6 +58,13 @@ describe("HubSpot v1 and v2, against HubSpot's published examples", () => {
 })
 
 describe("HubSpot v3", () => {
+  it("accepts the v3 signature of HubSpot's SDK test vector (HPW73RUt…), signed at 15000000 ms", async () => {
+    const headers = { "X-HubSpot-Signature-v3": "HPW73RUtKmcYoEDADG0s6MmGFWUzWJKAW07r8RDgcQw=", "X-HubSpot-Request-Timestamp": "15000000" }
+    const vector = request(headers, "{'example_field':'example_value'}", "https://www.example.com/webhook_uri")
+    expect(await outcome(verifyHubSpot(vector, ["yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"], { ...options, now: 15_000_000 + 60_000 }))).toBe("verified")
+    expect(await outcome(verifyHubSpot(vector, ["yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"], { ...options, now: 15_000_000 + 300_001 }))).toMatch(/s old/)
+  })
+
   const secret = "client-secret-1"
   const url = "https://hooks.example.com/v1/hooks/hubspot?portal=62515"
   const body = '[{"eventId":7,"subscriptionId":1,"portalId":62515,"occurredAt":1737000000000,"subscriptionType":"deal.creation","attemptNumber":0}]'
@@ -168,8 +183,10 @@ describe("Standard Webhooks v1", () => {
 
   it("rejects a truncated signature", async () => {
     const headers = { ...signStandardWebhook(secret, id, NOW / 1000, body) }
-    headers["webhook-signature"] = (headers["webhook-signature"] as string).slice(0, 12)
-    expect(await outcome(verifyStandardWebhook(request(headers, body), [secret], options))).toMatch(/rejected/)
+    headers["webhook-signature"] = (headers["webhook-signature"] as string).slice(0, 11)
+    expect(await outcome(verifyStandardWebhook(request(headers, body), [secret], options))).toBe("rejected: webhook-signature does not match the body with any configured secret")
+    headers["webhook-signature"] = "v1,"
+    expect(await outcome(verifyStandardWebhook(request(headers, body), [secret], options))).toBe("rejected: webhook-signature does not match the body with any configured secret")
   })
 })
 
@@ -208,6 +225,7 @@ describe("Bearer and Basic", () => {
 
   it("accepts configured basic credentials and rejects others", async () => {
     expect(await outcome(verifyBasic(request(basic("aloware", "pw"), "{}"), ["aloware:pw"]))).toBe("verified")
+    expect(await outcome(verifyBasic(request(basic("aloware", "pässwörd"), "{}"), ["aloware:pässwörd"]))).toBe("verified")
     expect(await outcome(verifyBasic(request(basic("aloware", "px"), "{}"), ["aloware:pw"]))).toMatch(/match no configured user/)
   })
 })
