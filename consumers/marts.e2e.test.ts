@@ -1,0 +1,177 @@
+import { headers as natsHeaders, type NatsConnection } from "@nats-io/nats-core"
+import { jetstream } from "@nats-io/jetstream"
+import postgres from "postgres"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { LogHeaders } from "../contracts/log.ts"
+import { connectProjector } from "../infra/local/projector.ts"
+import { alowareCall, erasureEvents, hubspotBatch, postSigned } from "../infra/local/samples.ts"
+import { type EdgeStack, startEdgeStack } from "../infra/local/stack.ts"
+import { createDatabase, type PostgresServer, startPostgres } from "../infra/postgres/database.ts"
+import { crmProjection } from "../projections/crm.ts"
+import { warehouseProjection } from "../projections/warehouse.ts"
+import type { Projection } from "../projections/projection.ts"
+import { runLive } from "./runtime.ts"
+
+let stack: EdgeStack
+let pg: PostgresServer
+let database: { url: string; drop: () => Promise<void> }
+let sql: postgres.Sql
+let projector: NatsConnection
+const stop = new AbortController()
+const running: Array<Promise<void>> = []
+const waiters: Array<{ projection: string; seq: number; resolve: () => void }> = []
+const checkpoints = new Map<string, number>()
+
+/** Resolves once `projection` has committed every event up to the stream's current head. */
+const caughtUp = async (projection: Projection) => {
+  const head = (await stack.jsm.streams.info(`INGEST_${projection.domain.toUpperCase()}`)).state.last_seq
+  if ((checkpoints.get(projection.name) ?? 0) >= head) return
+  await new Promise<void>((resolve) => waiters.push({ projection: projection.name, seq: head, resolve }))
+}
+
+const start = (projection: Projection) =>
+  running.push(
+    runLive({
+      sql,
+      nc: projector,
+      projection,
+      batchSize: 200,
+      fetchWaitMs: 1000,
+      signal: stop.signal,
+      onBatch: (result) => {
+        checkpoints.set(projection.name, result.checkpoint)
+        for (const waiter of waiters.filter((w) => w.projection === projection.name && w.seq <= result.checkpoint)) {
+          waiters.splice(waiters.indexOf(waiter), 1)
+          waiter.resolve()
+        }
+      }
+    })
+  )
+
+beforeAll(async () => {
+  stack = await startEdgeStack()
+  pg = await startPostgres()
+  database = await createDatabase(pg.url)
+  sql = postgres(database.url, { onnotice: () => {}, max: 4 })
+  projector = await connectProjector(stack.nats)
+  start(warehouseProjection)
+  start(crmProjection)
+})
+
+afterAll(async () => {
+  stop.abort()
+  await Promise.all(running)
+  await projector?.close()
+  await sql?.end()
+  await database?.drop()
+  await pg?.dispose()
+  await stack?.dispose()
+})
+
+const plain = <T>(rows: ReadonlyArray<T>) => JSON.parse(JSON.stringify(rows)) as Array<T>
+
+describe("warehouse marts from signed erasure webhooks", () => {
+  it("hold exactly the day's counts, per engineer and device type", async () => {
+    const events = [
+      ...erasureEvents(12, { firstId: 1, day: "2025-01-15" }),
+      { id: "intake_1", type: "intake.booked_in", timestamp: "2025-01-15T07:30:00Z", data: { count: 30 } },
+      { id: "qa_1", type: "qa.completed", timestamp: "2025-01-15T17:00:00Z", data: { count: 7 } },
+      { id: "qa_2", type: "qa.completed", timestamp: "2025-01-16T09:00:00Z", data: { count: 4 } }
+    ]
+    const response = await postSigned(stack.edge.url, "erasure", events, stack.secrets.erasure as string)
+    expect(response.status).toBe(202)
+    await caughtUp(warehouseProjection)
+
+    expect(plain(await sql`SELECT to_char(date, 'YYYY-MM-DD') AS date, booked_in, erased, qa FROM mart.daily_stats ORDER BY date`)).toEqual([
+      { date: "2025-01-15", booked_in: 30, erased: 6, qa: 7 },
+      { date: "2025-01-16", booked_in: 0, erased: 0, qa: 4 }
+    ])
+    expect(plain(await sql`SELECT initials, count FROM mart.engineer_stats ORDER BY initials`)).toEqual([
+      { initials: "AK", count: 2 },
+      { initials: "JD", count: 2 },
+      { initials: "MR", count: 2 }
+    ])
+    expect(plain(await sql`SELECT initials, device_type, count FROM mart.engineer_stats_type ORDER BY initials`)).toEqual([
+      { initials: "AK", device_type: "laptops_desktops", count: 2 },
+      { initials: "JD", device_type: "servers", count: 2 },
+      { initials: "MR", device_type: "laptops_desktops", count: 2 }
+    ])
+    const erasures = await sql`SELECT event, count(*)::int AS n FROM mart.erasures GROUP BY event ORDER BY event`
+    expect(plain(erasures)).toEqual([
+      { event: "connected", n: 3 },
+      { event: "failure", n: 3 },
+      { event: "success", n: 6 }
+    ])
+    expect(plain(await sql`SELECT event_id, month, initials, job_id, error_type, duration_seconds::int AS duration_seconds FROM mart.erasures WHERE event_id = 'era_3'`)).toEqual([
+      { event_id: "era_3", month: "2025-01", initials: "MR", job_id: "JOB-3", error_type: "drive_locked", duration_seconds: 602 }
+    ])
+  })
+
+  it("count an event appended again after JetStream's duplicate window once", async () => {
+    const [event] = erasureEvents(1, { firstId: 500, day: "2025-01-20" })
+    const js = jetstream(stack.admin)
+    for (const copy of ["first", "after-the-window"]) {
+      const h = natsHeaders()
+      h.set(LogHeaders.source, "erasure")
+      h.set(LogHeaders.type, "erasure.success")
+      h.set(LogHeaders.schema, "warehouse/v1")
+      h.set(LogHeaders.key, "era_500")
+      h.set(LogHeaders.occurredAt, "2025-01-20T08:00:00.000Z")
+      // A different Nats-Msg-Id per copy: what the stream holds once the window has passed.
+      await js.publish("ingest.warehouse.erasure.erasure_success", JSON.stringify(event), { msgID: `erasure:era_500:${copy}`, headers: h })
+    }
+    await caughtUp(warehouseProjection)
+    expect(plain(await sql`SELECT erased FROM mart.daily_stats WHERE date = '2025-01-20'`)).toEqual([{ erased: 1 }])
+    expect(plain(await sql`SELECT count(*)::int AS n FROM mart.erasures WHERE event_id = 'era_500'`)).toEqual([{ n: 1 }])
+  })
+
+  it("dead-letter a poison event with its reason and project the rest of the batch", async () => {
+    const js = jetstream(stack.admin)
+    const [good] = erasureEvents(1, { firstId: 600, day: "2025-01-21" })
+    const h = natsHeaders()
+    h.set(LogHeaders.source, "erasure")
+    h.set(LogHeaders.key, "era_poison")
+    h.set(LogHeaders.schema, "warehouse/v1")
+    await js.publish("ingest.warehouse.erasure.erasure_success", '{"id":"era_poison","type":"erasure.success","timestamp":"2025-01-21T08:00:00Z","data":{}}', { headers: h })
+    const response = await postSigned(stack.edge.url, "erasure", good, stack.secrets.erasure as string)
+    expect(response.status).toBe(202)
+    await caughtUp(warehouseProjection)
+    const dead = await sql`SELECT projection, dedupe_key, reason FROM ingest.dead_letters WHERE dedupe_key = 'erasure:era_poison'`
+    expect(dead).toHaveLength(1)
+    expect(dead[0]).toMatchObject({ projection: "warehouse" })
+    expect(dead[0]?.reason).toMatch(/Missing key/)
+    expect(plain(await sql`SELECT erased FROM mart.daily_stats WHERE date = '2025-01-21'`)).toEqual([{ erased: 1 }])
+  })
+})
+
+describe("crm marts from signed HubSpot and Aloware webhooks", () => {
+  it("count each activity once by day, agent and metric, with the seed's metric mapping", async () => {
+    expect((await postSigned(stack.edge.url, "hubspot", hubspotBatch(8, { firstEventId: 1 }), stack.secrets.hubspot as string)).status).toBe(202)
+    const call = alowareCall(4242, "2025-01-15 10:32:00")
+    expect((await postSigned(stack.edge.url, "aloware", call, stack.secrets.aloware as string)).status).toBe(202)
+    const summary = { ...call, event: "Call Summarized", data: { ...call.data, updated_at: "2025-01-15 10:40:00" } }
+    expect((await postSigned(stack.edge.url, "aloware", summary, stack.secrets.aloware as string)).status).toBe(202)
+    const text = { event: "Text Sent", data: { id: 77, type: "text", direction: "outbound", user_id: 17, user_name: "Dana Agent", created_at: "2025-01-15 15:00:00" } }
+    expect((await postSigned(stack.edge.url, "aloware", text, stack.secrets.aloware as string)).status).toBe(202)
+    await caughtUp(crmProjection)
+
+    expect(plain(await sql`SELECT date_key, agent_id, metric_id, event_count FROM mart.fact_daily_metric ORDER BY date_key, agent_id, metric_id`)).toEqual([
+      { date_key: 20250115, agent_id: "aloware:17", metric_id: "CALLS", event_count: 1 },
+      { date_key: 20250115, agent_id: "aloware:17", metric_id: "TEXTS", event_count: 1 },
+      { date_key: 20250116, agent_id: "unassigned", metric_id: "CASES", event_count: 2 },
+      { date_key: 20250116, agent_id: "unassigned", metric_id: "CONTACTS", event_count: 2 },
+      { date_key: 20250116, agent_id: "unassigned", metric_id: "DEALS", event_count: 2 }
+    ])
+    expect(plain(await sql`SELECT shift_id, count(*)::int AS n FROM mart.fact_event GROUP BY shift_id ORDER BY shift_id`)).toEqual([
+      { shift_id: "EARLY", n: 1 },
+      { shift_id: "LATE", n: 1 },
+      { shift_id: "NIGHT", n: 6 }
+    ])
+    expect(plain(await sql`SELECT agent_id, agent_name FROM mart.dim_agent WHERE agent_id = 'aloware:17'`)).toEqual([{ agent_id: "aloware:17", agent_name: "Dana Agent" }])
+    expect(plain(await sql`SELECT date_key, day_name, quarter, is_weekend FROM mart.dim_date ORDER BY date_key`)).toEqual([
+      { date_key: 20250115, day_name: "Wednesday", quarter: 1, is_weekend: false },
+      { date_key: 20250116, day_name: "Thursday", quarter: 1, is_weekend: false }
+    ])
+    expect((await sql`SELECT metric_id FROM mart.dim_metric ORDER BY metric_id`).map((row) => row.metric_id)).toEqual(["CALLS", "CASES", "CONTACTS", "DEALS", "EMAILS", "INBOUND_CALLS", "TEXTS"])
+  })
+})

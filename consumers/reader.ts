@@ -1,0 +1,67 @@
+import { AckPolicy, type Consumer, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream"
+import { nanos } from "@nats-io/nats-core"
+import { domainSubjects, LogHeaders, messageIdFor, streamFor } from "../contracts/log.ts"
+import type { Projection } from "../projections/projection.ts"
+import type { ReadEvent } from "./apply.ts"
+import type { Generation } from "./registry.ts"
+
+/** The durable consumer through which one generation of a projection reads its domain's stream. */
+export const consumerName = (projection: Projection, generation: Generation): string => `proj_${projection.name}_g${generation.generation}`
+
+/**
+ * (Re)creates the generation's durable pull consumer to deliver from `checkpoint + 1`: Postgres
+ * holds the position, so the consumer always starts where the last committed batch ended.
+ */
+export const openConsumer = async (js: JetStreamClient, jsm: JetStreamManager, projection: Projection, generation: Generation, checkpoint: number): Promise<Consumer> => {
+  const stream = streamFor(projection.domain)
+  const name = consumerName(projection, generation)
+  await jsm.consumers.delete(stream, name).catch(() => undefined)
+  await jsm.consumers.add(stream, {
+    durable_name: name,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: nanos(60_000),
+    max_ack_pending: 20_000,
+    filter_subject: domainSubjects(projection.domain),
+    ...(checkpoint > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: checkpoint + 1 } : { deliver_policy: DeliverPolicy.All })
+  })
+  return js.consumers.get(stream, name)
+}
+
+export const deleteConsumer = (jsm: JetStreamManager, projection: Projection, generation: Generation): Promise<boolean> =>
+  jsm.consumers.delete(streamFor(projection.domain), consumerName(projection, generation)).catch(() => false)
+
+/** Up to `max` messages, waiting at most `expiresMs` (at least 1 s, the server's floor) to fill the batch. */
+export const fetchBatch = async (consumer: Consumer, max: number, expiresMs: number): Promise<Array<JsMsg>> => {
+  const messages: Array<JsMsg> = []
+  for await (const message of await consumer.fetch({ max_messages: max, expires: Math.max(1000, expiresMs) })) messages.push(message)
+  return messages
+}
+
+const parse = (text: string): unknown => {
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return undefined
+  }
+}
+
+/** A log message as the projection sees it; the dedupe key is the edge's `<source>:<natural key>`. */
+export const toReadEvent = (message: JsMsg): ReadEvent => {
+  const headers: Record<string, string> = {}
+  for (const [name, values] of message.headers ?? []) headers[name] = values[0] ?? ""
+  const source = headers[LogHeaders.source] ?? message.subject.split(".")[2] ?? "unknown"
+  const key = headers[LogHeaders.key]
+  const data = message.string()
+  return {
+    seq: message.seq,
+    subject: message.subject,
+    source,
+    type: headers[LogHeaders.type] ?? message.subject.split(".")[3] ?? "unknown",
+    dedupeKey: key !== undefined && key !== "" ? messageIdFor(source, key) : (headers["Nats-Msg-Id"] ?? `seq:${message.seq}`),
+    occurredAt: headers[LogHeaders.occurredAt] ?? new Date(message.info.timestampNanos / 1e6).toISOString(),
+    schema: headers[LogHeaders.schema] ?? "unknown",
+    payload: parse(data),
+    headers,
+    data
+  }
+}

@@ -1,0 +1,101 @@
+import type postgres from "postgres"
+import type { Projection } from "../projections/projection.ts"
+import { qualified, tableDdl } from "../projections/table.ts"
+
+type Sql = postgres.Sql | postgres.TransactionSql
+
+/** The runtime's own tables: which generation of each projection serves readers, and dead letters. */
+export const ensureRegistry = async (sql: postgres.Sql): Promise<void> => {
+  await sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(hashtext('ingest.registry'))`
+    await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ingest`)
+    await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS mart`)
+    await tx.unsafe(`CREATE TABLE IF NOT EXISTS ingest.projections (
+      name text NOT NULL,
+      generation integer NOT NULL,
+      version integer NOT NULL,
+      schema_name text NOT NULL,
+      status text NOT NULL CHECK (status IN ('building', 'active', 'retired')),
+      checkpoint bigint NOT NULL DEFAULT 0,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      activated_at timestamptz,
+      updated_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (name, generation))`)
+    await tx.unsafe(`CREATE UNIQUE INDEX IF NOT EXISTS projections_one_active ON ingest.projections (name) WHERE status = 'active'`)
+    await tx.unsafe(`CREATE TABLE IF NOT EXISTS ingest.dead_letters (
+      id bigserial PRIMARY KEY,
+      projection text NOT NULL,
+      seq bigint NOT NULL,
+      subject text NOT NULL,
+      dedupe_key text NOT NULL,
+      reason text NOT NULL,
+      payload text NOT NULL,
+      headers jsonb NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      redriven_at timestamptz)`)
+  })
+}
+
+export interface Generation {
+  readonly name: string
+  readonly generation: number
+  readonly version: number
+  readonly schema: string
+  readonly status: "building" | "active" | "retired"
+  readonly checkpoint: number
+}
+
+const toGeneration = (row: Record<string, unknown>): Generation => ({
+  name: row.name as string,
+  generation: Number(row.generation),
+  version: Number(row.version),
+  schema: row.schema_name as string,
+  status: row.status as Generation["status"],
+  checkpoint: Number(row.checkpoint)
+})
+
+export const activeGeneration = async (sql: Sql, name: string): Promise<Generation | undefined> => {
+  const [row] = await sql`SELECT * FROM ingest.projections WHERE name = ${name} AND status = 'active'`
+  return row === undefined ? undefined : toGeneration(row)
+}
+
+export const generations = async (sql: Sql, name: string): Promise<ReadonlyArray<Generation>> =>
+  (await sql`SELECT * FROM ingest.projections WHERE name = ${name} ORDER BY generation`).map(toGeneration)
+
+/** Creates the next generation's schema: the projection's tables, views and seed rows, and its dedupe ledger. */
+export const createGeneration = async (sql: postgres.Sql, projection: Projection): Promise<Generation> =>
+  sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(hashtext(${`ingest.projection.${projection.name}`}))`
+    const [{ next }] = (await tx`SELECT coalesce(max(generation), 0) + 1 AS next FROM ingest.projections WHERE name = ${projection.name}`) as unknown as [{ next: number }]
+    const schema = `proj_${projection.name}_g${next}`
+    await tx.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
+    await tx.unsafe(`CREATE SCHEMA "${schema}"`)
+    await tx.unsafe(`CREATE TABLE ${qualified(schema, "dedupe_keys")} (key text PRIMARY KEY, seq bigint NOT NULL)`)
+    for (const table of projection.tables) for (const statement of tableDdl(schema, table)) await tx.unsafe(statement)
+    for (const statement of projection.extraSql?.(schema) ?? []) await tx.unsafe(statement)
+    const [row] = await tx`INSERT INTO ingest.projections (name, generation, version, schema_name, status) VALUES (${projection.name}, ${next}, ${projection.version}, ${schema}, 'building') RETURNING *`
+    return toGeneration(row as Record<string, unknown>)
+  })
+
+/**
+ * Points every `mart.<name>` view of the projection at `generation` and makes it the active one,
+ * in one transaction: readers see the old marts or the new ones, never a mix or an empty table.
+ */
+export const activate = async (tx: postgres.TransactionSql, projection: Projection, generation: Generation): Promise<void> => {
+  await tx`UPDATE ingest.projections SET status = 'retired', updated_at = now() WHERE name = ${projection.name} AND status = 'active'`
+  await tx`UPDATE ingest.projections SET status = 'active', activated_at = now(), updated_at = now() WHERE name = ${projection.name} AND generation = ${generation.generation}`
+  for (const name of projection.published) {
+    await tx.unsafe(`DROP VIEW IF EXISTS ${qualified("mart", name)}`)
+    await tx.unsafe(`CREATE VIEW ${qualified("mart", name)} AS SELECT * FROM ${qualified(generation.schema, name)}`)
+  }
+}
+
+/** Drops the schemas of retired generations. */
+export const dropRetired = async (sql: postgres.Sql, name: string): Promise<ReadonlyArray<string>> => {
+  const retired = (await generations(sql, name)).filter((generation) => generation.status === "retired")
+  for (const generation of retired) {
+    await sql.unsafe(`DROP SCHEMA IF EXISTS "${generation.schema}" CASCADE`)
+    await sql`DELETE FROM ingest.projections WHERE name = ${name} AND generation = ${generation.generation}`
+  }
+  return retired.map((generation) => generation.schema)
+}

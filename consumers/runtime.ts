@@ -1,0 +1,126 @@
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream"
+import type { NatsConnection } from "@nats-io/nats-core"
+import type postgres from "postgres"
+import { streamFor } from "../contracts/log.ts"
+import { logEvent } from "../infra/logger.ts"
+import type { Projection } from "../projections/projection.ts"
+import { applyBatch, type BatchResult, CheckpointMoved, PoisonInRebuild } from "./apply.ts"
+import { deleteConsumer, fetchBatch, openConsumer, toReadEvent } from "./reader.ts"
+import { activate, activeGeneration, createGeneration, ensureRegistry, type Generation } from "./registry.ts"
+
+export interface RuntimeOptions {
+  readonly sql: postgres.Sql
+  readonly nc: NatsConnection
+  readonly projection: Projection
+  readonly batchSize?: number
+  /** How long one fetch waits for the first message. */
+  readonly fetchWaitMs?: number
+  /** Stops the loop after the batch in flight has committed and been acknowledged. */
+  readonly signal?: AbortSignal
+  readonly onBatch?: (result: BatchResult & { readonly events: number; readonly millis: number; readonly generation: number }) => void
+}
+
+const pause = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms)
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer)
+      resolve()
+    }, { once: true })
+  })
+
+/** Exponential backoff for failures on our side (Postgres or NATS down): 100 ms doubling to 5 s. */
+const backoff = (attempt: number) => Math.min(5000, 100 * 2 ** Math.min(attempt, 6))
+
+interface Clients {
+  readonly js: JetStreamClient
+  readonly jsm: JetStreamManager
+}
+
+/**
+ * Reads one generation from `checkpoint + 1` and applies batch after batch until `until` is
+ * reached (rebuild), the generation stops being writable (a rebuild replaced it), or `signal`.
+ * A batch that fails on our side is retried as it is, without acknowledging, until it commits.
+ */
+export const consumeGeneration = async (
+  options: RuntimeOptions,
+  clients: Clients,
+  generation: Generation,
+  mode: "live" | "rebuild",
+  until?: () => number | undefined
+): Promise<"stopped" | "replaced" | "reached"> => {
+  const { sql, projection, signal } = options
+  const stopped = () => signal?.aborted === true
+  const batchSize = options.batchSize ?? 500
+  let checkpoint = generation.checkpoint
+  let consumer = await openConsumer(clients.js, clients.jsm, projection, generation, checkpoint)
+  let failures = 0
+  try {
+    while (!stopped()) {
+      const target = until?.()
+      if (target !== undefined && checkpoint >= target) return "reached"
+      let messages
+      try {
+        messages = await fetchBatch(consumer, target === undefined ? batchSize : Math.min(batchSize, Math.max(1, target - checkpoint)), options.fetchWaitMs ?? 1000)
+      } catch (error) {
+        logEvent("warn", "reading the log failed; retrying", { projection: projection.name, error: String(error) })
+        await pause(backoff(failures++), signal)
+        consumer = await openConsumer(clients.js, clients.jsm, projection, generation, checkpoint).catch(() => consumer)
+        continue
+      }
+      if (messages.length === 0) continue
+      const events = messages.map(toReadEvent)
+      const started = performance.now()
+      let result: BatchResult | undefined
+      for (let attempt = 0; result === undefined; attempt++) {
+        try {
+          result = await applyBatch(sql, projection, generation, checkpoint, events, mode)
+        } catch (error) {
+          if (error instanceof PoisonInRebuild) throw error
+          if (error instanceof CheckpointMoved) {
+            if (error.status !== (mode === "live" ? "active" : "building")) return "replaced"
+            logEvent("warn", "checkpoint moved under us; resuming from the committed position", { projection: projection.name, found: error.found })
+            checkpoint = error.found ?? checkpoint
+            consumer = await openConsumer(clients.js, clients.jsm, projection, generation, checkpoint)
+            break
+          }
+          logEvent("warn", "applying a batch failed; retrying without acknowledging", { projection: projection.name, attempt, error: String(error) })
+          await pause(backoff(attempt), signal)
+          if (stopped()) return "stopped"
+        }
+      }
+      if (result === undefined) continue
+      failures = 0
+      checkpoint = result.checkpoint
+      for (const message of messages) message.ack()
+      options.onBatch?.({ ...result, events: events.length, millis: performance.now() - started, generation: generation.generation })
+    }
+    return "stopped"
+  } finally {
+    if (mode === "rebuild" || !stopped()) await deleteConsumer(clients.jsm, projection, generation)
+  }
+}
+
+export const clientsOf = async (nc: NatsConnection): Promise<Clients> => ({ js: jetstream(nc), jsm: await jetstreamManager(nc) })
+
+/**
+ * Runs a projection live: the active generation, or a first one made active at once, and
+ * whichever generation replaces it after a rebuild.
+ */
+export const runLive = async (options: RuntimeOptions): Promise<void> => {
+  await ensureRegistry(options.sql)
+  const clients = await clientsOf(options.nc)
+  while (options.signal?.aborted !== true) {
+    let generation = await activeGeneration(options.sql, options.projection.name)
+    if (generation === undefined) {
+      const created = await createGeneration(options.sql, options.projection)
+      await options.sql.begin((tx) => activate(tx, options.projection, created))
+      generation = { ...created, status: "active" }
+      logEvent("info", "created the first generation", { projection: options.projection.name, schema: created.schema })
+    }
+    logEvent("info", "projecting", { projection: options.projection.name, generation: generation.generation, checkpoint: generation.checkpoint, stream: streamFor(options.projection.domain) })
+    const outcome = await consumeGeneration(options, clients, generation, "live")
+    if (outcome === "stopped") return
+    logEvent("info", "generation replaced; switching", { projection: options.projection.name, generation: generation.generation })
+  }
+}

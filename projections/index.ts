@@ -1,0 +1,12 @@
+import { crmProjection } from "./crm.ts"
+import type { Projection } from "./projection.ts"
+import { warehouseProjection } from "./warehouse.ts"
+
+export * from "./projection.ts"
+export * from "./table.ts"
+
+/** Every projection the runtime can run, by name. */
+export const projections: Readonly<Record<string, Projection>> = {
+  warehouse: warehouseProjection,
+  crm: crmProjection
+}

@@ -1,0 +1,45 @@
+import type { Domain } from "../contracts/log.ts"
+import type { Row, TableSpec } from "./table.ts"
+
+/** One event read from the log, as the runtime hands it to a projection. */
+export interface LogEvent {
+  readonly seq: number
+  readonly subject: string
+  readonly source: string
+  readonly type: string
+  /** `<source>:<natural key>`: the durable dedupe key. */
+  readonly dedupeKey: string
+  readonly occurredAt: string
+  readonly schema: string
+  readonly payload: unknown
+}
+
+/** What a projection makes of one event. */
+export type Outcome =
+  /** Rows to merge, by table name. */
+  | { readonly _tag: "Rows"; readonly rows: Readonly<Record<string, ReadonlyArray<Row>>> }
+  /** Nothing to project (an event type this projection does not read). */
+  | { readonly _tag: "Skip" }
+  /** The event cannot be projected; live runs dead-letter it, rebuilds stop on it. */
+  | { readonly _tag: "Poison"; readonly reason: string }
+
+export const rows = (byTable: Readonly<Record<string, ReadonlyArray<Row>>>): Outcome => ({ _tag: "Rows", rows: byTable })
+export const skip: Outcome = { _tag: "Skip" }
+export const poison = (reason: string): Outcome => ({ _tag: "Poison", reason })
+
+/**
+ * A projection is pure: event in, rows out. The consumer runtime does the I/O around it. Adding a
+ * domain is a contract, a projection and its tables — no change to the runtime.
+ */
+export interface Projection {
+  readonly name: string
+  /** Bump when the projection's output changes: the marts must then be rebuilt from the log. */
+  readonly version: number
+  readonly domain: Domain
+  readonly tables: ReadonlyArray<TableSpec>
+  /** Views and seed rows created with the tables, in the projection's schema. */
+  readonly extraSql?: (schema: string) => ReadonlyArray<string>
+  /** Reader-facing objects: table and view names published as `mart.<name>`. */
+  readonly published: ReadonlyArray<string>
+  readonly project: (event: LogEvent) => Outcome
+}
