@@ -7,7 +7,11 @@ import type { Domain } from "./log.ts"
 /** A request body that does not satisfy its source's contract; answered 422 with every issue. */
 export class ContractViolation extends Schema.TaggedError<ContractViolation>()("ContractViolation", {
   issues: Schema.Array(Schema.Struct({ path: Schema.String, message: Schema.String }))
-}) {}
+}) {
+  override get message(): string {
+    return this.issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ")
+  }
+}
 
 /**
  * What a source's sender posts and how it splits into log events. `split` is pure: it decodes

@@ -3,6 +3,7 @@ import { join, resolve } from "node:path"
 import { parseArgs } from "node:util"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
+import { projectCommand } from "../consumers/cli.ts"
 import { defaultSources } from "../contracts/sources.ts"
 import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retailEvents } from "./local/samples.ts"
 import { generateSecrets, startEdgeStack } from "./local/stack.ts"
@@ -14,6 +15,7 @@ const USAGE = `usage: npm run mesh -- <command>
       --port N            edge HTTP port (default 8787)
       --nats-port N       NATS client port (default 14222; websocket N+1, monitor N+2)
   samples                 send signed sample traffic for every source to a running local mesh
+  project [name...]       run projections live (default: all) with NATS_URL, NATS_USER, NATS_PASSWORD, DATABASE_URL
   streams apply           declare the log's streams on a NATS server (idempotent)
       --url URL           nats://host:port (default $NATS_URL or nats://127.0.0.1:4222)
       --user U --password P   (default $NATS_USER / $NATS_PASSWORD)
@@ -115,6 +117,7 @@ const [command, ...rest] = process.argv.slice(2)
 const run = async () => {
   if (command === "up") return up(rest)
   if (command === "samples") return samples()
+  if (command === "project") return projectCommand(rest)
   if (command === "streams" && rest[0] === "apply") return streamsApply(rest.slice(1))
   console.error(USAGE)
   process.exitCode = command === undefined || command === "help" || command === "--help" ? 0 : 2

@@ -101,3 +101,28 @@ export const postSigned = async (edgeUrl: string, source: string, payload: unkno
     headers: { "content-type": "application/json", ...signFor(scheme, secret, url, body, init.now === undefined ? {} : { now: init.now }), ...init.headers }
   })
 }
+
+/**
+ * A varied warehouse log: every event type over four weeks, engineers and device types mixed.
+ * Deterministic from `count`.
+ */
+export const warehouseWorkload = (count: number) =>
+  Array.from({ length: count }, (_, i) => {
+    const day = `2025-02-${String(1 + (i % 28)).padStart(2, "0")}`
+    const timestamp = `${day}T${String(6 + (i % 14)).padStart(2, "0")}:${String(i % 60).padStart(2, "0")}:00Z`
+    if (i % 25 === 0) return { id: `intake_${i}`, type: "intake.booked_in", timestamp, data: { count: 1 + (i % 7) } }
+    if (i % 25 === 1) return { id: `qa_${i}`, type: "qa.completed", timestamp, data: { count: 1 + (i % 5) } }
+    const outcome = (["erasure.success", "erasure.success", "erasure.success", "erasure.failure", "erasure.connected"] as const)[i % 5] as string
+    return {
+      id: `era_w${i}`,
+      type: outcome,
+      timestamp,
+      data: {
+        device_type: ["laptops_desktops", "servers", "mobiles"][i % 3] as string,
+        initials: ["JD", "AK", "MR", "LB", "TS"][i % 5] as string,
+        duration_seconds: 300 + (i % 900),
+        job_id: `JOB-W${i}`,
+        ...(outcome === "erasure.failure" ? { error_type: ["drive_locked", "timeout"][i % 2] as string } : {})
+      }
+    }
+  })
