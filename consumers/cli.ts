@@ -64,6 +64,6 @@ export const projectCommand = async (args: ReadonlyArray<string>): Promise<void>
     )
   } finally {
     await nc.drain().catch(() => undefined)
-    await sql.end()
+    await sql.end({ timeout: 5 })
   }
 }

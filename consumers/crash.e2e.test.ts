@@ -50,7 +50,7 @@ const cleanRun = async (databaseUrl: string) => {
     return await martSnapshot(sql, warehouseProjection)
   } finally {
     await projector.close()
-    await sql.end()
+    await sql.end({ timeout: 5 })
   }
 }
 
@@ -87,7 +87,7 @@ describe("a consumer killed with SIGKILL at random points", () => {
         const [state] = await sql`SELECT checkpoint FROM ingest.projections WHERE name = 'warehouse' AND status = 'active'`
         expect(Number(state?.checkpoint)).toBe(head)
       } finally {
-        await sql.end()
+        await sql.end({ timeout: 5 })
       }
       expect(kills).toBe(KILLS)
     } finally {

@@ -62,7 +62,7 @@ afterAll(async () => {
   stop.abort()
   await Promise.all(running)
   await projector?.close()
-  await sql?.end()
+  await sql?.end({ timeout: 5 })
   await database?.drop()
   await pg?.dispose()
   await stack?.dispose()

@@ -18,6 +18,8 @@ export interface RuntimeOptions {
   /** Stops the loop after the batch in flight has committed and been acknowledged. */
   readonly signal?: AbortSignal
   readonly onBatch?: (result: BatchResult & { readonly events: number; readonly millis: number; readonly generation: number }) => void
+  /** Called for each failure on our side that the runtime retries (Postgres or NATS unavailable). */
+  readonly onRetry?: (error: unknown, attempt: number) => void
 }
 
 const pause = (ms: number, signal?: AbortSignal) =>
@@ -64,6 +66,7 @@ export const consumeGeneration = async (
         messages = await fetchBatch(consumer, target === undefined ? batchSize : Math.min(batchSize, Math.max(1, target - checkpoint)), options.fetchWaitMs ?? 1000)
       } catch (error) {
         logEvent("warn", "reading the log failed; retrying", { projection: projection.name, error: String(error) })
+        options.onRetry?.(error, failures)
         await pause(backoff(failures++), signal)
         consumer = await openConsumer(clients.js, clients.jsm, projection, generation, checkpoint).catch(() => consumer)
         continue
@@ -85,6 +88,7 @@ export const consumeGeneration = async (
             break
           }
           logEvent("warn", "applying a batch failed; retrying without acknowledging", { projection: projection.name, attempt, error: String(error) })
+          options.onRetry?.(error, attempt)
           await pause(backoff(attempt), signal)
           if (stopped()) return "stopped"
         }
