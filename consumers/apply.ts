@@ -1,6 +1,7 @@
 import type postgres from "postgres"
 import type { LogEvent, Projection } from "../projections/projection.ts"
 import { bulkWrite, mergeRows, qualified, type Row } from "../projections/table.ts"
+import { readEventOf } from "./reader.ts"
 import type { Generation } from "./registry.ts"
 
 /** A message as read from the log, with what the runtime needs to dead-letter it. */
@@ -31,6 +32,75 @@ export class PoisonInRebuild extends Error {
   }
 }
 
+interface Projected {
+  readonly recorded: ReadonlyArray<ReadEvent>
+  readonly dead: ReadonlyArray<{ readonly event: ReadEvent; readonly reason: string }>
+  readonly applied: number
+  readonly skipped: number
+  readonly duplicates: number
+}
+
+/**
+ * Projects `events` (in log order) inside `tx`: drops those whose dedupe key the generation has
+ * already recorded (first occurrence wins), records the keys of the rest, and writes their rows
+ * in one bulk statement per table. Poison events are returned, not recorded.
+ */
+const projectInto = async (
+  tx: postgres.TransactionSql,
+  projection: Projection,
+  generation: Generation,
+  events: ReadonlyArray<ReadEvent>,
+  onPoison: "collect" | "stop"
+): Promise<Projected> => {
+  const firstInBatch = new Map<string, ReadEvent>()
+  for (const event of events) if (!firstInBatch.has(event.dedupeKey)) firstInBatch.set(event.dedupeKey, event)
+  const candidates = [...firstInBatch.values()]
+  const seen = new Set(
+    (
+      await tx.unsafe(`SELECT key FROM ${qualified(generation.schema, "dedupe_keys")} WHERE key = ANY($1::text[])`, [
+        tx.array(candidates.map((event) => event.dedupeKey))
+      ])
+    ).map((r) => r.key as string)
+  )
+  const byTable = new Map<string, Array<Row>>()
+  const recorded: Array<ReadEvent> = []
+  const dead: Array<{ event: ReadEvent; reason: string }> = []
+  let skipped = 0
+  let applied = 0
+  for (const event of candidates) {
+    if (seen.has(event.dedupeKey)) continue
+    const outcome = projection.project(event)
+    if (outcome._tag === "Poison") {
+      if (onPoison === "stop") throw new PoisonInRebuild(event, outcome.reason)
+      dead.push({ event, reason: outcome.reason })
+      continue
+    }
+    recorded.push(event)
+    if (outcome._tag === "Skip") {
+      skipped++
+      continue
+    }
+    applied++
+    for (const [table, rows] of Object.entries(outcome.rows)) {
+      const list = byTable.get(table) ?? []
+      list.push(...rows)
+      byTable.set(table, list)
+    }
+  }
+  if (recorded.length > 0)
+    await tx.unsafe(`INSERT INTO ${qualified(generation.schema, "dedupe_keys")} (key, seq) SELECT * FROM unnest($1::text[], $2::bigint[])`, [
+      tx.array(recorded.map((event) => event.dedupeKey)),
+      tx.array(recorded.map((event) => String(event.seq)))
+    ])
+  for (const table of projection.tables) {
+    const rows = byTable.get(table.name)
+    if (rows === undefined || rows.length === 0) continue
+    const statement = bulkWrite(generation.schema, table, mergeRows(table, rows))
+    await tx.unsafe(statement.text, statement.columns.map((column) => tx.array(column as Array<string>)))
+  }
+  return { recorded, dead, applied, skipped, duplicates: events.length - candidates.length + seen.size }
+}
+
 /**
  * Applies one batch exactly once, in ONE transaction: the durable dedupe keys (first occurrence
  * in log order wins, so a replay decides as live did), the mart rows in bulk, dead letters, and
@@ -53,59 +123,43 @@ export const applyBatch = (
     if (found !== expectedCheckpoint || !writable) throw new CheckpointMoved(generation.generation, found, status)
 
     const fresh = events.filter((event) => event.seq > expectedCheckpoint).sort((a, b) => a.seq - b.seq)
-    const firstInBatch = new Map<string, ReadEvent>()
-    for (const event of fresh) if (!firstInBatch.has(event.dedupeKey)) firstInBatch.set(event.dedupeKey, event)
-    const candidates = [...firstInBatch.values()]
-    const seen = new Set(
-      (
-        await tx.unsafe(`SELECT key FROM ${qualified(generation.schema, "dedupe_keys")} WHERE key = ANY($1::text[])`, [
-          tx.array(candidates.map((event) => event.dedupeKey))
-        ])
-      ).map((r) => r.key as string)
-    )
-
-    const byTable = new Map<string, Array<Row>>()
-    const recorded: Array<ReadEvent> = []
-    const dead: Array<{ event: ReadEvent; reason: string }> = []
-    let skipped = 0
-    let applied = 0
-    for (const event of candidates) {
-      if (seen.has(event.dedupeKey)) continue
-      const outcome = projection.project(event)
-      if (outcome._tag === "Poison") {
-        if (mode === "rebuild") throw new PoisonInRebuild(event, outcome.reason)
-        dead.push({ event, reason: outcome.reason })
-        continue
-      }
-      recorded.push(event)
-      if (outcome._tag === "Skip") {
-        skipped++
-        continue
-      }
-      applied++
-      for (const [table, rows] of Object.entries(outcome.rows)) {
-        const list = byTable.get(table) ?? []
-        list.push(...rows)
-        byTable.set(table, list)
-      }
-    }
-
-    if (recorded.length > 0)
-      await tx.unsafe(`INSERT INTO ${qualified(generation.schema, "dedupe_keys")} (key, seq) SELECT * FROM unnest($1::text[], $2::bigint[])`, [
-        tx.array(recorded.map((event) => event.dedupeKey)),
-        tx.array(recorded.map((event) => String(event.seq)))
-      ])
-    for (const table of projection.tables) {
-      const rows = byTable.get(table.name)
-      if (rows === undefined || rows.length === 0) continue
-      const statement = bulkWrite(generation.schema, table, mergeRows(table, rows))
-      await tx.unsafe(statement.text, statement.columns.map((column) => tx.array(column as Array<string>)))
-    }
-    for (const { event, reason } of dead) {
+    const projected = await projectInto(tx, projection, generation, fresh, mode === "live" ? "collect" : "stop")
+    for (const { event, reason } of projected.dead) {
       await tx`INSERT INTO ingest.dead_letters (projection, seq, subject, dedupe_key, reason, payload, headers)
                VALUES (${projection.name}, ${event.seq}, ${event.subject}, ${event.dedupeKey}, ${reason}, ${event.data}, ${tx.json(event.headers)})`
     }
     const checkpoint = fresh.length > 0 ? (fresh[fresh.length - 1] as ReadEvent).seq : expectedCheckpoint
     await tx`UPDATE ingest.projections SET checkpoint = ${checkpoint}, updated_at = now() WHERE name = ${projection.name} AND generation = ${generation.generation}`
-    return { applied, duplicates: fresh.length - candidates.length + seen.size, skipped, deadLetters: dead.length, checkpoint }
+    return { applied: projected.applied, duplicates: projected.duplicates, skipped: projected.skipped, deadLetters: projected.dead.length, checkpoint }
+  })
+
+/** What a re-drive did with each dead letter. */
+export interface RedriveResult {
+  readonly redriven: ReadonlyArray<number>
+  readonly stillPoison: ReadonlyArray<{ readonly id: number; readonly reason: string }>
+}
+
+/**
+ * Projects dead letters again with the current code (after a fix), into the active generation,
+ * serialised with the live consumer by the generation's row lock. Letters that now project are
+ * marked re-driven; the others keep their place with the new reason.
+ */
+export const redriveDeadLetters = (sql: postgres.Sql, projection: Projection, generation: Generation, ids: ReadonlyArray<number>): Promise<RedriveResult> =>
+  sql.begin(async (tx) => {
+    await tx`SELECT 1 FROM ingest.projections WHERE name = ${projection.name} AND generation = ${generation.generation} FOR UPDATE`
+    const letters = await tx`SELECT id, seq, subject, headers, payload FROM ingest.dead_letters
+                             WHERE projection = ${projection.name} AND redriven_at IS NULL AND id = ANY(${tx.array(ids.map(String))}::bigint[]) ORDER BY seq`
+    const byKey = new Map<string, number>()
+    const events = letters.map((letter) => {
+      const event = readEventOf({ seq: Number(letter.seq), subject: letter.subject as string, headers: letter.headers as Record<string, string>, data: letter.payload as string })
+      byKey.set(event.dedupeKey, Number(letter.id))
+      return event
+    })
+    const projected = await projectInto(tx, projection, generation, events, "collect")
+    const stillPoison = projected.dead.map(({ event, reason }) => ({ id: byKey.get(event.dedupeKey) as number, reason }))
+    for (const { id, reason } of stillPoison) await tx`UPDATE ingest.dead_letters SET reason = ${reason} WHERE id = ${id}`
+    const poisoned = new Set(stillPoison.map((letter) => letter.id))
+    const redriven = letters.map((letter) => Number(letter.id)).filter((id) => !poisoned.has(id))
+    if (redriven.length > 0) await tx`UPDATE ingest.dead_letters SET redriven_at = now() WHERE id = ANY(${tx.array(redriven.map(String))}::bigint[])`
+    return { redriven, stillPoison }
   })

@@ -45,23 +45,28 @@ const parse = (text: string): unknown => {
   }
 }
 
-/** A log message as the projection sees it; the dedupe key is the edge's `<source>:<natural key>`. */
-export const toReadEvent = (message: JsMsg): ReadEvent => {
-  const headers: Record<string, string> = {}
-  for (const [name, values] of message.headers ?? []) headers[name] = values[0] ?? ""
+/** An event as the projection sees it, from a log message's parts (live, rebuild, or a stored dead letter). */
+export const readEventOf = (message: { seq: number; subject: string; headers: Readonly<Record<string, string>>; data: string; appendedAt?: string }): ReadEvent => {
+  const { headers } = message
   const source = headers[LogHeaders.source] ?? message.subject.split(".")[2] ?? "unknown"
   const key = headers[LogHeaders.key]
-  const data = message.string()
   return {
     seq: message.seq,
     subject: message.subject,
     source,
     type: headers[LogHeaders.type] ?? message.subject.split(".")[3] ?? "unknown",
     dedupeKey: key !== undefined && key !== "" ? messageIdFor(source, key) : (headers["Nats-Msg-Id"] ?? `seq:${message.seq}`),
-    occurredAt: headers[LogHeaders.occurredAt] ?? new Date(message.info.timestampNanos / 1e6).toISOString(),
+    occurredAt: headers[LogHeaders.occurredAt] ?? message.appendedAt ?? new Date(0).toISOString(),
     schema: headers[LogHeaders.schema] ?? "unknown",
-    payload: parse(data),
+    payload: parse(message.data),
     headers,
-    data
+    data: message.data
   }
+}
+
+/** A log message as the projection sees it; the dedupe key is the edge's `<source>:<natural key>`. */
+export const toReadEvent = (message: JsMsg): ReadEvent => {
+  const headers: Record<string, string> = {}
+  for (const [name, values] of message.headers ?? []) headers[name] = values[0] ?? ""
+  return readEventOf({ seq: message.seq, subject: message.subject, headers, data: message.string(), appendedAt: new Date(message.info.timestampNanos / 1e6).toISOString() })
 }

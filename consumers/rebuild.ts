@@ -1,0 +1,121 @@
+import type { NatsConnection } from "@nats-io/nats-core"
+import type postgres from "postgres"
+import { streamFor } from "../contracts/log.ts"
+import { logEvent } from "../infra/logger.ts"
+import type { Projection } from "../projections/projection.ts"
+import { activate, activeGeneration, createGeneration, dropRetired, ensureRegistry, type Generation } from "./registry.ts"
+import { clientsOf, consumeGeneration } from "./runtime.ts"
+
+export interface RebuildProgress {
+  readonly position: number
+  readonly target: number
+  readonly eventsPerSecond: number
+  /** Seconds left at the current rate, or undefined before the first batch. */
+  readonly etaSeconds: number | undefined
+}
+
+export interface RebuildResult {
+  readonly generation: number
+  readonly schema: string
+  readonly events: number
+  readonly seconds: number
+  readonly dropped: ReadonlyArray<string>
+}
+
+/**
+ * Rebuilds a projection without downtime: replays the whole log into a new generation in a shadow
+ * schema (bulk, same code path as live), catches up with the live generation, then in ONE
+ * transaction re-points the `mart` views and retires the old generation, and finally drops it.
+ * Readers see the old marts until the switch and the complete new ones after it. An event the
+ * projection cannot project stops the rebuild, naming it; the live marts are untouched.
+ */
+export const rebuildProjection = async (options: {
+  readonly sql: postgres.Sql
+  readonly nc: NatsConnection
+  readonly projection: Projection
+  readonly batchSize?: number
+  readonly onProgress?: (progress: RebuildProgress) => void
+}): Promise<RebuildResult> => {
+  const { sql, projection } = options
+  await ensureRegistry(sql)
+  const clients = await clientsOf(options.nc)
+  const generation = await createGeneration(sql, projection)
+  logEvent("info", "rebuilding", { projection: projection.name, generation: generation.generation, schema: generation.schema })
+  const started = performance.now()
+  let position = 0
+  let target = (await clients.jsm.streams.info(streamFor(projection.domain))).state.last_seq
+  const consumeTo = async (until: number) => {
+    target = until
+    const outcome = await consumeGeneration(
+      {
+        sql,
+        nc: options.nc,
+        projection,
+        batchSize: options.batchSize ?? 2000,
+        onBatch: (batch) => {
+          position = batch.checkpoint
+          const seconds = (performance.now() - started) / 1000
+          const eventsPerSecond = position / Math.max(seconds, 0.001)
+          options.onProgress?.({ position, target, eventsPerSecond, etaSeconds: eventsPerSecond > 0 ? Math.max(0, target - position) / eventsPerSecond : undefined })
+        }
+      },
+      clients,
+      { ...generation, checkpoint: position },
+      "rebuild",
+      () => target
+    )
+    if (outcome === "replaced") throw new Error(`generation ${generation.generation} of ${projection.name} was changed by another process during the rebuild`)
+  }
+
+  try {
+    await consumeTo(target)
+    for (;;) {
+      const live = await activeGeneration(sql, projection.name)
+      if (live !== undefined && live.checkpoint > position) {
+        await consumeTo(live.checkpoint)
+        continue
+      }
+      const switched = await sql.begin(async (tx) => {
+        if (live !== undefined) {
+          const [row] = await tx`SELECT checkpoint FROM ingest.projections WHERE name = ${projection.name} AND generation = ${live.generation} FOR UPDATE`
+          if (Number(row?.checkpoint) > position) return false
+        }
+        await activate(tx, projection, generation)
+        return true
+      })
+      if (switched) break
+    }
+  } catch (error) {
+    await sql.unsafe(`DROP SCHEMA IF EXISTS "${generation.schema}" CASCADE`)
+    await sql`DELETE FROM ingest.projections WHERE name = ${projection.name} AND generation = ${generation.generation}`
+    throw error
+  }
+  const dropped = await dropRetired(sql, projection.name)
+  const seconds = (performance.now() - started) / 1000
+  logEvent("info", "rebuilt", { projection: projection.name, generation: generation.generation, events: position, seconds, dropped })
+  return { generation: generation.generation, schema: generation.schema, events: position, seconds, dropped }
+}
+
+/** Per projection: the generation readers see, its position against the stream head, and open dead letters. */
+export const projectionStatus = async (sql: postgres.Sql, nc: NatsConnection, projections: ReadonlyArray<Projection>) => {
+  await ensureRegistry(sql)
+  const clients = await clientsOf(nc)
+  return Promise.all(
+    projections.map(async (projection) => {
+      const active: Generation | undefined = await activeGeneration(sql, projection.name)
+      const head = (await clients.jsm.streams.info(streamFor(projection.domain))).state.last_seq
+      const [letters] = await sql`SELECT count(*)::int AS open FROM ingest.dead_letters WHERE projection = ${projection.name} AND redriven_at IS NULL`
+      const building = await sql`SELECT generation, checkpoint FROM ingest.projections WHERE name = ${projection.name} AND status = 'building'`
+      return {
+        projection: projection.name,
+        generation: active?.generation ?? null,
+        schema: active?.schema ?? null,
+        checkpoint: active?.checkpoint ?? 0,
+        head,
+        lag: Math.max(0, head - (active?.checkpoint ?? 0)),
+        deadLetters: Number(letters?.open ?? 0),
+        building: building.map((row) => ({ generation: Number(row.generation), checkpoint: Number(row.checkpoint) }))
+      }
+    })
+  )
+}
