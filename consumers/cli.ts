@@ -1,21 +1,28 @@
 import { parseArgs } from "node:util"
 import { connect } from "@nats-io/transport-node"
+import { Presets, SingleBar } from "cli-progress"
 import postgres from "postgres"
+import { readLocalState } from "../infra/local/state.ts"
 import { logEvent } from "../infra/logger.ts"
 import { projections } from "../projections/index.ts"
 import type { Projection } from "../projections/projection.ts"
+import { redriveDeadLetters } from "./apply.ts"
+import { projectionStatus, rebuildProjection } from "./rebuild.ts"
+import { activeGeneration, ensureRegistry } from "./registry.ts"
 import { runLive } from "./runtime.ts"
 
-/** Where the consumers find NATS and Postgres: the environment, as in production. */
+/**
+ * Where the consumers find NATS and Postgres: the environment, as in production; without
+ * DATABASE_URL, the local mesh that `npm run up` started.
+ */
 export const consumerSettings = (env: NodeJS.ProcessEnv = process.env) => {
   const databaseUrl = env.DATABASE_URL
-  if (databaseUrl === undefined || databaseUrl === "") throw new Error("DATABASE_URL is not set: point it at the Postgres that holds the marts, e.g. postgres://user:pass@host:5432/db")
-  return {
-    natsUrl: env.NATS_URL ?? "nats://127.0.0.1:4222",
-    natsUser: env.NATS_USER ?? "projector",
-    natsPassword: env.NATS_PASSWORD,
-    databaseUrl
-  }
+  if (databaseUrl !== undefined && databaseUrl !== "")
+    return { natsUrl: env.NATS_URL ?? "nats://127.0.0.1:4222", natsUser: env.NATS_USER ?? "projector", natsPassword: env.NATS_PASSWORD, databaseUrl }
+  const local = readLocalState()
+  if (local?.databaseUrl === undefined || local.natsUrl === undefined)
+    throw new Error("DATABASE_URL is not set and no local mesh is running: set DATABASE_URL, NATS_URL, NATS_PASSWORD, or start one with `npm run up`")
+  return { natsUrl: local.natsUrl, natsUser: "projector", natsPassword: local.natsPasswords.projector, databaseUrl: local.databaseUrl }
 }
 
 export const selectProjections = (names: ReadonlyArray<string>): ReadonlyArray<Projection> => {
@@ -27,14 +34,9 @@ export const selectProjections = (names: ReadonlyArray<string>): ReadonlyArray<P
   })
 }
 
-/** `mesh project [--batch-size N] [name...]`: runs projections live until SIGTERM or SIGINT, then drains and exits. */
-export const projectCommand = async (args: ReadonlyArray<string>): Promise<void> => {
-  const { values, positionals: names } = parseArgs({ args: [...args], allowPositionals: true, options: { "batch-size": { type: "string", default: "500" } } })
-  const batchSize = Number(values["batch-size"])
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`--batch-size must be a positive integer, got ${JSON.stringify(values["batch-size"])}`)
+const connectAll = async (poolSize: number) => {
   const settings = consumerSettings()
-  const selected = selectProjections(names)
-  const sql = postgres(settings.databaseUrl, { onnotice: () => {}, max: selected.length + 1 })
+  const sql = postgres(settings.databaseUrl, { onnotice: () => {}, max: poolSize })
   const nc = await connect({
     servers: settings.natsUrl,
     user: settings.natsUser,
@@ -42,6 +44,101 @@ export const projectCommand = async (args: ReadonlyArray<string>): Promise<void>
     name: "ingest-projector",
     maxReconnectAttempts: -1
   })
+  return {
+    sql,
+    nc,
+    close: async () => {
+      await nc.drain().catch(() => undefined)
+      await sql.end({ timeout: 5 })
+    }
+  }
+}
+
+/** `mesh rebuild <name...>`: rebuilds each projection from the log with no downtime for readers. */
+export const rebuildCommand = async (names: ReadonlyArray<string>): Promise<void> => {
+  if (names.length === 0) throw new Error(`name the projection(s) to rebuild: ${Object.keys(projections).join(", ")}`)
+  const selected = selectProjections(names)
+  const { sql, nc, close } = await connectAll(2)
+  try {
+    for (const projection of selected) {
+      const bar = new SingleBar(
+        { format: `${projection.name.padEnd(10)} [{bar}] {percentage}% | {value}/{total} events | {rate} ev/s | ETA {eta_formatted}`, noTTYOutput: true, notTTYSchedule: 5000, etaBuffer: 50 },
+        Presets.shades_classic
+      )
+      bar.start(1, 0, { rate: 0 })
+      const result = await rebuildProjection({
+        sql,
+        nc,
+        projection,
+        onProgress: (progress) => {
+          bar.setTotal(Math.max(progress.target, 1))
+          bar.update(progress.position, { rate: Math.round(progress.eventsPerSecond) })
+        }
+      })
+      bar.stop()
+      console.log(`${projection.name}: generation ${result.generation} (${result.schema}) serves mart.* now; ${result.events} events in ${result.seconds.toFixed(1)} s; dropped ${result.dropped.join(", ") || "nothing"}`)
+    }
+  } finally {
+    await close()
+  }
+}
+
+/** `mesh status`: per projection, its checkpoint against the stream head, lag and open dead letters. */
+export const statusCommand = async (): Promise<void> => {
+  const { sql, nc, close } = await connectAll(2)
+  try {
+    const rows = await projectionStatus(sql, nc, Object.values(projections))
+    console.log(["projection", "generation", "checkpoint", "head", "lag", "dead letters", "building"].join("\t"))
+    for (const row of rows)
+      console.log([row.projection, row.generation ?? "-", row.checkpoint, row.head, row.lag, row.deadLetters, row.building.map((b) => `g${b.generation}@${b.checkpoint}`).join(",") || "-"].join("\t"))
+  } finally {
+    await close()
+  }
+}
+
+/** `mesh dead-letters [list [projection]] | redrive <projection> (<id>... | --all)` */
+export const deadLettersCommand = async (args: ReadonlyArray<string>): Promise<void> => {
+  const [action = "list", name, ...rest] = args
+  const { sql, close } = await connectAll(2)
+  try {
+    await ensureRegistry(sql)
+    if (action === "list") {
+      const letters = await sql`SELECT id, projection, seq, subject, dedupe_key, reason, created_at FROM ingest.dead_letters
+                                WHERE redriven_at IS NULL ${name === undefined ? sql`` : sql`AND projection = ${name}`} ORDER BY id`
+      if (letters.length === 0) console.log("no open dead letters")
+      for (const letter of letters) console.log(JSON.stringify(letter))
+      return
+    }
+    if (action === "redrive") {
+      const [projection] = selectProjections(name === undefined ? [] : [name])
+      if (name === undefined || projection === undefined) throw new Error("usage: mesh dead-letters redrive <projection> (<id>... | --all)")
+      const generation = await activeGeneration(sql, projection.name)
+      if (generation === undefined) throw new Error(`${projection.name} has no active generation yet: run it first`)
+      const ids =
+        rest[0] === "--all"
+          ? (await sql`SELECT id FROM ingest.dead_letters WHERE projection = ${projection.name} AND redriven_at IS NULL`).map((row) => Number(row.id))
+          : rest.map((id) => {
+              if (!/^\d+$/.test(id)) throw new Error(`dead letter ids are numbers, got ${JSON.stringify(id)}`)
+              return Number(id)
+            })
+      const result = await redriveDeadLetters(sql, projection, generation, ids)
+      console.log(`re-driven: ${result.redriven.join(", ") || "none"}`)
+      for (const letter of result.stillPoison) console.log(`still poison: ${letter.id}: ${letter.reason}`)
+      return
+    }
+    throw new Error(`unknown dead-letters action ${JSON.stringify(action)}: use list or redrive`)
+  } finally {
+    await close()
+  }
+}
+
+/** `mesh project [--batch-size N] [name...]`: runs projections live until SIGTERM or SIGINT, then drains and exits. */
+export const projectCommand = async (args: ReadonlyArray<string>): Promise<void> => {
+  const { values, positionals: names } = parseArgs({ args: [...args], allowPositionals: true, options: { "batch-size": { type: "string", default: "500" } } })
+  const batchSize = Number(values["batch-size"])
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`--batch-size must be a positive integer, got ${JSON.stringify(values["batch-size"])}`)
+  const selected = selectProjections(names)
+  const { sql, nc, close } = await connectAll(selected.length + 1)
   const stop = new AbortController()
   const drain = (signal: string) => {
     logEvent("info", "draining: finishing the batch in flight", { signal })
@@ -63,7 +160,6 @@ export const projectCommand = async (args: ReadonlyArray<string>): Promise<void>
       )
     )
   } finally {
-    await nc.drain().catch(() => undefined)
-    await sql.end({ timeout: 5 })
+    await close()
   }
 }

@@ -1,21 +1,32 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
-import { join, resolve } from "node:path"
+import { mkdirSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
 import { parseArgs } from "node:util"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
-import { projectCommand } from "../consumers/cli.ts"
+import postgres from "postgres"
+import { runLive } from "../consumers/runtime.ts"
+import { projections } from "../projections/index.ts"
+import { logEvent } from "./logger.ts"
+import { connectProjector } from "./local/projector.ts"
+import { startPostgres } from "./postgres/database.ts"
+import { deadLettersCommand, projectCommand, rebuildCommand, statusCommand } from "../consumers/cli.ts"
 import { defaultSources } from "../contracts/sources.ts"
 import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retailEvents } from "./local/samples.ts"
 import { generateSecrets, startEdgeStack } from "./local/stack.ts"
+import { LOCAL_STATE_DIR as STATE_DIR, LOCAL_STATE_FILE as STATE_FILE, type LocalState, readLocalState } from "./local/state.ts"
 import { applyStreams, DEFAULT_STREAM_SETTINGS, streamDeclarations } from "./streams.ts"
 
 const USAGE = `usage: npm run mesh -- <command>
 
-  up                      run the local mesh: nats-server (JetStream, websocket) and the edge Worker in workerd
+  up                      run the local mesh: nats-server, Postgres (DATABASE_URL or embedded), the edge Worker in workerd, the projections
       --port N            edge HTTP port (default 8787)
       --nats-port N       NATS client port (default 14222; websocket N+1, monitor N+2)
+      --pg-port N         embedded Postgres port (default 15432)
   samples                 send signed sample traffic for every source to a running local mesh
-  project [name...]       run projections live (default: all) with NATS_URL, NATS_USER, NATS_PASSWORD, DATABASE_URL
+  project [--batch-size N] [name...]   run projections live (default: all); NATS_URL, NATS_USER, NATS_PASSWORD, DATABASE_URL
+  rebuild <name...>       rebuild projections from the log, switching readers atomically
+  status                  checkpoint, stream head, lag and dead letters per projection
+  dead-letters list [name] | redrive <name> (<id>... | --all)
   streams apply           declare the log's streams on a NATS server (idempotent)
       --url URL           nats://host:port (default $NATS_URL or nats://127.0.0.1:4222)
       --user U --password P   (default $NATS_USER / $NATS_PASSWORD)
@@ -23,58 +34,66 @@ const USAGE = `usage: npm run mesh -- <command>
       --replicas N        (default 1; 3 in a cluster)
 `
 
-const STATE_DIR = resolve(process.cwd(), ".mesh")
-const STATE_FILE = join(STATE_DIR, "local.json")
-
-interface LocalState {
-  readonly edgeUrl: string
-  readonly secrets: Record<string, string>
-  readonly natsPasswords: { admin: string; edge: string; projector: string }
-}
-
 /** Secrets and passwords survive restarts of the local mesh, so its store and senders keep working. */
 const loadOrCreateState = (edgeUrl: string): LocalState => {
   mkdirSync(STATE_DIR, { recursive: true })
-  if (existsSync(STATE_FILE)) {
-    const state = JSON.parse(readFileSync(STATE_FILE, "utf8")) as LocalState
-    return { ...state, edgeUrl }
-  }
+  const existing = readLocalState()
+  if (existing !== undefined) return { ...existing, edgeUrl }
   const password = () => `p${crypto.randomUUID().replaceAll("-", "")}`
   return { edgeUrl, secrets: generateSecrets(), natsPasswords: { admin: password(), edge: password(), projector: password() } }
 }
 
 const up = async (args: ReadonlyArray<string>) => {
-  const { values } = parseArgs({ args: [...args], options: { port: { type: "string", default: "8787" }, "nats-port": { type: "string", default: "14222" } } })
+  const { values } = parseArgs({ args: [...args], options: { port: { type: "string", default: "8787" }, "nats-port": { type: "string", default: "14222" }, "pg-port": { type: "string", default: "15432" } } })
   const port = Number(values.port)
   const natsPort = Number(values["nats-port"])
   const state = loadOrCreateState(`http://127.0.0.1:${port}`)
+  const pg = await startPostgres({ dataDir: join(STATE_DIR, "postgres"), port: Number(values["pg-port"]) })
   const stack = await startEdgeStack({
     secrets: state.secrets,
     edgePort: port,
     verbose: true,
     nats: { port: natsPort, wsPort: natsPort + 1, monitorPort: natsPort + 2, storeDir: join(STATE_DIR, "nats"), passwords: state.natsPasswords, name: "ingest-local" }
   })
-  writeFileSync(STATE_FILE, JSON.stringify({ ...state, edgeUrl: stack.edge.url }, null, 2))
+  writeFileSync(STATE_FILE, JSON.stringify({ ...state, edgeUrl: stack.edge.url, natsUrl: stack.nats.url, databaseUrl: pg.url }, null, 2))
+  const sql = postgres(pg.url, { onnotice: () => {}, max: Object.keys(projections).length + 1 })
+  const projector = await connectProjector(stack.nats)
+  const stop = new AbortController()
+  const consumers = Object.values(projections).map((projection) =>
+    runLive({
+      sql,
+      nc: projector,
+      projection,
+      signal: stop.signal,
+      onBatch: (batch) => logEvent("info", "batch committed", { projection: projection.name, checkpoint: batch.checkpoint, applied: batch.applied, duplicates: batch.duplicates })
+    })
+  )
   console.log(`
 ingest mesh is up
   webhooks   POST ${stack.edge.url}/v1/hooks/<source>   (sources: ${Object.keys(defaultSources).join(", ")})
   health     GET  ${stack.edge.url}/healthz
-  NATS       ${stack.nats.url}  (websocket ${stack.nats.wsUrl}, monitor ${stack.nats.monitorUrl}, user admin, password in ${STATE_FILE})
+  NATS       ${stack.nats.url}  (websocket ${stack.nats.wsUrl}, monitor ${stack.nats.monitorUrl})
+  Postgres   ${pg.url}${pg.embedded ? " (embedded, data in .mesh/postgres)" : " (DATABASE_URL)"}  marts in schema "mart"
   secrets    ${STATE_FILE}
-  try it     npm run mesh -- samples
-Ctrl-C stops it; the log is kept in ${join(STATE_DIR, "nats")}.
+  try it     npm run mesh -- samples      then  npm run mesh -- status
+Ctrl-C stops it; the log and the marts are kept in ${STATE_DIR}.
 `)
   await new Promise<void>((resolveStop) => {
     process.once("SIGINT", resolveStop)
     process.once("SIGTERM", resolveStop)
   })
   console.log("stopping...")
+  stop.abort()
+  await Promise.all(consumers)
+  await projector.close()
+  await sql.end({ timeout: 5 })
   await stack.dispose()
+  await pg.stop()
 }
 
 const samples = async () => {
-  if (!existsSync(STATE_FILE)) throw new Error("no local mesh found: start it first with `npm run up`")
-  const state = JSON.parse(readFileSync(STATE_FILE, "utf8")) as LocalState
+  const state = readLocalState()
+  if (state === undefined) throw new Error("no local mesh found: start it first with `npm run up`")
   const now = Date.now()
   const traffic: ReadonlyArray<[string, unknown]> = [
     ["hubspot", hubspotBatch(10, { firstEventId: now, occurredAt: now })],
@@ -118,6 +137,9 @@ const run = async () => {
   if (command === "up") return up(rest)
   if (command === "samples") return samples()
   if (command === "project") return projectCommand(rest)
+  if (command === "rebuild") return rebuildCommand(rest)
+  if (command === "status") return statusCommand()
+  if (command === "dead-letters") return deadLettersCommand(rest)
   if (command === "streams" && rest[0] === "apply") return streamsApply(rest.slice(1))
   console.error(USAGE)
   process.exitCode = command === undefined || command === "help" || command === "--help" ? 0 : 2

@@ -1,0 +1,17 @@
+import { existsSync, readFileSync } from "node:fs"
+import { join, resolve } from "node:path"
+
+/** Where `npm run up` keeps the local mesh: its log, marts, secrets and passwords. */
+export const LOCAL_STATE_DIR = resolve(process.cwd(), ".mesh")
+export const LOCAL_STATE_FILE = join(LOCAL_STATE_DIR, "local.json")
+
+export interface LocalState {
+  readonly edgeUrl: string
+  readonly secrets: Record<string, string>
+  readonly natsPasswords: { admin: string; edge: string; projector: string }
+  readonly natsUrl?: string
+  readonly databaseUrl?: string
+}
+
+export const readLocalState = (): LocalState | undefined =>
+  existsSync(LOCAL_STATE_FILE) ? (JSON.parse(readFileSync(LOCAL_STATE_FILE, "utf8")) as LocalState) : undefined
