@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util"
+import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import { Presets, SingleBar } from "cli-progress"
 import postgres from "postgres"
@@ -7,6 +8,7 @@ import { logEvent } from "../infra/logger.ts"
 import { projections } from "../projections/index.ts"
 import type { Projection } from "../projections/projection.ts"
 import { redriveDeadLetters } from "./apply.ts"
+import { projectionMetrics, serveMetrics } from "./metrics.ts"
 import { projectionStatus, rebuildProjection } from "./rebuild.ts"
 import { activeGeneration, ensureRegistry } from "./registry.ts"
 import { runLive } from "./runtime.ts"
@@ -134,11 +136,19 @@ export const deadLettersCommand = async (args: ReadonlyArray<string>): Promise<v
 
 /** `mesh project [--batch-size N] [name...]`: runs projections live until SIGTERM or SIGINT, then drains and exits. */
 export const projectCommand = async (args: ReadonlyArray<string>): Promise<void> => {
-  const { values, positionals: names } = parseArgs({ args: [...args], allowPositionals: true, options: { "batch-size": { type: "string", default: "500" } } })
+  const { values, positionals: names } = parseArgs({
+    args: [...args],
+    allowPositionals: true,
+    options: { "batch-size": { type: "string", default: "500" }, "metrics-port": { type: "string", default: "9464" } }
+  })
   const batchSize = Number(values["batch-size"])
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`--batch-size must be a positive integer, got ${JSON.stringify(values["batch-size"])}`)
   const selected = selectProjections(names)
   const { sql, nc, close } = await connectAll(selected.length + 1)
+  const metrics = projectionMetrics(await jetstreamManager(nc), selected)
+  const metricsPort = Number(values["metrics-port"])
+  const server = metricsPort > 0 ? await serveMetrics(metrics.registry, metricsPort) : undefined
+  if (server !== undefined) logEvent("info", "metrics", { url: `http://127.0.0.1:${metricsPort}/metrics` })
   const stop = new AbortController()
   const drain = (signal: string) => {
     logEvent("info", "draining: finishing the batch in flight", { signal })
@@ -155,11 +165,16 @@ export const projectCommand = async (args: ReadonlyArray<string>): Promise<void>
           projection,
           batchSize,
           signal: stop.signal,
-          onBatch: (batch) => logEvent("info", "batch committed", { projection: projection.name, ...batch, millis: Math.round(batch.millis) })
+          onBatch: (batch) => {
+            metrics.recordBatch(projection.name, batch)
+            logEvent("info", "batch committed", { projection: projection.name, ...batch, millis: Math.round(batch.millis) })
+          },
+          onRetry: () => metrics.recordRetry(projection.name)
         })
       )
     )
   } finally {
+    server?.close()
     await close()
   }
 }

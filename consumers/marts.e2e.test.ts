@@ -1,3 +1,5 @@
+import type { Server } from "node:http"
+import type { AddressInfo } from "node:net"
 import { headers as natsHeaders, type NatsConnection } from "@nats-io/nats-core"
 import { jetstream } from "@nats-io/jetstream"
 import postgres from "postgres"
@@ -10,6 +12,9 @@ import { createDatabase, type PostgresServer, startPostgres } from "../infra/pos
 import { crmProjection } from "../projections/crm.ts"
 import { warehouseProjection } from "../projections/warehouse.ts"
 import type { Projection } from "../projections/projection.ts"
+import { redriveDeadLetters } from "./apply.ts"
+import { activeGeneration } from "./registry.ts"
+import { projectionMetrics, serveMetrics } from "./metrics.ts"
 import { runLive } from "./runtime.ts"
 
 let stack: EdgeStack
@@ -17,6 +22,8 @@ let pg: PostgresServer
 let database: { url: string; drop: () => Promise<void> }
 let sql: postgres.Sql
 let projector: NatsConnection
+let metrics: ReturnType<typeof projectionMetrics> | undefined
+let metricsServer: Server | undefined
 const stop = new AbortController()
 const running: Array<Promise<void>> = []
 const waiters: Array<{ projection: string; seq: number; resolve: () => void }> = []
@@ -39,6 +46,7 @@ const start = (projection: Projection) =>
       fetchWaitMs: 1000,
       signal: stop.signal,
       onBatch: (result) => {
+        metrics?.recordBatch(projection.name, result)
         checkpoints.set(projection.name, result.checkpoint)
         for (const waiter of waiters.filter((w) => w.projection === projection.name && w.seq <= result.checkpoint)) {
           waiters.splice(waiters.indexOf(waiter), 1)
@@ -54,11 +62,14 @@ beforeAll(async () => {
   database = await createDatabase(pg.url)
   sql = postgres(database.url, { onnotice: () => {}, max: 4 })
   projector = await connectProjector(stack.nats)
+  metrics = projectionMetrics(stack.jsm, [warehouseProjection, crmProjection])
+  metricsServer = await serveMetrics(metrics.registry, 0, "127.0.0.1")
   start(warehouseProjection)
   start(crmProjection)
 })
 
 afterAll(async () => {
+  metricsServer?.close()
   stop.abort()
   await Promise.all(running)
   await projector?.close()
@@ -142,6 +153,30 @@ describe("warehouse marts from signed erasure webhooks", () => {
     expect(dead[0]?.reason).toMatch(/Missing key/)
     expect(plain(await sql`SELECT erased FROM mart.daily_stats WHERE date = '2025-01-21'`)).toEqual([{ erased: 1 }])
   })
+
+  it("re-drive a dead letter once the projection can read it, and keep it while it still cannot", async () => {
+    const [letter] = await sql`SELECT id FROM ingest.dead_letters WHERE dedupe_key = 'erasure:era_poison'`
+    const id = Number(letter?.id)
+    const generation = await activeGeneration(sql, "warehouse")
+    if (generation === undefined) throw new Error("no active warehouse generation")
+
+    const unchanged = await redriveDeadLetters(sql, warehouseProjection, generation, [id])
+    expect(unchanged).toMatchObject({ redriven: [], stillPoison: [{ id }] })
+
+    // A fixed projection: an erasure that lacks its fields is counted for an unknown device.
+    const fixed: Projection = {
+      ...warehouseProjection,
+      project: (event) => {
+        const payload = event.payload as { data: Record<string, unknown> }
+        return warehouseProjection.project({ ...event, payload: { ...payload, data: { device_type: "unknown", initials: "NA", job_id: "unknown", ...payload.data } } })
+      }
+    }
+    expect(await redriveDeadLetters(sql, fixed, generation, [id])).toEqual({ redriven: [id], stillPoison: [] })
+    expect(plain(await sql`SELECT erased FROM mart.daily_stats WHERE date = '2025-01-21'`)).toEqual([{ erased: 2 }])
+    expect(plain(await sql`SELECT count(*)::int AS open FROM ingest.dead_letters WHERE id = ${id} AND redriven_at IS NULL`)).toEqual([{ open: 0 }])
+    expect(await redriveDeadLetters(sql, fixed, generation, [id])).toEqual({ redriven: [], stillPoison: [] })
+    expect(plain(await sql`SELECT erased FROM mart.daily_stats WHERE date = '2025-01-21'`)).toEqual([{ erased: 2 }])
+  })
 })
 
 describe("crm marts from signed HubSpot and Aloware webhooks", () => {
@@ -173,5 +208,21 @@ describe("crm marts from signed HubSpot and Aloware webhooks", () => {
       { date_key: 20250116, day_name: "Thursday", quarter: 1, is_weekend: false }
     ])
     expect((await sql`SELECT metric_id FROM mart.dim_metric ORDER BY metric_id`).map((row) => row.metric_id)).toEqual(["CALLS", "CASES", "CONTACTS", "DEALS", "EMAILS", "INBOUND_CALLS", "TEXTS"])
+  })
+})
+
+describe("the runtime's Prometheus metrics", () => {
+  it("count applied, duplicate and dead-lettered events and show no lag once caught up", async () => {
+    await caughtUp(warehouseProjection)
+    const address = metricsServer?.address() as AddressInfo
+    const response = await fetch(`http://127.0.0.1:${address.port}/metrics`)
+    expect(response.status).toBe(200)
+    const text = await response.text()
+    const value = (line: string) => Number(new RegExp(`^${line.replace(/[{}"]/g, "\\$&")} (\\S+)$`, "m").exec(text)?.[1])
+    expect(value('ingest_projection_events_total{projection="warehouse",outcome="applied"}')).toBeGreaterThanOrEqual(16)
+    expect(value('ingest_projection_events_total{projection="warehouse",outcome="duplicate"}')).toBeGreaterThanOrEqual(1)
+    expect(value('ingest_projection_events_total{projection="warehouse",outcome="dead_letter"}')).toBe(1)
+    expect(value('ingest_projection_lag{projection="warehouse"}')).toBe(0)
+    expect(text).toMatch(/^ingest_projection_batch_seconds_count\{projection="warehouse"\} \d+$/m)
   })
 })

@@ -4,6 +4,7 @@ import { parseArgs } from "node:util"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import postgres from "postgres"
+import { projectionMetrics, serveMetrics } from "../consumers/metrics.ts"
 import { runLive } from "../consumers/runtime.ts"
 import { projections } from "../projections/index.ts"
 import { logEvent } from "./logger.ts"
@@ -44,7 +45,7 @@ const loadOrCreateState = (edgeUrl: string): LocalState => {
 }
 
 const up = async (args: ReadonlyArray<string>) => {
-  const { values } = parseArgs({ args: [...args], options: { port: { type: "string", default: "8787" }, "nats-port": { type: "string", default: "14222" }, "pg-port": { type: "string", default: "15432" } } })
+  const { values } = parseArgs({ args: [...args], options: { port: { type: "string", default: "8787" }, "nats-port": { type: "string", default: "14222" }, "pg-port": { type: "string", default: "15432" }, "metrics-port": { type: "string", default: "9464" } } })
   const port = Number(values.port)
   const natsPort = Number(values["nats-port"])
   const state = loadOrCreateState(`http://127.0.0.1:${port}`)
@@ -59,13 +60,19 @@ const up = async (args: ReadonlyArray<string>) => {
   const sql = postgres(pg.url, { onnotice: () => {}, max: Object.keys(projections).length + 1 })
   const projector = await connectProjector(stack.nats)
   const stop = new AbortController()
+  const metrics = projectionMetrics(stack.jsm, Object.values(projections))
+  const metricsServer = await serveMetrics(metrics.registry, Number(values["metrics-port"]), "127.0.0.1")
   const consumers = Object.values(projections).map((projection) =>
     runLive({
       sql,
       nc: projector,
       projection,
       signal: stop.signal,
-      onBatch: (batch) => logEvent("info", "batch committed", { projection: projection.name, checkpoint: batch.checkpoint, applied: batch.applied, duplicates: batch.duplicates })
+      onBatch: (batch) => {
+        metrics.recordBatch(projection.name, batch)
+        logEvent("info", "batch committed", { projection: projection.name, checkpoint: batch.checkpoint, applied: batch.applied, duplicates: batch.duplicates })
+      },
+      onRetry: () => metrics.recordRetry(projection.name)
     })
   )
   console.log(`
@@ -73,6 +80,7 @@ ingest mesh is up
   webhooks   POST ${stack.edge.url}/v1/hooks/<source>   (sources: ${Object.keys(defaultSources).join(", ")})
   health     GET  ${stack.edge.url}/healthz
   NATS       ${stack.nats.url}  (websocket ${stack.nats.wsUrl}, monitor ${stack.nats.monitorUrl})
+  metrics    http://127.0.0.1:${values["metrics-port"]}/metrics
   Postgres   ${pg.url}${pg.embedded ? " (embedded, data in .mesh/postgres)" : " (DATABASE_URL)"}  marts in schema "mart"
   secrets    ${STATE_FILE}
   try it     npm run mesh -- samples      then  npm run mesh -- status
@@ -84,6 +92,7 @@ Ctrl-C stops it; the log and the marts are kept in ${STATE_DIR}.
   })
   console.log("stopping...")
   stop.abort()
+  metricsServer.close()
   await Promise.all(consumers)
   await projector.close()
   await sql.end({ timeout: 5 })

@@ -1,0 +1,76 @@
+import { createServer, type Server } from "node:http"
+import type { JetStreamManager } from "@nats-io/jetstream"
+import { Counter, Gauge, Histogram, Registry } from "prom-client"
+import { streamFor } from "../contracts/log.ts"
+import type { Projection } from "../projections/projection.ts"
+import type { BatchResult } from "./apply.ts"
+
+/** Prometheus metrics of the projection runtime, one registry per process. */
+export const projectionMetrics = (jsm: JetStreamManager, projections: ReadonlyArray<Projection>) => {
+  const registry = new Registry()
+  const checkpoints = new Map<string, number>()
+  const events = new Counter({
+    name: "ingest_projection_events_total",
+    help: "Events read by a projection, by outcome: applied, duplicate, skipped or dead_letter",
+    labelNames: ["projection", "outcome"],
+    registers: [registry]
+  })
+  const batches = new Histogram({
+    name: "ingest_projection_batch_seconds",
+    help: "Time to project and commit one batch",
+    labelNames: ["projection"],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry]
+  })
+  const retries = new Counter({ name: "ingest_projection_retries_total", help: "Batches retried after a failure on our side", labelNames: ["projection"], registers: [registry] })
+  new Gauge({
+    name: "ingest_projection_checkpoint",
+    help: "Last stream sequence committed by the projection",
+    labelNames: ["projection"],
+    registers: [registry],
+    collect() {
+      for (const [projection, checkpoint] of checkpoints) this.set({ projection }, checkpoint)
+    }
+  })
+  new Gauge({
+    name: "ingest_projection_lag",
+    help: "Events in the stream the projection has not committed yet",
+    labelNames: ["projection"],
+    registers: [registry],
+    async collect() {
+      for (const projection of projections) {
+        const head = await jsm.streams.info(streamFor(projection.domain)).then((info) => info.state.last_seq, () => undefined)
+        if (head !== undefined) this.set({ projection: projection.name }, Math.max(0, head - (checkpoints.get(projection.name) ?? 0)))
+      }
+    }
+  })
+  return {
+    registry,
+    recordBatch: (projection: string, batch: BatchResult & { readonly events: number; readonly millis: number }) => {
+      checkpoints.set(projection, batch.checkpoint)
+      events.inc({ projection, outcome: "applied" }, batch.applied)
+      events.inc({ projection, outcome: "duplicate" }, batch.duplicates)
+      events.inc({ projection, outcome: "skipped" }, batch.skipped)
+      events.inc({ projection, outcome: "dead_letter" }, batch.deadLetters)
+      batches.observe({ projection }, batch.millis / 1000)
+    },
+    recordRetry: (projection: string) => retries.inc({ projection })
+  }
+}
+
+/** Serves `GET /metrics` in the Prometheus text format. */
+export const serveMetrics = (registry: Registry, port: number, host = "0.0.0.0"): Promise<Server> =>
+  new Promise((resolve, reject) => {
+    const server = createServer((request, response) => {
+      if (request.method !== "GET" || request.url?.split("?")[0] !== "/metrics") {
+        response.writeHead(404, { "content-type": "text/plain" }).end("metrics are at GET /metrics\n")
+        return
+      }
+      registry.metrics().then(
+        (text) => response.writeHead(200, { "content-type": registry.contentType }).end(text),
+        (error: unknown) => response.writeHead(500, { "content-type": "text/plain" }).end(String(error))
+      )
+    })
+    server.once("error", reject)
+    server.listen(port, host, () => resolve(server))
+  })
