@@ -154,8 +154,9 @@ export const projectCommand = async (args: ReadonlyArray<string>): Promise<void>
     logEvent("info", "draining: finishing the batch in flight", { signal })
     stop.abort()
   }
-  process.once("SIGTERM", () => drain("SIGTERM"))
-  process.once("SIGINT", () => drain("SIGINT"))
+  // `on`, not `once`: tsx exits at once (128 + signal) when a signal finds no listener left.
+  process.on("SIGTERM", () => drain("SIGTERM"))
+  process.on("SIGINT", () => drain("SIGINT"))
   try {
     await Promise.all(
       selected.map((projection) =>

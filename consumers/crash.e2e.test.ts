@@ -79,7 +79,8 @@ describe("a consumer killed with SIGKILL at random points", () => {
       const final = spawnProjector({ nats, databaseUrl: crashed.url, names: ["warehouse"], batchSize: 100 })
       await final.waitFor((line) => line.msg === "batch committed" && Number(line.checkpoint) >= head)
       final.child.kill("SIGTERM")
-      expect(await final.exited).toBe(0)
+      const code = await final.exited
+      expect(code, final.stderr()).toBe(0)
 
       const sql = postgres(crashed.url, { onnotice: () => {} })
       try {

@@ -5,12 +5,18 @@ import type { Projection } from "../projections/projection.ts"
 import type { ReadEvent } from "./apply.ts"
 import type { Generation } from "./registry.ts"
 
-/** The durable consumer through which one generation of a projection reads its domain's stream. */
-export const consumerName = (projection: Projection, generation: Generation): string => `proj_${projection.name}_g${generation.generation}`
+/** Tells this process's consumers from another replica's, so two readers never delete each other's. */
+const PROCESS_TAG = Math.random().toString(36).slice(2, 8)
+
+/** The durable consumer through which this process reads one generation of a projection. */
+export const consumerName = (projection: Projection, generation: Generation): string => `proj_${projection.name}_g${generation.generation}_${PROCESS_TAG}`
 
 /**
- * (Re)creates the generation's durable pull consumer to deliver from `checkpoint + 1`: Postgres
- * holds the position, so the consumer always starts where the last committed batch ended.
+ * (Re)creates this process's durable pull consumer for the generation, delivering from
+ * `checkpoint + 1`: Postgres holds the position, so reading always starts where the last
+ * committed batch ended. A consumer left by a crashed process is removed by the server after five
+ * idle minutes; two replicas reading at once stay correct (the checkpoint compare-and-set lets one
+ * batch win) but waste work, so run one replica per projection.
  */
 export const openConsumer = async (js: JetStreamClient, jsm: JetStreamManager, projection: Projection, generation: Generation, checkpoint: number): Promise<Consumer> => {
   const stream = streamFor(projection.domain)
@@ -22,6 +28,7 @@ export const openConsumer = async (js: JetStreamClient, jsm: JetStreamManager, p
     ack_wait: nanos(60_000),
     max_ack_pending: 20_000,
     filter_subject: domainSubjects(projection.domain),
+    inactive_threshold: nanos(5 * 60_000),
     ...(checkpoint > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: checkpoint + 1 } : { deliver_policy: DeliverPolicy.All })
   })
   return js.consumers.get(stream, name)

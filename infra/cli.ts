@@ -86,9 +86,10 @@ ingest mesh is up
   try it     npm run mesh -- samples      then  npm run mesh -- status
 Ctrl-C stops it; the log and the marts are kept in ${STATE_DIR}.
 `)
+  // `on`, not `once`: tsx exits at once (128 + signal) when a signal finds no listener left.
   await new Promise<void>((resolveStop) => {
-    process.once("SIGINT", resolveStop)
-    process.once("SIGTERM", resolveStop)
+    process.on("SIGINT", () => resolveStop())
+    process.on("SIGTERM", () => resolveStop())
   })
   console.log("stopping...")
   stop.abort()

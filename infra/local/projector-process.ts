@@ -11,6 +11,8 @@ export interface ProjectorProcess {
   /** Resolves with the first log line `predicate` accepts; rejects if the process exits first. */
   readonly waitFor: (predicate: (line: Record<string, unknown>) => boolean) => Promise<Record<string, unknown>>
   readonly exited: Promise<number | null>
+  /** The last 4 KB the process wrote to stderr, for failure messages. */
+  readonly stderr: () => string
 }
 
 /** `mesh project` as its own OS process, so tests can SIGKILL it like a crashed host. */
@@ -32,11 +34,15 @@ export const spawnProjector = (options: { nats: NatsServer; databaseUrl: string;
     lines.push(line)
     for (const listener of listeners) listener(line)
   })
-  child.stderr?.resume()
+  let stderr = ""
+  child.stderr?.on("data", (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000)
+  })
   const exited = new Promise<number | null>((resolveExit) => child.once("exit", (code) => resolveExit(code)))
   return {
     child,
     exited,
+    stderr: () => stderr,
     waitFor: (predicate) =>
       new Promise((resolveLine, reject) => {
         const found = lines.find(predicate)

