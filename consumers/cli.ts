@@ -90,9 +90,9 @@ export const statusCommand = async (): Promise<void> => {
   const { sql, nc, close } = await connectAll(2)
   try {
     const rows = await projectionStatus(sql, nc, Object.values(projections))
-    console.log(["projection", "generation", "checkpoint", "head", "lag", "dead letters", "building"].join("\t"))
+    console.log(["projection", "generation", "version", "checkpoint", "head", "lag", "dead letters", "building"].join("\t"))
     for (const row of rows)
-      console.log([row.projection, row.generation ?? "-", row.checkpoint, row.head, row.lag, row.deadLetters, row.building.map((b) => `g${b.generation}@${b.checkpoint}`).join(",") || "-"].join("\t"))
+      console.log([row.projection, row.generation ?? "-", row.version ?? "-", row.checkpoint, row.head, row.lag, row.deadLetters, row.building.map((b) => `g${b.generation}@${b.checkpoint}`).join(",") || "-"].join("\t"))
   } finally {
     await close()
   }

@@ -109,6 +109,7 @@ export const projectionStatus = async (sql: postgres.Sql, nc: NatsConnection, pr
       return {
         projection: projection.name,
         generation: active?.generation ?? null,
+        version: active === undefined ? null : `${active.version}${active.version === projection.version ? "" : ` (code is ${projection.version}: rebuild)`}`,
         schema: active?.schema ?? null,
         checkpoint: active?.checkpoint ?? 0,
         head,

@@ -122,6 +122,13 @@ export const runLive = async (options: RuntimeOptions): Promise<void> => {
       generation = { ...created, status: "active" }
       logEvent("info", "created the first generation", { projection: options.projection.name, schema: created.schema })
     }
+    if (generation.version !== options.projection.version)
+      logEvent("warn", "the marts were built by another version of this projection; rebuild them", {
+        projection: options.projection.name,
+        built: generation.version,
+        code: options.projection.version,
+        fix: `npm run mesh -- rebuild ${options.projection.name}`
+      })
     logEvent("info", "projecting", { projection: options.projection.name, generation: generation.generation, checkpoint: generation.checkpoint, stream: streamFor(options.projection.domain) })
     const outcome = await consumeGeneration(options, clients, generation, "live")
     if (outcome === "stopped") return
