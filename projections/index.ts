@@ -1,4 +1,5 @@
 import { crmProjection } from "./crm.ts"
+import { oeeProjection } from "./oee.ts"
 import type { Projection } from "./projection.ts"
 import { warehouseProjection } from "./warehouse.ts"
 
@@ -8,5 +9,6 @@ export * from "./table.ts"
 /** Every projection the runtime can run, by name. */
 export const projections: Readonly<Record<string, Projection>> = {
   warehouse: warehouseProjection,
-  crm: crmProjection
+  crm: crmProjection,
+  oee: oeeProjection
 }
