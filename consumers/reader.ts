@@ -64,6 +64,7 @@ export const readEventOf = (message: { seq: number; subject: string; headers: Re
     type: headers[LogHeaders.type] ?? message.subject.split(".")[3] ?? "unknown",
     dedupeKey: key !== undefined && key !== "" ? messageIdFor(source, key) : (headers["Nats-Msg-Id"] ?? `seq:${message.seq}`),
     occurredAt: headers[LogHeaders.occurredAt] ?? message.appendedAt ?? new Date(0).toISOString(),
+    receivedAt: headers[LogHeaders.receivedAt] ?? message.appendedAt ?? new Date(0).toISOString(),
     schema: headers[LogHeaders.schema] ?? "unknown",
     payload: parse(message.data),
     headers,

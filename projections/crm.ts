@@ -2,6 +2,7 @@ import { AlowareEvent } from "../contracts/aloware.ts"
 import { HubSpotEvent } from "../contracts/hubspot.ts"
 import { decodeWith } from "./decode.ts"
 import { type LogEvent, type Outcome, poison, type Projection, rows, skip } from "./projection.ts"
+import { dateRow, dimDateColumns } from "./calendar.ts"
 import { qualified, type Row, type TableSpec } from "./table.ts"
 
 /** Seed 004's CRM star: one fact per counted activity, the agent, date, metric and shift dimensions. */
@@ -34,21 +35,7 @@ export const crmTables: ReadonlyArray<TableSpec> = [
     key: ["agent_id"],
     merge: "upsert"
   },
-  {
-    name: "dim_date",
-    columns: [
-      { name: "date_key", type: "integer" },
-      { name: "full_date", type: "date" },
-      { name: "day_of_week", type: "integer" },
-      { name: "day_name", type: "text" },
-      { name: "month", type: "integer" },
-      { name: "quarter", type: "integer" },
-      { name: "year", type: "integer" },
-      { name: "is_weekend", type: "boolean" }
-    ],
-    key: ["date_key"],
-    merge: "insert"
-  },
+  { name: "dim_date", columns: dimDateColumns, key: ["date_key"], merge: "insert" },
   {
     name: "dim_metric",
     columns: [
@@ -94,25 +81,6 @@ export const SHIFTS = [
 const shiftOf = (iso: string): string => {
   const hour = new Date(iso).getUTCHours()
   return hour >= 6 && hour < 14 ? "EARLY" : hour >= 14 && hour < 22 ? "LATE" : "NIGHT"
-}
-
-const DAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-
-/** The `dim_date` row of an instant's UTC day. */
-export const dateRow = (iso: string): Row => {
-  const date = new Date(iso)
-  const dayOfWeek = ((date.getUTCDay() + 6) % 7) + 1
-  const month = date.getUTCMonth() + 1
-  return {
-    date_key: date.getUTCFullYear() * 10000 + month * 100 + date.getUTCDate(),
-    full_date: iso.slice(0, 10),
-    day_of_week: dayOfWeek,
-    day_name: DAY_NAMES[dayOfWeek - 1] as string,
-    month,
-    quarter: Math.ceil(month / 3),
-    year: date.getUTCFullYear(),
-    is_weekend: dayOfWeek >= 6
-  }
 }
 
 /** HubSpot object type ids of the generic `object.creation` subscriptions we count. */
@@ -171,7 +139,7 @@ const projectAloware = (event: LogEvent): Outcome => {
 /** HubSpot and Aloware events become counted activities by agent, day, metric and shift. */
 export const crmProjection: Projection = {
   name: "crm",
-  version: 1,
+  version: 2,
   domain: "crm",
   tables: crmTables,
   published: [...crmTables.map((table) => table.name), "fact_daily_metric"],

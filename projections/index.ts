@@ -1,5 +1,6 @@
 import { crmProjection } from "./crm.ts"
 import { oeeProjection } from "./oee.ts"
+import { retailProjection } from "./retail.ts"
 import type { Projection } from "./projection.ts"
 import { warehouseProjection } from "./warehouse.ts"
 
@@ -10,5 +11,6 @@ export * from "./table.ts"
 export const projections: Readonly<Record<string, Projection>> = {
   warehouse: warehouseProjection,
   crm: crmProjection,
-  oee: oeeProjection
+  oee: oeeProjection,
+  retail: retailProjection({ latenessMs: Number(process.env.RETAIL_LATENESS_MINUTES ?? "10") * 60_000 })
 }

@@ -10,6 +10,8 @@ export interface LogEvent {
   /** `<source>:<natural key>`: the durable dedupe key. */
   readonly dedupeKey: string
   readonly occurredAt: string
+  /** When the edge received it (`Ingest-Received-At`): how late an event arrived, decided the same on every replay. */
+  readonly receivedAt: string
   readonly schema: string
   readonly payload: unknown
 }

@@ -13,15 +13,18 @@ export interface Column {
 
 /**
  * How a row meets an existing row with the same key: `insert` keeps the first, `upsert` takes the
- * latest, `increment` adds the numeric columns (counters fed exactly once by the dedupe ledger).
+ * last in log order, `latest` the one with the greatest `orderBy` value (event time, whatever the
+ * arrival order), `increment` adds the numeric columns (counters fed exactly once by the dedupe ledger).
  */
-export type Merge = "insert" | "upsert" | "increment"
+export type Merge = "insert" | "upsert" | "latest" | "increment"
 
 export interface TableSpec {
   readonly name: string
   readonly columns: ReadonlyArray<Column>
   readonly key: ReadonlyArray<string>
   readonly merge: Merge
+  /** With `latest`: the column that orders rows, e.g. an event time. */
+  readonly orderBy?: string
   /** Extra indexes, as column lists, for date-range reads. */
   readonly indexes?: ReadonlyArray<ReadonlyArray<string>>
 }
@@ -53,7 +56,10 @@ export const mergeRows = (spec: TableSpec, rows: ReadonlyArray<Row>): ReadonlyAr
     const key = keyOf(spec, row)
     const existing = merged.get(key)
     if (existing === undefined || spec.merge === "upsert") merged.set(key, row)
-    else if (spec.merge === "increment") {
+    else if (spec.merge === "latest") {
+      const column = spec.orderBy as string
+      if (String(row[column]) >= String(existing[column])) merged.set(key, row)
+    } else if (spec.merge === "increment") {
       const sum: Record<string, Value> = { ...existing }
       for (const column of spec.columns) if (!spec.key.includes(column.name)) sum[column.name] = Number(existing[column.name] ?? 0) + Number(row[column.name] ?? 0)
       merged.set(key, sum)
@@ -67,12 +73,15 @@ export const bulkWrite = (schema: string, spec: TableSpec, rows: ReadonlyArray<R
   const names = spec.columns.map((column) => column.name)
   const others = names.filter((name) => !spec.key.includes(name))
   const target = qualified(schema, spec.name)
+  const replace = `DO UPDATE SET ${others.map((name) => `${quote(name)} = EXCLUDED.${quote(name)}`).join(", ")}`
   const conflict =
     spec.merge === "insert" || others.length === 0
       ? "DO NOTHING"
       : spec.merge === "upsert"
-        ? `DO UPDATE SET ${others.map((name) => `${quote(name)} = EXCLUDED.${quote(name)}`).join(", ")}`
-        : `DO UPDATE SET ${others.map((name) => `${quote(name)} = ${target}.${quote(name)} + EXCLUDED.${quote(name)}`).join(", ")}`
+        ? replace
+        : spec.merge === "latest"
+          ? `${replace} WHERE EXCLUDED.${quote(spec.orderBy as string)} >= ${target}.${quote(spec.orderBy as string)}`
+          : `DO UPDATE SET ${others.map((name) => `${quote(name)} = ${target}.${quote(name)} + EXCLUDED.${quote(name)}`).join(", ")}`
   const text = `INSERT INTO ${target} (${names.map(quote).join(", ")}) SELECT ${spec.columns
     .map((column, i) => `u.c${i}::${column.type}`)
     .join(", ")} FROM unnest(${names.map((_, i) => `$${i + 1}::text[]`).join(", ")}) AS u(${names.map((_, i) => `c${i}`).join(", ")}) ON CONFLICT (${spec.key.map(quote).join(", ")}) ${conflict}`

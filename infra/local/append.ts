@@ -2,6 +2,7 @@ import type { JetStreamClient } from "@nats-io/jetstream"
 import { headers as natsHeaders } from "@nats-io/nats-core"
 import { Effect } from "effect"
 import { MAX_EVENTS_PER_REQUEST } from "../../contracts/event.ts"
+import { LogHeaders } from "../../contracts/log.ts"
 import { contracts, defaultSources } from "../../contracts/sources.ts"
 import { type LogMessage, toLogMessages } from "../../edge/log-message.ts"
 
@@ -14,7 +15,11 @@ export const appendAsEdge = async (
   js: JetStreamClient,
   source: string,
   payloads: ReadonlyArray<unknown>,
-  options: { readonly messageId?: (message: LogMessage, index: number) => string } = {}
+  options: {
+    readonly messageId?: (message: LogMessage, index: number) => string
+    /** When the edge "received" each event (`Ingest-Received-At`), to replay late arrivals. */
+    readonly receivedAt?: (message: LogMessage, index: number) => string
+  } = {}
 ): Promise<number> => {
   const definition = defaultSources[source]
   if (definition === undefined) throw new Error(`unknown source ${source}`)
@@ -27,6 +32,8 @@ export const appendAsEdge = async (
       messages.map((message, offset) => {
         const headers = natsHeaders()
         for (const [name, value] of Object.entries(message.headers)) headers.set(name, value)
+        const receivedAt = options.receivedAt?.(message, start + offset)
+        if (receivedAt !== undefined) headers.set(LogHeaders.receivedAt, receivedAt)
         return js.publish(message.subject, message.data, { msgID: options.messageId?.(message, start + offset) ?? message.msgId, headers })
       })
     )

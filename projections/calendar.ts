@@ -1,0 +1,44 @@
+import type { Column, Row } from "./table.ts"
+
+const DAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+/** Fixed-date public holidays (MM-DD) flagged in `dim_date.is_holiday`. */
+export const HOLIDAYS: ReadonlyArray<string> = ["01-01", "05-01", "12-25", "12-26"]
+
+/** The columns of every `dim_date`: one row per UTC day, keyed `yyyymmdd`. */
+export const dimDateColumns: ReadonlyArray<Column> = [
+  { name: "date_key", type: "integer" },
+  { name: "full_date", type: "date" },
+  { name: "day_of_week", type: "integer" },
+  { name: "day_name", type: "text" },
+  { name: "month", type: "integer" },
+  { name: "quarter", type: "integer" },
+  { name: "year", type: "integer" },
+  { name: "is_weekend", type: "boolean" },
+  { name: "is_holiday", type: "boolean" }
+]
+
+/** `yyyymmdd` of an instant's UTC day. */
+export const dateKey = (iso: string): number => {
+  const date = new Date(iso)
+  return date.getUTCFullYear() * 10000 + (date.getUTCMonth() + 1) * 100 + date.getUTCDate()
+}
+
+/** The `dim_date` row of an instant's UTC day. */
+export const dateRow = (iso: string): Row => {
+  const date = new Date(iso)
+  const dayOfWeek = ((date.getUTCDay() + 6) % 7) + 1
+  const month = date.getUTCMonth() + 1
+  const fullDate = date.toISOString().slice(0, 10)
+  return {
+    date_key: dateKey(iso),
+    full_date: fullDate,
+    day_of_week: dayOfWeek,
+    day_name: DAY_NAMES[dayOfWeek - 1] as string,
+    month,
+    quarter: Math.ceil(month / 3),
+    year: date.getUTCFullYear(),
+    is_weekend: dayOfWeek >= 6,
+    is_holiday: HOLIDAYS.includes(fullDate.slice(5))
+  }
+}

@@ -1,0 +1,133 @@
+import { jetstream, jetstreamManager } from "@nats-io/jetstream"
+import type { NatsConnection } from "@nats-io/nats-core"
+import postgres from "postgres"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { rebuildProjection } from "../consumers/rebuild.ts"
+import { runLive } from "../consumers/runtime.ts"
+import { appendAsEdge } from "../infra/local/append.ts"
+import { martSnapshot } from "../infra/local/marts.ts"
+import { connectProjector } from "../infra/local/projector.ts"
+import { connectAdmin } from "../infra/local/stack.ts"
+import { type NatsServer, startNatsServer } from "../infra/nats/server.ts"
+import { createDatabase, type PostgresServer, startPostgres } from "../infra/postgres/database.ts"
+import { applyStreams } from "../infra/streams.ts"
+import { retailProjection } from "./retail.ts"
+
+const projection = retailProjection({ latenessMs: 10 * 60_000 })
+const T0 = Date.parse("2025-01-15T12:00:00Z")
+const at = (minutes: number) => new Date(T0 + minutes * 60_000).toISOString()
+
+type Sent = { readonly payload: { id: string; type: string; timestamp: string; data: object }; readonly receivedAt: string }
+
+const sale = (n: number, minute: number, store: string, product: string, quantity: number, receivedAfter = 2): Sent => ({
+  payload: { id: `sale_${n}`, type: "sale.completed", timestamp: at(minute), data: { sale_id: `S${n}`, store_id: store, product_id: product, quantity, unit_price: 2.5 } },
+  receivedAt: at(minute + receivedAfter)
+})
+const stock = (n: number, minute: number, quantity: number): Sent => ({
+  payload: { id: `inv_${n}`, type: "inventory.updated", timestamp: at(minute), data: { store_id: "47", product_id: "SKU123", quantity_on_hand: quantity, reorder_point: 15 } },
+  receivedAt: at(minute + 1)
+})
+
+/** Sales over three windows and two hours, stock counts, and one sale received 28 minutes after it happened. */
+const EVENTS: ReadonlyArray<Sent> = [
+  sale(1, 0.5, "47", "SKU123", 2),
+  sale(2, 1, "47", "SKU123", 1),
+  sale(3, 2, "47", "SKU123", 4, 28),
+  sale(4, 4, "48", "SKU456", 3),
+  sale(5, 6, "47", "SKU123", 1),
+  sale(6, 7, "47", "SKU456", 5, 9),
+  sale(7, 11, "48", "SKU456", 2),
+  sale(8, 61, "47", "SKU123", 6),
+  stock(1, 1, 20),
+  stock(2, 7, 13),
+  stock(3, 3, 18)
+]
+
+const seeded = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+
+let pg: PostgresServer
+const logs: Array<{ nats: NatsServer; admin: NatsConnection; projector: NatsConnection; database: { url: string; drop: () => Promise<void> }; sql: postgres.Sql }> = []
+
+/** One log of `sent` on its own nats-server, projected live into its own database. */
+const project = async (sent: ReadonlyArray<Sent>, resendAfterWindow: ReadonlyArray<Sent> = []) => {
+  const nats = await startNatsServer()
+  const admin = await connectAdmin(nats)
+  await applyStreams(await jetstreamManager(admin))
+  const projector = await connectProjector(nats)
+  const database = await createDatabase(pg.url)
+  const sql = postgres(database.url, { onnotice: () => {} })
+  logs.push({ nats, admin, projector, database, sql })
+  const js = jetstream(admin)
+  let head = await appendAsEdge(js, "pos", sent.map((s) => s.payload), { receivedAt: (_, i) => (sent[i] as Sent).receivedAt })
+  if (resendAfterWindow.length > 0)
+    head = await appendAsEdge(js, "pos", resendAfterWindow.map((s) => s.payload), { receivedAt: (_, i) => (resendAfterWindow[i] as Sent).receivedAt, messageId: (m) => `${m.msgId}:resent` })
+  const stop = new AbortController()
+  await runLive({ sql, nc: projector, projection, batchSize: 4, signal: stop.signal, onBatch: (batch) => batch.checkpoint >= head && stop.abort() })
+  return { sql, projector }
+}
+
+const windows = async (sql: postgres.Sql) => ({
+  velocity: JSON.parse(JSON.stringify(await sql`SELECT * FROM mart.sales_velocity_5m ORDER BY window_start, store_id, product_id`)) as Array<Record<string, unknown>>,
+  hourly: JSON.parse(JSON.stringify(await sql`SELECT * FROM mart.revenue_per_hour ORDER BY hour_start, store_id`)) as Array<Record<string, unknown>>,
+  stock: JSON.parse(JSON.stringify(await sql`SELECT * FROM mart.stock_level`)) as Array<Record<string, unknown>>
+})
+
+let inOrder: Awaited<ReturnType<typeof windows>>
+let shuffled: Awaited<ReturnType<typeof windows>>
+let shuffledRun: Awaited<ReturnType<typeof project>>
+
+beforeAll(async () => {
+  pg = await startPostgres()
+  inOrder = await windows((await project(EVENTS)).sql)
+  const random = seeded(42)
+  const order = [...EVENTS].map((event) => ({ event, key: random() })).sort((a, b) => a.key - b.key).map(({ event }) => event)
+  shuffledRun = await project([...order, ...order.slice(0, 3)], order.slice(3, 6))
+  shuffled = await windows(shuffledRun.sql)
+}, 120_000)
+
+afterAll(async () => {
+  for (const log of logs) {
+    await log.projector.close()
+    await log.admin.close()
+    await log.sql.end({ timeout: 5 })
+    await log.database.drop()
+    await log.nats.dispose()
+  }
+  await pg?.dispose()
+})
+
+describe("retail 5-minute windows by event time", () => {
+  it("come out the same whether the events arrive in order or shuffled with duplicates", () => {
+    expect(shuffled).toEqual(inOrder)
+  })
+
+  it("sum each window's sales, with a sale later than the bound in its own window's late columns", () => {
+    const row = (store: string, product: string, minute: number) =>
+      inOrder.velocity.find((r) => r.store_id === store && r.product_id === product && Date.parse(r.window_start as string) === T0 + minute * 60_000)
+    expect(row("47", "SKU123", 0)).toMatchObject({ sales: 2, quantity: 3, revenue: "7.5", late_sales: 1, late_quantity: 4, late_revenue: "10" })
+    expect(row("48", "SKU456", 0)).toMatchObject({ sales: 1, quantity: 3, late_sales: 0 })
+    expect(row("47", "SKU123", 5)).toMatchObject({ sales: 1, quantity: 1, late_sales: 0 })
+    expect(row("47", "SKU456", 5)).toMatchObject({ sales: 1, quantity: 5, late_sales: 0 })
+    expect(row("48", "SKU456", 10)).toMatchObject({ sales: 1, quantity: 2 })
+    expect(row("47", "SKU123", 60)).toMatchObject({ sales: 1, quantity: 6 })
+    expect(inOrder.velocity).toHaveLength(6)
+  })
+
+  it("add up revenue per hour per store, where the sale late for its 5 minutes is on time for its hour", () => {
+    expect(inOrder.hourly.map((r) => [new Date(r.hour_start as string).toISOString(), r.store_id, r.sales, r.revenue, r.late_sales, r.late_revenue])).toEqual([
+      ["2025-01-15T12:00:00.000Z", "47", 5, "32.5", 0, "0"],
+      ["2025-01-15T12:00:00.000Z", "48", 2, "12.5", 0, "0"],
+      ["2025-01-15T13:00:00.000Z", "47", 1, "15", 0, "0"]
+    ])
+  })
+
+  it("keep the newest stock count by event time, not by arrival", () => {
+    expect(inOrder.stock).toMatchObject([{ store_id: "47", product_id: "SKU123", quantity_on_hand: 13, reorder_point: 15 }])
+  })
+
+  it("are rebuilt from the log equal to the live marts", async () => {
+    const before = await martSnapshot(shuffledRun.sql, projection)
+    await rebuildProjection({ sql: shuffledRun.sql, nc: shuffledRun.projector, projection })
+    expect(await martSnapshot(shuffledRun.sql, projection)).toEqual(before)
+  })
+})

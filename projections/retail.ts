@@ -1,0 +1,167 @@
+import type { InventoryUpdated, PriceChanged, ReturnProcessed, SaleCompleted, ShipmentReceived, TrafficCounted } from "../contracts/retail.ts"
+import { retailEventTypes } from "../contracts/retail.ts"
+import { dateKey, dateRow, dimDateColumns } from "./calendar.ts"
+import { decodeEnvelope } from "./decode.ts"
+import { poison, type Projection, rows, skip } from "./projection.ts"
+import type { Column, Row, TableSpec } from "./table.ts"
+
+/** Length of the tumbling windows of the real-time metrics. */
+export const WINDOW_MINUTES = 5
+
+const text = (name: string, nullable = false): Column => ({ name, type: "text", nullable })
+const integer = (name: string): Column => ({ name, type: "integer" })
+const number = (name: string, nullable = false): Column => ({ name, type: "numeric", nullable })
+const time = (name: string): Column => ({ name, type: "timestamptz" })
+
+/** Seed 002's star schema, the supporting facts, and the windowed real-time metrics. */
+export const retailTables: ReadonlyArray<TableSpec> = [
+  {
+    name: "fact_sales",
+    columns: [text("sale_id"), integer("date_key"), text("product_key"), text("store_key"), integer("quantity"), number("revenue"), number("cost", true), number("profit", true), time("sold_at")],
+    key: ["sale_id"],
+    merge: "insert",
+    indexes: [["date_key"], ["sold_at"]]
+  },
+  {
+    name: "fact_inventory",
+    columns: [text("inventory_id"), integer("date_key"), text("product_key"), text("store_key"), integer("quantity_on_hand"), { name: "reorder_point", type: "integer", nullable: true }, { name: "safety_stock", type: "integer", nullable: true }, time("counted_at")],
+    key: ["inventory_id"],
+    merge: "insert",
+    indexes: [["date_key"]]
+  },
+  { name: "fact_traffic", columns: [text("traffic_id"), integer("date_key"), text("store_key"), integer("visitors"), number("basket_size", true), time("counted_at")], key: ["traffic_id"], merge: "insert" },
+  { name: "fact_shipments", columns: [text("shipment_id"), integer("date_key"), text("supplier"), text("product_key"), text("store_key"), integer("quantity"), time("received_at")], key: ["shipment_id"], merge: "insert" },
+  { name: "price_history", columns: [text("price_id"), text("product_key"), text("store_key"), number("old_price", true), number("new_price"), time("changed_at")], key: ["price_id"], merge: "insert" },
+  { name: "dim_product", columns: [text("product_key"), text("sku")], key: ["product_key"], merge: "insert" },
+  { name: "dim_store", columns: [text("store_key"), text("store_id")], key: ["store_key"], merge: "insert" },
+  { name: "dim_date", columns: dimDateColumns, key: ["date_key"], merge: "insert" },
+  {
+    name: "sales_velocity_5m",
+    columns: [time("window_start"), text("store_id"), text("product_id"), integer("sales"), integer("quantity"), number("revenue"), integer("late_sales"), integer("late_quantity"), number("late_revenue")],
+    key: ["window_start", "store_id", "product_id"],
+    merge: "increment",
+    indexes: [["window_start"]]
+  },
+  {
+    name: "revenue_per_hour",
+    columns: [time("hour_start"), text("store_id"), integer("sales"), number("revenue"), integer("late_sales"), number("late_revenue")],
+    key: ["hour_start", "store_id"],
+    merge: "increment",
+    indexes: [["hour_start"]]
+  },
+  {
+    name: "stock_level",
+    columns: [text("store_id"), text("product_id"), integer("quantity_on_hand"), { name: "reorder_point", type: "integer", nullable: true }, time("as_of")],
+    key: ["store_id", "product_id"],
+    merge: "latest",
+    orderBy: "as_of"
+  }
+]
+
+const floorTo = (iso: string, minutes: number): number => {
+  const millis = Date.parse(iso)
+  return millis - (millis % (minutes * 60_000))
+}
+
+export interface RetailOptions {
+  /** How long after a window closes an event may still arrive and count in the window's main columns. */
+  readonly latenessMs: number
+}
+
+/**
+ * POS events become the star schema and, by event time, 5-minute sales velocity, hourly revenue
+ * and current stock. Arrival order does not matter: windows add up and stock keeps the newest
+ * count. An event received (at the edge) more than `latenessMs` after its window (5 minutes, or the
+ * hour) closed is counted in that window's `late_*` columns, so nothing is lost and on-time figures
+ * stay stable once the bound has passed.
+ */
+export const retailProjection = (options: RetailOptions): Projection => ({
+  name: "retail",
+  version: 1,
+  domain: "retail",
+  tables: retailTables,
+  published: retailTables.map((table) => table.name),
+  project: (event) => {
+    const decoded = decodeEnvelope(retailEventTypes, event.payload)
+    if (!decoded.ok) return poison(decoded.reason)
+    const { type, id } = decoded.value
+    const at = new Date(decoded.value.timestamp).toISOString()
+    const dims = (store: string, product?: string): Record<string, ReadonlyArray<Row>> => ({
+      dim_store: [{ store_key: store, store_id: store }],
+      dim_date: [dateRow(at)],
+      ...(product === undefined ? {} : { dim_product: [{ product_key: product, sku: product }] })
+    })
+    switch (type) {
+      case "sale.completed": {
+        const sale = decoded.value.data as typeof SaleCompleted.Type
+        const revenue = sale.revenue ?? sale.quantity * sale.unit_price
+        const received = Date.parse(event.receivedAt)
+        const windowStart = floorTo(at, WINDOW_MINUTES)
+        const late = received > windowStart + WINDOW_MINUTES * 60_000 + options.latenessMs
+        const hourStart = floorTo(at, 60)
+        const lateForHour = received > hourStart + 3_600_000 + options.latenessMs
+        return rows({
+          ...dims(sale.store_id, sale.product_id),
+          fact_sales: [
+            {
+              sale_id: sale.sale_id, date_key: dateKey(at), product_key: sale.product_id, store_key: sale.store_id, quantity: sale.quantity, revenue,
+              cost: sale.cost ?? null, profit: sale.cost === undefined ? null : revenue - sale.cost, sold_at: at
+            }
+          ],
+          sales_velocity_5m: [
+            {
+              window_start: new Date(windowStart).toISOString(), store_id: sale.store_id, product_id: sale.product_id,
+              sales: late ? 0 : 1, quantity: late ? 0 : sale.quantity, revenue: late ? 0 : revenue,
+              late_sales: late ? 1 : 0, late_quantity: late ? sale.quantity : 0, late_revenue: late ? revenue : 0
+            }
+          ],
+          revenue_per_hour: [
+            {
+              hour_start: new Date(hourStart).toISOString(), store_id: sale.store_id,
+              sales: lateForHour ? 0 : 1, revenue: lateForHour ? 0 : revenue, late_sales: lateForHour ? 1 : 0, late_revenue: lateForHour ? revenue : 0
+            }
+          ]
+        })
+      }
+      case "return.processed": {
+        const back = decoded.value.data as typeof ReturnProcessed.Type
+        return rows({
+          ...dims(back.store_id, back.product_id),
+          fact_sales: [
+            { sale_id: `return:${back.return_id}`, date_key: dateKey(at), product_key: back.product_id, store_key: back.store_id, quantity: -back.quantity, revenue: -back.amount, cost: null, profit: null, sold_at: at }
+          ]
+        })
+      }
+      case "inventory.updated": {
+        const stock = decoded.value.data as typeof InventoryUpdated.Type
+        return rows({
+          ...dims(stock.store_id, stock.product_id),
+          fact_inventory: [
+            {
+              inventory_id: id, date_key: dateKey(at), product_key: stock.product_id, store_key: stock.store_id, quantity_on_hand: stock.quantity_on_hand,
+              reorder_point: stock.reorder_point ?? null, safety_stock: stock.safety_stock ?? null, counted_at: at
+            }
+          ],
+          stock_level: [{ store_id: stock.store_id, product_id: stock.product_id, quantity_on_hand: stock.quantity_on_hand, reorder_point: stock.reorder_point ?? null, as_of: at }]
+        })
+      }
+      case "price.changed": {
+        const price = decoded.value.data as typeof PriceChanged.Type
+        return rows({ ...dims(price.store_id, price.product_id), price_history: [{ price_id: id, product_key: price.product_id, store_key: price.store_id, old_price: price.old_price ?? null, new_price: price.new_price, changed_at: at }] })
+      }
+      case "traffic.counted": {
+        const traffic = decoded.value.data as typeof TrafficCounted.Type
+        return rows({ ...dims(traffic.store_id), fact_traffic: [{ traffic_id: id, date_key: dateKey(at), store_key: traffic.store_id, visitors: traffic.visitors, basket_size: traffic.basket_size ?? null, counted_at: at }] })
+      }
+      case "shipment.received": {
+        const shipment = decoded.value.data as typeof ShipmentReceived.Type
+        return rows({
+          ...dims(shipment.store_id, shipment.product_id),
+          fact_shipments: [{ shipment_id: shipment.shipment_id, date_key: dateKey(at), supplier: shipment.supplier, product_key: shipment.product_id, store_key: shipment.store_id, quantity: shipment.quantity, received_at: at }]
+        })
+      }
+      default:
+        return skip
+    }
+  }
+})
