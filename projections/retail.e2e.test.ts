@@ -125,6 +125,18 @@ describe("retail 5-minute windows by event time", () => {
     expect(inOrder.stock).toMatchObject([{ store_id: "47", product_id: "SKU123", quantity_on_hand: 13, reorder_point: 15 }])
   })
 
+  it("flag a sales spike against the same product's recent windows", async () => {
+    const js = jetstream((logs[1] as (typeof logs)[number]).admin)
+    const steady = Array.from({ length: 10 }, (_, k) => sale(100 + k, 120 + 5 * k, "49", "SKU789", 2 + (k % 2)))
+    const spike = sale(200, 170, "49", "SKU789", 40)
+    const head = await appendAsEdge(js, "pos", [...steady, spike].map((s) => s.payload), { receivedAt: (_, i) => ([...steady, spike][i] as Sent).receivedAt })
+    const stop = new AbortController()
+    await runLive({ sql: shuffledRun.sql, nc: shuffledRun.projector, projection, signal: stop.signal, onBatch: (batch) => batch.checkpoint >= head && stop.abort() })
+    const flags = await shuffledRun.sql`SELECT window_start, quantity, flag FROM mart.sales_velocity_anomalies WHERE store_id = '49' ORDER BY window_start`
+    expect(flags.map((row) => row.flag)).toEqual([null, null, null, null, null, null, "normal", "normal", "normal", "normal", "spike"])
+    expect(Number(flags.at(-1)?.quantity)).toBe(40)
+  })
+
   it("are rebuilt from the log equal to the live marts", async () => {
     const before = await martSnapshot(shuffledRun.sql, projection)
     await rebuildProjection({ sql: shuffledRun.sql, nc: shuffledRun.projector, projection })

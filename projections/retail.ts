@@ -3,7 +3,7 @@ import { retailEventTypes } from "../contracts/retail.ts"
 import { dateKey, dateRow, dimDateColumns } from "./calendar.ts"
 import { decodeEnvelope } from "./decode.ts"
 import { poison, type Projection, rows, skip } from "./projection.ts"
-import type { Column, Row, TableSpec } from "./table.ts"
+import { type Column, qualified, type Row, type TableSpec } from "./table.ts"
 
 /** Length of the tumbling windows of the real-time metrics. */
 export const WINDOW_MINUTES = 5
@@ -58,6 +58,39 @@ export const retailTables: ReadonlyArray<TableSpec> = [
   }
 ]
 
+/** Windows of history a window is compared with, and how many must exist before flagging. */
+export const ANOMALY_HISTORY_WINDOWS = 12
+export const ANOMALY_MIN_HISTORY = 6
+export const ANOMALY_SIGMAS = 3
+
+/**
+ * Each 5-minute window's sales quantity against the same store and product's previous hour of
+ * windows (gaps count as zero sales): `spike` above mean + 3σ, `drop` below mean − 3σ.
+ */
+const anomalyView = (schema: string) => {
+  const velocity = qualified(schema, "sales_velocity_5m")
+  return `CREATE VIEW ${qualified(schema, "sales_velocity_anomalies")} AS
+    WITH series AS (
+      SELECT k.store_id, k.product_id, w.window_start, coalesce(v.quantity, 0) AS quantity
+      FROM (SELECT store_id, product_id, min(window_start) AS first_window, max(window_start) AS last_window FROM ${velocity} GROUP BY store_id, product_id) k
+      CROSS JOIN LATERAL generate_series(k.first_window, k.last_window, interval '${WINDOW_MINUTES} minutes') AS w(window_start)
+      LEFT JOIN ${velocity} v ON v.store_id = k.store_id AND v.product_id = k.product_id AND v.window_start = w.window_start
+    ), stats AS (
+      SELECT *,
+        avg(quantity) OVER history AS mean,
+        stddev_pop(quantity) OVER history AS sigma,
+        count(*) OVER history AS history
+      FROM series
+      WINDOW history AS (PARTITION BY store_id, product_id ORDER BY window_start ROWS BETWEEN ${ANOMALY_HISTORY_WINDOWS} PRECEDING AND 1 PRECEDING)
+    )
+    SELECT store_id, product_id, window_start, quantity, round(mean, 3) AS mean_quantity, round(sigma, 3) AS sigma,
+      CASE WHEN history < ${ANOMALY_MIN_HISTORY} THEN NULL
+           WHEN quantity > mean + ${ANOMALY_SIGMAS} * greatest(sigma, 1) THEN 'spike'
+           WHEN quantity < mean - ${ANOMALY_SIGMAS} * greatest(sigma, 1) THEN 'drop'
+           ELSE 'normal' END AS flag
+    FROM stats`
+}
+
 const floorTo = (iso: string, minutes: number): number => {
   const millis = Date.parse(iso)
   return millis - (millis % (minutes * 60_000))
@@ -80,7 +113,8 @@ export const retailProjection = (options: RetailOptions): Projection => ({
   version: 1,
   domain: "retail",
   tables: retailTables,
-  published: retailTables.map((table) => table.name),
+  published: [...retailTables.map((table) => table.name), "sales_velocity_anomalies"],
+  extraSql: (schema) => [anomalyView(schema)],
   project: (event) => {
     const decoded = decodeEnvelope(retailEventTypes, event.payload)
     if (!decoded.ok) return poison(decoded.reason)
