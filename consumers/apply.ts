@@ -1,5 +1,5 @@
 import type postgres from "postgres"
-import type { LogEvent, Projection } from "../projections/projection.ts"
+import { type LogEvent, type Projection, type SideEffect, type SideEffects, stateKey } from "../projections/projection.ts"
 import { bulkWrite, mergeRows, qualified, type Row } from "../projections/table.ts"
 import { readEventOf } from "./reader.ts"
 import type { Generation } from "./registry.ts"
@@ -15,6 +15,8 @@ export interface BatchResult {
   readonly duplicates: number
   readonly skipped: number
   readonly deadLetters: number
+  /** Side effects recorded in the outbox by this batch. */
+  readonly effects: number
   readonly checkpoint: number
 }
 
@@ -38,6 +40,7 @@ interface Projected {
   readonly applied: number
   readonly skipped: number
   readonly duplicates: number
+  readonly effects: number
 }
 
 /**
@@ -50,7 +53,8 @@ const projectInto = async (
   projection: Projection,
   generation: Generation,
   events: ReadonlyArray<ReadEvent>,
-  onPoison: "collect" | "stop"
+  onPoison: "collect" | "stop",
+  withEffects: boolean
 ): Promise<Projected> => {
   const firstInBatch = new Map<string, ReadEvent>()
   for (const event of events) if (!firstInBatch.has(event.dedupeKey)) firstInBatch.set(event.dedupeKey, event)
@@ -92,13 +96,41 @@ const projectInto = async (
       tx.array(recorded.map((event) => event.dedupeKey)),
       tx.array(recorded.map((event) => String(event.seq)))
     ])
+  const effects = withEffects && projection.effects !== undefined ? await decideEffects(tx, projection.effects, projection, generation, recorded) : []
   for (const table of projection.tables) {
     const rows = byTable.get(table.name)
     if (rows === undefined || rows.length === 0) continue
     const statement = bulkWrite(generation.schema, table, mergeRows(table, rows))
     await tx.unsafe(statement.text, statement.columns.map((column) => tx.array(column as Array<string>)))
   }
-  return { recorded, dead, applied, skipped, duplicates: events.length - candidates.length + seen.size }
+  if (effects.length > 0)
+    await tx.unsafe(`INSERT INTO ingest.outbox (id, projection, subject, data) SELECT u.id, $1, u.subject, u.data FROM unnest($2::text[], $3::text[], $4::text[]) AS u(id, subject, data) ON CONFLICT (id) DO NOTHING`, [
+      projection.name,
+      tx.array(effects.map((effect) => effect.id)),
+      tx.array(effects.map((effect) => effect.subject)),
+      tx.array(effects.map((effect) => JSON.stringify(effect.data)))
+    ])
+  return { recorded, dead, applied, skipped, duplicates: events.length - candidates.length + seen.size, effects: effects.length }
+}
+
+/** Loads the state rows the batch's events touch, as they are before the batch, and decides the side effects. */
+const decideEffects = async (tx: postgres.TransactionSql, spec: SideEffects, projection: Projection, generation: Generation, events: ReadonlyArray<ReadEvent>): Promise<ReadonlyArray<SideEffect>> => {
+  const table = projection.tables.find((candidate) => candidate.name === spec.state.table)
+  if (table === undefined) throw new Error(`${projection.name}: side effects read unknown table ${spec.state.table}`)
+  const keys = [...new Map(events.flatMap((event) => {
+    const key = spec.state.keyOf(event)
+    return key === undefined ? [] : [[stateKey(key), key] as const]
+  })).values()]
+  const current = new Map<string, Row>()
+  if (keys.length > 0) {
+    const found = await tx.unsafe(
+      `SELECT t.* FROM ${qualified(generation.schema, table.name)} t JOIN unnest(${table.key.map((_, i) => `$${i + 1}::text[]`).join(", ")}) AS k(${table.key.map((_, i) => `k${i}`).join(", ")})
+       ON ${table.key.map((column, i) => `t."${column}"::text = k.k${i}`).join(" AND ")}`,
+      table.key.map((_, i) => tx.array(keys.map((key) => key[i] as string)))
+    )
+    for (const row of found) current.set(stateKey(table.key.map((column) => row[column])), JSON.parse(JSON.stringify(row)) as Row)
+  }
+  return spec.decide(current, events)
 }
 
 /**
@@ -123,14 +155,14 @@ export const applyBatch = (
     if (found !== expectedCheckpoint || !writable) throw new CheckpointMoved(generation.generation, found, status)
 
     const fresh = events.filter((event) => event.seq > expectedCheckpoint).sort((a, b) => a.seq - b.seq)
-    const projected = await projectInto(tx, projection, generation, fresh, mode === "live" ? "collect" : "stop")
+    const projected = await projectInto(tx, projection, generation, fresh, mode === "live" ? "collect" : "stop", mode === "live")
     for (const { event, reason } of projected.dead) {
       await tx`INSERT INTO ingest.dead_letters (projection, seq, subject, dedupe_key, reason, payload, headers)
                VALUES (${projection.name}, ${event.seq}, ${event.subject}, ${event.dedupeKey}, ${reason}, ${event.data}, ${tx.json(event.headers)})`
     }
     const checkpoint = fresh.length > 0 ? (fresh[fresh.length - 1] as ReadEvent).seq : expectedCheckpoint
     await tx`UPDATE ingest.projections SET checkpoint = ${checkpoint}, updated_at = now() WHERE name = ${projection.name} AND generation = ${generation.generation}`
-    return { applied: projected.applied, duplicates: projected.duplicates, skipped: projected.skipped, deadLetters: projected.dead.length, checkpoint }
+    return { applied: projected.applied, duplicates: projected.duplicates, skipped: projected.skipped, deadLetters: projected.dead.length, effects: projected.effects, checkpoint }
   })
 
 /** What a re-drive did with each dead letter. */
@@ -155,7 +187,7 @@ export const redriveDeadLetters = (sql: postgres.Sql, projection: Projection, ge
       byKey.set(event.dedupeKey, Number(letter.id))
       return event
     })
-    const projected = await projectInto(tx, projection, generation, events, "collect")
+    const projected = await projectInto(tx, projection, generation, events, "collect", true)
     const stillPoison = projected.dead.map(({ event, reason }) => ({ id: byKey.get(event.dedupeKey) as number, reason }))
     for (const { id, reason } of stillPoison) await tx`UPDATE ingest.dead_letters SET reason = ${reason} WHERE id = ${id}`
     const poisoned = new Set(stillPoison.map((letter) => letter.id))

@@ -22,6 +22,14 @@ export const ensureRegistry = async (sql: postgres.Sql): Promise<void> => {
       updated_at timestamptz NOT NULL DEFAULT now(),
       PRIMARY KEY (name, generation))`)
     await tx.unsafe(`CREATE UNIQUE INDEX IF NOT EXISTS projections_one_active ON ingest.projections (name) WHERE status = 'active'`)
+    await tx.unsafe(`CREATE TABLE IF NOT EXISTS ingest.outbox (
+      id text PRIMARY KEY,
+      projection text NOT NULL,
+      subject text NOT NULL,
+      data text NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      published_at timestamptz)`)
+    await tx.unsafe(`CREATE INDEX IF NOT EXISTS outbox_pending ON ingest.outbox (projection, created_at) WHERE published_at IS NULL`)
     await tx.unsafe(`CREATE TABLE IF NOT EXISTS ingest.dead_letters (
       id bigserial PRIMARY KEY,
       projection text NOT NULL,

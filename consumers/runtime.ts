@@ -5,6 +5,7 @@ import { streamFor } from "../contracts/log.ts"
 import { logEvent } from "../infra/logger.ts"
 import type { Projection } from "../projections/projection.ts"
 import { applyBatch, type BatchResult, CheckpointMoved, PoisonInRebuild } from "./apply.ts"
+import { publishOutbox } from "./outbox.ts"
 import { deleteConsumer, fetchBatch, openConsumer, toReadEvent } from "./reader.ts"
 import { activate, activeGeneration, createGeneration, ensureRegistry, type Generation } from "./registry.ts"
 
@@ -20,6 +21,10 @@ export interface RuntimeOptions {
   readonly onBatch?: (result: BatchResult & { readonly events: number; readonly millis: number; readonly generation: number }) => void
   /** Called for each failure on our side that the runtime retries (Postgres or NATS unavailable). */
   readonly onRetry?: (error: unknown, attempt: number) => void
+  /** Called when a fetch found nothing new: the projection is caught up with the log. */
+  readonly onIdle?: (checkpoint: number) => void
+  /** Publish side effects after each commit (default). Tests turn it off to stand for a crash in between. */
+  readonly publishEffects?: boolean
 }
 
 const pause = (ms: number, signal?: AbortSignal) =>
@@ -55,6 +60,8 @@ export const consumeGeneration = async (
   const stopped = () => signal?.aborted === true
   const batchSize = options.batchSize ?? 500
   let checkpoint = generation.checkpoint
+  const publishEffects = mode === "live" && projection.effects !== undefined && options.publishEffects !== false
+  if (publishEffects) await publishOutbox(sql, clients.js, projection.name).catch((error: unknown) => logEvent("warn", "publishing pending side effects failed", { error: String(error) }))
   let consumer = await openConsumer(clients.js, clients.jsm, projection, generation, checkpoint)
   let failures = 0
   try {
@@ -71,7 +78,10 @@ export const consumeGeneration = async (
         consumer = await openConsumer(clients.js, clients.jsm, projection, generation, checkpoint).catch(() => consumer)
         continue
       }
-      if (messages.length === 0) continue
+      if (messages.length === 0) {
+        options.onIdle?.(checkpoint)
+        continue
+      }
       const events = messages.map(toReadEvent)
       const started = performance.now()
       let result: BatchResult | undefined
@@ -97,6 +107,7 @@ export const consumeGeneration = async (
       failures = 0
       checkpoint = result.checkpoint
       for (const message of messages) message.ack()
+      if (publishEffects && result.effects > 0) await publishOutbox(sql, clients.js, projection.name).catch((error: unknown) => logEvent("warn", "publishing side effects failed; they stay pending", { error: String(error) }))
       options.onBatch?.({ ...result, events: events.length, millis: performance.now() - started, generation: generation.generation })
     }
     return "stopped"

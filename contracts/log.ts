@@ -45,3 +45,8 @@ export const LogHeaders = {
 
 /** Inbox prefix the edge user may subscribe to (its PubAcks), and nothing else; see infra/nats/nats.conf. */
 export const EDGE_INBOX_PREFIX = "_INBOX_edge"
+
+/** Events the projections publish back to the log, e.g. `derived.retail.restock`. */
+export const DERIVED_STREAM = "DERIVED"
+export const DERIVED_SUBJECTS = "derived.>"
+export const RESTOCK_SUBJECT = "derived.retail.restock"

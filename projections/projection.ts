@@ -29,6 +29,27 @@ export const rows = (byTable: Readonly<Record<string, ReadonlyArray<Row>>>): Out
 export const skip: Outcome = { _tag: "Skip" }
 export const poison = (reason: string): Outcome => ({ _tag: "Poison", reason })
 
+/** An event a projection publishes back to the log (through the outbox, exactly once). */
+export interface SideEffect {
+  /** Deterministic: the same event always yields the same id, which becomes the `Nats-Msg-Id`. */
+  readonly id: string
+  readonly subject: string
+  readonly data: unknown
+}
+
+/**
+ * How a projection derives side effects: the rows of one of its tables it needs (as they were
+ * before the batch) and a pure decision over the batch's events in log order. Side effects are
+ * recorded only by live runs; a rebuild replays history without repeating them.
+ */
+export interface SideEffects {
+  readonly state: { readonly table: string; readonly keyOf: (event: LogEvent) => ReadonlyArray<string> | undefined }
+  readonly decide: (current: ReadonlyMap<string, Row>, events: ReadonlyArray<LogEvent>) => ReadonlyArray<SideEffect>
+}
+
+/** The key under which {@link SideEffects.decide} finds a state row. */
+export const stateKey = (values: ReadonlyArray<unknown>): string => JSON.stringify(values.map((value) => (value === null || value === undefined ? null : String(value))))
+
 /**
  * A projection is pure: event in, rows out. The consumer runtime does the I/O around it. Adding a
  * domain is a contract, a projection and its tables — no change to the runtime.
@@ -44,4 +65,5 @@ export interface Projection {
   /** Reader-facing objects: table and view names published as `mart.<name>`. */
   readonly published: ReadonlyArray<string>
   readonly project: (event: LogEvent) => Outcome
+  readonly effects?: SideEffects
 }

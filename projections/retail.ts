@@ -2,7 +2,8 @@ import type { InventoryUpdated, PriceChanged, ReturnProcessed, SaleCompleted, Sh
 import { retailEventTypes } from "../contracts/retail.ts"
 import { dateKey, dateRow, dimDateColumns } from "./calendar.ts"
 import { decodeEnvelope } from "./decode.ts"
-import { poison, type Projection, rows, skip } from "./projection.ts"
+import { RESTOCK_SUBJECT } from "../contracts/log.ts"
+import { type LogEvent, poison, type Projection, rows, type SideEffect, type SideEffects, skip, stateKey } from "./projection.ts"
 import { type Column, qualified, type Row, type TableSpec } from "./table.ts"
 
 /** Length of the tumbling windows of the real-time metrics. */
@@ -197,5 +198,50 @@ export const retailProjection = (options: RetailOptions): Projection => ({
       default:
         return skip
     }
-  }
+  },
+  effects: restockAlerts
 })
+
+const stockOf = (event: LogEvent) => {
+  if (event.type !== "inventory.updated") return undefined
+  const decoded = decodeEnvelope(retailEventTypes, event.payload)
+  if (!decoded.ok) return undefined
+  const data = decoded.value.data as typeof InventoryUpdated.Type
+  return { ...data, as_of: new Date(decoded.value.timestamp).toISOString() }
+}
+
+/**
+ * A restock alert each time a product's stock falls below its reorder point: the newest count
+ * (by event time) is below it and the count it replaces was not. Counts older than the current one
+ * change nothing. Published to `derived.retail.restock`, once per crossing.
+ */
+export const restockAlerts: SideEffects = {
+  state: {
+    table: "stock_level",
+    keyOf: (event) => {
+      const stock = stockOf(event)
+      return stock === undefined ? undefined : [stock.store_id, stock.product_id]
+    }
+  },
+  decide: (current, events) => {
+    const levels = new Map(current)
+    const alerts: Array<SideEffect> = []
+    for (const event of events) {
+      const stock = stockOf(event)
+      if (stock === undefined) continue
+      const key = stateKey([stock.store_id, stock.product_id])
+      const before = levels.get(key)
+      if (before !== undefined && String(before.as_of) > stock.as_of) continue
+      const reorderPoint = stock.reorder_point ?? (before?.reorder_point as number | null | undefined) ?? null
+      const wasAbove = before === undefined || reorderPoint === null || Number(before.quantity_on_hand) >= reorderPoint
+      if (reorderPoint !== null && stock.quantity_on_hand < reorderPoint && wasAbove)
+        alerts.push({
+          id: `restock:${event.dedupeKey}`,
+          subject: RESTOCK_SUBJECT,
+          data: { store_id: stock.store_id, product_id: stock.product_id, quantity_on_hand: stock.quantity_on_hand, reorder_point: reorderPoint, as_of: stock.as_of, source_event: event.dedupeKey }
+        })
+      levels.set(key, { quantity_on_hand: stock.quantity_on_hand, reorder_point: reorderPoint, as_of: stock.as_of })
+    }
+    return alerts
+  }
+}

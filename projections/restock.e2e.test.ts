@@ -1,0 +1,101 @@
+import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream"
+import type { NatsConnection } from "@nats-io/nats-core"
+import postgres from "postgres"
+import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { DERIVED_STREAM } from "../contracts/log.ts"
+import { publishOutbox } from "../consumers/outbox.ts"
+import { rebuildProjection } from "../consumers/rebuild.ts"
+import { runLive } from "../consumers/runtime.ts"
+import { appendAsEdge } from "../infra/local/append.ts"
+import { connectProjector } from "../infra/local/projector.ts"
+import { connectAdmin } from "../infra/local/stack.ts"
+import { type NatsServer, startNatsServer } from "../infra/nats/server.ts"
+import { createDatabase, type PostgresServer, startPostgres } from "../infra/postgres/database.ts"
+import { applyStreams } from "../infra/streams.ts"
+import { retailProjection } from "./retail.ts"
+
+const projection = retailProjection({ latenessMs: 10 * 60_000 })
+const count = (n: number, minute: number, quantity: number) => ({
+  id: `count_${n}`,
+  type: "inventory.updated",
+  timestamp: new Date(Date.parse("2025-01-15T08:00:00Z") + minute * 60_000).toISOString(),
+  data: { store_id: "47", product_id: "SKU123", quantity_on_hand: quantity, reorder_point: 20 }
+})
+
+/** 30 → 18 (crosses) → 12 (still below) → an older count of 5 arriving late → 25 (back above) → 10 (crosses again). */
+const COUNTS = [count(1, 0, 30), count(2, 10, 18), count(3, 20, 12), count(4, 15, 5), count(5, 30, 25), count(6, 40, 10)]
+
+let nats: NatsServer
+let admin: NatsConnection
+let jsm: JetStreamManager
+let projector: NatsConnection
+let pg: PostgresServer
+let database: { url: string; drop: () => Promise<void> }
+let sql: postgres.Sql
+let head = 0
+
+const runUntilCaughtUp = (publishEffects: boolean) => {
+  const stop = new AbortController()
+  return runLive({
+    sql,
+    nc: projector,
+    projection,
+    publishEffects,
+    signal: stop.signal,
+    onBatch: (batch) => batch.checkpoint >= head && stop.abort(),
+    onIdle: (checkpoint) => checkpoint >= head && stop.abort()
+  })
+}
+const alertsInLog = async () => (await jsm.streams.info(DERIVED_STREAM)).state.messages
+
+beforeAll(async () => {
+  nats = await startNatsServer()
+  admin = await connectAdmin(nats)
+  jsm = await jetstreamManager(admin)
+  await applyStreams(jsm)
+  projector = await connectProjector(nats)
+  pg = await startPostgres()
+  database = await createDatabase(pg.url)
+  sql = postgres(database.url, { onnotice: () => {} })
+  head = await appendAsEdge(jetstream(admin), "pos", COUNTS)
+}, 120_000)
+
+afterAll(async () => {
+  await projector?.close()
+  await admin?.close()
+  await sql?.end({ timeout: 5 })
+  await database?.drop()
+  await pg?.dispose()
+  await nats?.dispose()
+})
+
+describe("restock alerts published back to the log", () => {
+  it("are recorded with the marts' commit, and survive a crash before they were published", async () => {
+    await runUntilCaughtUp(false)
+    expect(await alertsInLog()).toBe(0)
+    expect((await sql`SELECT count(*)::int AS n FROM ingest.outbox WHERE published_at IS NULL`)[0]?.n).toBe(2)
+  })
+
+  it("come out exactly once per crossing when the consumer restarts", async () => {
+    await runUntilCaughtUp(true)
+    expect(await alertsInLog()).toBe(2)
+    const alerts = await Promise.all([1, 2].map((seq) => jsm.streams.getMessage(DERIVED_STREAM, { seq })))
+    expect(alerts.map((message) => [message?.subject, (message?.json() as { quantity_on_hand: number }).quantity_on_hand])).toEqual([
+      ["derived.retail.restock", 18],
+      ["derived.retail.restock", 10]
+    ])
+  })
+
+  it("are not doubled by a crash between the PubAck and marking them published", async () => {
+    await sql`UPDATE ingest.outbox SET published_at = NULL`
+    expect(await publishOutbox(sql, jetstream(projector), "retail")).toBe(2)
+    expect(await alertsInLog()).toBe(2)
+  })
+
+  it("are not raised again by a rebuild", async () => {
+    await rebuildProjection({ sql, nc: projector, projection })
+    expect(await alertsInLog()).toBe(2)
+    expect((await sql`SELECT count(*)::int AS n FROM ingest.outbox`)[0]?.n).toBe(2)
+    expect((await sql`SELECT quantity_on_hand FROM mart.stock_level`)[0]?.quantity_on_hand).toBe(10)
+  })
+})
