@@ -4,7 +4,7 @@ import postgres from "postgres"
 import { applyStreams } from "../infra/streams.ts"
 import { appendAsEdge } from "../infra/local/append.ts"
 import { connectProjector } from "../infra/local/projector.ts"
-import { hubspotBatch, warehouseWorkload } from "../infra/local/samples.ts"
+import { hubspotBatch, oeeWorkload, retailWorkload, warehouseWorkload } from "../infra/local/samples.ts"
 import { connectAdmin } from "../infra/local/stack.ts"
 import { startNatsServer } from "../infra/nats/server.ts"
 import { createDatabase, startPostgres } from "../infra/postgres/database.ts"
@@ -14,7 +14,11 @@ import { runLive } from "../consumers/runtime.ts"
 import { crmProjection } from "../projections/crm.ts"
 import type { Projection } from "../projections/projection.ts"
 import { bulkWrite, mergeRows, type Row, tableDdl } from "../projections/table.ts"
+import { oeeProjection } from "../projections/oee.ts"
+import { retailProjection } from "../projections/retail.ts"
 import { warehouseProjection } from "../projections/warehouse.ts"
+
+const retail = retailProjection({ latenessMs: 10 * 60_000 })
 import { Effect } from "effect"
 import type { ReadEvent } from "../consumers/apply.ts"
 import { contracts, defaultSources } from "../contracts/sources.ts"
@@ -24,11 +28,13 @@ import { toLogMessages } from "../edge/log-message.ts"
  * `npm run bench:project`: live projection and rebuild replay throughput of each projection,
  * beside a plain bulk insert of the same rows into Postgres (no log, no dedupe, no checkpoint),
  * measured in the same run on the same server, with the process's peak RSS in each phase.
- * BENCH_WAREHOUSE_EVENTS (default 100000) and BENCH_CRM_EVENTS (default 50000).
+ * BENCH_WAREHOUSE_EVENTS (default 100000), BENCH_CRM_EVENTS, BENCH_OEE_EVENTS, BENCH_RETAIL_EVENTS (50000 each).
  */
 
 const warehouseEvents = Number(process.env.BENCH_WAREHOUSE_EVENTS ?? "100000")
 const crmEvents = Number(process.env.BENCH_CRM_EVENTS ?? "50000")
+const oeeEvents = Number(process.env.BENCH_OEE_EVENTS ?? "50000")
+const retailEvents = Number(process.env.BENCH_RETAIL_EVENTS ?? "50000")
 const CHUNK = 2000
 
 /** Runs `work`, sampling RSS every 50 ms; returns seconds and the peak in MiB. */
@@ -55,23 +61,29 @@ const main = async () => {
   const sql = postgres(database.url, { onnotice: () => {}, max: 4 })
   const js = jetstream(admin)
 
-  console.log(`projection benchmark: ${warehouseEvents} warehouse + ${crmEvents} crm events, Postgres ${(await sql`SHOW server_version`)[0]?.server_version}, nats-server ${admin.info?.version}, Node ${process.version}, ${cpus().length} cores`)
+  console.log(`projection benchmark: ${warehouseEvents} warehouse, ${crmEvents} crm, ${oeeEvents} oee, ${retailEvents} retail events, Postgres ${(await sql`SHOW server_version`)[0]?.server_version}, nats-server ${admin.info?.version}, Node ${process.version}, ${cpus().length} cores`)
   const appended = await measure(async () => {
     const warehouseHead = await appendAsEdge(js, "erasure", warehouseWorkload(warehouseEvents))
     let crmHead = 0
     for (let start = 0; start < crmEvents; start += 1000) crmHead = await appendAsEdge(js, "hubspot", hubspotBatch(Math.min(1000, crmEvents - start), { firstEventId: start + 1 }))
-    return { warehouse: warehouseHead, crm: crmHead }
+    return { warehouse: warehouseHead, crm: crmHead, oee: await appendAsEdge(js, "oee", oeeWorkload(oeeEvents)), retail: await appendAsEdge(js, "pos", retailWorkload(retailEvents)) }
   })
   console.log(`appended to the log in ${appended.seconds.toFixed(1)} s`)
 
+  const chunks = <T>(all: ReadonlyArray<T>) => Array.from({ length: Math.ceil(all.length / 1000) }, (_, i) => all.slice(i * 1000, i * 1000 + 1000))
   const inputOf = (projection: Projection) =>
     projection === warehouseProjection
-      ? eventsOf("erasure", [warehouseWorkload(warehouseEvents)].flatMap((all) => Array.from({ length: Math.ceil(all.length / 1000) }, (_, i) => all.slice(i * 1000, i * 1000 + 1000))))
-      : eventsOf("hubspot", Array.from({ length: Math.ceil(crmEvents / 1000) }, (_, i) => hubspotBatch(Math.min(1000, crmEvents - i * 1000), { firstEventId: i * 1000 + 1 })))
+      ? eventsOf("erasure", chunks(warehouseWorkload(warehouseEvents)))
+      : projection === oeeProjection
+        ? eventsOf("oee", chunks(oeeWorkload(oeeEvents)))
+        : projection === retail
+          ? eventsOf("pos", chunks(retailWorkload(retailEvents)))
+          : eventsOf("hubspot", Array.from({ length: Math.ceil(crmEvents / 1000) }, (_, i) => hubspotBatch(Math.min(1000, crmEvents - i * 1000), { firstEventId: i * 1000 + 1 })))
+  const sizes: Record<string, number> = { warehouse: warehouseEvents, crm: crmEvents, oee: oeeEvents, retail: retailEvents }
   const rows: Array<Array<string>> = []
-  for (const projection of [warehouseProjection, crmProjection]) {
-    const events = projection === warehouseProjection ? warehouseEvents : crmEvents
-    const head = appended.result[projection.name as "warehouse" | "crm"]
+  for (const projection of [warehouseProjection, crmProjection, oeeProjection, retail]) {
+    const events = sizes[projection.name] as number
+    const head = appended.result[projection.name as "warehouse" | "crm" | "oee" | "retail"]
 
     const live = await measure(
       () =>

@@ -126,3 +126,38 @@ export const warehouseWorkload = (count: number) =>
       }
     }
   })
+
+/** Snapshots every 15 minutes for 50 machines, with a stop on every 10th; `count` events in all. */
+export const oeeWorkload = (count: number) =>
+  Array.from({ length: count }, (_, i) => {
+    const machine = `M-${String(i % 50).padStart(2, "0")}`
+    const slot = Math.floor(i / 50)
+    const time = new Date(Date.parse("2025-03-01T00:15:00Z") + slot * 15 * 60_000).toISOString()
+    if (i % 10 === 9)
+      return {
+        id: `down_${i}`,
+        type: "downtime.recorded",
+        timestamp: time,
+        data: { downtime_id: `D${i}`, machine_id: machine, start_time: time, end_time: new Date(Date.parse(time) + 7 * 60_000).toISOString(), duration_minutes: 7, is_planned: i % 20 === 9 }
+      }
+    return {
+      id: `snap_${i}`,
+      type: "snapshot.recorded",
+      timestamp: time,
+      data: {
+        machine_id: machine, line_id: `L-${i % 5}`, shift_id: "S-1", snapshot_time: time, oee_pct: 70 + (i % 25), availability_pct: 90, performance_pct: 88,
+        quality_pct: 97, total_pieces: 120, good_pieces: 116, rejected_pieces: 4, planned_production_time: 15, actual_production_time: 13
+      }
+    }
+  })
+
+/** POS traffic over a day for 20 stores and 50 products: mostly sales, some stock counts and footfall. */
+export const retailWorkload = (count: number) =>
+  Array.from({ length: count }, (_, i) => {
+    const store = String(40 + (i % 20))
+    const product = `SKU${100 + (i % 50)}`
+    const timestamp = new Date(Date.parse("2025-03-01T08:00:00Z") + i * 2000).toISOString()
+    if (i % 10 === 0) return { id: `inv_${i}`, type: "inventory.updated", timestamp, data: { store_id: store, product_id: product, quantity_on_hand: 50 - (i % 40), reorder_point: 15 } }
+    if (i % 25 === 1) return { id: `traffic_${i}`, type: "traffic.counted", timestamp, data: { store_id: store, visitors: 10 + (i % 30) } }
+    return { id: `sale_${i}`, type: "sale.completed", timestamp, data: { sale_id: `S${i}`, store_id: store, product_id: product, quantity: 1 + (i % 3), unit_price: 3.5 } }
+  })
