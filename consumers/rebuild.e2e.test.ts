@@ -1,27 +1,20 @@
-import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/nats-core"
 import postgres from "postgres"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { appendAsEdge } from "../infra/local/append.ts"
+import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { martSnapshot } from "../infra/local/marts.ts"
-import { connectProjector } from "../infra/local/projector.ts"
 import { hubspotBatch, warehouseWorkload } from "../infra/local/samples.ts"
-import { connectAdmin } from "../infra/local/stack.ts"
-import { type NatsServer, startNatsServer } from "../infra/nats/server.ts"
-import { createDatabase, type PostgresServer, startPostgres } from "../infra/postgres/database.ts"
-import { applyStreams } from "../infra/streams.ts"
 import { crmProjection } from "../projections/crm.ts"
 import type { Projection } from "../projections/projection.ts"
 import { warehouseProjection } from "../projections/warehouse.ts"
 import { rebuildProjection } from "./rebuild.ts"
 import { runLive } from "./runtime.ts"
 
-let nats: NatsServer
-let admin: NatsConnection
-let projector: NatsConnection
-let pg: PostgresServer
-let database: { url: string; drop: () => Promise<void> }
+let stack: LogStack
+let database: { readonly url: string; readonly sql: postgres.Sql }
 let sql: postgres.Sql
+let projector: NatsConnection
 const stop = new AbortController()
 const live: Array<Promise<void>> = []
 const checkpoints = new Map<string, number>()
@@ -36,14 +29,11 @@ const caughtUp = (projection: Projection) =>
   })
 
 beforeAll(async () => {
-  nats = await startNatsServer()
-  admin = await connectAdmin(nats)
-  await applyStreams(await jetstreamManager(admin))
-  projector = await connectProjector(nats)
-  pg = await startPostgres()
-  database = await createDatabase(pg.url)
-  sql = postgres(database.url, { onnotice: () => {} })
-  const js = jetstream(admin)
+  stack = await startLogStack()
+  database = await stack.database()
+  sql = database.sql
+  projector = stack.projector
+  const js = stack.js
   heads.set("warehouse", await appendAsEdge(js, "erasure", warehouseWorkload(6000)))
   let crmHead = 0
   for (let batch = 0; batch < 20; batch++) crmHead = await appendAsEdge(js, "hubspot", hubspotBatch(100, { firstEventId: batch * 100 + 1 }))
@@ -73,12 +63,7 @@ beforeAll(async () => {
 afterAll(async () => {
   stop.abort()
   await Promise.all(live)
-  await projector?.close()
-  await admin?.close()
-  await sql?.end({ timeout: 5 })
-  await database?.drop()
-  await pg?.dispose()
-  await nats?.dispose()
+  await stack?.dispose()
 })
 
 /** Reads the marts in a loop until `until` settles; returns every read that was not the full table. */
@@ -134,8 +119,7 @@ describe("rebuilding a projection from the log", () => {
   }
 
   it("leaves the live consumer projecting into the new generation", async () => {
-    const js = jetstream(admin)
-    heads.set("warehouse", await appendAsEdge(js, "erasure", [{ id: "after_rebuild", type: "qa.completed", timestamp: "2025-03-01T09:00:00Z", data: { count: 9 } }]))
+    heads.set("warehouse", await appendAsEdge(stack.js, "erasure", [{ id: "after_rebuild", type: "qa.completed", timestamp: "2025-03-01T09:00:00Z", data: { count: 9 } }]))
     await caughtUp(warehouseProjection)
     expect(JSON.parse(JSON.stringify(await sql`SELECT qa FROM mart.daily_stats WHERE date = '2025-03-01'`))).toEqual([{ qa: 9 }])
   })

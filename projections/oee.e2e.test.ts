@@ -1,24 +1,15 @@
-import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/nats-core"
 import postgres from "postgres"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { rebuildProjection } from "../consumers/rebuild.ts"
-import { runLive } from "../consumers/runtime.ts"
 import { appendAsEdge } from "../infra/local/append.ts"
+import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { martSnapshot } from "../infra/local/marts.ts"
-import { connectProjector } from "../infra/local/projector.ts"
-import { connectAdmin } from "../infra/local/stack.ts"
-import { type NatsServer, startNatsServer } from "../infra/nats/server.ts"
-import { createDatabase, type PostgresServer, startPostgres } from "../infra/postgres/database.ts"
-import { applyStreams } from "../infra/streams.ts"
 import { oeeProjection } from "./oee.ts"
 
-let nats: NatsServer
-let admin: NatsConnection
-let projector: NatsConnection
-let pg: PostgresServer
-let database: { url: string; drop: () => Promise<void> }
+let stack: LogStack
 let sql: postgres.Sql
+let projector: NatsConnection
 
 const DAY_START = Date.parse("2025-01-15T00:00:00Z")
 const at = (minutes: number) => new Date(DAY_START + minutes * 60_000).toISOString()
@@ -66,25 +57,15 @@ const HAND_COMPUTED = [
 ]
 
 beforeAll(async () => {
-  nats = await startNatsServer()
-  admin = await connectAdmin(nats)
-  await applyStreams(await jetstreamManager(admin))
-  projector = await connectProjector(nats)
-  pg = await startPostgres()
-  database = await createDatabase(pg.url)
-  sql = postgres(database.url, { onnotice: () => {} })
-  const head = await appendAsEdge(jetstream(admin), "oee", day())
-  const stop = new AbortController()
-  await runLive({ sql, nc: projector, projection: oeeProjection, signal: stop.signal, onBatch: (batch) => batch.checkpoint >= head && stop.abort() })
+  stack = await startLogStack()
+  ;({ sql } = await stack.database())
+  projector = stack.projector
+  await appendAsEdge(stack.js, "oee", day())
+  await stack.projectToHead(sql, oeeProjection)
 }, 120_000)
 
 afterAll(async () => {
-  await projector?.close()
-  await admin?.close()
-  await sql?.end({ timeout: 5 })
-  await database?.drop()
-  await pg?.dispose()
-  await nats?.dispose()
+  await stack?.dispose()
 })
 
 describe("the oee_data_mart view over a known day", () => {

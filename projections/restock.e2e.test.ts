@@ -1,17 +1,11 @@
-import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream"
-import type { NatsConnection } from "@nats-io/nats-core"
+import { jetstream } from "@nats-io/jetstream"
 import postgres from "postgres"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { DERIVED_STREAM } from "../contracts/log.ts"
 import { publishOutbox } from "../consumers/outbox.ts"
 import { rebuildProjection } from "../consumers/rebuild.ts"
-import { runLive } from "../consumers/runtime.ts"
 import { appendAsEdge } from "../infra/local/append.ts"
-import { connectProjector } from "../infra/local/projector.ts"
-import { connectAdmin } from "../infra/local/stack.ts"
-import { type NatsServer, startNatsServer } from "../infra/nats/server.ts"
-import { createDatabase, type PostgresServer, startPostgres } from "../infra/postgres/database.ts"
-import { applyStreams } from "../infra/streams.ts"
+import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { retailProjection } from "./retail.ts"
 
 const projection = retailProjection({ latenessMs: 10 * 60_000 })
@@ -25,48 +19,20 @@ const count = (n: number, minute: number, quantity: number) => ({
 /** 30 → 18 (crosses) → 12 (still below) → an older count of 5 arriving late → 25 (back above) → 10 (crosses again). */
 const COUNTS = [count(1, 0, 30), count(2, 10, 18), count(3, 20, 12), count(4, 15, 5), count(5, 30, 25), count(6, 40, 10)]
 
-let nats: NatsServer
-let admin: NatsConnection
-let jsm: JetStreamManager
-let projector: NatsConnection
-let pg: PostgresServer
-let database: { url: string; drop: () => Promise<void> }
+let stack: LogStack
 let sql: postgres.Sql
-let head = 0
 
-const runUntilCaughtUp = (publishEffects: boolean) => {
-  const stop = new AbortController()
-  return runLive({
-    sql,
-    nc: projector,
-    projection,
-    publishEffects,
-    signal: stop.signal,
-    onBatch: (batch) => batch.checkpoint >= head && stop.abort(),
-    onIdle: (checkpoint) => checkpoint >= head && stop.abort()
-  })
-}
-const alertsInLog = async () => (await jsm.streams.info(DERIVED_STREAM)).state.messages
+const runUntilCaughtUp = (publishEffects: boolean) => stack.projectToHead(sql, projection, { publishEffects })
+const alertsInLog = async () => (await stack.jsm.streams.info(DERIVED_STREAM)).state.messages
 
 beforeAll(async () => {
-  nats = await startNatsServer()
-  admin = await connectAdmin(nats)
-  jsm = await jetstreamManager(admin)
-  await applyStreams(jsm)
-  projector = await connectProjector(nats)
-  pg = await startPostgres()
-  database = await createDatabase(pg.url)
-  sql = postgres(database.url, { onnotice: () => {} })
-  head = await appendAsEdge(jetstream(admin), "pos", COUNTS)
+  stack = await startLogStack()
+  ;({ sql } = await stack.database())
+  await appendAsEdge(stack.js, "pos", COUNTS)
 }, 120_000)
 
 afterAll(async () => {
-  await projector?.close()
-  await admin?.close()
-  await sql?.end({ timeout: 5 })
-  await database?.drop()
-  await pg?.dispose()
-  await nats?.dispose()
+  await stack?.dispose()
 })
 
 describe("restock alerts published back to the log", () => {
@@ -79,7 +45,7 @@ describe("restock alerts published back to the log", () => {
   it("come out exactly once per crossing when the consumer restarts", async () => {
     await runUntilCaughtUp(true)
     expect(await alertsInLog()).toBe(2)
-    const alerts = await Promise.all([1, 2].map((seq) => jsm.streams.getMessage(DERIVED_STREAM, { seq })))
+    const alerts = await Promise.all([1, 2].map((seq) => stack.jsm.streams.getMessage(DERIVED_STREAM, { seq })))
     expect(alerts.map((message) => [message?.subject, (message?.json() as { quantity_on_hand: number }).quantity_on_hand])).toEqual([
       ["derived.retail.restock", 18],
       ["derived.retail.restock", 10]
@@ -88,12 +54,12 @@ describe("restock alerts published back to the log", () => {
 
   it("are not doubled by a crash between the PubAck and marking them published", async () => {
     await sql`UPDATE ingest.outbox SET published_at = NULL`
-    expect(await publishOutbox(sql, jetstream(projector), "retail")).toBe(2)
+    expect(await publishOutbox(sql, jetstream(stack.projector), "retail")).toBe(2)
     expect(await alertsInLog()).toBe(2)
   })
 
   it("are not raised again by a rebuild", async () => {
-    await rebuildProjection({ sql, nc: projector, projection })
+    await rebuildProjection({ sql, nc: stack.projector, projection })
     expect(await alertsInLog()).toBe(2)
     expect((await sql`SELECT count(*)::int AS n FROM ingest.outbox`)[0]?.n).toBe(2)
     expect((await sql`SELECT quantity_on_hand FROM mart.stock_level`)[0]?.quantity_on_hand).toBe(10)

@@ -1,16 +1,10 @@
-import { jetstream, jetstreamManager } from "@nats-io/jetstream"
-import type { NatsConnection } from "@nats-io/nats-core"
 import postgres from "postgres"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { rebuildProjection } from "../consumers/rebuild.ts"
-import { runLive } from "../consumers/runtime.ts"
 import { appendAsEdge } from "../infra/local/append.ts"
+import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { martSnapshot } from "../infra/local/marts.ts"
-import { connectProjector } from "../infra/local/projector.ts"
-import { connectAdmin } from "../infra/local/stack.ts"
-import { type NatsServer, startNatsServer } from "../infra/nats/server.ts"
-import { createDatabase, type PostgresServer, startPostgres } from "../infra/postgres/database.ts"
-import { applyStreams } from "../infra/streams.ts"
+import { type PostgresServer, startPostgres } from "../infra/postgres/database.ts"
 import { retailProjection } from "./retail.ts"
 
 const projection = retailProjection({ latenessMs: 10 * 60_000 })
@@ -46,24 +40,18 @@ const EVENTS: ReadonlyArray<Sent> = [
 const seeded = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
 
 let pg: PostgresServer
-const logs: Array<{ nats: NatsServer; admin: NatsConnection; projector: NatsConnection; database: { url: string; drop: () => Promise<void> }; sql: postgres.Sql }> = []
+const stacks: Array<LogStack> = []
 
 /** One log of `sent` on its own nats-server, projected live into its own database. */
 const project = async (sent: ReadonlyArray<Sent>, resendAfterWindow: ReadonlyArray<Sent> = []) => {
-  const nats = await startNatsServer()
-  const admin = await connectAdmin(nats)
-  await applyStreams(await jetstreamManager(admin))
-  const projector = await connectProjector(nats)
-  const database = await createDatabase(pg.url)
-  const sql = postgres(database.url, { onnotice: () => {} })
-  logs.push({ nats, admin, projector, database, sql })
-  const js = jetstream(admin)
-  let head = await appendAsEdge(js, "pos", sent.map((s) => s.payload), { receivedAt: (_, i) => (sent[i] as Sent).receivedAt })
+  const stack = await startLogStack({ pg })
+  stacks.push(stack)
+  const { sql } = await stack.database()
+  await appendAsEdge(stack.js, "pos", sent.map((s) => s.payload), { receivedAt: (_, i) => (sent[i] as Sent).receivedAt })
   if (resendAfterWindow.length > 0)
-    head = await appendAsEdge(js, "pos", resendAfterWindow.map((s) => s.payload), { receivedAt: (_, i) => (resendAfterWindow[i] as Sent).receivedAt, messageId: (m) => `${m.msgId}:resent` })
-  const stop = new AbortController()
-  await runLive({ sql, nc: projector, projection, batchSize: 4, signal: stop.signal, onBatch: (batch) => batch.checkpoint >= head && stop.abort() })
-  return { sql, projector }
+    await appendAsEdge(stack.js, "pos", resendAfterWindow.map((s) => s.payload), { receivedAt: (_, i) => (resendAfterWindow[i] as Sent).receivedAt, messageId: (m) => `${m.msgId}:resent` })
+  await stack.projectToHead(sql, projection, { batchSize: 4 })
+  return { sql, stack }
 }
 
 const windows = async (sql: postgres.Sql) => ({
@@ -86,13 +74,7 @@ beforeAll(async () => {
 }, 120_000)
 
 afterAll(async () => {
-  for (const log of logs) {
-    await log.projector.close()
-    await log.admin.close()
-    await log.sql.end({ timeout: 5 })
-    await log.database.drop()
-    await log.nats.dispose()
-  }
+  for (const stack of stacks) await stack.dispose()
   await pg?.dispose()
 })
 
@@ -126,12 +108,10 @@ describe("retail 5-minute windows by event time", () => {
   })
 
   it("flag a sales spike against the same product's recent windows", async () => {
-    const js = jetstream((logs[1] as (typeof logs)[number]).admin)
     const steady = Array.from({ length: 10 }, (_, k) => sale(100 + k, 120 + 5 * k, "49", "SKU789", 2 + (k % 2)))
     const spike = sale(200, 170, "49", "SKU789", 40)
-    const head = await appendAsEdge(js, "pos", [...steady, spike].map((s) => s.payload), { receivedAt: (_, i) => ([...steady, spike][i] as Sent).receivedAt })
-    const stop = new AbortController()
-    await runLive({ sql: shuffledRun.sql, nc: shuffledRun.projector, projection, signal: stop.signal, onBatch: (batch) => batch.checkpoint >= head && stop.abort() })
+    await appendAsEdge(shuffledRun.stack.js, "pos", [...steady, spike].map((s) => s.payload), { receivedAt: (_, i) => ([...steady, spike][i] as Sent).receivedAt })
+    await shuffledRun.stack.projectToHead(shuffledRun.sql, projection)
     const flags = await shuffledRun.sql`SELECT window_start, quantity, flag FROM mart.sales_velocity_anomalies WHERE store_id = '49' ORDER BY window_start`
     expect(flags.map((row) => row.flag)).toEqual([null, null, null, null, null, null, "normal", "normal", "normal", "normal", "spike"])
     expect(Number(flags.at(-1)?.quantity)).toBe(40)
@@ -139,7 +119,7 @@ describe("retail 5-minute windows by event time", () => {
 
   it("are rebuilt from the log equal to the live marts", async () => {
     const before = await martSnapshot(shuffledRun.sql, projection)
-    await rebuildProjection({ sql: shuffledRun.sql, nc: shuffledRun.projector, projection })
+    await rebuildProjection({ sql: shuffledRun.sql, nc: shuffledRun.stack.projector, projection })
     expect(await martSnapshot(shuffledRun.sql, projection)).toEqual(before)
   })
 })
