@@ -1,4 +1,4 @@
-import type { Column, Row } from "./table.ts"
+import { boolean, type Column, date, integer, type Row, text } from "./table.ts"
 
 const DAY_NAMES = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
@@ -7,15 +7,15 @@ export const HOLIDAYS: ReadonlyArray<string> = ["01-01", "05-01", "12-25", "12-2
 
 /** The columns of every `dim_date`: one row per UTC day, keyed `yyyymmdd`. */
 export const dimDateColumns: ReadonlyArray<Column> = [
-  { name: "date_key", type: "integer" },
-  { name: "full_date", type: "date" },
-  { name: "day_of_week", type: "integer" },
-  { name: "day_name", type: "text" },
-  { name: "month", type: "integer" },
-  { name: "quarter", type: "integer" },
-  { name: "year", type: "integer" },
-  { name: "is_weekend", type: "boolean" },
-  { name: "is_holiday", type: "boolean" }
+  integer("date_key"),
+  date("full_date"),
+  integer("day_of_week"),
+  text("day_name"),
+  integer("month"),
+  integer("quarter"),
+  integer("year"),
+  boolean("is_weekend"),
+  boolean("is_holiday")
 ]
 
 /** `yyyymmdd` of an instant's UTC day. */

@@ -3,23 +3,23 @@ import { HubSpotEvent } from "../contracts/hubspot.ts"
 import { decodeWith } from "./decode.ts"
 import { type LogEvent, type Outcome, poison, type Projection, rows, skip } from "./projection.ts"
 import { dateRow, dimDateColumns } from "./calendar.ts"
-import { qualified, type Row, type TableSpec } from "./table.ts"
+import { integer, numeric, qualified, type Row, type TableSpec, text, timestamp } from "./table.ts"
 
 /** Seed 004's CRM star: one fact per counted activity, the agent, date, metric and shift dimensions. */
 export const crmTables: ReadonlyArray<TableSpec> = [
   {
     name: "fact_event",
     columns: [
-      { name: "event_id", type: "text" },
-      { name: "source", type: "text" },
-      { name: "event_type", type: "text" },
-      { name: "metric_id", type: "text" },
-      { name: "agent_id", type: "text" },
-      { name: "date_key", type: "integer" },
-      { name: "shift_id", type: "text" },
-      { name: "occurred_at", type: "timestamptz" },
-      { name: "value", type: "numeric" },
-      { name: "duration_seconds", type: "numeric", nullable: true }
+      text("event_id"),
+      text("source"),
+      text("event_type"),
+      text("metric_id"),
+      text("agent_id"),
+      integer("date_key"),
+      text("shift_id"),
+      timestamp("occurred_at"),
+      numeric("value"),
+      numeric("duration_seconds", true)
     ],
     key: ["event_id"],
     merge: "upsert",
@@ -28,9 +28,9 @@ export const crmTables: ReadonlyArray<TableSpec> = [
   {
     name: "dim_agent",
     columns: [
-      { name: "agent_id", type: "text" },
-      { name: "agent_name", type: "text", nullable: true },
-      { name: "source", type: "text" }
+      text("agent_id"),
+      text("agent_name", true),
+      text("source")
     ],
     key: ["agent_id"],
     merge: "upsert"
@@ -39,9 +39,9 @@ export const crmTables: ReadonlyArray<TableSpec> = [
   {
     name: "dim_metric",
     columns: [
-      { name: "metric_id", type: "text" },
-      { name: "metric_name", type: "text" },
-      { name: "description", type: "text" }
+      text("metric_id"),
+      text("metric_name"),
+      text("description")
     ],
     key: ["metric_id"],
     merge: "upsert"
@@ -49,10 +49,10 @@ export const crmTables: ReadonlyArray<TableSpec> = [
   {
     name: "dim_shift",
     columns: [
-      { name: "shift_id", type: "text" },
-      { name: "shift_name", type: "text" },
-      { name: "start_hour", type: "integer" },
-      { name: "end_hour", type: "integer" }
+      text("shift_id"),
+      text("shift_name"),
+      integer("start_hour"),
+      integer("end_hour")
     ],
     key: ["shift_id"],
     merge: "upsert"

@@ -2,23 +2,20 @@ import type { DowntimeRecorded, LineUpserted, MachineUpserted, ProductUpserted, 
 import { oeeEventTypes } from "../contracts/oee.ts"
 import { decodeEnvelope } from "./decode.ts"
 import { poison, type Projection, rows, skip } from "./projection.ts"
-import { qualified, type TableSpec } from "./table.ts"
+import { boolean, date, integer, numeric, qualified, type TableSpec, text, timestamp } from "./table.ts"
 
 /** Minutes each snapshot covers: the seed's 96 snapshots a day. */
 export const SNAPSHOT_MINUTES = 15
 
-const text = (name: string, nullable = false) => ({ name, type: "text" as const, nullable })
-const number = (name: string, nullable = false) => ({ name, type: "numeric" as const, nullable })
-const integer = (name: string, nullable = false) => ({ name, type: "integer" as const, nullable })
 
 /** Seed 001's OEE tables and masters, keyed by their ids. */
 export const oeeTables: ReadonlyArray<TableSpec> = [
   {
     name: "oee_snapshots",
     columns: [
-      text("id"), { name: "snapshot_time", type: "timestamptz" }, text("org_id", true), text("machine_id"), text("line_id", true), text("shift_id", true),
-      text("work_order_id", true), number("oee_pct"), number("availability_pct"), number("performance_pct"), number("quality_pct"),
-      integer("total_pieces"), integer("good_pieces"), integer("rejected_pieces"), number("planned_production_time"), number("actual_production_time")
+      text("id"), timestamp("snapshot_time"), text("org_id", true), text("machine_id"), text("line_id", true), text("shift_id", true),
+      text("work_order_id", true), numeric("oee_pct"), numeric("availability_pct"), numeric("performance_pct"), numeric("quality_pct"),
+      integer("total_pieces"), integer("good_pieces"), integer("rejected_pieces"), numeric("planned_production_time"), numeric("actual_production_time")
     ],
     key: ["id"],
     merge: "upsert",
@@ -27,8 +24,8 @@ export const oeeTables: ReadonlyArray<TableSpec> = [
   {
     name: "oee_downtime_events",
     columns: [
-      text("id"), text("machine_id"), text("line_id", true), { name: "start_time", type: "timestamptz" }, { name: "end_time", type: "timestamptz", nullable: true },
-      number("duration_minutes"), { name: "is_planned", type: "boolean" }, text("reason", true), text("category", true), { name: "resolved", type: "boolean", nullable: true }
+      text("id"), text("machine_id"), text("line_id", true), timestamp("start_time"), timestamp("end_time", true),
+      numeric("duration_minutes"), boolean("is_planned"), text("reason", true), text("category", true), boolean("resolved", true)
     ],
     key: ["id"],
     merge: "upsert",
@@ -37,8 +34,8 @@ export const oeeTables: ReadonlyArray<TableSpec> = [
   {
     name: "shift_reports",
     columns: [
-      text("id"), text("shift_id"), text("line_id", true), text("machine_id", true), { name: "report_date", type: "date" }, text("status"),
-      number("oee_pct", true), integer("total_pieces", true), integer("good_pieces", true), integer("rejected_pieces", true), number("downtime_minutes", true), text("notes", true)
+      text("id"), text("shift_id"), text("line_id", true), text("machine_id", true), date("report_date"), text("status"),
+      numeric("oee_pct", true), integer("total_pieces", true), integer("good_pieces", true), integer("rejected_pieces", true), numeric("downtime_minutes", true), text("notes", true)
     ],
     key: ["id"],
     merge: "upsert",

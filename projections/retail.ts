@@ -4,55 +4,51 @@ import { dateKey, dateRow, dimDateColumns } from "./calendar.ts"
 import { decodeEnvelope } from "./decode.ts"
 import { RESTOCK_SUBJECT } from "../contracts/log.ts"
 import { type LogEvent, poison, type Projection, rows, type SideEffect, type SideEffects, skip, stateKey } from "./projection.ts"
-import { type Column, qualified, type Row, type TableSpec } from "./table.ts"
+import { integer, numeric, qualified, type Row, type TableSpec, text, timestamp } from "./table.ts"
 
 /** Length of the tumbling windows of the real-time metrics. */
 export const WINDOW_MINUTES = 5
 
-const text = (name: string, nullable = false): Column => ({ name, type: "text", nullable })
-const integer = (name: string): Column => ({ name, type: "integer" })
-const number = (name: string, nullable = false): Column => ({ name, type: "numeric", nullable })
-const time = (name: string): Column => ({ name, type: "timestamptz" })
 
 /** Seed 002's star schema, the supporting facts, and the windowed real-time metrics. */
 export const retailTables: ReadonlyArray<TableSpec> = [
   {
     name: "fact_sales",
-    columns: [text("sale_id"), integer("date_key"), text("product_key"), text("store_key"), integer("quantity"), number("revenue"), number("cost", true), number("profit", true), time("sold_at")],
+    columns: [text("sale_id"), integer("date_key"), text("product_key"), text("store_key"), integer("quantity"), numeric("revenue"), numeric("cost", true), numeric("profit", true), timestamp("sold_at")],
     key: ["sale_id"],
     merge: "insert",
     indexes: [["date_key"], ["sold_at"]]
   },
   {
     name: "fact_inventory",
-    columns: [text("inventory_id"), integer("date_key"), text("product_key"), text("store_key"), integer("quantity_on_hand"), { name: "reorder_point", type: "integer", nullable: true }, { name: "safety_stock", type: "integer", nullable: true }, time("counted_at")],
+    columns: [text("inventory_id"), integer("date_key"), text("product_key"), text("store_key"), integer("quantity_on_hand"), integer("reorder_point", true), integer("safety_stock", true), timestamp("counted_at")],
     key: ["inventory_id"],
     merge: "insert",
     indexes: [["date_key"]]
   },
-  { name: "fact_traffic", columns: [text("traffic_id"), integer("date_key"), text("store_key"), integer("visitors"), number("basket_size", true), time("counted_at")], key: ["traffic_id"], merge: "insert" },
-  { name: "fact_shipments", columns: [text("shipment_id"), integer("date_key"), text("supplier"), text("product_key"), text("store_key"), integer("quantity"), time("received_at")], key: ["shipment_id"], merge: "insert" },
-  { name: "price_history", columns: [text("price_id"), text("product_key"), text("store_key"), number("old_price", true), number("new_price"), time("changed_at")], key: ["price_id"], merge: "insert" },
+  { name: "fact_traffic", columns: [text("traffic_id"), integer("date_key"), text("store_key"), integer("visitors"), numeric("basket_size", true), timestamp("counted_at")], key: ["traffic_id"], merge: "insert" },
+  { name: "fact_shipments", columns: [text("shipment_id"), integer("date_key"), text("supplier"), text("product_key"), text("store_key"), integer("quantity"), timestamp("received_at")], key: ["shipment_id"], merge: "insert" },
+  { name: "price_history", columns: [text("price_id"), text("product_key"), text("store_key"), numeric("old_price", true), numeric("new_price"), timestamp("changed_at")], key: ["price_id"], merge: "insert" },
   { name: "dim_product", columns: [text("product_key"), text("sku")], key: ["product_key"], merge: "insert" },
   { name: "dim_store", columns: [text("store_key"), text("store_id")], key: ["store_key"], merge: "insert" },
   { name: "dim_date", columns: dimDateColumns, key: ["date_key"], merge: "insert" },
   {
     name: "sales_velocity_5m",
-    columns: [time("window_start"), text("store_id"), text("product_id"), integer("sales"), integer("quantity"), number("revenue"), integer("late_sales"), integer("late_quantity"), number("late_revenue")],
+    columns: [timestamp("window_start"), text("store_id"), text("product_id"), integer("sales"), integer("quantity"), numeric("revenue"), integer("late_sales"), integer("late_quantity"), numeric("late_revenue")],
     key: ["window_start", "store_id", "product_id"],
     merge: "increment",
     indexes: [["window_start"]]
   },
   {
     name: "revenue_per_hour",
-    columns: [time("hour_start"), text("store_id"), integer("sales"), number("revenue"), integer("late_sales"), number("late_revenue")],
+    columns: [timestamp("hour_start"), text("store_id"), integer("sales"), numeric("revenue"), integer("late_sales"), numeric("late_revenue")],
     key: ["hour_start", "store_id"],
     merge: "increment",
     indexes: [["hour_start"]]
   },
   {
     name: "stock_level",
-    columns: [text("store_id"), text("product_id"), integer("quantity_on_hand"), { name: "reorder_point", type: "integer", nullable: true }, time("as_of")],
+    columns: [text("store_id"), text("product_id"), integer("quantity_on_hand"), integer("reorder_point", true), timestamp("as_of")],
     key: ["store_id", "product_id"],
     merge: "latest",
     orderBy: "as_of"

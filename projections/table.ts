@@ -16,6 +16,14 @@ export interface Column {
  * last in log order, `latest` the one with the greatest `orderBy` value (event time, whatever the
  * arrival order), `increment` adds the numeric columns (counters fed exactly once by the dedupe ledger).
  */
+/** Column declarations, nullable when `nullable` is true. */
+export const text = (name: string, nullable = false): Column => ({ name, type: "text", nullable })
+export const integer = (name: string, nullable = false): Column => ({ name, type: "integer", nullable })
+export const numeric = (name: string, nullable = false): Column => ({ name, type: "numeric", nullable })
+export const date = (name: string): Column => ({ name, type: "date" })
+export const timestamp = (name: string, nullable = false): Column => ({ name, type: "timestamptz", nullable })
+export const boolean = (name: string, nullable = false): Column => ({ name, type: "boolean", nullable })
+
 export type Merge = "insert" | "upsert" | "latest" | "increment"
 
 export interface TableSpec {

@@ -1,23 +1,23 @@
 import { type ErasureFailure, type ErasureSuccess, warehouseEventTypes } from "../contracts/warehouse.ts"
 import { decodeEnvelope } from "./decode.ts"
 import { poison, type Projection, rows, skip } from "./projection.ts"
-import type { TableSpec } from "./table.ts"
+import { date, integer, numeric, type TableSpec, text, timestamp } from "./table.ts"
 
 /** Seed 000's warehouse marts: per-event erasures and the daily and per-engineer counts. */
 export const warehouseTables: ReadonlyArray<TableSpec> = [
   {
     name: "erasures",
     columns: [
-      { name: "event_id", type: "text" },
-      { name: "timestamp", type: "timestamptz" },
-      { name: "date", type: "date" },
-      { name: "month", type: "text" },
-      { name: "event", type: "text" },
-      { name: "device_type", type: "text" },
-      { name: "initials", type: "text" },
-      { name: "duration_seconds", type: "numeric", nullable: true },
-      { name: "error_type", type: "text", nullable: true },
-      { name: "job_id", type: "text" }
+      text("event_id"),
+      timestamp("timestamp"),
+      date("date"),
+      text("month"),
+      text("event"),
+      text("device_type"),
+      text("initials"),
+      numeric("duration_seconds", true),
+      text("error_type", true),
+      text("job_id")
     ],
     key: ["event_id"],
     merge: "insert",
@@ -26,10 +26,10 @@ export const warehouseTables: ReadonlyArray<TableSpec> = [
   {
     name: "daily_stats",
     columns: [
-      { name: "date", type: "date" },
-      { name: "booked_in", type: "integer" },
-      { name: "erased", type: "integer" },
-      { name: "qa", type: "integer" }
+      date("date"),
+      integer("booked_in"),
+      integer("erased"),
+      integer("qa")
     ],
     key: ["date"],
     merge: "increment"
@@ -37,9 +37,9 @@ export const warehouseTables: ReadonlyArray<TableSpec> = [
   {
     name: "engineer_stats",
     columns: [
-      { name: "date", type: "date" },
-      { name: "initials", type: "text" },
-      { name: "count", type: "integer" }
+      date("date"),
+      text("initials"),
+      integer("count")
     ],
     key: ["date", "initials"],
     merge: "increment"
@@ -47,10 +47,10 @@ export const warehouseTables: ReadonlyArray<TableSpec> = [
   {
     name: "engineer_stats_type",
     columns: [
-      { name: "date", type: "date" },
-      { name: "initials", type: "text" },
-      { name: "device_type", type: "text" },
-      { name: "count", type: "integer" }
+      date("date"),
+      text("initials"),
+      text("device_type"),
+      integer("count")
     ],
     key: ["date", "initials", "device_type"],
     merge: "increment"
