@@ -56,14 +56,10 @@ const projectInto = async (
   onPoison: "collect" | "stop",
   withEffects: boolean
 ): Promise<Projected> => {
-  const firstInBatch = new Map<string, ReadEvent>()
-  for (const event of events) if (!firstInBatch.has(event.dedupeKey)) firstInBatch.set(event.dedupeKey, event)
-  const candidates = [...firstInBatch.values()]
-  const seen = new Set(
+  const keys = [...new Set(events.map((event) => event.dedupeKey))]
+  const claimed = new Set(
     (
-      await tx.unsafe(`SELECT key FROM ${qualified(generation.schema, "dedupe_keys")} WHERE key = ANY($1::text[])`, [
-        tx.array(candidates.map((event) => event.dedupeKey))
-      ])
+      await tx.unsafe(`SELECT key FROM ${qualified(generation.schema, "dedupe_keys")} WHERE key = ANY($1::text[])`, [tx.array(keys)])
     ).map((r) => r.key as string)
   )
   const byTable = new Map<string, Array<Row>>()
@@ -71,14 +67,21 @@ const projectInto = async (
   const dead: Array<{ event: ReadEvent; reason: string }> = []
   let skipped = 0
   let applied = 0
-  for (const event of candidates) {
-    if (seen.has(event.dedupeKey)) continue
+  let duplicates = 0
+  // In log order, the first event of a key that projects claims it; a poison event claims nothing,
+  // so a later valid copy still counts — the same decision whatever the batch boundaries.
+  for (const event of events) {
+    if (claimed.has(event.dedupeKey)) {
+      duplicates++
+      continue
+    }
     const outcome = projection.project(event)
     if (outcome._tag === "Poison") {
       if (onPoison === "stop") throw new PoisonInRebuild(event, outcome.reason)
       dead.push({ event, reason: outcome.reason })
       continue
     }
+    claimed.add(event.dedupeKey)
     recorded.push(event)
     if (outcome._tag === "Skip") {
       skipped++
@@ -104,13 +107,14 @@ const projectInto = async (
     await tx.unsafe(statement.text, statement.columns.map((column) => tx.array(column as Array<string>)))
   }
   if (effects.length > 0)
-    await tx.unsafe(`INSERT INTO ingest.outbox (id, projection, subject, data) SELECT u.id, $1, u.subject, u.data FROM unnest($2::text[], $3::text[], $4::text[]) AS u(id, subject, data) ON CONFLICT (id) DO NOTHING`, [
+    await tx.unsafe(`INSERT INTO ingest.outbox (id, projection, seq, subject, data) SELECT u.id, $1, u.seq, u.subject, u.data FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[]) AS u(id, seq, subject, data) ON CONFLICT (id) DO NOTHING`, [
       projection.name,
       tx.array(effects.map((effect) => effect.id)),
+      tx.array(effects.map((effect) => String(effect.seq))),
       tx.array(effects.map((effect) => effect.subject)),
       tx.array(effects.map((effect) => JSON.stringify(effect.data)))
     ])
-  return { recorded, dead, applied, skipped, duplicates: events.length - candidates.length + seen.size, effects: effects.length }
+  return { recorded, dead, applied, skipped, duplicates, effects: effects.length }
 }
 
 /** Loads the state rows the batch's events touch, as they are before the batch, and decides the side effects. */
@@ -174,21 +178,24 @@ export interface RedriveResult {
 /**
  * Projects dead letters again with the current code (after a fix), into the active generation,
  * serialised with the live consumer by the generation's row lock. Letters that now project are
- * marked re-driven; the others keep their place with the new reason.
+ * marked re-driven; the others keep their place with the new reason. A re-driven event lands
+ * after the events that followed it in the log: for tables where the latest row wins, rebuild
+ * instead, which projects it in log order.
  */
 export const redriveDeadLetters = (sql: postgres.Sql, projection: Projection, generation: Generation, ids: ReadonlyArray<number>): Promise<RedriveResult> =>
   sql.begin(async (tx) => {
-    await tx`SELECT 1 FROM ingest.projections WHERE name = ${projection.name} AND generation = ${generation.generation} FOR UPDATE`
+    const [row] = await tx`SELECT status FROM ingest.projections WHERE name = ${projection.name} AND generation = ${generation.generation} FOR UPDATE`
+    if (row?.status !== "active") throw new CheckpointMoved(generation.generation, undefined, row?.status as string | undefined)
     const letters = await tx`SELECT id, seq, subject, headers, payload FROM ingest.dead_letters
                              WHERE projection = ${projection.name} AND redriven_at IS NULL AND id = ANY(${tx.array(ids.map(String))}::bigint[]) ORDER BY seq`
-    const byKey = new Map<string, number>()
+    const letterOf = new Map<ReadEvent, number>()
     const events = letters.map((letter) => {
       const event = readEventOf({ seq: Number(letter.seq), subject: letter.subject as string, headers: letter.headers as Record<string, string>, data: letter.payload as string })
-      byKey.set(event.dedupeKey, Number(letter.id))
+      letterOf.set(event, Number(letter.id))
       return event
     })
     const projected = await projectInto(tx, projection, generation, events, "collect", true)
-    const stillPoison = projected.dead.map(({ event, reason }) => ({ id: byKey.get(event.dedupeKey) as number, reason }))
+    const stillPoison = projected.dead.map(({ event, reason }) => ({ id: letterOf.get(event) as number, reason }))
     for (const { id, reason } of stillPoison) await tx`UPDATE ingest.dead_letters SET reason = ${reason} WHERE id = ${id}`
     const poisoned = new Set(stillPoison.map((letter) => letter.id))
     const redriven = letters.map((letter) => Number(letter.id)).filter((id) => !poisoned.has(id))

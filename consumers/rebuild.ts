@@ -23,8 +23,8 @@ export interface RebuildResult {
 }
 
 /**
- * Rebuilds a projection without downtime: replays the whole log into a new generation in a shadow
- * schema (bulk, same code path as live), catches up with the live generation, then in ONE
+ * Rebuilds a projection without downtime: replays the log into a new generation in a shadow schema
+ * (bulk, same code path as live) up to exactly the live generation's position, then in ONE
  * transaction re-points the `mart` views and retires the old generation, and finally drops it.
  * Readers see the old marts until the switch and the complete new ones after it. An event the
  * projection cannot project stops the rebuild, naming it; the live marts are untouched.
@@ -43,7 +43,9 @@ export const rebuildProjection = async (options: {
   logEvent("info", "rebuilding", { projection: projection.name, generation: generation.generation, schema: generation.schema })
   const started = performance.now()
   let position = 0
-  let target = (await clients.jsm.streams.info(streamFor(projection.domain))).state.last_seq
+  // Never replay past the live generation: events after its position must be projected live, so
+  // their side effects are recorded. Without a live generation, replay to the stream's head.
+  let target = (await activeGeneration(sql, projection.name))?.checkpoint ?? (await clients.jsm.streams.info(streamFor(projection.domain))).state.last_seq
   const consumeTo = async (until: number) => {
     target = until
     const outcome = await consumeGeneration(
@@ -78,7 +80,7 @@ export const rebuildProjection = async (options: {
       const switched = await sql.begin(async (tx) => {
         if (live !== undefined) {
           const [row] = await tx`SELECT checkpoint FROM ingest.projections WHERE name = ${projection.name} AND generation = ${live.generation} FOR UPDATE`
-          if (Number(row?.checkpoint) > position) return false
+          if (Number(row?.checkpoint) !== position) return false
         }
         await activate(tx, projection, generation)
         return true

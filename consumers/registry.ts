@@ -25,11 +25,12 @@ export const ensureRegistry = async (sql: postgres.Sql): Promise<void> => {
     await tx.unsafe(`CREATE TABLE IF NOT EXISTS ingest.outbox (
       id text PRIMARY KEY,
       projection text NOT NULL,
+      seq bigint NOT NULL,
       subject text NOT NULL,
       data text NOT NULL,
       created_at timestamptz NOT NULL DEFAULT now(),
       published_at timestamptz)`)
-    await tx.unsafe(`CREATE INDEX IF NOT EXISTS outbox_pending ON ingest.outbox (projection, created_at) WHERE published_at IS NULL`)
+    await tx.unsafe(`CREATE INDEX IF NOT EXISTS outbox_pending ON ingest.outbox (projection, seq) WHERE published_at IS NULL`)
     await tx.unsafe(`CREATE TABLE IF NOT EXISTS ingest.dead_letters (
       id bigserial PRIMARY KEY,
       projection text NOT NULL,

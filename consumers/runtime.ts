@@ -1,4 +1,4 @@
-import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream"
+import { type Consumer, type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/nats-core"
 import type postgres from "postgres"
 import { streamFor } from "../contracts/log.ts"
@@ -62,7 +62,21 @@ export const consumeGeneration = async (
   let checkpoint = generation.checkpoint
   const publishEffects = mode === "live" && projection.effects !== undefined && options.publishEffects !== false
   if (publishEffects) await publishOutbox(sql, clients.js, projection.name).catch((error: unknown) => logEvent("warn", "publishing pending side effects failed", { error: String(error) }))
-  let consumer = await openConsumer(clients.js, clients.jsm, projection, generation, checkpoint)
+  /** Opens the consumer at `checkpoint + 1`, retrying with backoff while NATS is unavailable. */
+  const reopen = async (): Promise<Consumer | undefined> => {
+    for (let attempt = 0; !stopped(); attempt++) {
+      try {
+        return await openConsumer(clients.js, clients.jsm, projection, generation, checkpoint)
+      } catch (error) {
+        logEvent("warn", "opening the log consumer failed; retrying", { projection: projection.name, attempt, error: String(error) })
+        options.onRetry?.(error, attempt)
+        await pause(backoff(attempt), signal)
+      }
+    }
+    return undefined
+  }
+  let consumer = await reopen()
+  if (consumer === undefined) return "stopped"
   let failures = 0
   try {
     while (!stopped()) {
@@ -75,7 +89,9 @@ export const consumeGeneration = async (
         logEvent("warn", "reading the log failed; retrying", { projection: projection.name, error: String(error) })
         options.onRetry?.(error, failures)
         await pause(backoff(failures++), signal)
-        consumer = await openConsumer(clients.js, clients.jsm, projection, generation, checkpoint).catch(() => consumer)
+        // Never reuse a consumer after a failed fetch: its delivery point may be past messages we dropped.
+        consumer = await reopen()
+        if (consumer === undefined) return "stopped"
         continue
       }
       if (messages.length === 0) {
@@ -83,6 +99,13 @@ export const consumeGeneration = async (
         continue
       }
       const events = messages.map(toReadEvent)
+      const first = Math.min(...events.filter((event) => event.seq > checkpoint).map((event) => event.seq))
+      if (Number.isFinite(first) && first !== checkpoint + 1 && (await messageExists(clients.jsm, projection, checkpoint + 1))) {
+        logEvent("warn", "the log skipped events; reading again from the checkpoint", { projection: projection.name, checkpoint, first })
+        consumer = await reopen()
+        if (consumer === undefined) return "stopped"
+        continue
+      }
       const started = performance.now()
       let result: BatchResult | undefined
       for (let attempt = 0; result === undefined; attempt++) {
@@ -94,7 +117,9 @@ export const consumeGeneration = async (
             if (error.status !== (mode === "live" ? "active" : "building")) return "replaced"
             logEvent("warn", "checkpoint moved under us; resuming from the committed position", { projection: projection.name, found: error.found })
             checkpoint = error.found ?? checkpoint
-            consumer = await openConsumer(clients.js, clients.jsm, projection, generation, checkpoint)
+            const reopened = await reopen()
+            if (reopened === undefined) return "stopped"
+            consumer = reopened
             break
           }
           logEvent("warn", "applying a batch failed; retrying without acknowledging", { projection: projection.name, attempt, error: String(error) })
@@ -112,9 +137,16 @@ export const consumeGeneration = async (
     }
     return "stopped"
   } finally {
-    if (mode === "rebuild" || !stopped()) await deleteConsumer(clients.jsm, projection, generation)
+    await deleteConsumer(clients.jsm, projection, generation)
   }
 }
+
+/** Whether the domain's stream still holds `seq` (a deleted message is a legitimate gap). */
+const messageExists = (jsm: JetStreamManager, projection: Projection, seq: number): Promise<boolean> =>
+  jsm.streams.getMessage(streamFor(projection.domain), { seq }).then(
+    (message) => message !== null,
+    () => true
+  )
 
 export const clientsOf = async (nc: NatsConnection): Promise<Clients> => ({ js: jetstream(nc), jsm: await jetstreamManager(nc) })
 

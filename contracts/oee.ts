@@ -1,6 +1,6 @@
 import { Schema } from "effect"
 import { envelopeContract } from "./sender-envelope.ts"
-import { Identifier, IsoDate, IsoDateTime, NonNegativeInt, NonNegativeNumber, Percentage } from "./primitives.ts"
+import { Identifier, IsoDate, IsoDateTime, Count, NonNegativeNumber, Percentage } from "./primitives.ts"
 
 /**
  * Shop-floor machine gateways (seed 001): 15-minute machine snapshots, downtime events, shift
@@ -18,9 +18,9 @@ export const SnapshotRecorded = Schema.Struct({
   availability_pct: Percentage,
   performance_pct: Percentage,
   quality_pct: Percentage,
-  total_pieces: NonNegativeInt,
-  good_pieces: NonNegativeInt,
-  rejected_pieces: NonNegativeInt,
+  total_pieces: Count,
+  good_pieces: Count,
+  rejected_pieces: Count,
   planned_production_time: NonNegativeNumber.annotate({ description: "minutes" }),
   actual_production_time: NonNegativeNumber.annotate({ description: "minutes" })
 })
@@ -46,9 +46,9 @@ export const ShiftReportSubmitted = Schema.Struct({
   report_date: IsoDate,
   status: Identifier,
   oee_pct: Schema.optionalKey(Percentage),
-  total_pieces: Schema.optionalKey(NonNegativeInt),
-  good_pieces: Schema.optionalKey(NonNegativeInt),
-  rejected_pieces: Schema.optionalKey(NonNegativeInt),
+  total_pieces: Schema.optionalKey(Count),
+  good_pieces: Schema.optionalKey(Count),
+  rejected_pieces: Schema.optionalKey(Count),
   downtime_minutes: Schema.optionalKey(NonNegativeNumber),
   notes: Schema.optionalKey(Schema.String)
 })

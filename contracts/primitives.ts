@@ -18,6 +18,10 @@ export const IsoDate = Schema.String.check(
 
 export const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
 export const PositiveInt = Schema.Int.check(Schema.isGreaterThan(0))
+/** A count or quantity that fits a 32-bit integer column, 0 to 2,147,483,647. */
+export const Count = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(2_147_483_647))
+/** A count of at least one that fits a 32-bit integer column. */
+export const PositiveCount = Schema.Int.check(Schema.isGreaterThan(0), Schema.isLessThanOrEqualTo(2_147_483_647))
 export const NonNegativeNumber = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0))
 export const Percentage = Schema.Finite.check(Schema.isGreaterThanOrEqualTo(0), Schema.isLessThanOrEqualTo(100))
 const hasControlCharacter = (value: string): boolean => {

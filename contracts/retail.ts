@@ -1,6 +1,6 @@
 import { Schema } from "effect"
 import { envelopeContract } from "./sender-envelope.ts"
-import { Identifier, NonNegativeInt, NonNegativeNumber, PositiveInt } from "./primitives.ts"
+import { Identifier, Count, NonNegativeNumber, PositiveCount } from "./primitives.ts"
 
 /** Store POS systems (seed 002): the six event streams of the retail pipeline. */
 const StoreProduct = { store_id: Identifier, product_id: Identifier.annotate({ description: "SKU, e.g. SKU123" }) }
@@ -8,7 +8,7 @@ const StoreProduct = { store_id: Identifier, product_id: Identifier.annotate({ d
 export const SaleCompleted = Schema.Struct({
   sale_id: Identifier,
   ...StoreProduct,
-  quantity: PositiveInt,
+  quantity: PositiveCount,
   unit_price: NonNegativeNumber,
   revenue: Schema.optionalKey(NonNegativeNumber),
   cost: Schema.optionalKey(NonNegativeNumber),
@@ -19,16 +19,16 @@ export const ReturnProcessed = Schema.Struct({
   return_id: Identifier,
   sale_id: Schema.optionalKey(Identifier),
   ...StoreProduct,
-  quantity: PositiveInt,
+  quantity: PositiveCount,
   amount: NonNegativeNumber,
   reason: Schema.optionalKey(Schema.String)
 })
 
 export const InventoryUpdated = Schema.Struct({
   ...StoreProduct,
-  quantity_on_hand: NonNegativeInt,
-  reorder_point: Schema.optionalKey(NonNegativeInt),
-  safety_stock: Schema.optionalKey(NonNegativeInt)
+  quantity_on_hand: Count,
+  reorder_point: Schema.optionalKey(Count),
+  safety_stock: Schema.optionalKey(Count)
 })
 
 export const PriceChanged = Schema.Struct({
@@ -39,7 +39,7 @@ export const PriceChanged = Schema.Struct({
 
 export const TrafficCounted = Schema.Struct({
   store_id: Identifier,
-  visitors: NonNegativeInt,
+  visitors: Count,
   basket_size: Schema.optionalKey(NonNegativeNumber)
 })
 
@@ -47,7 +47,7 @@ export const ShipmentReceived = Schema.Struct({
   shipment_id: Identifier,
   supplier: Identifier,
   ...StoreProduct,
-  quantity: PositiveInt
+  quantity: PositiveCount
 })
 
 export const retailEventTypes = {

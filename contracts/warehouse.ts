@@ -1,6 +1,6 @@
 import { Schema } from "effect"
 import { envelopeContract } from "./sender-envelope.ts"
-import { Identifier, NonNegativeNumber, PositiveInt } from "./primitives.ts"
+import { Identifier, NonNegativeNumber, PositiveCount } from "./primitives.ts"
 
 /**
  * Warehouse erasure stations (seed 000). An erasure event carries the seed's erasure columns;
@@ -18,7 +18,7 @@ export const ErasureFailure = Schema.Struct({ ...Erasure, error_type: Identifier
 export const ErasureConnected = Schema.Struct({ ...Erasure, error_type: Schema.optionalKey(Schema.Null) })
 
 const Count = {
-  count: PositiveInt,
+  count: PositiveCount,
   initials: Schema.optionalKey(Schema.String),
   device_type: Schema.optionalKey(Schema.String)
 }

@@ -51,7 +51,8 @@ export const oeeTables: ReadonlyArray<TableSpec> = [
 /**
  * The seed's `oee_data_mart`: each snapshot with its machine, line, shift, work order and
  * product, and the planned, unplanned and total downtime minutes that overlap the snapshot's
- * window `[snapshot_time - 15 min, snapshot_time)` — a stop spanning snapshots is split between them.
+ * window `[snapshot_time - 15 min, snapshot_time)` — a stop spanning snapshots is split between them;
+ * overlapping stops never add up to more than the window.
  */
 const dataMartView = (schema: string) => {
   const t = (name: string) => qualified(schema, name)
@@ -64,9 +65,9 @@ const dataMartView = (schema: string) => {
            s.work_order_id, wo.wo_number, p.name AS product_name,
            s.oee_pct, s.availability_pct, s.performance_pct, s.quality_pct,
            s.total_pieces, s.good_pieces, s.rejected_pieces, s.planned_production_time, s.actual_production_time,
-           coalesce(dt.total_downtime, 0) AS downtime_minutes,
-           coalesce(dt.planned_downtime, 0) AS planned_downtime_minutes,
-           coalesce(dt.unplanned_downtime, 0) AS unplanned_downtime_minutes
+           least(${SNAPSHOT_MINUTES}, coalesce(dt.total_downtime, 0)) AS downtime_minutes,
+           least(${SNAPSHOT_MINUTES}, coalesce(dt.planned_downtime, 0)) AS planned_downtime_minutes,
+           least(${SNAPSHOT_MINUTES}, coalesce(dt.unplanned_downtime, 0)) AS unplanned_downtime_minutes
     FROM ${t("oee_snapshots")} s
     LEFT JOIN ${t("machines")} m ON m.id = s.machine_id
     LEFT JOIN ${t("production_lines")} l ON l.id = s.line_id

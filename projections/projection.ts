@@ -33,6 +33,8 @@ export const poison = (reason: string): Outcome => ({ _tag: "Poison", reason })
 export interface SideEffect {
   /** Deterministic: the same event always yields the same id, which becomes the `Nats-Msg-Id`. */
   readonly id: string
+  /** Stream sequence of the event that caused it: effects are published in log order. */
+  readonly seq: number
   readonly subject: string
   readonly data: unknown
 }

@@ -64,4 +64,13 @@ describe("restock alerts published back to the log", () => {
     expect((await sql`SELECT count(*)::int AS n FROM ingest.outbox`)[0]?.n).toBe(2)
     expect((await sql`SELECT quantity_on_hand FROM mart.stock_level`)[0]?.quantity_on_hand).toBe(10)
   })
+
+  it("are recorded for events the live consumer had not reached when a rebuild switched", async () => {
+    await appendAsEdge(stack.js, "pos", [count(7, 50, 50), count(8, 60, 3)])
+    await rebuildProjection({ sql, nc: stack.projector, projection })
+    expect(await alertsInLog()).toBe(2)
+    await runUntilCaughtUp(true)
+    expect(await alertsInLog()).toBe(3)
+    expect((await sql`SELECT quantity_on_hand FROM mart.stock_level`)[0]?.quantity_on_hand).toBe(3)
+  })
 })

@@ -61,16 +61,18 @@ export const ANOMALY_MIN_HISTORY = 6
 export const ANOMALY_SIGMAS = 3
 
 /**
- * Each 5-minute window's sales quantity against the same store and product's previous hour of
- * windows (gaps count as zero sales): `spike` above mean + 3σ, `drop` below mean − 3σ.
+ * Each 5-minute window's sales quantity (on time and late) against the same store and product's
+ * previous hour of windows, up to the latest window of any product (gaps count as zero sales, so a
+ * product that stops selling shows as a drop): `spike` above mean + 3σ, `drop` below mean − 3σ.
  */
 const anomalyView = (schema: string) => {
   const velocity = qualified(schema, "sales_velocity_5m")
   return `CREATE VIEW ${qualified(schema, "sales_velocity_anomalies")} AS
     WITH series AS (
-      SELECT k.store_id, k.product_id, w.window_start, coalesce(v.quantity, 0) AS quantity
-      FROM (SELECT store_id, product_id, min(window_start) AS first_window, max(window_start) AS last_window FROM ${velocity} GROUP BY store_id, product_id) k
-      CROSS JOIN LATERAL generate_series(k.first_window, k.last_window, interval '${WINDOW_MINUTES} minutes') AS w(window_start)
+      SELECT k.store_id, k.product_id, w.window_start, coalesce(v.quantity + v.late_quantity, 0) AS quantity
+      FROM (SELECT store_id, product_id, min(window_start) AS first_window FROM ${velocity} GROUP BY store_id, product_id) k
+      CROSS JOIN (SELECT max(window_start) AS last_window FROM ${velocity}) latest
+      CROSS JOIN LATERAL generate_series(k.first_window, latest.last_window, interval '${WINDOW_MINUTES} minutes') AS w(window_start)
       LEFT JOIN ${velocity} v ON v.store_id = k.store_id AND v.product_id = k.product_id AND v.window_start = w.window_start
     ), stats AS (
       SELECT *,
@@ -125,7 +127,8 @@ export const retailProjection = (options: RetailOptions): Projection => ({
     switch (type) {
       case "sale.completed": {
         const sale = decoded.value.data as typeof SaleCompleted.Type
-        const revenue = sale.revenue ?? sale.quantity * sale.unit_price
+        // Money to the micro-unit, so 3 × 0.1 is 0.3 and not 0.30000000000000004.
+        const revenue = sale.revenue ?? Math.round(sale.quantity * sale.unit_price * 1e6) / 1e6
         const received = Date.parse(event.receivedAt)
         const windowStart = floorTo(at, WINDOW_MINUTES)
         const late = received > windowStart + WINDOW_MINUTES * 60_000 + options.latenessMs
@@ -136,7 +139,7 @@ export const retailProjection = (options: RetailOptions): Projection => ({
           fact_sales: [
             {
               sale_id: sale.sale_id, date_key: dateKey(at), product_key: sale.product_id, store_key: sale.store_id, quantity: sale.quantity, revenue,
-              cost: sale.cost ?? null, profit: sale.cost === undefined ? null : revenue - sale.cost, sold_at: at
+              cost: sale.cost ?? null, profit: sale.cost === undefined ? null : Math.round((revenue - sale.cost) * 1e6) / 1e6, sold_at: at
             }
           ],
           sales_velocity_5m: [
@@ -208,7 +211,8 @@ const stockOf = (event: LogEvent) => {
 
 /**
  * A restock alert each time a product's stock falls below its reorder point: the newest count
- * (by event time) is below it and the count it replaces was not. Counts older than the current one
+ * (by event time) is below the reorder point it carries and the count it replaces was not below
+ * its own (counts without a reorder point raise nothing). Counts older than the current one
  * change nothing. Published to `derived.retail.restock`, once per crossing.
  */
 export const restockAlerts: SideEffects = {
@@ -228,11 +232,12 @@ export const restockAlerts: SideEffects = {
       const key = stateKey([stock.store_id, stock.product_id])
       const before = levels.get(key)
       if (before !== undefined && String(before.as_of) > stock.as_of) continue
-      const reorderPoint = stock.reorder_point ?? (before?.reorder_point as number | null | undefined) ?? null
-      const wasAbove = before === undefined || reorderPoint === null || Number(before.quantity_on_hand) >= reorderPoint
+      const reorderPoint = stock.reorder_point ?? null
+      const wasAbove = before === undefined || before.reorder_point === null || Number(before.quantity_on_hand) >= Number(before.reorder_point)
       if (reorderPoint !== null && stock.quantity_on_hand < reorderPoint && wasAbove)
         alerts.push({
           id: `restock:${event.dedupeKey}`,
+          seq: event.seq,
           subject: RESTOCK_SUBJECT,
           data: { store_id: stock.store_id, product_id: stock.product_id, quantity_on_hand: stock.quantity_on_hand, reorder_point: reorderPoint, as_of: stock.as_of, source_event: event.dedupeKey }
         })

@@ -56,9 +56,12 @@ const keyOf = (spec: TableSpec, row: Row): string => JSON.stringify(spec.key.map
 
 /**
  * Folds a batch's rows by key the way the database would, so one statement never touches a row
- * twice: `insert` keeps the first, `upsert` the last, `increment` sums the non-key columns.
+ * twice: `insert` keeps the first, `upsert` the last, `latest` the greatest `orderBy`. `increment`
+ * rows are left as they are: {@link bulkWrite} sums them in SQL, in exact `numeric` arithmetic,
+ * so the totals never depend on how the log was cut into batches.
  */
 export const mergeRows = (spec: TableSpec, rows: ReadonlyArray<Row>): ReadonlyArray<Row> => {
+  if (spec.merge === "increment") return rows
   const merged = new Map<string, Row>()
   for (const row of rows) {
     const key = keyOf(spec, row)
@@ -67,10 +70,6 @@ export const mergeRows = (spec: TableSpec, rows: ReadonlyArray<Row>): ReadonlyAr
     else if (spec.merge === "latest") {
       const column = spec.orderBy as string
       if (String(row[column]) >= String(existing[column])) merged.set(key, row)
-    } else if (spec.merge === "increment") {
-      const sum: Record<string, Value> = { ...existing }
-      for (const column of spec.columns) if (!spec.key.includes(column.name)) sum[column.name] = Number(existing[column.name] ?? 0) + Number(row[column.name] ?? 0)
-      merged.set(key, sum)
     }
   }
   return [...merged.values()]
@@ -90,9 +89,15 @@ export const bulkWrite = (schema: string, spec: TableSpec, rows: ReadonlyArray<R
         : spec.merge === "latest"
           ? `${replace} WHERE EXCLUDED.${quote(spec.orderBy as string)} >= ${target}.${quote(spec.orderBy as string)}`
           : `DO UPDATE SET ${others.map((name) => `${quote(name)} = ${target}.${quote(name)} + EXCLUDED.${quote(name)}`).join(", ")}`
-  const text = `INSERT INTO ${target} (${names.map(quote).join(", ")}) SELECT ${spec.columns
-    .map((column, i) => `u.c${i}::${column.type}`)
-    .join(", ")} FROM unnest(${names.map((_, i) => `$${i + 1}::text[]`).join(", ")}) AS u(${names.map((_, i) => `c${i}`).join(", ")}) ON CONFLICT (${spec.key.map(quote).join(", ")}) ${conflict}`
+  const cast = (column: Column, i: number) => `u.c${i}::${column.type}`
+  const select =
+    spec.merge === "increment"
+      ? `SELECT ${spec.columns.map((column, i) => (spec.key.includes(column.name) ? cast(column, i) : `sum(${cast(column, i)})::${column.type}`)).join(", ")}`
+      : `SELECT ${spec.columns.map(cast).join(", ")}`
+  const groupBy = spec.merge === "increment" ? ` GROUP BY ${spec.columns.flatMap((column, i) => (spec.key.includes(column.name) ? [cast(column, i)] : [])).join(", ")}` : ""
+  const text = `INSERT INTO ${target} (${names.map(quote).join(", ")}) ${select} FROM unnest(${names.map((_, i) => `$${i + 1}::text[]`).join(", ")}) AS u(${names
+    .map((_, i) => `c${i}`)
+    .join(", ")})${groupBy} ON CONFLICT (${spec.key.map(quote).join(", ")}) ${conflict}`
   const columns = names.map((name) => rows.map((row) => (row[name] === null || row[name] === undefined ? null : String(row[name]))))
   return { text, columns }
 }
