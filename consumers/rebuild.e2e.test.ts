@@ -123,4 +123,29 @@ describe("rebuilding a projection from the log", () => {
     await caughtUp(warehouseProjection)
     expect(JSON.parse(JSON.stringify(await sql`SELECT qa FROM mart.daily_stats WHERE date = '2025-03-01'`))).toEqual([{ qa: 9 }])
   })
+
+  it("drops a generation left behind by a rebuild that died, and refuses to run twice at once", async () => {
+    const { createGeneration } = await import("./registry.ts")
+    const orphan = await createGeneration(sql, warehouseProjection)
+    let second: Promise<string> | undefined
+    const result = await rebuildProjection({
+      sql,
+      nc: projector,
+      projection: warehouseProjection,
+      batchSize: 500,
+      // Progress means the first rebuild holds the lock: start a second one then.
+      onProgress: () => {
+        second ??= rebuildProjection({ sql, nc: projector, projection: warehouseProjection }).then(
+          () => "ran",
+          (error: Error) => error.message
+        )
+      }
+    })
+    expect(await second).toBe("another rebuild of warehouse is running")
+    const schemas = await sql`SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE 'proj_warehouse_%'`
+    expect(schemas.map((row) => row.schema_name)).toEqual([result.schema])
+    const rows = await sql`SELECT generation, status FROM ingest.projections WHERE name = 'warehouse'`
+    expect(rows.map((row) => [Number(row.generation), row.status])).toEqual([[result.generation, "active"]])
+    expect(orphan.status).toBe("building")
+  })
 })

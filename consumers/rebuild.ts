@@ -3,7 +3,7 @@ import type postgres from "postgres"
 import { streamFor } from "../contracts/log.ts"
 import { logEvent } from "../infra/logger.ts"
 import type { Projection } from "../projections/projection.ts"
-import { activate, activeGeneration, createGeneration, dropRetired, ensureRegistry, type Generation } from "./registry.ts"
+import { activate, activeGeneration, createGeneration, dropRetired, ensureRegistry, type Generation, generations } from "./registry.ts"
 import { clientsOf, consumeGeneration } from "./runtime.ts"
 
 export interface RebuildProgress {
@@ -38,6 +38,29 @@ export const rebuildProjection = async (options: {
 }): Promise<RebuildResult> => {
   const { sql, projection } = options
   await ensureRegistry(sql)
+  // One rebuild per projection at a time, held for the whole rebuild on its own connection: a
+  // generation still 'building' when we hold the lock was left by a rebuild that died, and goes.
+  const lock = await sql.reserve()
+  try {
+    const [{ locked }] = (await lock`SELECT pg_try_advisory_lock(hashtext(${`ingest.rebuild.${projection.name}`})) AS locked`) as unknown as [{ locked: boolean }]
+    if (!locked) throw new Error(`another rebuild of ${projection.name} is running`)
+    try {
+      for (const stale of (await generations(sql, projection.name)).filter((generation) => generation.status === "building")) {
+        await sql.unsafe(`DROP SCHEMA IF EXISTS "${stale.schema}" CASCADE`)
+        await sql`DELETE FROM ingest.projections WHERE name = ${projection.name} AND generation = ${stale.generation}`
+        logEvent("warn", "dropped a generation left by a rebuild that did not finish", { projection: projection.name, schema: stale.schema })
+      }
+      return await rebuildLocked(options)
+    } finally {
+      await lock`SELECT pg_advisory_unlock(hashtext(${`ingest.rebuild.${projection.name}`}))`
+    }
+  } finally {
+    lock.release()
+  }
+}
+
+const rebuildLocked = async (options: Parameters<typeof rebuildProjection>[0]): Promise<RebuildResult> => {
+  const { sql, projection } = options
   const clients = await clientsOf(options.nc)
   const generation = await createGeneration(sql, projection)
   logEvent("info", "rebuilding", { projection: projection.name, generation: generation.generation, schema: generation.schema })
