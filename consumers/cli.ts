@@ -8,10 +8,9 @@ import { logEvent } from "../infra/logger.ts"
 import { projections } from "../projections/index.ts"
 import type { Projection } from "../projections/projection.ts"
 import { redriveDeadLetters } from "./apply.ts"
-import { projectionMetrics, serveMetrics } from "./metrics.ts"
 import { projectionStatus, rebuildProjection } from "./rebuild.ts"
 import { activeGeneration, ensureRegistry } from "./registry.ts"
-import { runLive } from "./runtime.ts"
+import { serveProjections } from "./serve.ts"
 
 /**
  * Where the consumers find NATS and Postgres: the environment, as in production; without
@@ -145,37 +144,16 @@ export const projectCommand = async (args: ReadonlyArray<string>): Promise<void>
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`--batch-size must be a positive integer, got ${JSON.stringify(values["batch-size"])}`)
   const selected = selectProjections(names)
   const { sql, nc, close } = await connectAll(selected.length + 1)
-  const metrics = projectionMetrics(await jetstreamManager(nc), selected)
-  const metricsPort = Number(values["metrics-port"])
-  const server = metricsPort > 0 ? await serveMetrics(metrics.registry, metricsPort) : undefined
-  if (server !== undefined) logEvent("info", "metrics", { url: `http://127.0.0.1:${metricsPort}/metrics` })
   const stop = new AbortController()
   const drain = (signal: string) => {
     logEvent("info", "draining: finishing the batch in flight", { signal })
     stop.abort()
   }
-  // `on`, not `once`: tsx exits at once (128 + signal) when a signal finds no listener left.
   process.on("SIGTERM", () => drain("SIGTERM"))
   process.on("SIGINT", () => drain("SIGINT"))
   try {
-    await Promise.all(
-      selected.map((projection) =>
-        runLive({
-          sql,
-          nc,
-          projection,
-          batchSize,
-          signal: stop.signal,
-          onBatch: (batch) => {
-            metrics.recordBatch(projection.name, batch)
-            logEvent("info", "batch committed", { projection: projection.name, ...batch, millis: Math.round(batch.millis) })
-          },
-          onRetry: () => metrics.recordRetry(projection.name)
-        })
-      )
-    )
+    await serveProjections({ sql, nc, jsm: await jetstreamManager(nc), projections: selected, signal: stop.signal, metricsPort: Number(values["metrics-port"]), batchSize })
   } finally {
-    server?.close()
     await close()
   }
 }

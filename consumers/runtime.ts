@@ -61,7 +61,10 @@ export const consumeGeneration = async (
   const batchSize = options.batchSize ?? 500
   let checkpoint = generation.checkpoint
   const publishEffects = mode === "live" && projection.effects !== undefined && options.publishEffects !== false
-  if (publishEffects) await publishOutbox(sql, clients.js, projection.name).catch((error: unknown) => logEvent("warn", "publishing pending side effects failed", { error: String(error) }))
+  /** Failures leave the effects pending for the next attempt; they never stop the projection. */
+  const publishPending = () =>
+    publishOutbox(sql, clients.js, projection.name).catch((error: unknown) => logEvent("warn", "publishing side effects failed; they stay pending", { error: String(error) }))
+  if (publishEffects) await publishPending()
   /** Opens the consumer at `checkpoint + 1`, retrying with backoff while NATS is unavailable. */
   const reopen = async (): Promise<Consumer | undefined> => {
     for (let attempt = 0; !stopped(); attempt++) {
@@ -132,7 +135,7 @@ export const consumeGeneration = async (
       failures = 0
       checkpoint = result.checkpoint
       for (const message of messages) message.ack()
-      if (publishEffects && result.effects > 0) await publishOutbox(sql, clients.js, projection.name).catch((error: unknown) => logEvent("warn", "publishing side effects failed; they stay pending", { error: String(error) }))
+      if (publishEffects && result.effects > 0) await publishPending()
       options.onBatch?.({ ...result, events: events.length, millis: performance.now() - started, generation: generation.generation })
     }
     return "stopped"

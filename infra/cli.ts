@@ -4,10 +4,8 @@ import { parseArgs } from "node:util"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import postgres from "postgres"
-import { projectionMetrics, serveMetrics } from "../consumers/metrics.ts"
-import { runLive } from "../consumers/runtime.ts"
+import { serveProjections } from "../consumers/serve.ts"
 import { projections } from "../projections/index.ts"
-import { logEvent } from "./logger.ts"
 import { connectProjector } from "./local/projector.ts"
 import { startPostgres } from "./postgres/database.ts"
 import { deadLettersCommand, projectCommand, rebuildCommand, statusCommand } from "../consumers/cli.ts"
@@ -60,21 +58,15 @@ const up = async (args: ReadonlyArray<string>) => {
   const sql = postgres(pg.url, { onnotice: () => {}, max: Object.keys(projections).length + 1 })
   const projector = await connectProjector(stack.nats)
   const stop = new AbortController()
-  const metrics = projectionMetrics(stack.jsm, Object.values(projections))
-  const metricsServer = await serveMetrics(metrics.registry, Number(values["metrics-port"]), "127.0.0.1")
-  const consumers = Object.values(projections).map((projection) =>
-    runLive({
-      sql,
-      nc: projector,
-      projection,
-      signal: stop.signal,
-      onBatch: (batch) => {
-        metrics.recordBatch(projection.name, batch)
-        logEvent("info", "batch committed", { projection: projection.name, checkpoint: batch.checkpoint, applied: batch.applied, duplicates: batch.duplicates })
-      },
-      onRetry: () => metrics.recordRetry(projection.name)
-    })
-  )
+  const consumers = serveProjections({
+    sql,
+    nc: projector,
+    jsm: stack.jsm,
+    projections: Object.values(projections),
+    signal: stop.signal,
+    metricsPort: Number(values["metrics-port"]),
+    metricsHost: "127.0.0.1"
+  })
   console.log(`
 ingest mesh is up
   webhooks   POST ${stack.edge.url}/v1/hooks/<source>   (sources: ${Object.keys(defaultSources).join(", ")})
@@ -86,15 +78,13 @@ ingest mesh is up
   try it     npm run mesh -- samples      then  npm run mesh -- status
 Ctrl-C stops it; the log and the marts are kept in ${STATE_DIR}.
 `)
-  // `on`, not `once`: tsx exits at once (128 + signal) when a signal finds no listener left.
   await new Promise<void>((resolveStop) => {
     process.on("SIGINT", () => resolveStop())
     process.on("SIGTERM", () => resolveStop())
   })
   console.log("stopping...")
   stop.abort()
-  metricsServer.close()
-  await Promise.all(consumers)
+  await consumers
   await projector.close()
   await sql.end({ timeout: 5 })
   await stack.dispose()
