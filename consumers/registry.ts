@@ -86,6 +86,9 @@ export const createGeneration = async (sql: postgres.Sql, projection: Projection
     return toGeneration(row as Record<string, unknown>)
   })
 
+/** The read-only role the read API connects as: granted SELECT on every `mart` view when it exists. */
+export const READER_ROLE = "ingest_reader"
+
 /**
  * Points every `mart.<name>` view of the projection at `generation` and makes it the active one,
  * in one transaction: readers see the old marts or the new ones, never a mix or an empty table.
@@ -96,6 +99,7 @@ export const activate = async (tx: postgres.TransactionSql, projection: Projecti
   for (const name of projection.published) {
     await tx.unsafe(`DROP VIEW IF EXISTS ${qualified("mart", name)}`)
     await tx.unsafe(`CREATE VIEW ${qualified("mart", name)} AS SELECT * FROM ${qualified(generation.schema, name)}`)
+    await tx.unsafe(`DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '${READER_ROLE}') THEN GRANT SELECT ON ${qualified("mart", name)} TO ${READER_ROLE}; END IF; END $$`)
   }
 }
 

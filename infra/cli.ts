@@ -14,6 +14,10 @@ import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retail
 import { generateSecrets, startEdgeStack } from "./local/stack.ts"
 import { LOCAL_STATE_DIR as STATE_DIR, LOCAL_STATE_FILE as STATE_FILE, type LocalState, readLocalState } from "./local/state.ts"
 import { applyStreams, DEFAULT_STREAM_SETTINGS, streamDeclarations } from "./streams.ts"
+import { keysCommand, readerConnection, serveApiCommand } from "../projections/read/cli.ts"
+import { marts } from "../projections/read/feeds.ts"
+import { createApiKey, ensureApiKeys, ensureReaderLogin } from "../projections/read/keys.ts"
+import { serveReadApi } from "../projections/read/server.ts"
 
 const USAGE = `usage: npm run mesh -- <command>
 
@@ -21,11 +25,15 @@ const USAGE = `usage: npm run mesh -- <command>
       --port N            edge HTTP port (default 8787)
       --nats-port N       NATS client port (default 14222; websocket N+1, monitor N+2)
       --pg-port N         embedded Postgres port (default 15432)
+      --api-port N        read API port (default 8788)
   samples                 send signed sample traffic for every source to a running local mesh
   project [--batch-size N] [name...]   run projections live (default: all); NATS_URL, NATS_USER, NATS_PASSWORD, DATABASE_URL
   rebuild <name...>       rebuild projections from the log, switching readers atomically
   status                  checkpoint, stream head, lag and dead letters per projection
   dead-letters list [name] | redrive <name> (<id>... | --all)
+  keys create --name NAME --marts warehouse,oee|*    an API key for the read API, scoped to marts (printed once)
+  keys list | keys revoke <id>...
+  serve-api [--port N]    the read API alone, as READ_DATABASE_URL (a role in the ingest_reader group)
   streams apply           declare the log's streams on a NATS server (idempotent)
       --url URL           nats://host:port (default $NATS_URL or nats://127.0.0.1:4222)
       --user U --password P   (default $NATS_USER / $NATS_PASSWORD)
@@ -43,10 +51,11 @@ const loadOrCreateState = (edgeUrl: string): LocalState => {
 }
 
 const up = async (args: ReadonlyArray<string>) => {
-  const { values } = parseArgs({ args: [...args], options: { port: { type: "string", default: "8787" }, "nats-port": { type: "string", default: "14222" }, "pg-port": { type: "string", default: "15432" }, "metrics-port": { type: "string", default: "9464" } } })
+  const { values } = parseArgs({ args: [...args], options: { port: { type: "string", default: "8787" }, "nats-port": { type: "string", default: "14222" }, "pg-port": { type: "string", default: "15432" }, "metrics-port": { type: "string", default: "9464" }, "api-port": { type: "string", default: "8788" } } })
   const port = Number(values.port)
   const natsPort = Number(values["nats-port"])
-  const state = loadOrCreateState(`http://127.0.0.1:${port}`)
+  const created = loadOrCreateState(`http://127.0.0.1:${port}`)
+  const state = { ...created, readerPassword: created.readerPassword ?? `p${crypto.randomUUID().replaceAll("-", "")}` }
   const pg = await startPostgres({ dataDir: join(STATE_DIR, "postgres"), port: Number(values["pg-port"]) })
   const stack = await startEdgeStack({
     secrets: state.secrets,
@@ -54,8 +63,12 @@ const up = async (args: ReadonlyArray<string>) => {
     verbose: true,
     nats: { port: natsPort, wsPort: natsPort + 1, monitorPort: natsPort + 2, storeDir: join(STATE_DIR, "nats"), passwords: state.natsPasswords, name: "ingest-local" }
   })
-  writeFileSync(STATE_FILE, JSON.stringify({ ...state, edgeUrl: stack.edge.url, natsUrl: stack.nats.url, databaseUrl: pg.url }, null, 2))
   const sql = postgres(pg.url, { onnotice: () => {}, max: Object.keys(projections).length + 1 })
+  await ensureApiKeys(sql)
+  const apiKey = state.apiKey ?? (await createApiKey(sql, "local mesh (npm run up)", ["*"], marts)).key
+  const reader = postgres(await ensureReaderLogin(sql, pg.url, "ingest_api", state.readerPassword), { ...readerConnection, max: 10 })
+  const api = await serveReadApi({ sql: reader, port: Number(values["api-port"]) })
+  writeFileSync(STATE_FILE, JSON.stringify({ ...state, apiKey, apiUrl: api.url, edgeUrl: stack.edge.url, natsUrl: stack.nats.url, databaseUrl: pg.url }, null, 2))
   const projector = await connectProjector(stack.nats)
   const stop = new AbortController()
   const consumers = serveProjections({
@@ -73,6 +86,8 @@ ingest mesh is up
   health     GET  ${stack.edge.url}/healthz
   NATS       ${stack.nats.url}  (websocket ${stack.nats.wsUrl}, monitor ${stack.nats.monitorUrl})
   metrics    http://127.0.0.1:${values["metrics-port"]}/metrics
+  read API   ${api.url}/docs  (OData ${api.url}/odata/<mart>/; key in .mesh/local.json "apiKey", or npm run mesh -- keys create)
+  try Power BI  ${api.url}/api/oee/export/snapshots?format=csv&api_key=${apiKey}
   Postgres   ${pg.url}${pg.embedded ? " (embedded, data in .mesh/postgres)" : " (DATABASE_URL)"}  marts in schema "mart"
   secrets    ${STATE_FILE}
   try it     npm run mesh -- samples      then  npm run mesh -- status
@@ -85,6 +100,8 @@ Ctrl-C stops it; the log and the marts are kept in ${STATE_DIR}.
   console.log("stopping...")
   stop.abort()
   await consumers
+  await api.close()
+  await reader.end({ timeout: 5 })
   await projector.close()
   await sql.end({ timeout: 5 })
   await stack.dispose()
@@ -140,6 +157,8 @@ const run = async () => {
   if (command === "rebuild") return rebuildCommand(rest)
   if (command === "status") return statusCommand()
   if (command === "dead-letters") return deadLettersCommand(rest)
+  if (command === "keys") return keysCommand(rest)
+  if (command === "serve-api") return serveApiCommand(rest)
   if (command === "streams" && rest[0] === "apply") return streamsApply(rest.slice(1))
   console.error(USAGE)
   process.exitCode = command === undefined || command === "help" || command === "--help" ? 0 : 2

@@ -3,7 +3,7 @@ import { HubSpotEvent } from "../contracts/hubspot.ts"
 import { decodeWith } from "./decode.ts"
 import { type LogEvent, type Outcome, poison, type Projection, rows, skip } from "./projection.ts"
 import { dateRow, dimDateColumns } from "./calendar.ts"
-import { integer, numeric, qualified, type Row, type TableSpec, text, timestamp } from "./table.ts"
+import { date, integer, numeric, qualified, type Row, type TableSpec, text, timestamp } from "./table.ts"
 
 /** Seed 004's CRM star: one fact per counted activity, the agent, date, metric and shift dimensions. */
 export const crmTables: ReadonlyArray<TableSpec> = [
@@ -143,6 +143,13 @@ export const crmProjection: Projection = {
   domain: "crm",
   tables: crmTables,
   published: [...crmTables.map((table) => table.name), "fact_daily_metric"],
+  views: [
+    {
+      name: "fact_daily_metric",
+      columns: [integer("date_key"), date("full_date"), text("agent_id"), text("metric_id"), integer("event_count"), numeric("value"), numeric("duration_seconds", true)],
+      key: ["date_key", "agent_id", "metric_id"]
+    }
+  ],
   extraSql: (schema) => [
     `INSERT INTO ${qualified(schema, "dim_metric")} (metric_id, metric_name, description) VALUES ${Object.entries(METRICS)
       .map(([id, [name, description]]) => `('${id}', '${name}', '${description}')`)

@@ -94,6 +94,19 @@ export const oeeProjection: Projection = {
   tables: oeeTables,
   published: [...oeeTables.map((table) => table.name), "oee_data_mart"],
   extraSql: (schema) => [dataMartView(schema)],
+  views: [
+    {
+      name: "oee_data_mart",
+      columns: [
+        text("snapshot_id"), timestamp("snapshot_time"), text("org_id", true), text("machine_id"), text("machine_name", true), text("machine_code", true),
+        text("line_id", true), text("line_name", true), text("shift_id", true), text("shift_name", true), text("work_order_id", true), text("wo_number", true),
+        text("product_name", true), numeric("oee_pct"), numeric("availability_pct"), numeric("performance_pct"), numeric("quality_pct"), integer("total_pieces"),
+        integer("good_pieces"), integer("rejected_pieces"), numeric("planned_production_time"), numeric("actual_production_time"), numeric("downtime_minutes"),
+        numeric("planned_downtime_minutes"), numeric("unplanned_downtime_minutes")
+      ],
+      key: ["snapshot_id"]
+    }
+  ],
   project: (event) => {
     const decoded = decodeEnvelope(oeeEventTypes, event.payload)
     if (!decoded.ok) return poison(decoded.reason)

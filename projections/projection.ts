@@ -1,5 +1,5 @@
 import type { Domain } from "../contracts/log.ts"
-import type { Row, TableSpec } from "./table.ts"
+import type { Column, Row, TableSpec } from "./table.ts"
 
 /** One event read from the log, as the runtime hands it to a projection. */
 export interface LogEvent {
@@ -14,6 +14,13 @@ export interface LogEvent {
   readonly receivedAt: string
   readonly schema: string
   readonly payload: unknown
+}
+
+/** A published view's columns, in order, and the columns that identify a row (its paging key). */
+export interface ViewSpec {
+  readonly name: string
+  readonly columns: ReadonlyArray<Column>
+  readonly key: ReadonlyArray<string>
 }
 
 /** What a projection makes of one event. */
@@ -66,6 +73,8 @@ export interface Projection {
   readonly extraSql?: (schema: string) => ReadonlyArray<string>
   /** Reader-facing objects: table and view names published as `mart.<name>`. */
   readonly published: ReadonlyArray<string>
+  /** The shape of each view in {@link extraSql} that is published: what readers and the read API see. */
+  readonly views?: ReadonlyArray<ViewSpec>
   readonly project: (event: LogEvent) => Outcome
   readonly effects?: SideEffects
 }

@@ -113,6 +113,13 @@ export const retailProjection = (options: RetailOptions): Projection => ({
   domain: "retail",
   tables: retailTables,
   published: [...retailTables.map((table) => table.name), "sales_velocity_anomalies"],
+  views: [
+    {
+      name: "sales_velocity_anomalies",
+      columns: [text("store_id"), text("product_id"), timestamp("window_start"), integer("quantity"), numeric("mean_quantity", true), numeric("sigma", true), text("flag", true)],
+      key: ["store_id", "product_id", "window_start"]
+    }
+  ],
   extraSql: (schema) => [anomalyView(schema)],
   project: (event) => {
     const decoded = decodeEnvelope(retailEventTypes, event.payload)

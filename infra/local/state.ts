@@ -11,6 +11,11 @@ export interface LocalState {
   readonly natsPasswords: { admin: string; edge: string; projector: string }
   readonly natsUrl?: string
   readonly databaseUrl?: string
+  /** Password of the read API's login (`ingest_api`, in the read-only `ingest_reader` group). */
+  readonly readerPassword?: string
+  /** A key for every mart, made on the first `npm run up` so the local API can be tried at once. */
+  readonly apiKey?: string
+  readonly apiUrl?: string
 }
 
 export const readLocalState = (): LocalState | undefined =>

@@ -1,0 +1,66 @@
+import { parseArgs } from "node:util"
+import postgres from "postgres"
+import { readLocalState } from "../../infra/local/state.ts"
+import { logEvent } from "../../infra/logger.ts"
+import { marts } from "./feeds.ts"
+import { createApiKey, listApiKeys, revokeApiKey } from "./keys.ts"
+import { serveReadApi } from "./server.ts"
+
+/** The marts' database as its owner (keys are written there): DATABASE_URL, else the local mesh's. */
+const ownerUrl = (): string => {
+  const url = process.env.DATABASE_URL ?? readLocalState()?.databaseUrl
+  if (url === undefined || url === "") throw new Error("DATABASE_URL is not set and no local mesh is running: set DATABASE_URL or start one with `npm run up`")
+  return url
+}
+
+/** postgres.js options of every reader connection: UTC for date formatting and bounds, read-only whatever the role. */
+export const readerConnection = { connection: { TimeZone: "UTC", default_transaction_read_only: true }, onnotice: () => {} } as const
+
+/** `mesh keys create|list|revoke`. */
+export const keysCommand = async (args: ReadonlyArray<string>): Promise<void> => {
+  const [action, ...rest] = args
+  const sql = postgres(ownerUrl(), { max: 1, onnotice: () => {} })
+  try {
+    if (action === "create") {
+      const { values } = parseArgs({ args: rest, options: { name: { type: "string" }, marts: { type: "string" } } })
+      if (values.name === undefined || values.marts === undefined) throw new Error(`usage: keys create --name <who it is for> --marts <${marts.join(",")}|*>`)
+      const { key, apiKey } = await createApiKey(sql, values.name, values.marts.split(",").map((mart) => mart.trim()), marts)
+      console.log(`created key ${apiKey.id} "${apiKey.name}" for marts ${apiKey.marts.join(", ")}\n\n  ${key}\n\nThis is the only time the key is shown: only its hash is stored.`)
+      return
+    }
+    if (action === "list") {
+      for (const key of await listApiKeys(sql)) {
+        console.log(`${key.id}  ${key.revokedAt === null ? "active " : "revoked"}  ${key.marts.join(",").padEnd(24)}  ${key.createdAt}  ${key.name}`)
+      }
+      return
+    }
+    if (action === "revoke") {
+      const ids = rest.filter((arg) => arg !== "")
+      if (ids.length === 0) throw new Error("usage: keys revoke <id>...")
+      for (const id of ids) {
+        if (!(await revokeApiKey(sql, id))) throw new Error(`no key with id ${JSON.stringify(id)}; see keys list`)
+        console.log(`revoked ${id}`)
+      }
+      return
+    }
+    throw new Error("usage: keys create --name <name> --marts <marts> | keys list | keys revoke <id>...")
+  } finally {
+    await sql.end({ timeout: 5 })
+  }
+}
+
+/** `mesh serve-api`: the read API alone, connected as READ_DATABASE_URL (the read-only role). */
+export const serveApiCommand = async (args: ReadonlyArray<string>): Promise<void> => {
+  const { values } = parseArgs({ args: [...args], options: { port: { type: "string", default: process.env.PORT ?? "8788" }, host: { type: "string", default: "0.0.0.0" } } })
+  const url = process.env.READ_DATABASE_URL
+  if (url === undefined || url === "") throw new Error("set READ_DATABASE_URL to a role in the ingest_reader group (see docs/read-api.md)")
+  const sql = postgres(url, { ...readerConnection, max: Number(process.env.READ_POOL_SIZE ?? "10") })
+  const api = await serveReadApi({ sql, port: Number(values.port), host: values.host, ...(process.env.PUBLIC_URL === undefined ? {} : { publicUrl: process.env.PUBLIC_URL }) })
+  logEvent("info", "read api listening", { url: api.url })
+  await new Promise<void>((resolveStop) => {
+    process.once("SIGINT", () => resolveStop())
+    process.once("SIGTERM", () => resolveStop())
+  })
+  await api.close()
+  await sql.end({ timeout: 5 })
+}

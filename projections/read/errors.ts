@@ -1,0 +1,76 @@
+import { Schema } from "effect"
+
+/** A query parameter the reader got wrong: named, with the form it accepts. */
+export class BadParameter extends Schema.TaggedError<BadParameter>()("BadParameter", {
+  parameter: Schema.String,
+  message: Schema.String
+}) {}
+
+/** No key, an unknown key, or a revoked one. */
+export class Unauthenticated extends Schema.TaggedError<Unauthenticated>()("Unauthenticated", {
+  message: Schema.String
+}) {}
+
+/** A valid key whose scope does not include the mart asked for. */
+export class Forbidden extends Schema.TaggedError<Forbidden>()("Forbidden", {
+  mart: Schema.String,
+  allowed: Schema.Array(Schema.String)
+}) {}
+
+export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
+  message: Schema.String
+}) {}
+
+/** The mart's projection has not activated a generation yet: retry once it has caught up. */
+export class MartNotReady extends Schema.TaggedError<MartNotReady>()("MartNotReady", {
+  mart: Schema.String
+}) {}
+
+/** Postgres is unreachable or failed: our side, retryable. */
+export class ReadUnavailable extends Schema.TaggedError<ReadUnavailable>()("ReadUnavailable", {
+  reason: Schema.String
+}) {}
+
+export type ReadError = BadParameter | Unauthenticated | Forbidden | NotFound | MartNotReady | ReadUnavailable
+
+export const isReadError = (error: unknown): error is ReadError =>
+  error instanceof BadParameter ||
+  error instanceof Unauthenticated ||
+  error instanceof Forbidden ||
+  error instanceof NotFound ||
+  error instanceof MartNotReady ||
+  error instanceof ReadUnavailable
+
+export interface ReadErrorBody {
+  readonly error: string
+  readonly message: string
+  readonly parameter?: string
+}
+
+/**
+ * The status, body and headers a reader gets for each error. Our own failures are 503 with a
+ * `Retry-After` in delta-seconds at most 120, the form and range Power BI's Web.Contents honours.
+ */
+export const describeReadError = (error: ReadError): { status: 400 | 401 | 403 | 404 | 503; body: ReadErrorBody; headers?: Record<string, string> } => {
+  switch (error._tag) {
+    case "BadParameter":
+      return { status: 400, body: { error: "bad_parameter", parameter: error.parameter, message: `${error.parameter}: ${error.message}` } }
+    case "Unauthenticated":
+      return { status: 401, body: { error: "unauthorized", message: error.message }, headers: { "WWW-Authenticate": 'ApiKey header="X-API-Key", query="api_key"' } }
+    case "Forbidden":
+      return {
+        status: 403,
+        body: { error: "forbidden", message: `this API key may read the ${error.allowed.join(", ")} mart(s), not ${error.mart}; create a key scoped to ${error.mart}` }
+      }
+    case "NotFound":
+      return { status: 404, body: { error: "not_found", message: error.message } }
+    case "MartNotReady":
+      return {
+        status: 503,
+        body: { error: "mart_not_ready", message: `the ${error.mart} mart has not been projected yet; retry once its projection has caught up with the log` },
+        headers: { "Retry-After": "30" }
+      }
+    case "ReadUnavailable":
+      return { status: 503, body: { error: "unavailable", message: "the marts' database is unavailable; retry shortly" }, headers: { "Retry-After": "5" } }
+  }
+}

@@ -1,0 +1,197 @@
+import type { Column } from "../table.ts"
+import { BadParameter } from "./errors.ts"
+import type { Feed } from "./feeds.ts"
+import { filterSql } from "./odata-filter.ts"
+import { cellSql, quoteIdent, type RowQuery } from "./rows.ts"
+
+/** Rows per page unless the client asks for fewer or more with `Prefer: odata.maxpagesize`. */
+export const DEFAULT_PAGE_SIZE = 10_000
+export const MAX_PAGE_SIZE = 50_000
+
+export const ODATA_JSON = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+
+const edmTypes: Readonly<Record<Column["type"], string>> = {
+  text: "Edm.String",
+  integer: "Edm.Int32",
+  bigint: "Edm.Int64",
+  numeric: "Edm.Decimal",
+  date: "Edm.Date",
+  timestamptz: "Edm.DateTimeOffset",
+  boolean: "Edm.Boolean"
+}
+
+const xml = (value: string) => value.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll('"', "&quot;")
+
+/** The CSDL of one mart: an entity type and entity set per published object, keyed as the mart is. */
+export const metadataXml = (mart: string, feeds: ReadonlyArray<Feed>): string => {
+  const namespace = `IngestMesh.${mart}`
+  const types = feeds.map(
+    (feed) => `<EntityType Name="${xml(feed.name)}"><Key>${feed.key.map((name) => `<PropertyRef Name="${xml(name)}"/>`).join("")}</Key>${feed.columns
+      .map(
+        (column) =>
+          `<Property Name="${xml(column.name)}" Type="${edmTypes[column.type]}" Nullable="${column.nullable === true ? "true" : "false"}"${column.type === "numeric" ? ' Scale="variable"' : ""}${
+            column.type === "timestamptz" ? ' Precision="3"' : ""
+          }/>`
+      )
+      .join("")}</EntityType>`
+  )
+  const sets = feeds.map((feed) => `<EntitySet Name="${xml(feed.name)}" EntityType="${namespace}.${xml(feed.name)}"/>`)
+  return `<?xml version="1.0" encoding="utf-8"?><edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices><Schema Namespace="${namespace}" xmlns="http://docs.oasis-open.org/odata/ns/edm">${types.join(
+    ""
+  )}<EntityContainer Name="${xml(mart)}">${sets.join("")}</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>`
+}
+
+export const serviceDocument = (root: string, feeds: ReadonlyArray<Feed>) => ({
+  "@odata.context": `${root}/$metadata`,
+  value: feeds.map((feed) => ({ name: feed.name, kind: "EntitySet", url: feed.name }))
+})
+
+/** The system query options of one request, checked against the entity set. */
+export interface ODataOptions {
+  readonly select: ReadonlyArray<Column>
+  readonly filter?: string
+  readonly orderBy: ReadonlyArray<{ readonly column: Column; readonly descending: boolean }>
+  readonly top?: number
+  readonly skip: number
+  /** The key of the last row of the previous page (keyset paging). */
+  readonly after?: ReadonlyArray<string>
+  readonly count: boolean
+}
+
+const SUPPORTED_OPTIONS = ["$select", "$filter", "$orderby", "$top", "$skip", "$skiptoken", "$count", "$format"]
+
+const wholeNumber = (parameter: string, value: string): number => {
+  if (!/^\d{1,9}$/.test(value)) throw new BadParameter({ parameter, message: `${JSON.stringify(value)} is not a whole number; use 0 or more` })
+  return Number(value)
+}
+
+const columnOf = (feed: Feed, parameter: string, name: string): Column => {
+  const column = feed.columns.find((candidate) => candidate.name === name)
+  if (column === undefined) {
+    throw new BadParameter({ parameter, message: `unknown property ${JSON.stringify(name)} of ${feed.name}; properties: ${feed.columns.map((candidate) => candidate.name).join(", ")}` })
+  }
+  return column
+}
+
+const decodeSkipToken = (feed: Feed, token: string): ReadonlyArray<string> => {
+  try {
+    const values = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as unknown
+    if (Array.isArray(values) && values.length === feed.key.length && values.every((value) => typeof value === "string")) return values as ReadonlyArray<string>
+  } catch {
+    // falls through to the error below
+  }
+  throw new BadParameter({ parameter: "$skiptoken", message: "not a token this service issued for this entity set; follow @odata.nextLink as given" })
+}
+
+/** Parses the request's `$` options; custom (non-`$`) options are ignored, as OData allows. */
+export const parseODataOptions = (feed: Feed, query: URLSearchParams): ODataOptions => {
+  for (const name of new Set(query.keys())) {
+    if (!name.startsWith("$")) continue
+    if (!SUPPORTED_OPTIONS.includes(name)) {
+      throw new BadParameter({ parameter: name, message: `this service does not support ${name}; supported: ${SUPPORTED_OPTIONS.join(", ")}` })
+    }
+    if (query.getAll(name).length > 1) throw new BadParameter({ parameter: name, message: "given more than once; give it once" })
+  }
+  const format = query.get("$format")
+  if (format !== null && format !== "json" && !format.startsWith("application/json")) {
+    throw new BadParameter({ parameter: "$format", message: `${JSON.stringify(format)} is not served; use json` })
+  }
+  const select = query.get("$select")
+  const selected =
+    select === null || select.trim() === "*"
+      ? feed.columns
+      : [...new Set(select.split(",").map((name) => name.trim()))].map((name) =>
+          name === "" ? (() => { throw new BadParameter({ parameter: "$select", message: "has an empty property name; give a comma-separated list of properties" }) })() : columnOf(feed, "$select", name)
+        )
+  const orderBy = (query.get("$orderby") ?? "")
+    .split(",")
+    .map((part) => part.trim())
+    .filter((part) => part !== "")
+    .map((part) => {
+      const [name, direction, extra] = part.split(/\s+/)
+      if (extra !== undefined || (direction !== undefined && direction !== "asc" && direction !== "desc")) {
+        throw new BadParameter({ parameter: "$orderby", message: `${JSON.stringify(part)} is not "property", "property asc" or "property desc"` })
+      }
+      return { column: columnOf(feed, "$orderby", name as string), descending: direction === "desc" }
+    })
+  const top = query.get("$top")
+  const skip = query.get("$skip")
+  const token = query.get("$skiptoken")
+  const count = query.get("$count")
+  if (count !== null && count !== "true" && count !== "false") throw new BadParameter({ parameter: "$count", message: `${JSON.stringify(count)} is not true or false` })
+  if (token !== null && orderBy.length > 0) throw new BadParameter({ parameter: "$skiptoken", message: "cannot be combined with $orderby; follow @odata.nextLink as given" })
+  return {
+    select: selected,
+    ...(query.get("$filter") === null ? {} : { filter: query.get("$filter") as string }),
+    orderBy,
+    ...(top === null ? {} : { top: wholeNumber("$top", top) }),
+    skip: skip === null ? 0 : wholeNumber("$skip", skip),
+    ...(token === null ? {} : { after: decodeSkipToken(feed, token) }),
+    count: count === "true"
+  }
+}
+
+/** `Prefer: odata.maxpagesize=N`, bounded; the page size to use and whether the preference was applied. */
+export const pageSizeFor = (prefer: string | undefined): { size: number; applied: boolean } => {
+  const match = /odata\.maxpagesize=(\d+)/.exec(prefer ?? "")
+  if (match === null) return { size: DEFAULT_PAGE_SIZE, applied: false }
+  return { size: Math.max(1, Math.min(MAX_PAGE_SIZE, Number(match[1]))), applied: true }
+}
+
+export interface PageQuery {
+  /** The rows of the page plus one, to learn whether another page follows; each row ends with the key's values as text. */
+  readonly rows: RowQuery
+  readonly count?: RowQuery
+  /** Rows this page returns at most. */
+  readonly pageRows: number
+}
+
+/**
+ * The statements of one page. Without `$orderby` pages follow the key (keyset: a `$skiptoken`
+ * holds the last key read, so each row is read once however deep the walk); with it, `$skip` does.
+ */
+export const pageQuery = (schema: string, feed: Feed, options: ODataOptions, pageSize: number): PageQuery => {
+  const params: Array<string | number | boolean | null> = []
+  const bind = (value: string | number, cast: string) => {
+    params.push(value)
+    return `$${params.length}::${cast}`
+  }
+  const where: Array<string> = []
+  if (options.filter !== undefined) where.push(`(${filterSql(options.filter, feed.columns, params)})`)
+  const countWhere = [...where]
+  const countParams = [...params]
+  const keyColumns = feed.key.map((name) => feed.columns.find((column) => column.name === name) as Column)
+  if (options.after !== undefined) {
+    where.push(`(${keyColumns.map((column) => quoteIdent(column.name)).join(", ")}) > (${keyColumns.map((column, i) => bind(options.after?.[i] as string, column.type)).join(", ")})`)
+  }
+  const order = [
+    ...options.orderBy.map(({ column, descending }) => `${quoteIdent(column.name)} ${descending ? "DESC" : "ASC"} NULLS ${descending ? "FIRST" : "LAST"}`),
+    ...keyColumns.map((column) => quoteIdent(column.name))
+  ]
+  const pageRows = Math.min(pageSize, options.top ?? Number.MAX_SAFE_INTEGER)
+  const from = `${schema}.${quoteIdent(feed.name)}${where.length === 0 ? "" : ` WHERE ${where.join(" AND ")}`}`
+  const select = [...options.select.map((column) => `${cellSql(column)} AS ${quoteIdent(column.name)}`), ...keyColumns.map((column, i) => `(${quoteIdent(column.name)})::text AS "$key${i}"`)]
+  const text = `SELECT ${select.join(", ")} FROM ${from} ORDER BY ${order.join(", ")} LIMIT ${bind(pageRows + 1, "bigint")}${options.skip > 0 ? ` OFFSET ${bind(options.skip, "bigint")}` : ""}`
+  return {
+    rows: { text, params, columns: options.select },
+    ...(options.count
+      ? { count: { text: `SELECT count(*)::bigint FROM ${schema}.${quoteIdent(feed.name)}${countWhere.length === 0 ? "" : ` WHERE ${countWhere.join(" AND ")}`}`, params: countParams, columns: [] } }
+      : {}),
+    pageRows
+  }
+}
+
+/**
+ * The `@odata.nextLink` after a page that was full and had more rows behind it: the same request
+ * with the position moved on, every other parameter (the key in `api_key` included) kept.
+ */
+export const nextLink = (url: URL, options: ODataOptions, pageRows: number, lastKey: ReadonlyArray<string>): string => {
+  const next = new URL(url)
+  const keep = [...next.searchParams.entries()].filter(([name]) => !["$skip", "$skiptoken", "$top"].includes(name))
+  next.search = ""
+  for (const [name, value] of keep) next.searchParams.append(name, value)
+  if (options.top !== undefined) next.searchParams.set("$top", String(options.top - pageRows))
+  if (options.orderBy.length > 0) next.searchParams.set("$skip", String(options.skip + pageRows))
+  else next.searchParams.set("$skiptoken", Buffer.from(JSON.stringify(lastKey)).toString("base64url"))
+  return next.toString()
+}

@@ -1,0 +1,224 @@
+import type { AddressInfo } from "node:net"
+import { serve } from "@hono/node-server"
+import { type Context, Hono } from "hono"
+import type postgres from "postgres"
+import { logEvent } from "../../infra/logger.ts"
+import { BadParameter, describeReadError, Forbidden, isReadError, MartNotReady, NotFound, type ReadError, ReadUnavailable } from "./errors.ts"
+import { exportEndpoints, exportQuery } from "./exports.ts"
+import { findFeed, martFeeds, marts } from "./feeds.ts"
+import { contentTypes, csvChunks, jsonChunks, pullStream, xlsxChunks } from "./formats.ts"
+import { ALL_MARTS, authenticate } from "./keys.ts"
+import { metadataXml, nextLink, ODATA_JSON, pageQuery, pageSizeFor, parseODataOptions, serviceDocument } from "./odata.ts"
+import { openApiDocument, docsPage } from "./openapi.ts"
+import { API_KEY_PARAM, parseParams } from "./params.ts"
+import { type Cells, openRows, type RowQuery } from "./rows.ts"
+
+export interface ReadApiOptions {
+  /** A connection pool as the read-only reader role. */
+  readonly sql: postgres.Sql
+  /** The URL readers reach the API at, for links (`@odata.nextLink`, OpenAPI servers); the request's origin when absent. */
+  readonly publicUrl?: string
+}
+
+type Variables = { marts: ReadonlyArray<string> }
+type ApiContext = Context<{ Variables: Variables }>
+
+const today = () => new Date().toISOString().slice(0, 10)
+
+/** Postgres failures as reader-facing errors: a missing `mart` view means the mart is not built yet. */
+const fromDatabase = (error: unknown, mart: string): ReadError => {
+  if (isReadError(error)) return error
+  const code = (error as { code?: string }).code ?? ""
+  if (code === "42P01" || code === "3F000") return new MartNotReady({ mart })
+  if (code.startsWith("22")) return new BadParameter({ parameter: "query", message: `a value does not fit its column: ${(error as Error).message}` })
+  return new ReadUnavailable({ reason: error instanceof Error ? error.message : String(error) })
+}
+
+const run = async <A>(mart: string, action: () => Promise<A>): Promise<A> => {
+  try {
+    return await action()
+  } catch (error) {
+    throw fromDatabase(error, mart)
+  }
+}
+
+const allow = (c: ApiContext, mart: string) => {
+  const granted = c.get("marts")
+  if (!granted.includes(ALL_MARTS) && !granted.includes(mart)) throw new Forbidden({ mart, allowed: [...granted] })
+}
+
+/** The read API: the seeds' REST endpoints and exports, OData v4 feeds per mart, and its OpenAPI document. */
+export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }> => {
+  const { sql } = options
+  const app = new Hono<{ Variables: Variables }>()
+  const origin = (c: ApiContext) => options.publicUrl?.replace(/\/$/, "") ?? new URL(c.req.url).origin
+
+  app.onError((error, c) => {
+    const readError = isReadError(error) ? error : new ReadUnavailable({ reason: error instanceof Error ? error.message : String(error) })
+    const { status, body, headers } = describeReadError(readError)
+    if (readError._tag === "ReadUnavailable") logEvent("error", "read api failure", { path: c.req.path, reason: readError.reason })
+    for (const [name, value] of Object.entries(headers ?? {})) c.header(name, value)
+    if (c.req.path.startsWith("/odata")) {
+      c.header("OData-Version", "4.0")
+      return c.json({ error: { code: body.error, message: body.message, ...(body.parameter === undefined ? {} : { target: body.parameter }) } }, status)
+    }
+    return c.json(body, status)
+  })
+  app.notFound((c) => {
+    throw new NotFound({ message: `no endpoint ${c.req.method} ${c.req.path}; the endpoints are listed at ${origin(c)}/openapi.json and ${origin(c)}/docs` })
+  })
+
+  app.get("/", (c) =>
+    c.json({
+      name: "ingest mesh read API",
+      openapi: `${origin(c)}/openapi.json`,
+      docs: `${origin(c)}/docs`,
+      odata: Object.fromEntries(marts.map((mart) => [mart, `${origin(c)}/odata/${mart}/`])),
+      exports: exportEndpoints.map((endpoint) => `${origin(c)}${endpoint.path}`)
+    })
+  )
+  app.get("/healthz", async (c) => {
+    await run("any", () => sql`SELECT 1`)
+    return c.json({ status: "ok" })
+  })
+  app.get("/openapi.json", (c) => c.json(openApiDocument(origin(c))))
+  app.get("/docs", (c) => c.html(docsPage(openApiDocument(origin(c)))))
+
+  for (const prefix of ["/api/*", "/metrics/*", "/odata/*"]) {
+    app.use(prefix, async (c, next) => {
+      const presented = c.req.header("x-api-key") ?? c.req.query(API_KEY_PARAM)
+      const key = await run("any", () => authenticate(sql, presented))
+      c.set("marts", key.marts)
+      c.header("Cache-Control", "no-store")
+      await next()
+    })
+  }
+
+  const summary = (c: ApiContext, day: string) =>
+    run("warehouse", async () => {
+      allow(c, "warehouse")
+      const [stats] = await sql`SELECT booked_in, erased, qa FROM mart.daily_stats WHERE date = ${day}::date`
+      const engineers = await sql`SELECT initials, count FROM mart.engineer_stats WHERE date = ${day}::date ORDER BY count DESC, initials`
+      return c.json({
+        date: day,
+        booked_in: stats?.booked_in ?? 0,
+        erased: stats?.erased ?? 0,
+        qa: stats?.qa ?? 0,
+        engineers: engineers.map((row) => ({ initials: row.initials as string, count: row.count as number }))
+      })
+    })
+  app.get("/metrics/today", (c) => summary(c, today()))
+  app.get("/metrics/yesterday", (c) => summary(c, new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)))
+
+  for (const endpoint of exportEndpoints) {
+    app.get(endpoint.path, async (c) => {
+      allow(c, endpoint.mart)
+      const params = parseParams(endpoint.params, new URL(c.req.url).searchParams, endpoint.defaultFormat)
+      const query = exportQuery(endpoint, params)
+      const rows = await run(endpoint.mart, () => openRows(sql, query))
+      const file = `${endpoint.fileName}_${today()}.${params.format}`
+      const body =
+        params.format === "csv"
+          ? csvChunks(query.columns, rows.batches, params.booleans.include_headers !== false)
+          : params.format === "xlsx"
+            ? xlsxChunks(query.columns, rows.batches, endpoint.fileName)
+            : jsonChunks(query.columns, rows.batches)
+      return new Response(pullStream(body), {
+        headers: {
+          "Content-Type": contentTypes[params.format],
+          "Content-Disposition": `${params.format === "json" ? "inline" : "attachment"}; filename="${file}"`,
+          "Cache-Control": "no-store"
+        }
+      })
+    })
+  }
+
+  app.get("/odata", (c) => c.json({ value: marts.map((mart) => ({ name: mart, url: `${origin(c)}/odata/${mart}/` })) }))
+  const martOf = (c: ApiContext) => {
+    const mart = c.req.param("mart") as string
+    if (martFeeds[mart] === undefined) throw new NotFound({ message: `no mart named ${JSON.stringify(mart)}; marts: ${marts.join(", ")}` })
+    allow(c, mart)
+    c.header("OData-Version", "4.0")
+    return { mart, feeds: martFeeds[mart] as NonNullable<(typeof martFeeds)[string]>, root: `${origin(c)}/odata/${mart}` }
+  }
+  const serviceRoot = (c: ApiContext) => {
+    const { feeds, root } = martOf(c)
+    return c.body(JSON.stringify(serviceDocument(root, feeds)), 200, { "Content-Type": ODATA_JSON })
+  }
+  app.get("/odata/:mart", serviceRoot)
+  app.get("/odata/:mart/", serviceRoot)
+  app.get("/odata/:mart/$metadata", (c) => {
+    const { mart, feeds } = martOf(c)
+    return c.body(metadataXml(mart, feeds), 200, { "Content-Type": "application/xml; charset=utf-8" })
+  })
+  const feedOf = (c: ApiContext) => {
+    const { mart, root } = martOf(c)
+    const name = c.req.param("set") as string
+    const feed = findFeed(mart, name)
+    if (feed === undefined) throw new NotFound({ message: `no entity set ${JSON.stringify(name)} in the ${mart} mart; see ${root}/` })
+    return { mart, root, feed }
+  }
+  app.get("/odata/:mart/:set/$count", async (c) => {
+    const { mart, feed } = feedOf(c)
+    const options = parseODataOptions(feed, new URL(c.req.url).searchParams)
+    const { count } = pageQuery("mart", feed, { ...options, count: true }, 1)
+    const [row] = await run(mart, () => sql.unsafe((count as RowQuery).text, [...(count as RowQuery).params]))
+    return c.text(String(row?.count ?? 0))
+  })
+  app.get("/odata/:mart/:set", async (c) => {
+    const { mart, root, feed } = feedOf(c)
+    const url = new URL(c.req.url)
+    const options = parseODataOptions(feed, url.searchParams)
+    const page = pageSizeFor(c.req.header("prefer"))
+    const query = pageQuery("mart", feed, options, page.size)
+    const total = query.count === undefined ? undefined : await run(mart, async () => (await sql.unsafe(query.count?.text as string, [...(query.count?.params ?? [])]))[0]?.count as string)
+    const rows = await run(mart, () => openRows(sql, query.rows))
+    const selected = options.select.length === feed.columns.length ? "" : `(${options.select.map((column) => column.name).join(",")})`
+    let last: Cells | undefined
+    let more = false
+    const keyAt = options.select.length
+    const pageRows = async function* () {
+      let emitted = 0
+      for await (const batch of rows.batches) {
+        const room = query.pageRows - emitted
+        const taken = batch.length > room ? batch.slice(0, room) : batch
+        if (taken.length > 0) {
+          emitted += taken.length
+          last = taken[taken.length - 1]
+          yield taken
+        }
+        if (batch.length > room) {
+          more = true
+          break
+        }
+      }
+    }
+    const topLeft = options.top === undefined ? Number.MAX_SAFE_INTEGER : options.top - query.pageRows
+    const open = `{"@odata.context":${JSON.stringify(`${root}/$metadata#${feed.name}${selected}`)},${total === undefined ? "" : `"@odata.count":${total},`}"value":[`
+    const close = () =>
+      more && topLeft > 0 && last !== undefined
+        ? `],"@odata.nextLink":${JSON.stringify(nextLink(url, options, query.pageRows, feed.key.map((_, i) => String(last?.[keyAt + i]))))}}`
+        : "]}"
+    const headers: Record<string, string> = { "Content-Type": ODATA_JSON, "OData-Version": "4.0", "Cache-Control": "no-store" }
+    if (page.applied) headers["Preference-Applied"] = `odata.maxpagesize=${page.size}`
+    return new Response(pullStream(jsonChunks(options.select, pageRows(), open, close)), { headers })
+  })
+  return app
+}
+
+/** Serves the read API on `port` (0: any free port) until `close`. */
+export const serveReadApi = async (options: ReadApiOptions & { readonly port: number; readonly host?: string }): Promise<{ url: string; close: () => Promise<void> }> => {
+  const app = readApi(options)
+  const server = await new Promise<ReturnType<typeof serve>>((resolveListening) => {
+    const listening = serve({ fetch: app.fetch, port: options.port, hostname: options.host ?? "127.0.0.1" }, () => resolveListening(listening))
+  })
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://${options.host ?? "127.0.0.1"}:${port}`,
+    close: () =>
+      new Promise<void>((resolveClosed) => {
+        server.close(() => resolveClosed())
+        ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
+      })
+  }
+}
