@@ -14,7 +14,7 @@ import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retail
 import { generateSecrets, startEdgeStack } from "./local/stack.ts"
 import { LOCAL_STATE_DIR as STATE_DIR, LOCAL_STATE_FILE as STATE_FILE, type LocalState, readLocalState } from "./local/state.ts"
 import { applyStreams, DEFAULT_STREAM_SETTINGS, streamDeclarations } from "./streams.ts"
-import { keysCommand, readerConnection, serveApiCommand } from "../projections/read/cli.ts"
+import { keysCommand, readerConnection, readerLoginCommand, serveApiCommand } from "../projections/read/cli.ts"
 import { marts } from "../projections/read/feeds.ts"
 import { createApiKey, ensureApiKeys, ensureReaderLogin } from "../projections/read/keys.ts"
 import { serveReadApi } from "../projections/read/server.ts"
@@ -33,6 +33,7 @@ const USAGE = `usage: npm run mesh -- <command>
   dead-letters list [name] | redrive <name> (<id>... | --all)
   keys create --name NAME --marts warehouse,oee|*    an API key for the read API, scoped to marts (printed once)
   keys list | keys revoke <id>...
+  reader-login <login>    create the read-only ingest_reader group and a login in it (READER_PASSWORD); prints READ_DATABASE_URL
   serve-api [--port N]    the read API alone, as READ_DATABASE_URL (a role in the ingest_reader group)
   streams apply           declare the log's streams on a NATS server (idempotent)
       --url URL           nats://host:port (default $NATS_URL or nats://127.0.0.1:4222)
@@ -159,6 +160,7 @@ const run = async () => {
   if (command === "dead-letters") return deadLettersCommand(rest)
   if (command === "keys") return keysCommand(rest)
   if (command === "serve-api") return serveApiCommand(rest)
+  if (command === "reader-login") return readerLoginCommand(rest)
   if (command === "streams" && rest[0] === "apply") return streamsApply(rest.slice(1))
   console.error(USAGE)
   process.exitCode = command === undefined || command === "help" || command === "--help" ? 0 : 2

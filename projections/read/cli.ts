@@ -3,7 +3,7 @@ import postgres from "postgres"
 import { readLocalState } from "../../infra/local/state.ts"
 import { logEvent } from "../../infra/logger.ts"
 import { marts } from "./feeds.ts"
-import { createApiKey, listApiKeys, revokeApiKey } from "./keys.ts"
+import { createApiKey, ensureReaderLogin, listApiKeys, revokeApiKey } from "./keys.ts"
 import { serveReadApi } from "./server.ts"
 
 /** The marts' database as its owner (keys are written there): DATABASE_URL, else the local mesh's. */
@@ -13,8 +13,12 @@ const ownerUrl = (): string => {
   return url
 }
 
-/** postgres.js options of every reader connection: UTC for date formatting and bounds, read-only whatever the role. */
-export const readerConnection = { connection: { TimeZone: "UTC", default_transaction_read_only: true }, onnotice: () => {} } as const
+/**
+ * postgres.js options of every reader connection: UTC for date formatting and bounds, read-only
+ * whatever the role, and no JIT: on the 432,000-row data mart export it spent 0.66 s compiling
+ * for a query that runs in 1.7 s without it.
+ */
+export const readerConnection = { connection: { TimeZone: "UTC", default_transaction_read_only: true, jit: false }, onnotice: () => {} } as const
 
 /** `mesh keys create|list|revoke`. */
 export const keysCommand = async (args: ReadonlyArray<string>): Promise<void> => {
@@ -44,6 +48,21 @@ export const keysCommand = async (args: ReadonlyArray<string>): Promise<void> =>
       return
     }
     throw new Error("usage: keys create --name <name> --marts <marts> | keys list | keys revoke <id>...")
+  } finally {
+    await sql.end({ timeout: 5 })
+  }
+}
+
+/** `mesh reader-login <login>`: the `ingest_reader` group and a login in it, with READER_PASSWORD; prints its URL. */
+export const readerLoginCommand = async (args: ReadonlyArray<string>): Promise<void> => {
+  const [login] = args
+  const password = process.env.READER_PASSWORD
+  if (login === undefined || password === undefined || password === "") throw new Error("usage: READER_PASSWORD=… npm run mesh -- reader-login <login>")
+  const url = ownerUrl()
+  const sql = postgres(url, { max: 1, onnotice: () => {} })
+  try {
+    const readerUrl = await ensureReaderLogin(sql, url, login, password)
+    console.log(`READ_DATABASE_URL=${readerUrl}`)
   } finally {
     await sql.end({ timeout: 5 })
   }

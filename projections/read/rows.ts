@@ -11,7 +11,7 @@ export interface RowQuery {
 export type Cells = ReadonlyArray<Value>
 
 /** Rows fetched per cursor round trip: what one response holds in memory at a time. */
-export const CURSOR_BATCH = 1000
+export const CURSOR_BATCH = 2000
 
 export const quoteIdent = (identifier: string): string => `"${identifier.replaceAll('"', '""')}"`
 

@@ -6,12 +6,13 @@ import { logEvent } from "../../infra/logger.ts"
 import { BadParameter, describeReadError, Forbidden, isReadError, MartNotReady, NotFound, type ReadError, ReadUnavailable } from "./errors.ts"
 import { exportEndpoints, exportQuery } from "./exports.ts"
 import { findFeed, martFeeds, marts } from "./feeds.ts"
-import { contentTypes, csvChunks, jsonChunks, pullStream, xlsxChunks } from "./formats.ts"
+import { contentTypes, csvChunks, jsonChunks, pullStream } from "./formats.ts"
 import { ALL_MARTS, authenticate } from "./keys.ts"
 import { metadataXml, nextLink, ODATA_JSON, pageQuery, pageSizeFor, parseODataOptions, serviceDocument } from "./odata.ts"
 import { openApiDocument, docsPage } from "./openapi.ts"
 import { API_KEY_PARAM, parseParams } from "./params.ts"
 import { type Cells, openRows, type RowQuery } from "./rows.ts"
+import { xlsxChunks } from "./xlsx.ts"
 
 export interface ReadApiOptions {
   /** A connection pool as the read-only reader role. */
