@@ -3,7 +3,7 @@ import type postgres from "postgres"
 import { streamFor } from "../contracts/log.ts"
 import { logEvent } from "../infra/logger.ts"
 import type { Projection } from "../projections/projection.ts"
-import { activate, activeGeneration, createGeneration, dropRetired, ensureRegistry, type Generation, generations } from "./registry.ts"
+import { activate, activeGeneration, createGeneration, dropRetired, ensureRegistry, type Generation, generations, isLockTimeout, lockReaders } from "./registry.ts"
 import { clientsOf, consumeGeneration } from "./runtime.ts"
 
 export interface RebuildProgress {
@@ -100,14 +100,21 @@ const rebuildLocked = async (options: Parameters<typeof rebuildProjection>[0]): 
         await consumeTo(live.checkpoint)
         continue
       }
-      const switched = await sql.begin(async (tx) => {
-        if (live !== undefined) {
-          const [row] = await tx`SELECT checkpoint FROM ingest.projections WHERE name = ${projection.name} AND generation = ${live.generation} FOR UPDATE`
-          if (Number(row?.checkpoint) !== position) return false
-        }
-        await activate(tx, projection, generation)
-        return true
-      })
+      const switched = await sql
+        .begin(async (tx) => {
+          await lockReaders(tx, projection)
+          if (live !== undefined) {
+            const [row] = await tx`SELECT checkpoint FROM ingest.projections WHERE name = ${projection.name} AND generation = ${live.generation} FOR UPDATE`
+            if (Number(row?.checkpoint) !== position) return false
+          }
+          await activate(tx, projection, generation)
+          return true
+        })
+        .catch((error: unknown) => {
+          if (!isLockTimeout(error)) throw error
+          logEvent("info", "waiting for readers of the old marts to finish before switching", { projection: projection.name, generation: generation.generation })
+          return false
+        })
       if (switched) break
     }
   } catch (error) {

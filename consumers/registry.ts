@@ -86,7 +86,25 @@ export const createGeneration = async (sql: postgres.Sql, projection: Projection
     return toGeneration(row as Record<string, unknown>)
   })
 
-/** The read-only role the read API connects as: granted SELECT on every `mart` view when it exists. */
+/** How long a switch waits for readers of the old marts (an export streaming from a view) before trying again. */
+export const READER_LOCK_TIMEOUT_MS = 2000
+
+/**
+ * Takes the `mart` views of the projection for the switch, waiting at most
+ * {@link READER_LOCK_TIMEOUT_MS} for readers still streaming from them: a long export then delays
+ * the switch (which retries) instead of queueing every other reader and the live consumer behind it.
+ * Fails with Postgres' `lock_not_available` (55P03) when the wait runs out.
+ */
+export const lockReaders = async (tx: postgres.TransactionSql, projection: Projection): Promise<void> => {
+  await tx.unsafe(`SET LOCAL lock_timeout = ${READER_LOCK_TIMEOUT_MS}`)
+  const existing = (await tx`SELECT name FROM unnest(${tx.array([...projection.published])}::text[]) AS name WHERE to_regclass(${"mart."} || quote_ident(name)) IS NOT NULL`).map((row) => row.name as string)
+  if (existing.length > 0) await tx.unsafe(`LOCK TABLE ${existing.map((name) => qualified("mart", name)).join(", ")} IN ACCESS EXCLUSIVE MODE`)
+}
+
+/** Whether `error` is a lock wait that ran out ({@link lockReaders}). */
+export const isLockTimeout = (error: unknown): boolean => (error as { code?: string }).code === "55P03"
+
+/** The read-only role readers of the marts are members of: granted SELECT on every `mart` view when it exists. */
 export const READER_ROLE = "ingest_reader"
 
 /**

@@ -3,7 +3,6 @@ import { readFileSync } from "node:fs"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
-import { Log, LogLevel, Miniflare } from "miniflare"
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
 
@@ -51,6 +50,9 @@ export interface Edge {
 /** Runs the edge Worker and its Durable Object in workerd (Miniflare) on a real HTTP port. */
 export const startEdge = async (options: EdgeOptions): Promise<Edge> => {
   const scriptPath = await bundleEdge()
+  // Loaded here, not at the top: processes that import the harness without starting an edge (the
+  // read API, the consumers) then run without miniflare, a development dependency, and its memory.
+  const { Log, LogLevel, Miniflare } = await import("miniflare")
   const mf = new Miniflare({
     modules: true,
     scriptPath,

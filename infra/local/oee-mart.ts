@@ -39,8 +39,7 @@ export const seedOeeMart = async (sql: postgres.Sql, options: { readonly machine
      FROM generate_series(0, $1::int - 1) m CROSS JOIN generate_series(10, $2::int - 1, 10) s`,
     [options.machines, options.slots, options.start]
   )
-  await sql.unsafe(`ANALYZE ${t("oee_snapshots")}`)
-  await sql.unsafe(`ANALYZE ${t("oee_downtime_events")}`)
+  for (const table of oeeProjection.tables) await sql.unsafe(`ANALYZE ${t(table.name)}`)
   await sql.begin((tx) => activate(tx, oeeProjection, generation))
   return { snapshots: options.machines * options.slots }
 }

@@ -13,12 +13,18 @@ const ownerUrl = (): string => {
   return url
 }
 
+/** A cursor left waiting this long by a client that stopped reading is closed by Postgres: it would hold back rebuilds. */
+const IDLE_CURSOR_TIMEOUT_MS = 300_000
+
 /**
  * postgres.js options of every reader connection: UTC for date formatting and bounds, read-only
  * whatever the role, and no JIT: on the 432,000-row data mart export it spent 0.66 s compiling
  * for a query that runs in 1.7 s without it.
  */
-export const readerConnection = { connection: { TimeZone: "UTC", default_transaction_read_only: true, jit: false }, onnotice: () => {} } as const
+export const readerConnection = {
+  connection: { TimeZone: "UTC", default_transaction_read_only: true, jit: false, idle_in_transaction_session_timeout: IDLE_CURSOR_TIMEOUT_MS },
+  onnotice: () => {}
+} as const
 
 /** `mesh keys create|list|revoke`. */
 export const keysCommand = async (args: ReadonlyArray<string>): Promise<void> => {
@@ -53,15 +59,19 @@ export const keysCommand = async (args: ReadonlyArray<string>): Promise<void> =>
   }
 }
 
-/** `mesh reader-login <login>`: the `ingest_reader` group and a login in it, with READER_PASSWORD; prints its URL. */
+/**
+ * `mesh reader-login <login> [--marts-only]`: the `ingest_reader` group and a login in it, with
+ * READER_PASSWORD; prints its URL. `--marts-only` for a BI user (the key table stays out of reach).
+ */
 export const readerLoginCommand = async (args: ReadonlyArray<string>): Promise<void> => {
-  const [login] = args
+  const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, options: { "marts-only": { type: "boolean", default: false } } })
+  const [login] = positionals
   const password = process.env.READER_PASSWORD
-  if (login === undefined || password === undefined || password === "") throw new Error("usage: READER_PASSWORD=… npm run mesh -- reader-login <login>")
+  if (login === undefined || password === undefined || password === "") throw new Error("usage: READER_PASSWORD=… npm run mesh -- reader-login <login> [--marts-only]")
   const url = ownerUrl()
   const sql = postgres(url, { max: 1, onnotice: () => {} })
   try {
-    const readerUrl = await ensureReaderLogin(sql, url, login, password)
+    const readerUrl = await ensureReaderLogin(sql, url, login, password, { apiKeys: !values["marts-only"] })
     console.log(`READ_DATABASE_URL=${readerUrl}`)
   } finally {
     await sql.end({ timeout: 5 })

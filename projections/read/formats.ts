@@ -15,18 +15,27 @@ const encoder = new TextEncoder()
 
 /**
  * A byte stream pulled chunk by chunk from `chunks`: nothing is produced ahead of what the client
- * reads, and a client that goes away cancels the generator (and with it the database cursor).
+ * reads. `release` (closing the database cursor) runs once however the stream ends: finished,
+ * failed, or cancelled by a client that went away — even before the first row was read.
  */
-export const pullStream = (chunks: AsyncIterable<string | Uint8Array>): ReadableStream<Uint8Array> => {
+export const pullStream = (chunks: AsyncIterable<string | Uint8Array>, release: () => Promise<void>): ReadableStream<Uint8Array> => {
   const iterator = chunks[Symbol.asyncIterator]()
   return new ReadableStream<Uint8Array>(
     {
       pull: async (controller) => {
-        const next = await iterator.next()
-        if (next.done === true) controller.close()
-        else controller.enqueue(typeof next.value === "string" ? encoder.encode(next.value) : next.value)
+        try {
+          const next = await iterator.next()
+          if (next.done === true) {
+            await release()
+            controller.close()
+          } else controller.enqueue(typeof next.value === "string" ? encoder.encode(next.value) : next.value)
+        } catch (error) {
+          await release()
+          throw error
+        }
       },
       cancel: async () => {
+        await release()
         await iterator.return?.()
       }
     },

@@ -82,20 +82,23 @@ export const authenticate = async (sql: postgres.Sql, presented: string | undefi
 }
 
 /**
- * The group role readers are members of: read-only, SELECT on the `mart` views (re-granted by each
- * activation) and on the key table, nothing else. Run with a role that may create roles.
+ * The group role readers of the marts are members of (the API's login, and BI users connecting
+ * with the native PostgreSQL connector): SELECT on the `mart` views, re-granted by each
+ * activation, and nothing else. Run with a role that may create roles.
  */
 export const ensureReaderRole = async (sql: postgres.Sql): Promise<void> => {
   await ensureApiKeys(sql)
   await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS mart`)
   await sql.unsafe(`DO $$ BEGIN CREATE ROLE ${READER_ROLE} NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`)
-  await sql.unsafe(`GRANT USAGE ON SCHEMA mart, ingest TO ${READER_ROLE}`)
+  await sql.unsafe(`GRANT USAGE ON SCHEMA mart TO ${READER_ROLE}`)
   await sql.unsafe(`GRANT SELECT ON ALL TABLES IN SCHEMA mart TO ${READER_ROLE}`)
-  await sql.unsafe(`GRANT SELECT ON ingest.api_keys TO ${READER_ROLE}`)
 }
 
-/** A login in the reader group with `password`, read-only by default; returns `url` rewritten to log in as it. */
-export const ensureReaderLogin = async (sql: postgres.Sql, url: string, login: string, password: string): Promise<string> => {
+/**
+ * A login in the reader group with `password`, read-only by default; returns `url` rewritten to
+ * log in as it. The read API's login (`apiKeys`) may also read the key table; a BI user's may not.
+ */
+export const ensureReaderLogin = async (sql: postgres.Sql, url: string, login: string, password: string, options: { readonly apiKeys: boolean } = { apiKeys: true }): Promise<string> => {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(login)) throw new Error(`reader login ${JSON.stringify(login)} must be a lower-case SQL identifier`)
   await ensureReaderRole(sql)
   const literal = `'${password.replaceAll("'", "''")}'`
@@ -103,6 +106,12 @@ export const ensureReaderLogin = async (sql: postgres.Sql, url: string, login: s
   await sql.unsafe(`ALTER ROLE ${login} WITH LOGIN PASSWORD ${literal}`)
   await sql.unsafe(`ALTER ROLE ${login} SET default_transaction_read_only = on`)
   await sql.unsafe(`GRANT ${READER_ROLE} TO ${login}`)
+  if (options.apiKeys) {
+    await sql.unsafe(`GRANT USAGE ON SCHEMA ingest TO ${login}`)
+    await sql.unsafe(`GRANT SELECT ON ingest.api_keys TO ${login}`)
+  } else {
+    await sql.unsafe(`REVOKE SELECT ON ingest.api_keys FROM ${login}`)
+  }
   const reader = new URL(url)
   reader.username = login
   reader.password = password

@@ -116,8 +116,13 @@ const castFor = (column: Column, literal: Literal): { value: string | boolean; c
     case "text":
       return literal.kind === "string" ? { value: literal.value, cast: "text" } : mismatch("a 'quoted string'")
     case "integer":
-    case "bigint":
-      return literal.kind === "number" && /^-?\d+$/.test(literal.value) ? { value: literal.value, cast: column.type } : mismatch("a whole number")
+    case "bigint": {
+      const limit = column.type === "integer" ? 2n ** 31n : 2n ** 63n
+      const whole = literal.kind === "number" && /^-?\d{1,19}$/.test(literal.value) ? BigInt(literal.value) : undefined
+      return whole !== undefined && whole >= -limit && whole < limit && literal.kind === "number"
+        ? { value: literal.value, cast: column.type }
+        : mismatch(`a whole number from ${-limit} to ${limit - 1n}`)
+    }
     case "numeric":
       return literal.kind === "number" ? { value: literal.value, cast: "numeric" } : mismatch("a number")
     case "boolean":
@@ -180,6 +185,8 @@ export const filterSql = (input: string, columns: ReadonlyArray<Column>, params:
       return fail(`null compares only with eq or ne`)
     }
     const { value, cast } = castFor(column, literal)
+    // OData (and Power Query when it does not fold) holds null ne 'x' true: rows with nulls stay in.
+    if (op === "ne") return `${quoteIdent(column.name)} IS DISTINCT FROM ${bind(value, cast)}`
     return `${quoteIdent(column.name)} ${COMPARISONS[op]} ${bind(value, cast)}`
   }
   const call = (name: string): string => {
@@ -221,7 +228,8 @@ export const filterSql = (input: string, columns: ReadonlyArray<Column>, params:
   const not = (depth: number): string => {
     if (isWord("not")) {
       position++
-      return `NOT (${not(depth + 1)})`
+      // A comparison with null is unknown in SQL and false in OData: not(false) keeps the row.
+      return `NOT coalesce((${not(depth + 1)}), false)`
     }
     return primary(depth)
   }

@@ -113,3 +113,21 @@ describe("incremental refresh windows", () => {
     expect(partitions.map((rows) => rows.length)).toEqual([MACHINES * 24, MACHINES * 30, MACHINES * 42])
   })
 })
+
+describe("behind a proxy", () => {
+  it("links (@odata.context, @odata.nextLink) point at PUBLIC_URL, not at the address the API listens on", async () => {
+    const proxied = await serveReadApi({ sql: reader, port: 0, publicUrl: "https://reports.example.com/mesh/" })
+    try {
+      const page = await fetchPage(`${proxied.url}/odata/oee/oee_snapshots?$select=id&api_key=${encodeURIComponent(key)}`, { headers: { Prefer: "odata.maxpagesize=5" } })
+      expect(page.value).toHaveLength(5)
+      const next = new URL(page["@odata.nextLink"] as string)
+      expect(`${next.origin}${next.pathname}`).toBe("https://reports.example.com/mesh/odata/oee/oee_snapshots")
+      expect(next.searchParams.get("$select")).toBe("id")
+      expect(next.searchParams.get("api_key")).toBe(key)
+      expect(next.searchParams.get("$skiptoken")).not.toBeNull()
+      expect((page as unknown as Record<string, string>)["@odata.context"]).toBe("https://reports.example.com/mesh/odata/oee/$metadata#oee_snapshots(id)")
+    } finally {
+      await proxied.close()
+    }
+  })
+})

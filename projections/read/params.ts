@@ -36,12 +36,16 @@ export interface ParsedParams {
 }
 
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/
-const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$/
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?(Z|[+-]\d{2}:\d{2})$/
+/** Years a bound may name: wide enough for any report, narrow enough that a day's end stays a valid instant everywhere. */
+const FIRST_YEAR = 1900
+const LAST_YEAR = 9998
 
 const validDay = (value: string): number | undefined => {
   const match = DATE.exec(value)
   if (match === null) return undefined
   const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])]
+  if (year < FIRST_YEAR || year > LAST_YEAR) return undefined
   const millis = Date.UTC(year, month - 1, day)
   const back = new Date(millis)
   return back.getUTCFullYear() === year && back.getUTCMonth() === month - 1 && back.getUTCDate() === day ? millis : undefined
@@ -116,12 +120,14 @@ export const parseParams = (specs: ReadonlyArray<ParamSpec>, query: URLSearchPar
         break
     }
   }
-  if (from !== undefined && to !== undefined && to.millis < from.millis) {
+  const end = to === undefined ? undefined : to.millis + (to.wholeDay ? DAY_MS : 0)
+  // A whole day as the end includes that day: ending on the day before the start leaves nothing.
+  if (from !== undefined && to !== undefined && end !== undefined && (to.wholeDay ? end <= from.millis : end < from.millis)) {
     throw new BadParameter({ parameter: to.name, message: `is before ${from.name}; give a window whose end is on or after its start` })
   }
   const window: Window = {
     ...(from === undefined ? {} : { from: new Date(from.millis).toISOString() }),
-    ...(to === undefined ? {} : { to: new Date(to.millis + (to.wholeDay ? DAY_MS : 0)).toISOString() })
+    ...(end === undefined ? {} : { to: new Date(end).toISOString() })
   }
   return { format, window, ...(limit === undefined ? {} : { limit }), booleans, texts }
 }

@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { appendAsEdge } from "../../infra/local/append.ts"
 import { type LogStack, startLogStack } from "../../infra/local/log-stack.ts"
 import { erasureEvents, hubspotBatch, retailEvents } from "../../infra/local/samples.ts"
+import { rebuildProjection } from "../../consumers/rebuild.ts"
 import { projections } from "../index.ts"
+import { oeeProjection } from "../oee.ts"
 import { readerConnection } from "./cli.ts"
 import { marts } from "./feeds.ts"
 import { createApiKey, ensureReaderLogin, revokeApiKey } from "./keys.ts"
@@ -13,7 +15,7 @@ import { serveReadApi } from "./server.ts"
 
 let stack: LogStack
 let owner: postgres.Sql
-let reader: postgres.Sql
+let readerSql: postgres.Sql
 let api: { url: string; close: () => Promise<void> }
 const keys: Record<"all" | "warehouse" | "revoked", string> = { all: "", warehouse: "", revoked: "" }
 
@@ -87,13 +89,13 @@ beforeAll(async () => {
   keys.revoked = (await createApiKey(owner, "revoked", ["*"], marts)).key
   await revokeApiKey(owner, keys.revoked)
   const login = `ingest_api_${Math.random().toString(36).slice(2, 10)}`
-  reader = postgres(await ensureReaderLogin(owner, database.url, login, "reader-secret"), { ...readerConnection, max: 4 })
-  api = await serveReadApi({ sql: reader, port: 0 })
+  readerSql = postgres(await ensureReaderLogin(owner, database.url, login, "reader-secret"), { ...readerConnection, max: 4 })
+  api = await serveReadApi({ sql: readerSql, port: 0 })
 }, 120_000)
 
 afterAll(async () => {
   await api?.close()
-  await reader?.end({ timeout: 5 })
+  await readerSql?.end({ timeout: 5 })
   await stack?.dispose()
 })
 
@@ -258,10 +260,10 @@ describe("API keys", () => {
   })
 
   it("the API's database role can read the marts but write nothing", async () => {
-    expect((await reader`SELECT count(*)::int AS n FROM mart.oee_snapshots`)[0]?.n).toBe(10)
-    await expect(reader`INSERT INTO ingest.api_keys (id, name, secret_sha256, marts) VALUES ('x', 'x', '\\x00', '{*}')`).rejects.toThrow()
-    await expect(reader.unsafe(`DELETE FROM mart.oee_snapshots`)).rejects.toThrow()
-    await expect(reader.begin("read write", (tx) => tx`UPDATE ingest.api_keys SET revoked_at = NULL`)).rejects.toThrow()
+    expect((await readerSql`SELECT count(*)::int AS n FROM mart.oee_snapshots`)[0]?.n).toBe(10)
+    await expect(readerSql`INSERT INTO ingest.api_keys (id, name, secret_sha256, marts) VALUES ('x', 'x', '\\x00', '{*}')`).rejects.toThrow()
+    await expect(readerSql.unsafe(`DELETE FROM mart.oee_snapshots`)).rejects.toThrow()
+    await expect(readerSql.begin("read write", (tx) => tx`UPDATE ingest.api_keys SET revoked_at = NULL`)).rejects.toThrow()
   })
 })
 
@@ -296,7 +298,10 @@ const BAD_REQUESTS: ReadonlyArray<[string, string]> = [
   ["/odata/oee/oee_snapshots?$orderby=machine_id sideways", "$orderby"],
   ["/odata/oee/oee_snapshots?$skiptoken=bm90LWEtdG9rZW4", "$skiptoken"],
   ["/odata/oee/oee_snapshots?$expand=machines", "$expand"],
-  ["/odata/oee/oee_snapshots?$count=yes", "$count"]
+  ["/odata/oee/oee_snapshots?$count=yes", "$count"],
+  ["/odata/oee/oee_snapshots?$filter=total_pieces eq 99999999999", "$filter"],
+  ["/api/oee/export/snapshots?date_to=9999-12-31", "date_to"],
+  ["/api/oee/export/snapshots?date_from=2025-01-15T00:00:00Z&date_to=2025-01-14", "date_to"]
 ]
 
 describe("malformed requests", () => {
@@ -339,6 +344,19 @@ describe("OData and the documents", () => {
     expect(await (await get("/odata/oee/oee_snapshots/$count?$filter=contains(machine_id,'01')")).text()).toBe("5")
   })
 
+  it("keeps rows whose property is null under ne and not, as OData and Power Query do", async () => {
+    const ids = async (filter: string) => ((await json(`/odata/oee/shift_reports?$select=id&$filter=${encodeURIComponent(filter)}`)) as unknown as { value: Array<{ id: string }> }).value.map((row) => row.id)
+    expect(await ids("machine_id ne 'M-01'")).toEqual(["R1", "R2"])
+    expect(await ids("not (oee_pct gt 80)")).toEqual(["R1", "R2"])
+    expect(await ids("oee_pct le 80")).toEqual(["R1"])
+    expect(await ids("notes eq null")).toEqual(["R2"])
+  })
+
+  it("takes an instant as date_from and a whole day as date_to in one window", async () => {
+    const rows = await json("/api/oee/export/snapshots?date_from=2025-01-15T06:45:00Z&date_to=2025-01-15")
+    expect(rows.map((row) => row.snapshot_time)).toEqual(["2025-01-15T06:45:00.000Z", "2025-01-15T06:45:00.000Z", "2025-01-15T07:00:00.000Z", "2025-01-15T07:00:00.000Z"])
+  })
+
   it("publishes an OpenAPI document listing every export with its parameters, and a docs page", async () => {
     const document = (await (await fetch(`${api.url}/openapi.json`)).json()) as { paths: Record<string, { get: { parameters?: Array<{ name: string }> } }> }
     expect(document.paths["/api/oee/export/snapshots"]?.get.parameters?.map((p) => p.name)).toEqual(["format", "date_from", "date_to", "machine_id", "line_id", "shift_id", "include_headers", "limit"])
@@ -357,4 +375,48 @@ describe("OData and the documents", () => {
       }
     }
   })
+})
+
+describe("streams and the database", () => {
+  it("a client that goes away, or asks for HEAD, leaves no cursor open: the pool still serves", async () => {
+    // The reader pool has 4 connections: one leaked cursor per request would exhaust it.
+    for (let i = 0; i < 6; i++) {
+      const stop = new AbortController()
+      const response = await fetch(`${api.url}/api/oee/export/data-mart?format=${["csv", "json", "xlsx"][i % 3]}`, { headers: { "X-API-Key": keys.all }, signal: stop.signal })
+      await response.body?.getReader().read()
+      stop.abort()
+      const head = await fetch(`${api.url}/odata/oee/oee_snapshots`, { method: "HEAD", headers: { "X-API-Key": keys.all } })
+      expect(head.status).toBe(200)
+    }
+    expect(await json("/api/powerbi/daily-stats?start_date=2025-01-16")).toHaveLength(1)
+  })
+
+  it("a rebuild waits for an export still streaming from the old marts, readers keep reading, and it switches after", async () => {
+    // More rows than the sockets buffer: a client that stops reading keeps the export's cursor open.
+    const [{ schema }] = (await owner`SELECT schema_name AS schema FROM ingest.projections WHERE name = 'oee' AND status = 'active'`) as unknown as [{ schema: string }]
+    await owner.unsafe(
+      `INSERT INTO "${schema}".oee_snapshots (id, snapshot_time, machine_id, oee_pct, availability_pct, performance_pct, quality_pct, total_pieces, good_pieces, rejected_pieces, planned_production_time, actual_production_time)
+       SELECT 'bulk-' || g, '2024-01-01'::timestamptz + g * interval '1 minute', 'M-01', 50, 50, 50, 50, 1, 1, 0, 15, 15 FROM generate_series(1, 200000) g`
+    )
+    const streaming = await get("/api/oee/export/snapshots?format=csv&include_headers=false")
+    const reader = (streaming.body as ReadableStream<Uint8Array>).getReader()
+    let rest = new TextDecoder().decode((await reader.read()).value)
+    let rebuilt = false
+    const rebuild = rebuildProjection({ sql: owner, nc: stack.projector, projection: oeeProjection }).then((result) => {
+      rebuilt = true
+      return result
+    })
+    // The rebuild reaches the switch and waits on the streaming export's lock; poll until it does.
+    for (let waiting = false; !waiting; ) {
+      const [row] = await owner`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT l.granted AND n.nspname = 'mart'`
+      waiting = (row?.n as number) > 0 || rebuilt
+    }
+    expect(await json("/api/oee/export/snapshots?machine_id=M-01&date_from=2025-01-01")).toHaveLength(5)
+    expect(rebuilt).toBe(false)
+    for (let chunk = await reader.read(); chunk.done !== true; chunk = await reader.read()) rest += new TextDecoder().decode(chunk.value)
+    expect(parseCsv(rest)).toHaveLength(200_010)
+    const result = await rebuild
+    expect(result.generation).toBe(2)
+    expect(await json("/api/oee/export/snapshots")).toEqual(expectedSnapshots)
+  }, 60_000)
 })

@@ -26,22 +26,28 @@ type ApiContext = Context<{ Variables: Variables }>
 
 const today = () => new Date().toISOString().slice(0, 10)
 
-/** Postgres failures as reader-facing errors: a missing `mart` view means the mart is not built yet. */
-const fromDatabase = (error: unknown, mart: string): ReadError => {
+/**
+ * Postgres failures as reader-facing errors: a missing `mart` view means the mart is not built
+ * yet; a value Postgres could not take (class 22) is the fault of `parameter`.
+ */
+const fromDatabase = (error: unknown, mart: string, parameter: string): ReadError => {
   if (isReadError(error)) return error
   const code = (error as { code?: string }).code ?? ""
   if (code === "42P01" || code === "3F000") return new MartNotReady({ mart })
-  if (code.startsWith("22")) return new BadParameter({ parameter: "query", message: `a value does not fit its column: ${(error as Error).message}` })
+  if (code.startsWith("22")) return new BadParameter({ parameter, message: `a value does not fit its column: ${(error as Error).message}` })
   return new ReadUnavailable({ reason: error instanceof Error ? error.message : String(error) })
 }
 
-const run = async <A>(mart: string, action: () => Promise<A>): Promise<A> => {
+const run = async <A>(mart: string, action: () => Promise<A>, parameter = "query"): Promise<A> => {
   try {
     return await action()
   } catch (error) {
-    throw fromDatabase(error, mart)
+    throw fromDatabase(error, mart, parameter)
   }
 }
+
+/** HEAD asks for the headers only: answered without opening a cursor. */
+const headersOnly = (c: ApiContext, headers: Record<string, string>) => (c.req.method === "HEAD" ? new Response(null, { headers }) : undefined)
 
 const allow = (c: ApiContext, mart: string) => {
   const granted = c.get("marts")
@@ -116,21 +122,22 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
       allow(c, endpoint.mart)
       const params = parseParams(endpoint.params, new URL(c.req.url).searchParams, endpoint.defaultFormat)
       const query = exportQuery(endpoint, params)
-      const rows = await run(endpoint.mart, () => openRows(sql, query))
       const file = `${endpoint.fileName}_${today()}.${params.format}`
+      const headers = {
+        "Content-Type": contentTypes[params.format],
+        "Content-Disposition": `${params.format === "json" ? "inline" : "attachment"}; filename="${file}"`,
+        "Cache-Control": "no-store"
+      }
+      const head = headersOnly(c, headers)
+      if (head !== undefined) return head
+      const rows = await run(endpoint.mart, () => openRows(sql, query))
       const body =
         params.format === "csv"
           ? csvChunks(query.columns, rows.batches, params.booleans.include_headers !== false)
           : params.format === "xlsx"
             ? xlsxChunks(query.columns, rows.batches, endpoint.fileName)
             : jsonChunks(query.columns, rows.batches)
-      return new Response(pullStream(body), {
-        headers: {
-          "Content-Type": contentTypes[params.format],
-          "Content-Disposition": `${params.format === "json" ? "inline" : "attachment"}; filename="${file}"`,
-          "Cache-Control": "no-store"
-        }
-      })
+      return new Response(pullStream(body, rows.close), { headers })
     })
   }
 
@@ -163,17 +170,25 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
     const { mart, feed } = feedOf(c)
     const options = parseODataOptions(feed, new URL(c.req.url).searchParams)
     const { count } = pageQuery("mart", feed, { ...options, count: true }, 1)
-    const [row] = await run(mart, () => sql.unsafe((count as RowQuery).text, [...(count as RowQuery).params]))
+    const [row] = await run(mart, () => sql.unsafe((count as RowQuery).text, [...(count as RowQuery).params]), "$filter")
     return c.text(String(row?.count ?? 0))
   })
   app.get("/odata/:mart/:set", async (c) => {
     const { mart, root, feed } = feedOf(c)
-    const url = new URL(c.req.url)
+    const requested = new URL(c.req.url)
+    // Links point where readers reach the API (PUBLIC_URL behind a proxy), not where it listens.
+    const url = new URL(`${origin(c)}${requested.pathname}${requested.search}`)
     const options = parseODataOptions(feed, url.searchParams)
     const page = pageSizeFor(c.req.header("prefer"))
     const query = pageQuery("mart", feed, options, page.size)
-    const total = query.count === undefined ? undefined : await run(mart, async () => (await sql.unsafe(query.count?.text as string, [...(query.count?.params ?? [])]))[0]?.count as string)
-    const rows = await run(mart, () => openRows(sql, query.rows))
+    const headers: Record<string, string> = { "Content-Type": ODATA_JSON, "OData-Version": "4.0", "Cache-Control": "no-store" }
+    if (page.applied) headers["Preference-Applied"] = `odata.maxpagesize=${page.size}`
+    const head = headersOnly(c, headers)
+    if (head !== undefined) return head
+    const blame = options.after === undefined ? "$filter" : "$skiptoken"
+    const total =
+      query.count === undefined ? undefined : await run(mart, async () => (await sql.unsafe(query.count?.text as string, [...(query.count?.params ?? [])]))[0]?.count as string, "$filter")
+    const rows = await run(mart, () => openRows(sql, query.rows), blame)
     const selected = options.select.length === feed.columns.length ? "" : `(${options.select.map((column) => column.name).join(",")})`
     let last: Cells | undefined
     let more = false
@@ -200,9 +215,7 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
       more && topLeft > 0 && last !== undefined
         ? `],"@odata.nextLink":${JSON.stringify(nextLink(url, options, query.pageRows, feed.key.map((_, i) => String(last?.[keyAt + i]))))}}`
         : "]}"
-    const headers: Record<string, string> = { "Content-Type": ODATA_JSON, "OData-Version": "4.0", "Cache-Control": "no-store" }
-    if (page.applied) headers["Preference-Applied"] = `odata.maxpagesize=${page.size}`
-    return new Response(pullStream(jsonChunks(options.select, pageRows(), open, close)), { headers })
+    return new Response(pullStream(jsonChunks(options.select, pageRows(), open, close), rows.close), { headers })
   })
   return app
 }

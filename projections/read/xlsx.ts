@@ -19,6 +19,9 @@ const RELATIONSHIPS = "http://schemas.openxmlformats.org/officeDocument/2006/rel
 const PACKAGE_RELATIONSHIPS = "http://schemas.openxmlformats.org/package/2006/relationships"
 const DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 
+/** Excel refuses longer cell text (it "repairs" the file): longer values are cut to this; CSV and JSON carry them whole. */
+const EXCEL_CELL_CHARACTERS = 32_767
+
 /** Style ids in `cellXfs` below. */
 const STYLE = { header: 1, integer: 2, decimal: 3, date: 4, instant: 5 } as const
 
@@ -55,7 +58,7 @@ const cellWriter = (column: Column): CellWriter => {
     case "boolean":
       return (value, ref) => `<c r="${ref}" t="b"><v>${value === true ? 1 : 0}</v></c>`
     default:
-      return (value, ref) => `<c r="${ref}" t="inlineStr"><is><t xml:space="preserve">${escapeXml(String(value))}</t></is></c>`
+      return (value, ref) => `<c r="${ref}" t="inlineStr"><is><t xml:space="preserve">${escapeXml(String(value).slice(0, EXCEL_CELL_CHARACTERS))}</t></is></c>`
   }
 }
 
