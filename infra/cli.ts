@@ -16,7 +16,7 @@ import { LOCAL_STATE_DIR as STATE_DIR, LOCAL_STATE_FILE as STATE_FILE, type Loca
 import { applyStreams, DEFAULT_STREAM_SETTINGS, streamDeclarations } from "./streams.ts"
 import { keysCommand, readerConnection, readerLoginCommand, serveApiCommand } from "../projections/read/cli.ts"
 import { marts } from "../projections/read/feeds.ts"
-import { createApiKey, ensureApiKeys, ensureReaderLogin } from "../projections/read/keys.ts"
+import { authenticate, createApiKey, ensureApiKeys, ensureReaderLogin } from "../projections/read/keys.ts"
 import { serveReadApi } from "../projections/read/server.ts"
 
 const USAGE = `usage: npm run mesh -- <command>
@@ -66,7 +66,9 @@ const up = async (args: ReadonlyArray<string>) => {
   })
   const sql = postgres(pg.url, { onnotice: () => {}, max: Object.keys(projections).length + 1 })
   await ensureApiKeys(sql)
-  const apiKey = state.apiKey ?? (await createApiKey(sql, "local mesh (npm run up)", ["*"], marts)).key
+  // The saved key, unless this database does not know it (a new DATABASE_URL, a wiped .mesh/postgres).
+  const saved = state.apiKey === undefined ? undefined : await authenticate(sql, state.apiKey).then(() => state.apiKey, () => undefined)
+  const apiKey = saved ?? (await createApiKey(sql, "local mesh (npm run up)", ["*"], marts)).key
   const reader = postgres(await ensureReaderLogin(sql, pg.url, "ingest_api", state.readerPassword), { ...readerConnection, max: 10 })
   const api = await serveReadApi({ sql: reader, port: Number(values["api-port"]) })
   writeFileSync(STATE_FILE, JSON.stringify({ ...state, apiKey, apiUrl: api.url, edgeUrl: stack.edge.url, natsUrl: stack.nats.url, databaseUrl: pg.url }, null, 2))

@@ -1,13 +1,16 @@
-import { strToU8, Zip, ZipDeflate, ZipPassThrough } from "fflate"
+import { constants, crc32, deflateRawSync } from "node:zlib"
+import { strToU8, Zip, type ZipInputFile, ZipPassThrough } from "fflate"
 import type { Column } from "../table.ts"
 import type { Cells } from "./rows.ts"
 
 /**
- * A one-sheet XLSX workbook (SpreadsheetML in a zip), streamed row batch by row batch: fflate
- * deflates each batch as it is written, in the caller's turn, so the zip never runs ahead of the
- * client and memory stays flat. Written here rather than with exceljs, whose streaming writer
- * buffers rows off-heap while it compresses (507 MiB peak RSS with a 64 MiB heap on the 432,000-row
- * data mart) and took 46 s where this takes a few.
+ * A one-sheet XLSX workbook (SpreadsheetML in a zip), streamed row batch by row batch: each
+ * batch's XML is deflated as it is written, in the caller's turn, so the zip never runs ahead of
+ * the client and memory stays flat. fflate lays out the zip; the sheet is deflated by Node's zlib,
+ * one independent segment per batch ending on a sync flush — segments concatenate into one valid
+ * deflate stream — because fflate's own deflate took 11.6 s of the 432,000-row data mart where
+ * zlib takes 1.2 s. Written here rather than with exceljs, whose streaming writer buffers rows
+ * off-heap while it compresses (507 MiB peak RSS with a 64 MiB heap on the same export) and took 46 s.
  *
  * Numbers are numbers (decimals exactly as Postgres wrote them), dates and UTC instants are Excel
  * dates with a date format, booleans are booleans; the header row is bold on a filled background,
@@ -44,6 +47,8 @@ const excelSerial = (iso: string) => Date.parse(iso.length === 10 ? `${iso}T00:0
 
 type CellWriter = (value: unknown, ref: string) => string
 
+const LEADING_OR_TRAILING_SPACE = /^\s|\s$/
+
 const cellWriter = (column: Column): CellWriter => {
   switch (column.type) {
     case "integer":
@@ -58,7 +63,25 @@ const cellWriter = (column: Column): CellWriter => {
     case "boolean":
       return (value, ref) => `<c r="${ref}" t="b"><v>${value === true ? 1 : 0}</v></c>`
     default:
-      return (value, ref) => `<c r="${ref}" t="inlineStr"><is><t xml:space="preserve">${escapeXml(String(value).slice(0, EXCEL_CELL_CHARACTERS))}</t></is></c>`
+      return (value, ref) => {
+        const text = escapeXml(String(value).slice(0, EXCEL_CELL_CHARACTERS))
+        return LEADING_OR_TRAILING_SPACE.test(text) ? `<c r="${ref}" t="inlineStr"><is><t xml:space="preserve">${text}</t></is></c>` : `<c r="${ref}" t="inlineStr"><is><t>${text}</t></is></c>`
+      }
+  }
+}
+
+/** A zip entry whose data we deflate ourselves (see above); fflate writes its headers and directory. */
+const deflatedEntry = (filename: string) => {
+  const entry: ZipInputFile = { filename, size: 0, crc: 0, compression: 8 }
+  return {
+    entry,
+    push: (xml: string, final = false) => {
+      const raw = Buffer.from(xml, "utf8")
+      entry.crc = crc32(raw, entry.crc)
+      entry.size += raw.length
+      const deflated = deflateRawSync(raw, { level: 1, finishFlush: final ? constants.Z_FINISH : constants.Z_SYNC_FLUSH })
+      entry.ondata?.(null, deflated, final)
+    }
   }
 }
 
@@ -97,15 +120,13 @@ export async function* xlsxChunks(columns: ReadonlyArray<Column>, batches: Async
     `${DECLARATION}<Relationships xmlns="${PACKAGE_RELATIONSHIPS}"><Relationship Id="rId1" Type="${RELATIONSHIPS}/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="${RELATIONSHIPS}/styles" Target="styles.xml"/></Relationships>`
   )
   constant("xl/styles.xml", STYLES)
-  const sheet = new ZipDeflate("xl/worksheets/sheet1.xml", { level: 1 })
-  zip.add(sheet)
+  const sheet = deflatedEntry("xl/worksheets/sheet1.xml")
+  zip.add(sheet.entry)
   const header = columns.map((column, i) => `<c r="${letters[i]}1" s="${STYLE.header}" t="inlineStr"><is><t>${escapeXml(column.name)}</t></is></c>`).join("")
   sheet.push(
-    strToU8(
-      `${DECLARATION}<worksheet xmlns="${MAIN}" xmlns:r="${RELATIONSHIPS}"><sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/></sheetView></sheetViews><cols>${columns
-        .map((column, i) => `<col min="${i + 1}" max="${i + 1}" width="${width(column)}" customWidth="1"/>`)
-        .join("")}</cols><sheetData><row r="1">${header}</row>`
-    )
+    `${DECLARATION}<worksheet xmlns="${MAIN}" xmlns:r="${RELATIONSHIPS}"><sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/></sheetView></sheetViews><cols>${columns
+      .map((column, i) => `<col min="${i + 1}" max="${i + 1}" width="${width(column)}" customWidth="1"/>`)
+      .join("")}</cols><sheetData><row r="1">${header}</row>`
   )
   yield* drain()
   const writers = columns.map(cellWriter)
@@ -121,10 +142,10 @@ export async function* xlsxChunks(columns: ReadonlyArray<Column>, batches: Async
       }
       xml += "</row>"
     }
-    sheet.push(strToU8(xml))
+    sheet.push(xml)
     yield* drain()
   }
-  sheet.push(strToU8(`</sheetData><autoFilter ref="A1:${lastColumn}1"/></worksheet>`), true)
+  sheet.push(`</sheetData><autoFilter ref="A1:${lastColumn}1"/></worksheet>`, true)
   zip.end()
   yield* drain()
 }
