@@ -203,7 +203,16 @@ export const genericExport = (feed: Feed): ExportEndpoint => ({
   defaultFormat: "json"
 })
 
-export const exportEndpoints: ReadonlyArray<ExportEndpoint> = [...warehouseExports, ...oeeExports, ...Object.values(martFeeds).flat().map(genericExport)]
+const seedExports = [...warehouseExports, ...oeeExports]
+
+/** The seeds' exports, then a generic one for every mart object whose path a seed export does not already take (`/api/oee/export/shift-reports`). */
+export const exportEndpoints: ReadonlyArray<ExportEndpoint> = [
+  ...seedExports,
+  ...Object.values(martFeeds)
+    .flat()
+    .map(genericExport)
+    .filter((generic) => !seedExports.some((seed) => seed.path === generic.path))
+]
 
 /** The statement of one export call; every value the reader gave is a bound parameter. */
 export const exportQuery = (endpoint: ExportEndpoint, params: ParsedParams): RowQuery => {

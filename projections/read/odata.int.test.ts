@@ -31,7 +31,7 @@ const fetchPage = async (url: string, init: RequestInit = {}): Promise<Page> => 
 }
 
 /** Follows `@odata.nextLink` from `first` to the end, as OData.Feed does; every row of every page. */
-const walk = async (first: string, init: RequestInit = {}) => {
+const walk = async (first: string, init: RequestInit = {}, afterPage: (pages: number) => Promise<void> = async () => {}) => {
   const rows: Array<{ id: string; snapshot_time: string }> = []
   let pages = 0
   let next: string | undefined = first
@@ -40,6 +40,7 @@ const walk = async (first: string, init: RequestInit = {}) => {
     rows.push(...page.value)
     pages++
     next = page["@odata.nextLink"]
+    await afterPage(pages)
   }
   return { rows, pages }
 }
@@ -72,7 +73,28 @@ describe("OData server-driven paging", () => {
     expect(rows).toHaveLength(n)
   }, 120_000)
 
-  it("honours Prefer: odata.maxpagesize, $top across pages, and $orderby paging by $skip", async () => {
+  it("with $orderby, pages follow the order by keyset: rows written during the walk neither repeat nor push rows out", async () => {
+    const [{ schema }] = (await owner`SELECT schema_name AS schema FROM ingest.projections WHERE name = 'oee' AND status = 'active'`) as unknown as [{ schema: string }]
+    const before = await owner`SELECT id FROM mart.oee_snapshots WHERE machine_id = 'M-11'`
+    const { rows } = await walk(
+      `${api.url}/odata/oee/oee_snapshots?$select=id,snapshot_time&$filter=machine_id eq 'M-11'&$orderby=snapshot_time desc,oee_pct`.replaceAll(" ", "%20"),
+      { headers: { Prefer: "odata.maxpagesize=1000" } },
+      async (pages) => {
+        // New snapshots sort before the walk's position: an offset would now re-read 100 rows per page.
+        if (pages <= 3)
+          await owner.unsafe(
+            `INSERT INTO "${schema}".oee_snapshots (id, snapshot_time, machine_id, oee_pct, availability_pct, performance_pct, quality_pct, total_pieces, good_pieces, rejected_pieces, planned_production_time, actual_production_time)
+             SELECT 'late-' || $1::int || '-' || g, '2030-01-01'::timestamptz + g * interval '1 minute', 'M-11', 50, 50, 50, 50, 1, 1, 0, 15, 15 FROM generate_series(1, 100) g`,
+            [pages]
+          )
+      }
+    )
+    expect(rows.map((row) => row.id).sort()).toEqual(before.map((row) => row.id as string).sort())
+    expect(rows.map((row) => row.snapshot_time)).toEqual([...rows.map((row) => row.snapshot_time)].sort().reverse())
+    await owner.unsafe(`DELETE FROM "${schema}".oee_snapshots WHERE id LIKE 'late-%'`)
+  }, 60_000)
+
+  it("honours Prefer: odata.maxpagesize, $top across pages, and $orderby across pages", async () => {
     const small = await fetch(`${api.url}/odata/oee/oee_snapshots?$select=id&$filter=machine_id eq 'M-07'`.replaceAll(" ", "%20"), { headers: { "X-API-Key": key, Prefer: "odata.maxpagesize=700" } })
     expect(small.headers.get("preference-applied")).toBe("odata.maxpagesize=700")
     const topped = await walk(`${api.url}/odata/oee/oee_snapshots?$select=id,snapshot_time&$filter=machine_id eq 'M-07'&$top=1500`.replaceAll(" ", "%20"), { headers: { Prefer: "odata.maxpagesize=700" } })

@@ -53,8 +53,8 @@ export interface ODataOptions {
   readonly orderBy: ReadonlyArray<{ readonly column: Column; readonly descending: boolean }>
   readonly top?: number
   readonly skip: number
-  /** The key of the last row of the previous page (keyset paging). */
-  readonly after?: ReadonlyArray<string>
+  /** Where the previous page ended: its last row's `$orderby` values, then its key (keyset paging). */
+  readonly after?: ReadonlyArray<string | null>
   readonly count: boolean
 }
 
@@ -73,14 +73,19 @@ const columnOf = (feed: Feed, parameter: string, name: string): Column => {
   return column
 }
 
-const decodeSkipToken = (feed: Feed, token: string): ReadonlyArray<string> => {
+const decodeSkipToken = (feed: Feed, orderBy: number, token: string): ReadonlyArray<string | null> => {
   try {
     const values = JSON.parse(Buffer.from(token, "base64url").toString("utf8")) as unknown
-    if (Array.isArray(values) && values.length === feed.key.length && values.every((value) => typeof value === "string")) return values as ReadonlyArray<string>
+    if (
+      Array.isArray(values) &&
+      values.length === orderBy + feed.key.length &&
+      values.every((value, i) => typeof value === "string" || (value === null && i < orderBy))
+    )
+      return values as ReadonlyArray<string | null>
   } catch {
     // falls through to the error below
   }
-  throw new BadParameter({ parameter: "$skiptoken", message: "not a token this service issued for this entity set; follow @odata.nextLink as given" })
+  throw new BadParameter({ parameter: "$skiptoken", message: "not a token this service issued for this entity set and $orderby; follow @odata.nextLink as given" })
 }
 
 /** Parses the request's `$` options; custom (non-`$`) options are ignored, as OData allows. */
@@ -119,14 +124,13 @@ export const parseODataOptions = (feed: Feed, query: URLSearchParams): ODataOpti
   const token = query.get("$skiptoken")
   const count = query.get("$count")
   if (count !== null && count !== "true" && count !== "false") throw new BadParameter({ parameter: "$count", message: `${JSON.stringify(count)} is not true or false` })
-  if (token !== null && orderBy.length > 0) throw new BadParameter({ parameter: "$skiptoken", message: "cannot be combined with $orderby; follow @odata.nextLink as given" })
   return {
     select: selected,
     ...(query.get("$filter") === null ? {} : { filter: query.get("$filter") as string }),
     orderBy,
     ...(top === null ? {} : { top: wholeNumber("$top", top) }),
     skip: skip === null ? 0 : wholeNumber("$skip", skip),
-    ...(token === null ? {} : { after: decodeSkipToken(feed, token) }),
+    ...(token === null ? {} : { after: decodeSkipToken(feed, orderBy.length, token) }),
     count: count === "true"
   }
 }
@@ -146,9 +150,31 @@ export interface PageQuery {
   readonly pageRows: number
 }
 
+/** A column of the page order, with its direction: ascending puts nulls last, descending first. */
+interface SortKey {
+  readonly column: Column
+  readonly descending: boolean
+}
+
 /**
- * The statements of one page. Without `$orderby` pages follow the key (keyset: a `$skiptoken`
- * holds the last key read, so each row is read once however deep the walk); with it, `$skip` does.
+ * The rows after `after` in the order `keys` (lexicographic, null-aware): for each position, every
+ * earlier column equal and this one strictly past. The key comes last and is never null, so the
+ * order is total and a walk reads each row once even while rows are added.
+ */
+const afterSql = (keys: ReadonlyArray<SortKey>, after: ReadonlyArray<string | null>, bind: (value: string, cast: string) => string): string => {
+  const equal = ({ column }: SortKey, value: string | null) => (value === null ? `${quoteIdent(column.name)} IS NULL` : `${quoteIdent(column.name)} = ${bind(value, column.type)}`)
+  const past = ({ column, descending }: SortKey, value: string | null) => {
+    const name = quoteIdent(column.name)
+    if (descending) return value === null ? `${name} IS NOT NULL` : `${name} < ${bind(value, column.type)}`
+    return value === null ? "false" : `(${name} > ${bind(value, column.type)} OR ${name} IS NULL)`
+  }
+  return keys.map((key, i) => `(${[...keys.slice(0, i).map((earlier, j) => equal(earlier, after[j] ?? null)), past(key, after[i] ?? null)].join(" AND ")})`).join(" OR ")
+}
+
+/**
+ * The statements of one page, ordered by `$orderby` then the key. Pages follow each other by
+ * keyset: a `$skiptoken` holds where the last page ended, so each row is read once however deep
+ * the walk, without the cost of an offset.
  */
 export const pageQuery = (schema: string, feed: Feed, options: ODataOptions, pageSize: number): PageQuery => {
   const params: Array<string | number | boolean | null> = []
@@ -161,16 +187,12 @@ export const pageQuery = (schema: string, feed: Feed, options: ODataOptions, pag
   const countWhere = [...where]
   const countParams = [...params]
   const keyColumns = feed.key.map((name) => feed.columns.find((column) => column.name === name) as Column)
-  if (options.after !== undefined) {
-    where.push(`(${keyColumns.map((column) => quoteIdent(column.name)).join(", ")}) > (${keyColumns.map((column, i) => bind(options.after?.[i] as string, column.type)).join(", ")})`)
-  }
-  const order = [
-    ...options.orderBy.map(({ column, descending }) => `${quoteIdent(column.name)} ${descending ? "DESC" : "ASC"} NULLS ${descending ? "FIRST" : "LAST"}`),
-    ...keyColumns.map((column) => quoteIdent(column.name))
-  ]
+  const sortKeys: ReadonlyArray<SortKey> = [...options.orderBy, ...keyColumns.filter((column) => !options.orderBy.some((order) => order.column.name === column.name)).map((column) => ({ column, descending: false }))]
+  if (options.after !== undefined) where.push(`(${afterSql(sortKeys, positionOf(options, feed, options.after), bind)})`)
+  const order = sortKeys.map(({ column, descending }) => `${quoteIdent(column.name)} ${descending ? "DESC NULLS FIRST" : "ASC NULLS LAST"}`)
   const pageRows = Math.min(pageSize, options.top ?? Number.MAX_SAFE_INTEGER)
   const from = `${schema}.${quoteIdent(feed.name)}${where.length === 0 ? "" : ` WHERE ${where.join(" AND ")}`}`
-  const select = [...options.select.map((column) => `${cellSql(column)} AS ${quoteIdent(column.name)}`), ...keyColumns.map((column, i) => `(${quoteIdent(column.name)})::text AS "$key${i}"`)]
+  const select = [...options.select.map((column) => `${cellSql(column)} AS ${quoteIdent(column.name)}`), ...sortKeys.map(({ column }, i) => `(${quoteIdent(column.name)})::text AS "$position${i}"`)]
   const text = `SELECT ${select.join(", ")} FROM ${from} ORDER BY ${order.join(", ")} LIMIT ${bind(pageRows + 1, "bigint")}${options.skip > 0 ? ` OFFSET ${bind(options.skip, "bigint")}` : ""}`
   return {
     rows: { text, params, columns: options.select },
@@ -182,16 +204,38 @@ export const pageQuery = (schema: string, feed: Feed, options: ODataOptions, pag
 }
 
 /**
- * The `@odata.nextLink` after a page that was full and had more rows behind it: the same request
- * with the position moved on, every other parameter (the key in `api_key` included) kept.
+ * A token's values laid out on the sort keys: the `$orderby` values, then the key columns not
+ * already ordered by (a key column named in `$orderby` is taken from there).
  */
-export const nextLink = (url: URL, options: ODataOptions, pageRows: number, lastKey: ReadonlyArray<string>): string => {
+const positionOf = (options: ODataOptions, feed: Feed, after: ReadonlyArray<string | null>): ReadonlyArray<string | null> => {
+  const ordered = after.slice(0, options.orderBy.length)
+  const key = after.slice(options.orderBy.length)
+  return [...ordered, ...feed.key.flatMap((name, i) => (options.orderBy.some((order) => order.column.name === name) ? [] : [key[i] ?? null]))]
+}
+
+/** The token for the position of a page's last row, read from its trailing `$position` cells. */
+export const positionToken = (options: ODataOptions, feed: Feed, cells: ReadonlyArray<unknown>): string => {
+  const at = options.select.length
+  const ordered = options.orderBy.map((_, i) => cells[at + i] as string | null)
+  const unordered = feed.key.filter((name) => !options.orderBy.some((order) => order.column.name === name))
+  const key = feed.key.map((name) => {
+    const ordinal = options.orderBy.findIndex((order) => order.column.name === name)
+    return (ordinal >= 0 ? cells[at + ordinal] : cells[at + options.orderBy.length + unordered.indexOf(name)]) as string
+  })
+  return Buffer.from(JSON.stringify([...ordered, ...key])).toString("base64url")
+}
+
+/**
+ * The `@odata.nextLink` after a page that was full and had more rows behind it: the same request
+ * with the position moved on (`$skiptoken`; a first page's `$skip` is behind it), every other
+ * parameter — the key in `api_key` included — kept.
+ */
+export const nextLink = (url: URL, options: ODataOptions, pageRows: number, token: string): string => {
   const next = new URL(url)
   const keep = [...next.searchParams.entries()].filter(([name]) => !["$skip", "$skiptoken", "$top"].includes(name))
   next.search = ""
   for (const [name, value] of keep) next.searchParams.append(name, value)
   if (options.top !== undefined) next.searchParams.set("$top", String(options.top - pageRows))
-  if (options.orderBy.length > 0) next.searchParams.set("$skip", String(options.skip + pageRows))
-  else next.searchParams.set("$skiptoken", Buffer.from(JSON.stringify(lastKey)).toString("base64url"))
+  next.searchParams.set("$skiptoken", token)
   return next.toString()
 }

@@ -9,6 +9,7 @@ import { rebuildProjection } from "../../consumers/rebuild.ts"
 import { projections } from "../index.ts"
 import { oeeProjection } from "../oee.ts"
 import { readerConnection } from "./cli.ts"
+import { exportEndpoints } from "./exports.ts"
 import { marts } from "./feeds.ts"
 import { createApiKey, ensureReaderLogin, revokeApiKey } from "./keys.ts"
 import { serveReadApi } from "./server.ts"
@@ -233,6 +234,34 @@ describe("the seeds' REST endpoints", () => {
   })
 })
 
+/** A CSV field or an XLSX cell as the JSON export writes the same value, by the column's declared type. */
+const fromCsv = (type: string, text: string): unknown =>
+  text === "" ? null : ["integer", "bigint", "numeric"].includes(type) ? Number(text) : type === "boolean" ? text === "true" : text
+const fromXlsx = (type: string, cell: unknown): unknown =>
+  cell === null || cell === undefined ? null : type === "date" ? (cell as Date).toISOString().slice(0, 10) : type === "timestamptz" ? new Date(toMillisecond(cell) as number).toISOString() : cell
+
+describe("every seed endpoint in every format", () => {
+  const seedPaths = ["daily-stats", "erasure-events", "engineer-stats"].map((name) => `/api/powerbi/${name}`).concat(["snapshots", "downtime", "shift-reports", "data-mart"].map((name) => `/api/oee/export/${name}`))
+  const seedEndpoints = exportEndpoints.filter((endpoint) => seedPaths.includes(endpoint.path))
+
+  it("are declared once each, and no other export takes their paths", () => {
+    expect(seedEndpoints.map((endpoint) => endpoint.path).sort()).toEqual([...seedPaths].sort())
+    expect(new Set(exportEndpoints.map((endpoint) => endpoint.path)).size).toBe(exportEndpoints.length)
+  })
+
+  it.each(seedEndpoints.map((endpoint) => [endpoint.path]))("%s: the CSV parses back and the XLSX reads back to the JSON rows", async (path) => {
+    const endpoint = seedEndpoints.find((candidate) => candidate.path === path)
+    const types = (endpoint?.columns ?? []).map(({ column }) => [column.name, column.type] as const)
+    const rows = await json(path)
+    expect(rows.length).toBeGreaterThan(0)
+    const parsed = parseCsv((await csv(`${path}?format=csv`)).text, { columns: true }) as Array<Record<string, string>>
+    expect(parsed.map((row) => Object.fromEntries(types.map(([name, type]) => [name, fromCsv(type, row[name] as string)])))).toEqual(rows)
+    const { sheet } = await xlsx(`${path}?format=xlsx`)
+    expect(sheet[0]).toEqual(types.map(([name]) => name))
+    expect(sheet.slice(1).map((cells) => Object.fromEntries(types.map(([name, type], i) => [name, fromXlsx(type, cells[i])])))).toEqual(rows)
+  })
+})
+
 describe("API keys", () => {
   it("without a key: 401 naming where to put one; a revoked key: 401; an unknown key: 401", async () => {
     const none = await get("/api/powerbi/daily-stats", null)
@@ -350,6 +379,22 @@ describe("OData and the documents", () => {
     expect(await ids("not (oee_pct gt 80)")).toEqual(["R1", "R2"])
     expect(await ids("oee_pct le 80")).toEqual(["R1"])
     expect(await ids("notes eq null")).toEqual(["R2"])
+  })
+
+  it("pages an $orderby on a column with nulls, nulls last ascending and first descending", async () => {
+    const walk = async (order: string) => {
+      const ids: Array<string> = []
+      for (let next: string | undefined = `${api.url}/odata/oee/shift_reports?$select=id&$orderby=${encodeURIComponent(order)}`; next !== undefined; ) {
+        const response = await fetch(next, { headers: { "X-API-Key": keys.all, Prefer: "odata.maxpagesize=1" } })
+        const page = (await response.json()) as { value: Array<{ id: string }>; "@odata.nextLink"?: string }
+        ids.push(...page.value.map((row) => row.id))
+        next = page["@odata.nextLink"]
+      }
+      return ids
+    }
+    expect(await walk("oee_pct")).toEqual(["R1", "R2"])
+    expect(await walk("oee_pct desc")).toEqual(["R2", "R1"])
+    expect(await walk("machine_id desc,id desc")).toEqual(["R2", "R1"])
   })
 
   it("takes an instant as date_from and a whole day as date_to in one window", async () => {

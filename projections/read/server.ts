@@ -8,7 +8,7 @@ import { exportEndpoints, exportQuery } from "./exports.ts"
 import { findFeed, martFeeds, marts } from "./feeds.ts"
 import { contentTypes, csvChunks, jsonChunks, pullStream } from "./formats.ts"
 import { ALL_MARTS, authenticate } from "./keys.ts"
-import { metadataXml, nextLink, ODATA_JSON, pageQuery, pageSizeFor, parseODataOptions, serviceDocument } from "./odata.ts"
+import { metadataXml, nextLink, ODATA_JSON, pageQuery, pageSizeFor, parseODataOptions, positionToken, serviceDocument } from "./odata.ts"
 import { openApiDocument, docsPage } from "./openapi.ts"
 import { API_KEY_PARAM, parseParams } from "./params.ts"
 import { type Cells, openRows, type RowQuery } from "./rows.ts"
@@ -192,7 +192,6 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
     const selected = options.select.length === feed.columns.length ? "" : `(${options.select.map((column) => column.name).join(",")})`
     let last: Cells | undefined
     let more = false
-    const keyAt = options.select.length
     const pageRows = async function* () {
       let emitted = 0
       for await (const batch of rows.batches) {
@@ -213,7 +212,7 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
     const open = `{"@odata.context":${JSON.stringify(`${root}/$metadata#${feed.name}${selected}`)},${total === undefined ? "" : `"@odata.count":${total},`}"value":[`
     const close = () =>
       more && topLeft > 0 && last !== undefined
-        ? `],"@odata.nextLink":${JSON.stringify(nextLink(url, options, query.pageRows, feed.key.map((_, i) => String(last?.[keyAt + i]))))}}`
+        ? `],"@odata.nextLink":${JSON.stringify(nextLink(url, options, query.pageRows, positionToken(options, feed, last)))}}`
         : "]}"
     return new Response(pullStream(jsonChunks(options.select, pageRows(), open, close), rows.close), { headers })
   })
