@@ -162,11 +162,16 @@ interface SortKey {
  * order is total and a walk reads each row once even while rows are added.
  */
 const afterSql = (keys: ReadonlyArray<SortKey>, after: ReadonlyArray<string | null>, bind: (value: string, cast: string) => string): string => {
+  // All ascending and never null (the usual case: the key alone): one row comparison, which an index on the key serves directly.
+  if (keys.every(({ column, descending }, i) => !descending && column.nullable !== true && after[i] !== null)) {
+    return `(${keys.map(({ column }) => quoteIdent(column.name)).join(", ")}) > (${keys.map(({ column }, i) => bind(after[i] as string, column.type)).join(", ")})`
+  }
   const equal = ({ column }: SortKey, value: string | null) => (value === null ? `${quoteIdent(column.name)} IS NULL` : `${quoteIdent(column.name)} = ${bind(value, column.type)}`)
   const past = ({ column, descending }: SortKey, value: string | null) => {
     const name = quoteIdent(column.name)
     if (descending) return value === null ? `${name} IS NOT NULL` : `${name} < ${bind(value, column.type)}`
-    return value === null ? "false" : `(${name} > ${bind(value, column.type)} OR ${name} IS NULL)`
+    if (value === null) return "false"
+    return column.nullable === true ? `(${name} > ${bind(value, column.type)} OR ${name} IS NULL)` : `${name} > ${bind(value, column.type)}`
   }
   return keys.map((key, i) => `(${[...keys.slice(0, i).map((earlier, j) => equal(earlier, after[j] ?? null)), past(key, after[i] ?? null)].join(" AND ")})`).join(" OR ")
 }
