@@ -14,7 +14,7 @@ import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retail
 import { generateSecrets, startEdgeStack } from "./local/stack.ts"
 import { LOCAL_STATE_DIR as STATE_DIR, LOCAL_STATE_FILE as STATE_FILE, type LocalState, readLocalState } from "./local/state.ts"
 import { applyStreams, DEFAULT_STREAM_SETTINGS, streamDeclarations } from "./streams.ts"
-import { keysCommand, readerConnection, readerLoginCommand, serveApiCommand } from "../projections/read/cli.ts"
+import { keysCommand, READ_POOL_SIZE, readerConnection, readerLoginCommand, serveApiCommand, streamsFor } from "../projections/read/cli.ts"
 import { marts } from "../projections/read/feeds.ts"
 import { authenticate, createApiKey, ensureApiKeys, ensureReaderLogin } from "../projections/read/keys.ts"
 import { serveReadApi } from "../projections/read/server.ts"
@@ -69,8 +69,8 @@ const up = async (args: ReadonlyArray<string>) => {
   // The saved key, unless this database does not know it (a new DATABASE_URL, a wiped .mesh/postgres).
   const saved = state.apiKey === undefined ? undefined : await authenticate(sql, state.apiKey).then(() => state.apiKey, () => undefined)
   const apiKey = saved ?? (await createApiKey(sql, "local mesh (npm run up)", ["*"], marts)).key
-  const reader = postgres(await ensureReaderLogin(sql, pg.url, "ingest_api", state.readerPassword), { ...readerConnection, max: 10 })
-  const api = await serveReadApi({ sql: reader, port: Number(values["api-port"]) })
+  const reader = postgres(await ensureReaderLogin(sql, pg.url, "ingest_api", state.readerPassword), { ...readerConnection, max: READ_POOL_SIZE })
+  const api = await serveReadApi({ sql: reader, port: Number(values["api-port"]), maxStreams: streamsFor(READ_POOL_SIZE) })
   writeFileSync(STATE_FILE, JSON.stringify({ ...state, apiKey, apiUrl: api.url, edgeUrl: stack.edge.url, natsUrl: stack.nats.url, databaseUrl: pg.url }, null, 2))
   const projector = await connectProjector(stack.nats)
   const stop = new AbortController()

@@ -13,6 +13,12 @@ const ownerUrl = (): string => {
   return url
 }
 
+/** Connections of the read API's pool (READ_POOL_SIZE). */
+export const READ_POOL_SIZE = 10
+
+/** Responses that may stream at once from a pool of `poolSize`: two connections stay free for key checks and small queries. */
+export const streamsFor = (poolSize: number): number => Math.max(1, poolSize - 2)
+
 /** A cursor left waiting this long by a client that stopped reading is closed by Postgres: it would hold back rebuilds. */
 const IDLE_CURSOR_TIMEOUT_MS = 300_000
 
@@ -83,8 +89,15 @@ export const serveApiCommand = async (args: ReadonlyArray<string>): Promise<void
   const { values } = parseArgs({ args: [...args], options: { port: { type: "string", default: process.env.PORT ?? "8788" }, host: { type: "string", default: "0.0.0.0" } } })
   const url = process.env.READ_DATABASE_URL
   if (url === undefined || url === "") throw new Error("set READ_DATABASE_URL to a role in the ingest_reader group (see docs/read-api.md)")
-  const sql = postgres(url, { ...readerConnection, max: Number(process.env.READ_POOL_SIZE ?? "10") })
-  const api = await serveReadApi({ sql, port: Number(values.port), host: values.host, ...(process.env.PUBLIC_URL === undefined ? {} : { publicUrl: process.env.PUBLIC_URL }) })
+  const poolSize = Number(process.env.READ_POOL_SIZE ?? String(READ_POOL_SIZE))
+  const sql = postgres(url, { ...readerConnection, max: poolSize })
+  const api = await serveReadApi({
+    sql,
+    port: Number(values.port),
+    host: values.host,
+    maxStreams: streamsFor(poolSize),
+    ...(process.env.PUBLIC_URL === undefined ? {} : { publicUrl: process.env.PUBLIC_URL })
+  })
   logEvent("info", "read api listening", { url: api.url })
   await new Promise<void>((resolveStop) => {
     process.once("SIGINT", () => resolveStop())

@@ -26,12 +26,17 @@ export class MartNotReady extends Schema.TaggedError<MartNotReady>()("MartNotRea
   mart: Schema.String
 }) {}
 
+/** As many responses are streaming as the API may hold cursors for: retry shortly. */
+export class Busy extends Schema.TaggedError<Busy>()("Busy", {
+  streams: Schema.Number
+}) {}
+
 /** Postgres is unreachable or failed: our side, retryable. */
 export class ReadUnavailable extends Schema.TaggedError<ReadUnavailable>()("ReadUnavailable", {
   reason: Schema.String
 }) {}
 
-export type ReadError = BadParameter | Unauthenticated | Forbidden | NotFound | MartNotReady | ReadUnavailable
+export type ReadError = BadParameter | Unauthenticated | Forbidden | NotFound | MartNotReady | Busy | ReadUnavailable
 
 export const isReadError = (error: unknown): error is ReadError =>
   error instanceof BadParameter ||
@@ -39,6 +44,7 @@ export const isReadError = (error: unknown): error is ReadError =>
   error instanceof Forbidden ||
   error instanceof NotFound ||
   error instanceof MartNotReady ||
+  error instanceof Busy ||
   error instanceof ReadUnavailable
 
 export interface ReadErrorBody {
@@ -69,6 +75,12 @@ export const describeReadError = (error: ReadError): { status: 400 | 401 | 403 |
         status: 503,
         body: { error: "mart_not_ready", message: `the ${error.mart} mart has not been projected yet; retry once its projection has caught up with the log` },
         headers: { "Retry-After": "30" }
+      }
+    case "Busy":
+      return {
+        status: 503,
+        body: { error: "busy", message: `the read API is already streaming ${error.streams} responses, its most at once; retry in a few seconds` },
+        headers: { "Retry-After": "5" }
       }
     case "ReadUnavailable":
       return { status: 503, body: { error: "unavailable", message: "the marts' database is unavailable; retry shortly" }, headers: { "Retry-After": "5" } }

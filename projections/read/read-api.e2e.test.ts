@@ -19,6 +19,7 @@ let owner: postgres.Sql
 let readerSql: postgres.Sql
 let api: { url: string; close: () => Promise<void> }
 const keys: Record<"all" | "warehouse" | "revoked", string> = { all: "", warehouse: "", revoked: "" }
+const login = `ingest_api_${Math.random().toString(36).slice(2, 10)}`
 
 const at = (iso: string) => new Date(iso).toISOString()
 const envelope = (id: string, type: string, timestamp: string, data: object) => ({ id, type, timestamp, data })
@@ -89,9 +90,8 @@ beforeAll(async () => {
   keys.warehouse = (await createApiKey(owner, "warehouse only", ["warehouse"], marts)).key
   keys.revoked = (await createApiKey(owner, "revoked", ["*"], marts)).key
   await revokeApiKey(owner, keys.revoked)
-  const login = `ingest_api_${Math.random().toString(36).slice(2, 10)}`
   readerSql = postgres(await ensureReaderLogin(owner, database.url, login, "reader-secret"), { ...readerConnection, max: 4 })
-  api = await serveReadApi({ sql: readerSql, port: 0 })
+  api = await serveReadApi({ sql: readerSql, port: 0, maxStreams: 2 })
 }, 120_000)
 
 afterAll(async () => {
@@ -423,18 +423,43 @@ describe("OData and the documents", () => {
 })
 
 describe("streams and the database", () => {
-  it("a client that goes away, or asks for HEAD, leaves no cursor open: the pool still serves", async () => {
-    // The reader pool has 4 connections: one leaked cursor per request would exhaust it.
+  it("a client that goes away, or asks for HEAD, leaves no cursor open", async () => {
+    // Once each aborted request's cursor is closed the API's sessions go idle; a leaked one would stay in its query.
+    const busySessions = async () =>
+      ((await owner`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = ${login} AND state <> 'idle'`) as unknown as [{ n: number }])[0].n
     for (let i = 0; i < 6; i++) {
       const stop = new AbortController()
       const response = await fetch(`${api.url}/api/oee/export/data-mart?format=${["csv", "json", "xlsx"][i % 3]}`, { headers: { "X-API-Key": keys.all }, signal: stop.signal })
+      expect(response.status).toBe(200)
       await response.body?.getReader().read()
       stop.abort()
       const head = await fetch(`${api.url}/odata/oee/oee_snapshots`, { method: "HEAD", headers: { "X-API-Key": keys.all } })
       expect(head.status).toBe(200)
+      while ((await busySessions()) > 0);
     }
     expect(await json("/api/powerbi/daily-stats?start_date=2025-01-16")).toHaveLength(1)
   })
+
+  it("past maxStreams concurrent exports, answers 503 with Retry-After instead of queueing in the pool", async () => {
+    const [{ schema }] = (await owner`SELECT schema_name AS schema FROM ingest.projections WHERE name = 'oee' AND status = 'active'`) as unknown as [{ schema: string }]
+    await owner.unsafe(
+      `INSERT INTO "${schema}".oee_snapshots (id, snapshot_time, machine_id, oee_pct, availability_pct, performance_pct, quality_pct, total_pieces, good_pieces, rejected_pieces, planned_production_time, actual_production_time)
+       SELECT 'busy-' || g, '2024-06-01'::timestamptz + g * interval '1 minute', 'M-02', 50, 50, 50, 50, 1, 1, 0, 15, 15 FROM generate_series(1, 200000) g`
+    )
+    const open = await Promise.all([0, 1].map(() => get("/api/oee/export/snapshots?format=csv")))
+    const readers = open.map((response) => (response.body as ReadableStream<Uint8Array>).getReader())
+    await Promise.all(readers.map((reader) => reader.read()))
+    const third = await get("/api/oee/export/snapshots?format=json&limit=1")
+    expect(third.status).toBe(503)
+    expect(third.headers.get("retry-after")).toBe("5")
+    expect(((await third.json()) as { error: string }).error).toBe("busy")
+    expect((await get("/metrics/today")).status).toBe(200)
+    // Reading one to its end gives its place back before the client sees the end.
+    while ((await (readers[0] as ReadableStreamDefaultReader<Uint8Array>).read()).done !== true);
+    expect(await json("/api/oee/export/snapshots?machine_id=M-01&date_from=2025-01-01")).toHaveLength(5)
+    await readers[1]?.cancel()
+    await owner.unsafe(`DELETE FROM "${schema}".oee_snapshots WHERE id LIKE 'busy-%'`)
+  }, 60_000)
 
   it("a rebuild waits for an export still streaming from the old marts, readers keep reading, and it switches after", async () => {
     // More rows than the sockets buffer: a client that stops reading keeps the export's cursor open.

@@ -3,7 +3,7 @@ import { serve } from "@hono/node-server"
 import { type Context, Hono } from "hono"
 import type postgres from "postgres"
 import { logEvent } from "../../infra/logger.ts"
-import { BadParameter, describeReadError, Forbidden, isReadError, MartNotReady, NotFound, type ReadError, ReadUnavailable } from "./errors.ts"
+import { BadParameter, Busy, describeReadError, Forbidden, isReadError, MartNotReady, NotFound, type ReadError, ReadUnavailable } from "./errors.ts"
 import { exportEndpoints, exportQuery } from "./exports.ts"
 import { findFeed, martFeeds, marts } from "./feeds.ts"
 import { contentTypes, csvChunks, jsonChunks, pullStream } from "./formats.ts"
@@ -19,6 +19,12 @@ export interface ReadApiOptions {
   readonly sql: postgres.Sql
   /** The URL readers reach the API at, for links (`@odata.nextLink`, OpenAPI servers); the request's origin when absent. */
   readonly publicUrl?: string
+  /**
+   * Responses that may stream at once, each holding a pooled connection for its cursor: keep it
+   * below the pool's size so key checks and small queries still get a connection. Past it,
+   * requests get 503 with Retry-After (which Power BI honours) instead of waiting in the pool.
+   */
+  readonly maxStreams: number
 }
 
 type Variables = { marts: ReadonlyArray<string> }
@@ -57,6 +63,24 @@ const allow = (c: ApiContext, mart: string) => {
 /** The read API: the seeds' REST endpoints and exports, OData v4 feeds per mart, and its OpenAPI document. */
 export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }> => {
   const { sql } = options
+  let streaming = 0
+  /** A cursor for `query`, counted against `maxStreams` until it is closed. */
+  const stream = async (mart: string, query: RowQuery, parameter?: string) => {
+    if (streaming >= options.maxStreams) throw new Busy({ streams: streaming })
+    streaming++
+    let released = false
+    const release = () => {
+      if (!released) streaming--
+      released = true
+    }
+    try {
+      const rows = await run(mart, () => openRows(sql, query), parameter)
+      return { batches: rows.batches, close: () => rows.close().finally(release) }
+    } catch (error) {
+      release()
+      throw error
+    }
+  }
   const app = new Hono<{ Variables: Variables }>()
   const origin = (c: ApiContext) => options.publicUrl?.replace(/\/$/, "") ?? new URL(c.req.url).origin
 
@@ -130,7 +154,7 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
       }
       const head = headersOnly(c, headers)
       if (head !== undefined) return head
-      const rows = await run(endpoint.mart, () => openRows(sql, query))
+      const rows = await stream(endpoint.mart, query)
       const body =
         params.format === "csv"
           ? csvChunks(query.columns, rows.batches, params.booleans.include_headers !== false)
@@ -188,7 +212,7 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
     const blame = options.after === undefined ? "$filter" : "$skiptoken"
     const total =
       query.count === undefined ? undefined : await run(mart, async () => (await sql.unsafe(query.count?.text as string, [...(query.count?.params ?? [])]))[0]?.count as string, "$filter")
-    const rows = await run(mart, () => openRows(sql, query.rows), blame)
+    const rows = await stream(mart, query.rows, blame)
     const selected = options.select.length === feed.columns.length ? "" : `(${options.select.map((column) => column.name).join(",")})`
     let last: Cells | undefined
     let more = false
