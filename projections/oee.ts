@@ -54,7 +54,8 @@ export const oeeTables: ReadonlyArray<TableSpec> = [
  * window `[snapshot_time - 15 min, snapshot_time)` — a stop spanning snapshots is split between them;
  * overlapping stops never add up to more than the window. Each snapshot looks back only as far as
  * the longest stop recorded (computed once per query), so the index on (machine_id, start_time)
- * reads a stop or two per snapshot, however long the history, and no stop is missed.
+ * reads a stop or two per snapshot, however long the history, and no stop is missed. Minutes are
+ * rounded to three decimals (a twentieth of a second).
  */
 const dataMartView = (schema: string) => {
   const t = (name: string) => qualified(schema, name)
@@ -67,9 +68,9 @@ const dataMartView = (schema: string) => {
            s.work_order_id, wo.wo_number, p.name AS product_name,
            s.oee_pct, s.availability_pct, s.performance_pct, s.quality_pct,
            s.total_pieces, s.good_pieces, s.rejected_pieces, s.planned_production_time, s.actual_production_time,
-           least(${SNAPSHOT_MINUTES}, coalesce(dt.total_downtime, 0)) AS downtime_minutes,
-           least(${SNAPSHOT_MINUTES}, coalesce(dt.planned_downtime, 0)) AS planned_downtime_minutes,
-           least(${SNAPSHOT_MINUTES}, coalesce(dt.unplanned_downtime, 0)) AS unplanned_downtime_minutes
+           round(least(${SNAPSHOT_MINUTES}, coalesce(dt.total_downtime, 0)), 3) AS downtime_minutes,
+           round(least(${SNAPSHOT_MINUTES}, coalesce(dt.planned_downtime, 0)), 3) AS planned_downtime_minutes,
+           round(least(${SNAPSHOT_MINUTES}, coalesce(dt.unplanned_downtime, 0)), 3) AS unplanned_downtime_minutes
     FROM ${t("oee_snapshots")} s
     LEFT JOIN ${t("machines")} m ON m.id = s.machine_id
     LEFT JOIN ${t("production_lines")} l ON l.id = s.line_id

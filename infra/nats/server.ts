@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -85,11 +85,30 @@ export const startNatsServer = async (options: StartNatsOptions = {}): Promise<N
   }
   const binary = natsServerBinary()
   let child: ChildProcess | undefined
+  // A persistent store (the local mesh's) remembers its server: one left running by a mesh that was
+  // killed without stopping it would hold the ports, so it is stopped before a new one starts.
+  const pidFile = ownsStore ? undefined : join(storeDir, "nats-server.pid")
+  const stopLeftover = async () => {
+    if (pidFile === undefined || !existsSync(pidFile)) return
+    const pid = Number(readFileSync(pidFile, "utf8"))
+    const alive = () => existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("nats-server")
+    if (!Number.isInteger(pid) || pid <= 0 || !alive()) return
+    process.kill(pid, "SIGTERM")
+    for (let waited = 0; alive(); waited += 50) {
+      if (waited >= 10_000) process.kill(pid, "SIGKILL")
+      await new Promise((resolveLater) => setTimeout(resolveLater, 50))
+    }
+  }
 
   const start = () =>
     new Promise<void>((resolveReady, reject) => {
       const proc = spawn(binary, ["-c", NATS_CONFIG], { env, stdio: ["ignore", "pipe", "pipe"] })
       child = proc
+      if (pidFile !== undefined && proc.pid !== undefined) writeFileSync(pidFile, String(proc.pid))
+      // However this process ends (a library's signal handler calling process.exit included), the server goes with it.
+      const stopWithParent = () => proc.kill("SIGTERM")
+      process.once("exit", stopWithParent)
+      proc.once("exit", () => process.off("exit", stopWithParent))
       let output = ""
       const onData = (chunk: Buffer) => {
         output = (output + chunk.toString()).slice(-8192)
@@ -116,6 +135,7 @@ export const startNatsServer = async (options: StartNatsOptions = {}): Promise<N
       proc.kill("SIGTERM")
     })
 
+  await stopLeftover()
   await start()
   return {
     url: `nats://${host}:${port}`,

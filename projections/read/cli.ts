@@ -19,16 +19,13 @@ export const READ_POOL_SIZE = 10
 /** Responses that may stream at once from a pool of `poolSize`: two connections stay free for key checks and small queries. */
 export const streamsFor = (poolSize: number): number => Math.max(1, poolSize - 2)
 
-/** A cursor left waiting this long by a client that stopped reading is closed by Postgres: it would hold back rebuilds. */
-const IDLE_CURSOR_TIMEOUT_MS = 300_000
-
 /**
  * postgres.js options of every reader connection: UTC for date formatting and bounds, read-only
  * whatever the role, and no JIT: on the 432,000-row data mart export it spent 0.66 s compiling
  * for a query that runs in 1.7 s without it.
  */
 export const readerConnection = {
-  connection: { TimeZone: "UTC", default_transaction_read_only: true, jit: false, idle_in_transaction_session_timeout: IDLE_CURSOR_TIMEOUT_MS },
+  connection: { TimeZone: "UTC", default_transaction_read_only: true, jit: false },
   onnotice: () => {}
 } as const
 

@@ -13,29 +13,46 @@ type Batches = AsyncIterable<ReadonlyArray<Cells>>
 
 const encoder = new TextEncoder()
 
+/** How long a response may wait for its client to read on before it is ended and its cursor closed. */
+export const STALL_TIMEOUT_MS = 300_000
+
 /**
  * A byte stream pulled chunk by chunk from `chunks`: nothing is produced ahead of what the client
  * reads. `release` (closing the database cursor) runs once however the stream ends: finished,
- * failed, or cancelled by a client that went away — even before the first row was read.
+ * failed, cancelled by a client that went away (even before the first row), or ended because the
+ * client stopped reading for `stallMs` — a cursor held open holds back rebuilds of its mart, and
+ * Postgres' own idle timeouts do not see a cursor between fetches.
  */
-export const pullStream = (chunks: AsyncIterable<string | Uint8Array>, release: () => Promise<void>): ReadableStream<Uint8Array> => {
+export const pullStream = (chunks: AsyncIterable<string | Uint8Array>, release: () => Promise<void>, stallMs = STALL_TIMEOUT_MS): ReadableStream<Uint8Array> => {
   const iterator = chunks[Symbol.asyncIterator]()
+  let stall: NodeJS.Timeout | undefined
+  const finish = async () => {
+    clearTimeout(stall)
+    await release()
+  }
   return new ReadableStream<Uint8Array>(
     {
+      start: (controller) => {
+        stall = setTimeout(() => void finish().then(() => controller.error(new Error(`the client read nothing for ${stallMs} ms`))), stallMs)
+      },
       pull: async (controller) => {
+        clearTimeout(stall)
         try {
           const next = await iterator.next()
           if (next.done === true) {
-            await release()
+            await finish()
             controller.close()
-          } else controller.enqueue(typeof next.value === "string" ? encoder.encode(next.value) : next.value)
+            return
+          }
+          controller.enqueue(typeof next.value === "string" ? encoder.encode(next.value) : next.value)
+          stall = setTimeout(() => void finish().then(() => controller.error(new Error(`the client read nothing for ${stallMs} ms`))), stallMs)
         } catch (error) {
-          await release()
+          await finish()
           throw error
         }
       },
       cancel: async () => {
-        await release()
+        await finish()
         await iterator.return?.()
       }
     },

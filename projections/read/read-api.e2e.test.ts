@@ -440,13 +440,14 @@ describe("streams and the database", () => {
     expect(await json("/api/powerbi/daily-stats?start_date=2025-01-16")).toHaveLength(1)
   })
 
-  it("past maxStreams concurrent exports, answers 503 with Retry-After instead of queueing in the pool", async () => {
+  it("past maxStreams concurrent exports answers 503 with Retry-After instead of queueing in the pool, and ends a stream whose client stopped reading", async () => {
     const [{ schema }] = (await owner`SELECT schema_name AS schema FROM ingest.projections WHERE name = 'oee' AND status = 'active'`) as unknown as [{ schema: string }]
     await owner.unsafe(
       `INSERT INTO "${schema}".oee_snapshots (id, snapshot_time, machine_id, oee_pct, availability_pct, performance_pct, quality_pct, total_pieces, good_pieces, rejected_pieces, planned_production_time, actual_production_time)
        SELECT 'busy-' || g, '2024-06-01'::timestamptz + g * interval '1 minute', 'M-02', 50, 50, 50, 50, 1, 1, 0, 15, 15 FROM generate_series(1, 200000) g`
     )
-    const open = await Promise.all([0, 1].map(() => get("/api/oee/export/snapshots?format=csv")))
+    // JSON: 200,000 rows are ~30 MB, more than the loopback sockets buffer, so an unread export stays open.
+    const open = await Promise.all([0, 1].map(() => get("/api/oee/export/snapshots?format=json")))
     const readers = open.map((response) => (response.body as ReadableStream<Uint8Array>).getReader())
     await Promise.all(readers.map((reader) => reader.read()))
     const third = await get("/api/oee/export/snapshots?format=json&limit=1")
@@ -458,6 +459,23 @@ describe("streams and the database", () => {
     while ((await (readers[0] as ReadableStreamDefaultReader<Uint8Array>).read()).done !== true);
     expect(await json("/api/oee/export/snapshots?machine_id=M-01&date_from=2025-01-01")).toHaveLength(5)
     await readers[1]?.cancel()
+
+    // A client that stops reading (without going away) is ended after stallMs, and its place freed.
+    const stalling = await serveReadApi({ sql: readerSql, port: 0, maxStreams: 1, stallMs: 300 })
+    try {
+      const stalled = await fetch(`${stalling.url}/api/oee/export/snapshots?format=json`, { headers: { "X-API-Key": keys.all } })
+      const reader = (stalled.body as ReadableStream<Uint8Array>).getReader()
+      await reader.read()
+      // Not reading on: once stallMs has passed the server closes the cursor and the session goes idle.
+      while (((await owner`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = ${login} AND state <> 'idle'`) as unknown as [{ n: number }])[0].n > 0);
+      const readToEnd = async () => {
+        for (let chunk = await reader.read(); chunk.done !== true; chunk = await reader.read());
+      }
+      await expect(readToEnd()).rejects.toThrow()
+      expect((await fetch(`${stalling.url}/api/powerbi/daily-stats`, { headers: { "X-API-Key": keys.all } })).status).toBe(200)
+    } finally {
+      await stalling.close()
+    }
     await owner.unsafe(`DELETE FROM "${schema}".oee_snapshots WHERE id LIKE 'busy-%'`)
   }, 60_000)
 

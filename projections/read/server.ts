@@ -25,6 +25,8 @@ export interface ReadApiOptions {
    * requests get 503 with Retry-After (which Power BI honours) instead of waiting in the pool.
    */
   readonly maxStreams: number
+  /** A response whose client reads nothing for this long is ended and its cursor closed (default 5 minutes). */
+  readonly stallMs?: number
 }
 
 type Variables = { marts: ReadonlyArray<string> }
@@ -62,7 +64,7 @@ const allow = (c: ApiContext, mart: string) => {
 
 /** The read API: the seeds' REST endpoints and exports, OData v4 feeds per mart, and its OpenAPI document. */
 export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }> => {
-  const { sql } = options
+  const { sql, stallMs } = options
   let streaming = 0
   /** A cursor for `query`, counted against `maxStreams` until it is closed. */
   const stream = async (mart: string, query: RowQuery, parameter?: string) => {
@@ -161,7 +163,7 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
           : params.format === "xlsx"
             ? xlsxChunks(query.columns, rows.batches, endpoint.fileName)
             : jsonChunks(query.columns, rows.batches)
-      return new Response(pullStream(body, rows.close), { headers })
+      return new Response(pullStream(body, rows.close, stallMs), { headers })
     })
   }
 
@@ -238,7 +240,7 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
       more && topLeft > 0 && last !== undefined
         ? `],"@odata.nextLink":${JSON.stringify(nextLink(url, options, query.pageRows, positionToken(options, feed, last)))}}`
         : "]}"
-    return new Response(pullStream(jsonChunks(options.select, pageRows(), open, close), rows.close), { headers })
+    return new Response(pullStream(jsonChunks(options.select, pageRows(), open, close), rows.close, stallMs), { headers })
   })
   return app
 }
