@@ -422,11 +422,24 @@ describe("OData and the documents", () => {
   })
 })
 
+/** `count` snapshots for `machine` a minute apart from `from`, written straight into the active OEE generation. */
+const addSnapshots = async (prefix: string, from: string, count: number, machine: string) => {
+  const [{ schema }] = (await owner`SELECT schema_name AS schema FROM ingest.projections WHERE name = 'oee' AND status = 'active'`) as unknown as [{ schema: string }]
+  await owner.unsafe(
+    `INSERT INTO "${schema}".oee_snapshots (id, snapshot_time, machine_id, oee_pct, availability_pct, performance_pct, quality_pct, total_pieces, good_pieces, rejected_pieces, planned_production_time, actual_production_time)
+     SELECT $1::text || g, $2::timestamptz + g * interval '1 minute', $4::text, 50, 50, 50, 50, 1, 1, 0, 15, 15 FROM generate_series(1, $3::int) g`,
+    [prefix, from, count, machine]
+  )
+  return { remove: () => owner.unsafe(`DELETE FROM "${schema}".oee_snapshots WHERE starts_with(id, $1::text)`, [prefix]) }
+}
+
+/** Resolves once none of the API's sessions is in a query: every cursor it opened is closed. A leaked one never is. */
+const cursorsClosed = async () => {
+  while (((await owner`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = ${login} AND state <> 'idle'`) as unknown as [{ n: number }])[0].n > 0);
+}
+
 describe("streams and the database", () => {
   it("a client that goes away, or asks for HEAD, leaves no cursor open", async () => {
-    // Once each aborted request's cursor is closed the API's sessions go idle; a leaked one would stay in its query.
-    const busySessions = async () =>
-      ((await owner`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = ${login} AND state <> 'idle'`) as unknown as [{ n: number }])[0].n
     for (let i = 0; i < 6; i++) {
       const stop = new AbortController()
       const response = await fetch(`${api.url}/api/oee/export/data-mart?format=${["csv", "json", "xlsx"][i % 3]}`, { headers: { "X-API-Key": keys.all }, signal: stop.signal })
@@ -435,17 +448,13 @@ describe("streams and the database", () => {
       stop.abort()
       const head = await fetch(`${api.url}/odata/oee/oee_snapshots`, { method: "HEAD", headers: { "X-API-Key": keys.all } })
       expect(head.status).toBe(200)
-      while ((await busySessions()) > 0);
+      await cursorsClosed()
     }
     expect(await json("/api/powerbi/daily-stats?start_date=2025-01-16")).toHaveLength(1)
   })
 
   it("past maxStreams concurrent exports answers 503 with Retry-After instead of queueing in the pool, and ends a stream whose client stopped reading", async () => {
-    const [{ schema }] = (await owner`SELECT schema_name AS schema FROM ingest.projections WHERE name = 'oee' AND status = 'active'`) as unknown as [{ schema: string }]
-    await owner.unsafe(
-      `INSERT INTO "${schema}".oee_snapshots (id, snapshot_time, machine_id, oee_pct, availability_pct, performance_pct, quality_pct, total_pieces, good_pieces, rejected_pieces, planned_production_time, actual_production_time)
-       SELECT 'busy-' || g, '2024-06-01'::timestamptz + g * interval '1 minute', 'M-02', 50, 50, 50, 50, 1, 1, 0, 15, 15 FROM generate_series(1, 200000) g`
-    )
+    const added = await addSnapshots("busy-", "2024-06-01T00:00:00Z", 200_000, "M-02")
     // JSON: 200,000 rows are ~30 MB, more than the loopback sockets buffer, so an unread export stays open.
     const open = await Promise.all([0, 1].map(() => get("/api/oee/export/snapshots?format=json")))
     const readers = open.map((response) => (response.body as ReadableStream<Uint8Array>).getReader())
@@ -466,8 +475,8 @@ describe("streams and the database", () => {
       const stalled = await fetch(`${stalling.url}/api/oee/export/snapshots?format=json`, { headers: { "X-API-Key": keys.all } })
       const reader = (stalled.body as ReadableStream<Uint8Array>).getReader()
       await reader.read()
-      // Not reading on: once stallMs has passed the server closes the cursor and the session goes idle.
-      while (((await owner`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = ${login} AND state <> 'idle'`) as unknown as [{ n: number }])[0].n > 0);
+      // Not reading on: once stallMs has passed the server closes the cursor.
+      await cursorsClosed()
       const readToEnd = async () => {
         for (let chunk = await reader.read(); chunk.done !== true; chunk = await reader.read());
       }
@@ -476,16 +485,12 @@ describe("streams and the database", () => {
     } finally {
       await stalling.close()
     }
-    await owner.unsafe(`DELETE FROM "${schema}".oee_snapshots WHERE id LIKE 'busy-%'`)
+    await added.remove()
   }, 60_000)
 
   it("a rebuild waits for an export still streaming from the old marts, readers keep reading, and it switches after", async () => {
     // More rows than the sockets buffer: a client that stops reading keeps the export's cursor open.
-    const [{ schema }] = (await owner`SELECT schema_name AS schema FROM ingest.projections WHERE name = 'oee' AND status = 'active'`) as unknown as [{ schema: string }]
-    await owner.unsafe(
-      `INSERT INTO "${schema}".oee_snapshots (id, snapshot_time, machine_id, oee_pct, availability_pct, performance_pct, quality_pct, total_pieces, good_pieces, rejected_pieces, planned_production_time, actual_production_time)
-       SELECT 'bulk-' || g, '2024-01-01'::timestamptz + g * interval '1 minute', 'M-01', 50, 50, 50, 50, 1, 1, 0, 15, 15 FROM generate_series(1, 200000) g`
-    )
+    await addSnapshots("bulk-", "2024-01-01T00:00:00Z", 200_000, "M-01")
     const streaming = await get("/api/oee/export/snapshots?format=csv&include_headers=false")
     const reader = (streaming.body as ReadableStream<Uint8Array>).getReader()
     let rest = new TextDecoder().decode((await reader.read()).value)
