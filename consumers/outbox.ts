@@ -14,9 +14,24 @@ export const publishOutbox = async (sql: postgres.Sql, js: JetStreamClient, proj
   for (;;) {
     const published = await publishSome(sql, js, projection, limit)
     total += published.count
-    if (published.count < limit || published.failed) return total
+    if (published.failed) return total
+    if (published.count < limit) {
+      await pruneOutbox(sql, projection)
+      return total
+    }
   }
 }
+
+/**
+ * How long a published side effect stays in the outbox: long past the stream's duplicate window
+ * (minutes), kept only to answer "was this sent, and when". Replays never re-create it: the dedupe
+ * keys skip the event that caused it, and rebuilds record no side effects.
+ */
+export const OUTBOX_RETENTION_DAYS = 7
+
+/** Deletes the projection's side effects published more than {@link OUTBOX_RETENTION_DAYS} ago. */
+export const pruneOutbox = async (sql: postgres.Sql, projection: string): Promise<number> =>
+  (await sql`DELETE FROM ingest.outbox WHERE projection = ${projection} AND published_at < now() - make_interval(days => ${OUTBOX_RETENTION_DAYS})`).count
 
 const publishSome = async (sql: postgres.Sql, js: JetStreamClient, projection: string, limit: number): Promise<{ count: number; failed: boolean }> => {
   const pending = await sql`SELECT id, subject, data FROM ingest.outbox WHERE projection = ${projection} AND published_at IS NULL ORDER BY seq, id LIMIT ${limit}`

@@ -2,7 +2,7 @@ import { jetstream } from "@nats-io/jetstream"
 import postgres from "postgres"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { DERIVED_STREAM } from "../contracts/log.ts"
-import { publishOutbox } from "../consumers/outbox.ts"
+import { publishOutbox, pruneOutbox } from "../consumers/outbox.ts"
 import { rebuildProjection } from "../consumers/rebuild.ts"
 import { appendAsEdge } from "../infra/local/append.ts"
 import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
@@ -72,5 +72,18 @@ describe("restock alerts published back to the log", () => {
     await runUntilCaughtUp(true)
     expect(await alertsInLog()).toBe(3)
     expect((await sql`SELECT quantity_on_hand FROM mart.stock_level`)[0]?.quantity_on_hand).toBe(3)
+  })
+
+  it("are pruned from the outbox a week after they were published, never before and never while pending", async () => {
+    await sql`UPDATE ingest.outbox SET published_at = now() - interval '8 days' WHERE id = (SELECT min(id) FROM ingest.outbox)`
+    await sql`UPDATE ingest.outbox SET published_at = now() - interval '6 days' WHERE id = (SELECT max(id) FROM ingest.outbox)`
+    const [{ before }] = (await sql`SELECT count(*)::int AS before FROM ingest.outbox WHERE projection = 'retail'`) as unknown as [{ before: number }]
+    expect(await publishOutbox(sql, jetstream(stack.projector), "retail")).toBe(0)
+    expect((await sql`SELECT count(*)::int AS n FROM ingest.outbox WHERE projection = 'retail'`)[0]?.n).toBe(before - 1)
+    expect((await sql`SELECT count(*)::int AS n FROM ingest.outbox WHERE published_at < now() - interval '7 days'`)[0]?.n).toBe(0)
+    // A side effect still waiting to be published is kept however old it is.
+    await sql`INSERT INTO ingest.outbox (id, projection, seq, subject, data, created_at) VALUES ('old-pending', 'retail', 1, 'derived.retail.restock', '{}', now() - interval '30 days')`
+    expect(await pruneOutbox(sql, "retail")).toBe(0)
+    expect((await sql`SELECT count(*)::int AS n FROM ingest.outbox WHERE id = 'old-pending'`)[0]?.n).toBe(1)
   })
 })
