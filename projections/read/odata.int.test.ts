@@ -52,7 +52,7 @@ beforeAll(async () => {
   await seedOeeMart(owner, { machines: MACHINES, slots: SLOTS, start: START })
   key = (await createApiKey(owner, "odata", ["oee"], marts)).key
   reader = postgres(await ensureReaderLogin(owner, database.url, `ingest_api_${Math.random().toString(36).slice(2, 10)}`, "reader-secret"), { ...readerConnection, max: 4 })
-  api = await serveReadApi({ sql: reader, port: 0, maxStreams: 2 })
+  api = await serveReadApi({ sql: reader, port: 0, maxStreams: 2, accessLog: false })
 }, 120_000)
 
 afterAll(async () => {
@@ -138,7 +138,7 @@ describe("incremental refresh windows", () => {
 
 describe("behind a proxy", () => {
   it("links (@odata.context, @odata.nextLink) point at PUBLIC_URL, not at the address the API listens on", async () => {
-    const proxied = await serveReadApi({ sql: reader, port: 0, maxStreams: 2, publicUrl: "https://reports.example.com/mesh/" })
+    const proxied = await serveReadApi({ sql: reader, port: 0, maxStreams: 2, accessLog: false, publicUrl: "https://reports.example.com/mesh/" })
     try {
       const page = await fetchPage(`${proxied.url}/odata/oee/oee_snapshots?$select=id&api_key=${encodeURIComponent(key)}`, { headers: { Prefer: "odata.maxpagesize=5" } })
       expect(page.value).toHaveLength(5)

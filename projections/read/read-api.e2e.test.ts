@@ -1,7 +1,7 @@
 import { parse as parseCsv } from "csv-parse/sync"
 import postgres from "postgres"
 import { readSheet } from "read-excel-file/node"
-import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { appendAsEdge } from "../../infra/local/append.ts"
 import { type LogStack, startLogStack } from "../../infra/local/log-stack.ts"
 import { erasureEvents, hubspotBatch, retailEvents } from "../../infra/local/samples.ts"
@@ -91,7 +91,7 @@ beforeAll(async () => {
   keys.revoked = (await createApiKey(owner, "revoked", ["*"], marts)).key
   await revokeApiKey(owner, keys.revoked)
   readerSql = postgres(await ensureReaderLogin(owner, database.url, login, "reader-secret"), { ...readerConnection, max: 4 })
-  api = await serveReadApi({ sql: readerSql, port: 0, maxStreams: 2 })
+  api = await serveReadApi({ sql: readerSql, port: 0, maxStreams: 2, accessLog: false })
 }, 120_000)
 
 afterAll(async () => {
@@ -288,6 +288,22 @@ describe("API keys", () => {
     expect(response.status).toBe(200)
   })
 
+  it("are never written to the access log, which names the key by its id", async () => {
+    const logged = vi.spyOn(console, "log").mockImplementation(() => {})
+    const logging = await serveReadApi({ sql: readerSql, port: 0, maxStreams: 1 })
+    let lines: Array<string> = []
+    try {
+      expect((await fetch(`${logging.url}/api/powerbi/daily-stats?start_date=2025-01-15&api_key=${encodeURIComponent(keys.all)}`)).status).toBe(200)
+      lines = logged.mock.calls.map(([line]) => String(line)).filter((line) => line.includes('"msg":"read"'))
+    } finally {
+      await logging.close()
+      logged.mockRestore()
+    }
+    expect(lines).toHaveLength(1)
+    expect(JSON.parse(lines[0] as string)).toMatchObject({ method: "GET", path: "/api/powerbi/daily-stats", status: 200, key: keys.all.slice(4, 20) })
+    expect(lines[0]).not.toContain(keys.all.slice(21))
+  })
+
   it("the API's database role can read the marts but write nothing", async () => {
     expect((await readerSql`SELECT count(*)::int AS n FROM mart.oee_snapshots`)[0]?.n).toBe(10)
     await expect(readerSql`INSERT INTO ingest.api_keys (id, name, secret_sha256, marts) VALUES ('x', 'x', '\\x00', '{*}')`).rejects.toThrow()
@@ -470,7 +486,7 @@ describe("streams and the database", () => {
     await readers[1]?.cancel()
 
     // A client that stops reading (without going away) is ended after stallMs, and its place freed.
-    const stalling = await serveReadApi({ sql: readerSql, port: 0, maxStreams: 1, stallMs: 300 })
+    const stalling = await serveReadApi({ sql: readerSql, port: 0, maxStreams: 1, stallMs: 300, accessLog: false })
     try {
       const stalled = await fetch(`${stalling.url}/api/oee/export/snapshots?format=json`, { headers: { "X-API-Key": keys.all } })
       const reader = (stalled.body as ReadableStream<Uint8Array>).getReader()

@@ -27,9 +27,11 @@ export interface ReadApiOptions {
   readonly maxStreams: number
   /** A response whose client reads nothing for this long is ended and its cursor closed (default 5 minutes). */
   readonly stallMs?: number
+  /** One log line per request (method, path, status, milliseconds to the headers, key id); on unless false. */
+  readonly accessLog?: boolean
 }
 
-type Variables = { marts: ReadonlyArray<string> }
+type Variables = { marts: ReadonlyArray<string>; keyId: string }
 type ApiContext = Context<{ Variables: Variables }>
 
 const today = () => new Date().toISOString().slice(0, 10)
@@ -86,6 +88,15 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
   const app = new Hono<{ Variables: Variables }>()
   const origin = (c: ApiContext) => options.publicUrl?.replace(/\/$/, "") ?? new URL(c.req.url).origin
 
+  if (options.accessLog !== false) {
+    app.use(async (c, next) => {
+      const started = performance.now()
+      await next()
+      // The path only: the query may carry the key (api_key).
+      logEvent("info", "read", { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started), key: c.get("keyId") ?? null })
+    })
+  }
+
   app.onError((error, c) => {
     const readError = isReadError(error) ? error : new ReadUnavailable({ reason: error instanceof Error ? error.message : String(error) })
     const { status, body, headers } = describeReadError(readError)
@@ -122,6 +133,7 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
       const presented = c.req.header("x-api-key") ?? c.req.query(API_KEY_PARAM)
       const key = await run("any", () => authenticate(sql, presented))
       c.set("marts", key.marts)
+      c.set("keyId", key.id)
       c.header("Cache-Control", "no-store")
       await next()
     })
