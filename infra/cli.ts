@@ -14,10 +14,20 @@ import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retail
 import { generateSecrets, startEdgeStack } from "./local/stack.ts"
 import { LOCAL_STATE_DIR as STATE_DIR, LOCAL_STATE_FILE as STATE_FILE, type LocalState, readLocalState } from "./local/state.ts"
 import { applyStreams, DEFAULT_STREAM_SETTINGS, streamDeclarations } from "./streams.ts"
-import { keysCommand, READ_POOL_SIZE, readerConnection, readerLoginCommand, serveApiCommand, streamsFor } from "../projections/read/cli.ts"
-import { marts } from "../projections/read/feeds.ts"
-import { authenticate, createApiKey, ensureApiKeys, ensureReaderLogin } from "../projections/read/keys.ts"
-import { serveReadApi } from "../projections/read/server.ts"
+import {
+  authenticate,
+  createApiKey,
+  ensureApiKeys,
+  ensureReaderLogin,
+  keysCommand,
+  marts,
+  READ_POOL_SIZE,
+  readerConnection,
+  readerLoginCommand,
+  serveApiCommand,
+  serveReadApi,
+  streamsFor
+} from "../projections/read/index.ts"
 
 const USAGE = `usage: npm run mesh -- <command>
 
