@@ -10,7 +10,7 @@ import { freePort } from "../infra/local/ports.ts"
 import { createDatabase, startPostgres } from "../infra/postgres/database.ts"
 import { exportEndpoints, exportQuery } from "../projections/read/exports.ts"
 import { marts } from "../projections/read/feeds.ts"
-import { createApiKey, ensureReaderLogin } from "../projections/read/keys.ts"
+import { createApiKey, dropReaderLogin, ensureReaderLogin } from "../projections/read/keys.ts"
 
 /**
  * `npm run bench:read`: the seed's 90 days of the OEE data mart for 50 machines (432,000 rows)
@@ -124,6 +124,7 @@ const main = async () => {
       )
     }
   } finally {
+    await dropReaderLogin(owner, "ingest_bench_reader")
     await owner.end({ timeout: 5 })
     await database.drop()
     await pg.dispose()

@@ -117,3 +117,12 @@ export const ensureReaderLogin = async (sql: postgres.Sql, url: string, login: s
   reader.password = password
   return reader.toString()
 }
+
+/** Takes a reader login away: its grants in this database, then the role (once no other database grants it anything). */
+export const dropReaderLogin = async (sql: postgres.Sql, login: string): Promise<void> => {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(login)) throw new Error(`reader login ${JSON.stringify(login)} must be a lower-case SQL identifier`)
+  const [exists] = await sql`SELECT 1 FROM pg_roles WHERE rolname = ${login}`
+  if (exists === undefined) return
+  await sql.unsafe(`DROP OWNED BY ${login}`)
+  await sql.unsafe(`DROP ROLE ${login}`)
+}

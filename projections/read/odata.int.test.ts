@@ -4,7 +4,7 @@ import { seedOeeMart } from "../../infra/local/oee-mart.ts"
 import { createDatabase, type PostgresServer, startPostgres } from "../../infra/postgres/database.ts"
 import { readerConnection } from "./cli.ts"
 import { marts } from "./feeds.ts"
-import { createApiKey, ensureReaderLogin } from "./keys.ts"
+import { createApiKey, dropReaderLogin, ensureReaderLogin } from "./keys.ts"
 import { serveReadApi } from "./server.ts"
 
 const MACHINES = 50
@@ -17,6 +17,7 @@ let owner: postgres.Sql
 let reader: postgres.Sql
 let api: { url: string; close: () => Promise<void> }
 let key: string
+const login = `ingest_api_${Math.random().toString(36).slice(2, 10)}`
 
 interface Page {
   readonly "@odata.count"?: number
@@ -51,13 +52,15 @@ beforeAll(async () => {
   owner = postgres(database.url, { onnotice: () => {}, max: 2 })
   await seedOeeMart(owner, { machines: MACHINES, slots: SLOTS, start: START })
   key = (await createApiKey(owner, "odata", ["oee"], marts)).key
-  reader = postgres(await ensureReaderLogin(owner, database.url, `ingest_api_${Math.random().toString(36).slice(2, 10)}`, "reader-secret"), { ...readerConnection, max: 4 })
+  reader = postgres(await ensureReaderLogin(owner, database.url, login, "reader-secret"), { ...readerConnection, max: 4 })
   api = await serveReadApi({ sql: reader, port: 0, maxStreams: 2, accessLog: false })
 }, 120_000)
 
 afterAll(async () => {
   await api?.close()
   await reader?.end({ timeout: 5 })
+  // Roles belong to the whole server, which may be a shared DATABASE_URL one.
+  if (owner !== undefined) await dropReaderLogin(owner, login)
   await owner?.end({ timeout: 5 })
   await database?.drop()
   await pg?.dispose()

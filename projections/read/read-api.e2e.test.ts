@@ -11,7 +11,7 @@ import { oeeProjection } from "../oee.ts"
 import { readerConnection } from "./cli.ts"
 import { exportEndpoints } from "./exports.ts"
 import { marts } from "./feeds.ts"
-import { createApiKey, ensureReaderLogin, revokeApiKey } from "./keys.ts"
+import { createApiKey, dropReaderLogin, ensureReaderLogin, revokeApiKey } from "./keys.ts"
 import { serveReadApi } from "./server.ts"
 
 let stack: LogStack
@@ -97,6 +97,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await api?.close()
   await readerSql?.end({ timeout: 5 })
+  // Roles belong to the whole server, which may be a shared DATABASE_URL one.
+  if (owner !== undefined) await dropReaderLogin(owner, login)
   await stack?.dispose()
 })
 
