@@ -30,11 +30,12 @@ export const pullStream = (chunks: AsyncIterable<string | Uint8Array>, release: 
     clearTimeout(stall)
     await release()
   }
+  const armStall = (controller: ReadableStreamDefaultController<Uint8Array>) => {
+    stall = setTimeout(() => void finish().then(() => controller.error(new Error(`the client read nothing for ${stallMs} ms`))), stallMs)
+  }
   return new ReadableStream<Uint8Array>(
     {
-      start: (controller) => {
-        stall = setTimeout(() => void finish().then(() => controller.error(new Error(`the client read nothing for ${stallMs} ms`))), stallMs)
-      },
+      start: armStall,
       pull: async (controller) => {
         clearTimeout(stall)
         try {
@@ -45,7 +46,7 @@ export const pullStream = (chunks: AsyncIterable<string | Uint8Array>, release: 
             return
           }
           controller.enqueue(typeof next.value === "string" ? encoder.encode(next.value) : next.value)
-          stall = setTimeout(() => void finish().then(() => controller.error(new Error(`the client read nothing for ${stallMs} ms`))), stallMs)
+          armStall(controller)
         } catch (error) {
           await finish()
           throw error

@@ -94,12 +94,17 @@ export const ensureReaderRole = async (sql: postgres.Sql): Promise<void> => {
   await sql.unsafe(`GRANT SELECT ON ALL TABLES IN SCHEMA mart TO ${READER_ROLE}`)
 }
 
+/** Logins are written into SQL as identifiers: only plain lower-case ones are taken. */
+const checkLogin = (login: string): void => {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(login)) throw new Error(`reader login ${JSON.stringify(login)} must be a lower-case SQL identifier`)
+}
+
 /**
  * A login in the reader group with `password`, read-only by default; returns `url` rewritten to
  * log in as it. The read API's login (`apiKeys`) may also read the key table; a BI user's may not.
  */
 export const ensureReaderLogin = async (sql: postgres.Sql, url: string, login: string, password: string, options: { readonly apiKeys: boolean } = { apiKeys: true }): Promise<string> => {
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(login)) throw new Error(`reader login ${JSON.stringify(login)} must be a lower-case SQL identifier`)
+  checkLogin(login)
   await ensureReaderRole(sql)
   const literal = `'${password.replaceAll("'", "''")}'`
   await sql.unsafe(`DO $$ BEGIN CREATE ROLE ${login} LOGIN IN ROLE ${READER_ROLE}; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`)
@@ -120,7 +125,7 @@ export const ensureReaderLogin = async (sql: postgres.Sql, url: string, login: s
 
 /** Takes a reader login away: its grants in this database, then the role (once no other database grants it anything). */
 export const dropReaderLogin = async (sql: postgres.Sql, login: string): Promise<void> => {
-  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(login)) throw new Error(`reader login ${JSON.stringify(login)} must be a lower-case SQL identifier`)
+  checkLogin(login)
   const [exists] = await sql`SELECT 1 FROM pg_roles WHERE rolname = ${login}`
   if (exists === undefined) return
   await sql.unsafe(`DROP OWNED BY ${login}`)

@@ -85,6 +85,8 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
       throw error
     }
   }
+  /** The row count of an OData query (its `$filter` the only input that can fail it). */
+  const countOf = (mart: string, count: RowQuery) => run(mart, async () => String((await sql.unsafe(count.text, [...count.params]))[0]?.count ?? 0), "$filter")
   const app = new Hono<{ Variables: Variables }>()
   const origin = (c: ApiContext) => options.publicUrl?.replace(/\/$/, "") ?? new URL(c.req.url).origin
 
@@ -208,8 +210,7 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
     const { mart, feed } = feedOf(c)
     const options = parseODataOptions(feed, new URL(c.req.url).searchParams)
     const { count } = pageQuery("mart", feed, { ...options, count: true }, 1)
-    const [row] = await run(mart, () => sql.unsafe((count as RowQuery).text, [...(count as RowQuery).params]), "$filter")
-    return c.text(String(row?.count ?? 0))
+    return c.text(await countOf(mart, count as RowQuery))
   })
   app.get("/odata/:mart/:set", async (c) => {
     const { mart, root, feed } = feedOf(c)
@@ -224,8 +225,7 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
     const head = headersOnly(c, headers)
     if (head !== undefined) return head
     const blame = options.after === undefined ? "$filter" : "$skiptoken"
-    const total =
-      query.count === undefined ? undefined : await run(mart, async () => (await sql.unsafe(query.count?.text as string, [...(query.count?.params ?? [])]))[0]?.count as string, "$filter")
+    const total = query.count === undefined ? undefined : await countOf(mart, query.count)
     const rows = await stream(mart, query.rows, blame)
     const selected = options.select.length === feed.columns.length ? "" : `(${options.select.map((column) => column.name).join(",")})`
     let last: Cells | undefined
