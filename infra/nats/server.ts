@@ -91,11 +91,24 @@ export const startNatsServer = async (options: StartNatsOptions = {}): Promise<N
   const stopLeftover = async () => {
     if (pidFile === undefined || !existsSync(pidFile)) return
     const pid = Number(readFileSync(pidFile, "utf8"))
-    const alive = () => existsSync(`/proc/${pid}`) && readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("nats-server")
+    const alive = () => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("nats-server")
+      } catch {
+        return false // gone
+      }
+    }
+    const signal = (name: NodeJS.Signals) => {
+      try {
+        process.kill(pid, name)
+      } catch {
+        // it ended on its own meanwhile
+      }
+    }
     if (!Number.isInteger(pid) || pid <= 0 || !alive()) return
-    process.kill(pid, "SIGTERM")
+    signal("SIGTERM")
     for (let waited = 0; alive(); waited += 50) {
-      if (waited >= 10_000) process.kill(pid, "SIGKILL")
+      if (waited >= 10_000) signal("SIGKILL")
       await new Promise((resolveLater) => setTimeout(resolveLater, 50))
     }
   }
