@@ -43,3 +43,18 @@ export const seedOeeMart = async (sql: postgres.Sql, options: { readonly machine
   await sql.begin((tx) => activate(tx, oeeProjection, generation))
   return { snapshots: options.machines * options.slots }
 }
+
+/**
+ * `count` snapshots for `machine` a minute apart from `from`, ids `<prefix><n>`, written straight
+ * into the active OEE generation (for read-side tests that need rows beyond what they projected);
+ * `remove` deletes them again.
+ */
+export const addSnapshots = async (sql: postgres.Sql, options: { readonly prefix: string; readonly from: string; readonly count: number; readonly machine: string }) => {
+  const [{ schema }] = (await sql`SELECT schema_name AS schema FROM ingest.projections WHERE name = 'oee' AND status = 'active'`) as unknown as [{ schema: string }]
+  await sql.unsafe(
+    `INSERT INTO "${schema}".oee_snapshots (id, snapshot_time, machine_id, oee_pct, availability_pct, performance_pct, quality_pct, total_pieces, good_pieces, rejected_pieces, planned_production_time, actual_production_time)
+     SELECT $1::text || g, $2::timestamptz + g * interval '1 minute', $4::text, 50, 50, 50, 50, 1, 1, 0, 15, 15 FROM generate_series(1, $3::int) g`,
+    [options.prefix, options.from, options.count, options.machine]
+  )
+  return { remove: () => sql.unsafe(`DELETE FROM "${schema}".oee_snapshots WHERE starts_with(id, $1::text)`, [options.prefix]) }
+}

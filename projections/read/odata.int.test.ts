@@ -1,10 +1,10 @@
 import postgres from "postgres"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { seedOeeMart } from "../../infra/local/oee-mart.ts"
+import { addSnapshots, seedOeeMart } from "../../infra/local/oee-mart.ts"
+import { type ReadApiHarness, startReadApi } from "../../infra/local/read-api.ts"
 import { createDatabase, type PostgresServer, startPostgres } from "../../infra/postgres/database.ts"
-import { readerConnection } from "./cli.ts"
 import { marts } from "./feeds.ts"
-import { createApiKey, dropReaderLogin, ensureReaderLogin } from "./keys.ts"
+import { createApiKey } from "./keys.ts"
 import { serveReadApi } from "./server.ts"
 
 const MACHINES = 50
@@ -14,10 +14,8 @@ const START = "2025-03-01T00:00:00Z"
 let pg: PostgresServer
 let database: { url: string; drop: () => Promise<void> }
 let owner: postgres.Sql
-let reader: postgres.Sql
-let api: { url: string; close: () => Promise<void> }
+let api: ReadApiHarness
 let key: string
-const login = `ingest_api_${Math.random().toString(36).slice(2, 10)}`
 
 interface Page {
   readonly "@odata.count"?: number
@@ -52,15 +50,11 @@ beforeAll(async () => {
   owner = postgres(database.url, { onnotice: () => {}, max: 2 })
   await seedOeeMart(owner, { machines: MACHINES, slots: SLOTS, start: START })
   key = (await createApiKey(owner, "odata", ["oee"], marts)).key
-  reader = postgres(await ensureReaderLogin(owner, database.url, login, "reader-secret"), { ...readerConnection, max: 4 })
-  api = await serveReadApi({ sql: reader, port: 0, maxStreams: 2, accessLog: false })
+  api = await startReadApi(owner, database.url, { maxStreams: 2, accessLog: false })
 }, 120_000)
 
 afterAll(async () => {
   await api?.close()
-  await reader?.end({ timeout: 5 })
-  // Roles belong to the whole server, which may be a shared DATABASE_URL one.
-  if (owner !== undefined) await dropReaderLogin(owner, login)
   await owner?.end({ timeout: 5 })
   await database?.drop()
   await pg?.dispose()
@@ -77,24 +71,19 @@ describe("OData server-driven paging", () => {
   }, 120_000)
 
   it("with $orderby, pages follow the order by keyset: rows written during the walk neither repeat nor push rows out", async () => {
-    const [{ schema }] = (await owner`SELECT schema_name AS schema FROM ingest.projections WHERE name = 'oee' AND status = 'active'`) as unknown as [{ schema: string }]
+    const added: Array<{ remove: () => Promise<unknown> }> = []
     const before = await owner`SELECT id FROM mart.oee_snapshots WHERE machine_id = 'M-11'`
     const { rows } = await walk(
       `${api.url}/odata/oee/oee_snapshots?$select=id,snapshot_time&$filter=machine_id eq 'M-11'&$orderby=snapshot_time desc,oee_pct`.replaceAll(" ", "%20"),
       { headers: { Prefer: "odata.maxpagesize=1000" } },
       async (pages) => {
         // New snapshots sort before the walk's position: an offset would now re-read 100 rows per page.
-        if (pages <= 3)
-          await owner.unsafe(
-            `INSERT INTO "${schema}".oee_snapshots (id, snapshot_time, machine_id, oee_pct, availability_pct, performance_pct, quality_pct, total_pieces, good_pieces, rejected_pieces, planned_production_time, actual_production_time)
-             SELECT 'late-' || $1::int || '-' || g, '2030-01-01'::timestamptz + g * interval '1 minute', 'M-11', 50, 50, 50, 50, 1, 1, 0, 15, 15 FROM generate_series(1, 100) g`,
-            [pages]
-          )
+        if (pages <= 3) added.push(await addSnapshots(owner, { prefix: `late-${pages}-`, from: "2030-01-01T00:00:00Z", count: 100, machine: "M-11" }))
       }
     )
     expect(rows.map((row) => row.id).sort()).toEqual(before.map((row) => row.id as string).sort())
     expect(rows.map((row) => row.snapshot_time)).toEqual([...rows.map((row) => row.snapshot_time)].sort().reverse())
-    await owner.unsafe(`DELETE FROM "${schema}".oee_snapshots WHERE id LIKE 'late-%'`)
+    for (const rows of added) await rows.remove()
   }, 60_000)
 
   it("honours Prefer: odata.maxpagesize, $top across pages, and $orderby across pages", async () => {
@@ -141,7 +130,7 @@ describe("incremental refresh windows", () => {
 
 describe("behind a proxy", () => {
   it("links (@odata.context, @odata.nextLink) point at PUBLIC_URL, not at the address the API listens on", async () => {
-    const proxied = await serveReadApi({ sql: reader, port: 0, maxStreams: 2, accessLog: false, publicUrl: "https://reports.example.com/mesh/" })
+    const proxied = await serveReadApi({ sql: api.sql, port: 0, maxStreams: 2, accessLog: false, publicUrl: "https://reports.example.com/mesh/" })
     try {
       const page = await fetchPage(`${proxied.url}/odata/oee/oee_snapshots?$select=id&api_key=${encodeURIComponent(key)}`, { headers: { Prefer: "odata.maxpagesize=5" } })
       expect(page.value).toHaveLength(5)

@@ -3,23 +3,23 @@ import postgres from "postgres"
 import { readSheet } from "read-excel-file/node"
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest"
 import { appendAsEdge } from "../../infra/local/append.ts"
+import { addSnapshots } from "../../infra/local/oee-mart.ts"
+import { type ReadApiHarness, startReadApi } from "../../infra/local/read-api.ts"
 import { type LogStack, startLogStack } from "../../infra/local/log-stack.ts"
 import { erasureEvents, hubspotBatch, retailEvents } from "../../infra/local/samples.ts"
 import { rebuildProjection } from "../../consumers/rebuild.ts"
 import { projections } from "../index.ts"
 import { oeeProjection } from "../oee.ts"
-import { readerConnection } from "./cli.ts"
 import { exportEndpoints } from "./exports.ts"
 import { marts } from "./feeds.ts"
-import { createApiKey, dropReaderLogin, ensureReaderLogin, revokeApiKey } from "./keys.ts"
+import { createApiKey, revokeApiKey } from "./keys.ts"
 import { serveReadApi } from "./server.ts"
 
 let stack: LogStack
 let owner: postgres.Sql
 let readerSql: postgres.Sql
-let api: { url: string; close: () => Promise<void> }
+let api: ReadApiHarness
 const keys: Record<"all" | "warehouse" | "revoked", string> = { all: "", warehouse: "", revoked: "" }
-const login = `ingest_api_${Math.random().toString(36).slice(2, 10)}`
 
 const at = (iso: string) => new Date(iso).toISOString()
 const envelope = (id: string, type: string, timestamp: string, data: object) => ({ id, type, timestamp, data })
@@ -90,15 +90,12 @@ beforeAll(async () => {
   keys.warehouse = (await createApiKey(owner, "warehouse only", ["warehouse"], marts)).key
   keys.revoked = (await createApiKey(owner, "revoked", ["*"], marts)).key
   await revokeApiKey(owner, keys.revoked)
-  readerSql = postgres(await ensureReaderLogin(owner, database.url, login, "reader-secret"), { ...readerConnection, max: 4 })
-  api = await serveReadApi({ sql: readerSql, port: 0, maxStreams: 2, accessLog: false })
+  api = await startReadApi(owner, database.url, { maxStreams: 2, accessLog: false })
+  readerSql = api.sql
 }, 120_000)
 
 afterAll(async () => {
   await api?.close()
-  await readerSql?.end({ timeout: 5 })
-  // Roles belong to the whole server, which may be a shared DATABASE_URL one.
-  if (owner !== undefined) await dropReaderLogin(owner, login)
   await stack?.dispose()
 })
 
@@ -440,20 +437,9 @@ describe("OData and the documents", () => {
   })
 })
 
-/** `count` snapshots for `machine` a minute apart from `from`, written straight into the active OEE generation. */
-const addSnapshots = async (prefix: string, from: string, count: number, machine: string) => {
-  const [{ schema }] = (await owner`SELECT schema_name AS schema FROM ingest.projections WHERE name = 'oee' AND status = 'active'`) as unknown as [{ schema: string }]
-  await owner.unsafe(
-    `INSERT INTO "${schema}".oee_snapshots (id, snapshot_time, machine_id, oee_pct, availability_pct, performance_pct, quality_pct, total_pieces, good_pieces, rejected_pieces, planned_production_time, actual_production_time)
-     SELECT $1::text || g, $2::timestamptz + g * interval '1 minute', $4::text, 50, 50, 50, 50, 1, 1, 0, 15, 15 FROM generate_series(1, $3::int) g`,
-    [prefix, from, count, machine]
-  )
-  return { remove: () => owner.unsafe(`DELETE FROM "${schema}".oee_snapshots WHERE starts_with(id, $1::text)`, [prefix]) }
-}
-
 /** Resolves once none of the API's sessions is in a query: every cursor it opened is closed. A leaked one never is. */
 const cursorsClosed = async () => {
-  while (((await owner`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = ${login} AND state <> 'idle'`) as unknown as [{ n: number }])[0].n > 0);
+  while (((await owner`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = ${api.login} AND state <> 'idle'`) as unknown as [{ n: number }])[0].n > 0);
 }
 
 describe("streams and the database", () => {
@@ -472,7 +458,7 @@ describe("streams and the database", () => {
   })
 
   it("past maxStreams concurrent exports answers 503 with Retry-After instead of queueing in the pool, and ends a stream whose client stopped reading", async () => {
-    const added = await addSnapshots("busy-", "2024-06-01T00:00:00Z", 200_000, "M-02")
+    const added = await addSnapshots(owner, { prefix: "busy-", from: "2024-06-01T00:00:00Z", count: 200_000, machine: "M-02" })
     // JSON: 200,000 rows are ~30 MB, more than the loopback sockets buffer, so an unread export stays open.
     const open = await Promise.all([0, 1].map(() => get("/api/oee/export/snapshots?format=json")))
     const readers = open.map((response) => (response.body as ReadableStream<Uint8Array>).getReader())
@@ -508,7 +494,7 @@ describe("streams and the database", () => {
 
   it("a rebuild waits for an export still streaming from the old marts, readers keep reading, and it switches after", async () => {
     // More rows than the sockets buffer: a client that stops reading keeps the export's cursor open.
-    await addSnapshots("bulk-", "2024-01-01T00:00:00Z", 200_000, "M-01")
+    await addSnapshots(owner, { prefix: "bulk-", from: "2024-01-01T00:00:00Z", count: 200_000, machine: "M-01" })
     const streaming = await get("/api/oee/export/snapshots?format=csv&include_headers=false")
     const reader = (streaming.body as ReadableStream<Uint8Array>).getReader()
     let rest = new TextDecoder().decode((await reader.read()).value)
