@@ -1,3 +1,4 @@
+import { requireAllValid } from "../contracts/contract.ts"
 import { cpus } from "node:os"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import postgres from "postgres"
@@ -121,7 +122,7 @@ const eventsOf = async (source: string, payloadChunks: ReadonlyArray<ReadonlyArr
   const contract = contracts[definition.contract]
   const events: Array<ReadEvent> = []
   for (const chunk of payloadChunks) {
-    const split = await Effect.runPromise(contract.split(chunk))
+    const split = await Effect.runPromise(Effect.flatMap(contract.split(chunk), requireAllValid))
     for (const message of toLogMessages(source, contract, split, { receivedAt: new Date().toISOString(), traceId: "0".repeat(32) }))
       events.push(readEventOf({ seq: events.length + 1, subject: message.subject, headers: message.headers, data: message.data }))
   }

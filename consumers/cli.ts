@@ -3,6 +3,7 @@ import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import { Presets, SingleBar } from "cli-progress"
 import postgres from "postgres"
+import { PROJECTOR_INBOX_PREFIX } from "../contracts/log.ts"
 import { readLocalState } from "../infra/local/state.ts"
 import { logEvent } from "../infra/logger.ts"
 import { projections } from "../projections/index.ts"
@@ -43,6 +44,7 @@ const connectAll = async (poolSize: number) => {
     user: settings.natsUser,
     ...(settings.natsPassword === undefined ? {} : { pass: settings.natsPassword }),
     name: "ingest-projector",
+    inboxPrefix: PROJECTOR_INBOX_PREFIX,
     maxReconnectAttempts: -1
   })
   return {
@@ -138,7 +140,7 @@ export const projectCommand = async (args: ReadonlyArray<string>): Promise<void>
   const { values, positionals: names } = parseArgs({
     args: [...args],
     allowPositionals: true,
-    options: { "batch-size": { type: "string", default: "500" }, "metrics-port": { type: "string", default: "9464" } }
+    options: { "batch-size": { type: "string", default: "500" }, "metrics-port": { type: "string", default: "9464" }, "metrics-host": { type: "string", default: "127.0.0.1" } }
   })
   const batchSize = Number(values["batch-size"])
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`--batch-size must be a positive integer, got ${JSON.stringify(values["batch-size"])}`)
@@ -152,7 +154,7 @@ export const projectCommand = async (args: ReadonlyArray<string>): Promise<void>
   process.on("SIGTERM", () => drain("SIGTERM"))
   process.on("SIGINT", () => drain("SIGINT"))
   try {
-    await serveProjections({ sql, nc, jsm: await jetstreamManager(nc), projections: selected, signal: stop.signal, metricsPort: Number(values["metrics-port"]), batchSize })
+    await serveProjections({ sql, nc, jsm: await jetstreamManager(nc), projections: selected, signal: stop.signal, metricsPort: Number(values["metrics-port"]), metricsHost: values["metrics-host"], batchSize })
   } finally {
     await close()
   }

@@ -58,8 +58,8 @@ export const projectionMetrics = (jsm: JetStreamManager, projections: ReadonlyAr
   }
 }
 
-/** Serves `GET /metrics` in the Prometheus text format. */
-export const serveMetrics = (registry: Registry, port: number, host = "0.0.0.0"): Promise<Server> =>
+/** Serves `GET /metrics` in the Prometheus text format, on loopback unless `host` says otherwise. */
+export const serveMetrics = (registry: Registry, port: number, host = "127.0.0.1"): Promise<Server> =>
   new Promise((resolve, reject) => {
     const server = createServer((request, response) => {
       if (request.method !== "GET" || request.url?.split("?")[0] !== "/metrics") {

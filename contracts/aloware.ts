@@ -1,13 +1,13 @@
-import { Effect, Schema } from "effect"
-import { type Contract, decodeOrViolation } from "./contract.ts"
-import { IdLike, Identifier, NonNegativeNumber, toUtcIso } from "./primitives.ts"
+import { Schema } from "effect"
+import { type Contract, decodeIssues, makeContract } from "./contract.ts"
+import { IdLike, Identifier, inYearRange, isCalendarDay, NonNegativeNumber, toUtcIso } from "./primitives.ts"
 
 const ALOWARE_TIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$/
 
 /** Aloware sends `YYYY-MM-DD HH:MM:SS` (UTC) or ISO 8601; both are accepted. */
 const AlowareTime = Schema.String.check(
-  Schema.makeFilter((value: string) => ALOWARE_TIME.test(value) && !Number.isNaN(Date.parse(normaliseAlowareTime(value))), {
-    message: "Expected a date-time like 2025-01-15 10:32:00 (UTC) or 2025-01-15T10:32:00Z"
+  Schema.makeFilter((value: string) => ALOWARE_TIME.test(value) && inYearRange(Date.parse(normaliseAlowareTime(value))) && isCalendarDay(value.slice(0, 10)), {
+    message: "Expected a date-time like 2025-01-15 10:32:00 (UTC) or 2025-01-15T10:32:00Z, years 0001 to 9999"
   })
 )
 
@@ -37,24 +37,34 @@ export const AlowareEvent = Schema.Struct({
   })
 })
 
+/** The fields an Aloware event's key is made of. */
+const AlowareKeyFields = Schema.Struct({
+  event: Identifier,
+  data: Schema.Struct({ id: IdLike, created_at: AlowareTime, updated_at: Schema.optionalKey(AlowareTime) })
+})
+
 /**
  * Aloware sends no event id: an event is identified by its name, the communication and the
- * communication's last change, so a resend collapses and a later change (a new disposition) does not.
+ * communication's last change, so a resend collapses and a later change (a new disposition) does
+ * not. Each part is percent-encoded, so no two keys are alike unless their parts are (parts are
+ * well-formed Unicode, checked by the contract).
  */
-export const alowareKey = (event: typeof AlowareEvent.Type): string =>
+export const alowareKey = (event: typeof AlowareKeyFields.Type): string =>
   [event.event, String(event.data.id), toUtcIso(normaliseAlowareTime(event.data.updated_at ?? event.data.created_at))].map(encodeURIComponent).join(":")
 
-export const alowareContract: Contract = {
+export const alowareContract: Contract = makeContract({
   name: "aloware",
   domain: "crm",
   schemaVersion: "aloware/v1",
-  split: (body) =>
-    Effect.map(decodeOrViolation(AlowareEvent, body), (event) => [
-      {
-        key: alowareKey(event),
-        type: event.event,
-        occurredAt: toUtcIso(normaliseAlowareTime(event.data.created_at)),
-        payload: body
-      }
-    ])
-}
+  shape: "object",
+  describe: "Aloware's events",
+  judge: (payload, at) => {
+    const decoded = decodeIssues(AlowareEvent, payload, at)
+    if (decoded.ok) {
+      const event = decoded.value
+      return { _tag: "Valid", event: { key: alowareKey(event), type: event.event, occurredAt: toUtcIso(normaliseAlowareTime(event.data.created_at)), payload } }
+    }
+    const key = decodeIssues(AlowareKeyFields, payload)
+    return { _tag: "Invalid", key: key.ok ? alowareKey(key.value) : undefined, issues: decoded.issues }
+  }
+})

@@ -1,17 +1,26 @@
 import { Effect } from "effect"
+import fc from "fast-check"
 import { describe, expect, it } from "vitest"
 import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, retailEvents } from "../infra/local/samples.ts"
-import { type Contract, type ContractViolation, requireDistinctKeys } from "./contract.ts"
-import { subjectFor } from "./log.ts"
+import { type Contract, type ContractViolation, issuesOfSplit, validEvents } from "./contract.ts"
+import { messageIdFor, subjectFor } from "./log.ts"
 import { contracts } from "./sources.ts"
 
 /** Bodies reach contracts as parsed JSON, so the tests send them through JSON too. */
-const split = (contract: Contract, body: unknown) => Effect.runPromise(Effect.result(contract.split(JSON.parse(JSON.stringify(body)))))
+const splitBody = (contract: Contract, body: unknown) => Effect.runPromise(Effect.result(contract.split(JSON.parse(JSON.stringify(body)))))
 
+/** The valid events of a body, or the whole-body violation. */
+const split = async (contract: Contract, body: unknown) => {
+  const result = await splitBody(contract, body)
+  return result._tag === "Success" ? { _tag: "Success" as const, success: validEvents(result.success).map(({ event }) => event) } : result
+}
+
+/** Every issue the contract finds in a body: the whole-body violation, or each invalid event's. */
 const issuesOf = async (contract: Contract, body: unknown): Promise<ContractViolation["issues"]> => {
-  const result = await split(contract, body)
-  if (result._tag === "Success") throw new Error("expected a contract violation")
-  return result.failure.issues
+  const result = await splitBody(contract, body)
+  const issues = result._tag === "Failure" ? result.failure.issues : issuesOfSplit(result.success)
+  if (issues.length === 0) throw new Error("expected issues")
+  return issues
 }
 
 describe("HubSpot contract", () => {
@@ -79,7 +88,7 @@ describe("own-sender envelope contracts (warehouse, oee, retail)", () => {
     expect(await issuesOf(contracts.warehouse, broken)).toEqual([
       { path: "$[1].data.initials", message: 'Expected engineer initials, 1 to 8 letters, e.g. JD, got "J1"' },
       { path: "$[1].data.error_type", message: "Missing key" },
-      { path: "$[2].timestamp", message: 'Expected an ISO 8601 date-time with a time zone, e.g. 2025-01-15T10:32:00Z, got "yesterday"' }
+      { path: "$[2].timestamp", message: 'Expected an ISO 8601 date-time with a time zone in years 0001 to 9999 (UTC), e.g. 2025-01-15T10:32:00Z, got "yesterday"' }
     ])
   })
 
@@ -117,7 +126,7 @@ describe("natural keys", () => {
   it("refuse ids with control characters or surrounding spaces, which NATS headers cannot carry", async () => {
     const [event] = erasureEvents(1)
     expect(await issuesOf(contracts.warehouse, { ...event, id: "era_bad\nid" })).toEqual([
-      { path: "$.id", message: 'Expected 1 to 200 characters without control characters or surrounding spaces, got "era_bad\\nid"' }
+      { path: "$.id", message: 'Expected 1 to 200 characters of well-formed Unicode without control characters or surrounding spaces, got "era_bad\\nid"' }
     ])
     expect((await issuesOf(contracts.warehouse, { ...event, id: "era_500 " }))[0]?.path).toBe("$.id")
   })
@@ -142,13 +151,112 @@ describe("natural keys", () => {
 
   it("refuse two events of one request that share a key with different content, and allow exact repeats", async () => {
     const [a, b] = erasureEvents(2)
-    const distinct = (body: ReadonlyArray<unknown>) =>
-      Effect.runPromise(Effect.result(Effect.flatMap(contracts.warehouse.split(body), (events) => requireDistinctKeys(events, true))))
-    const conflict = await distinct([a, { ...b, id: a?.id }])
-    expect(conflict._tag === "Failure" && conflict.failure.issues).toEqual([
+    expect(await issuesOf(contracts.warehouse, [a, { ...b, id: a?.id }])).toEqual([
       { path: "$[1]", message: 'Event key "era_1" was already used by $[0] with different content; give each event its own id' }
     ])
-    const repeat = await distinct([a, a])
+    const repeat = await split(contracts.warehouse, [a, a])
     expect(repeat._tag === "Success" && repeat.success.length).toBe(2)
+  })
+})
+
+describe("a batch judged event by event", () => {
+  it("keeps the 99 valid events of a 100-event HubSpot batch and says what is wrong with the other, keyed", async () => {
+    const batch = hubspotBatch(100, { firstEventId: 1 }).map((event, i) => (i === 3 ? { ...event, propertyValue: 42 } : event))
+    const result = await splitBody(contracts.hubspot, batch)
+    if (result._tag !== "Success") throw new Error("the batch is a batch")
+    expect(validEvents(result.success).map(({ index }) => index)).toEqual([...Array(100).keys()].filter((i) => i !== 3))
+    expect(result.success.events[3]?.judgement).toEqual({ _tag: "Invalid", key: "62515:4242:4", issues: [{ path: "$[3].propertyValue", message: "Expected string, got 42" }] })
+  })
+
+  it("treats two HubSpot events that differ only in attemptNumber as one event delivered twice", async () => {
+    const [event] = hubspotBatch(1)
+    const result = await splitBody(contracts.hubspot, [event, { ...event, attemptNumber: 3 }])
+    if (result._tag !== "Success") throw new Error("the batch is a batch")
+    expect(validEvents(result.success).map(({ event: { key } }) => key)).toEqual(["62515:4242:1", "62515:4242:1"])
+    expect(await issuesOf(contracts.hubspot, [event, { ...event, attemptNumber: 3, propertyValue: "other" }])).toEqual([
+      { path: "$[1]", message: 'Event key "62515:4242:1" was already used by $[0] with different content; give each event its own id' }
+    ])
+  })
+
+  it("gives an invalid event no key when its key fields are broken too", async () => {
+    const [event] = erasureEvents(1)
+    const result = await splitBody(contracts.warehouse, [{ ...event, id: 7, data: {} }])
+    expect(result._tag === "Success" && result.success.events[0]?.judgement).toMatchObject({ _tag: "Invalid", key: undefined })
+  })
+})
+
+describe("bounds every event keeps, whatever its contract", () => {
+  it("refuses a body nested 20,000 levels deep as a whole, without exhausting the stack", async () => {
+    const deep = JSON.parse(`${"[".repeat(20_000)}${"]".repeat(20_000)}`) as unknown
+    const result = await Effect.runPromise(Effect.result(contracts.hubspot.split(deep)))
+    expect(result._tag === "Failure" && result.failure.issues).toEqual([{ path: `$${"[0]".repeat(32)}`, message: "the body nests deeper than 32 levels" }])
+    const [event] = erasureEvents(1)
+    let nested: unknown = "bottom"
+    for (let i = 0; i < 40; i++) nested = { inner: nested }
+    expect((await issuesOf(contracts.warehouse, { ...event, extra: nested }))[0]?.message).toBe("the body nests deeper than 32 levels")
+  })
+
+  it("judges an Aloware event whose name holds a lone surrogate invalid, naming it, instead of failing on our side", async () => {
+    const call = alowareCall(1)
+    const result = await splitBody(contracts.aloware, { ...call, event: "Call \ud800Disposed" })
+    expect(result._tag === "Success" && result.success.events[0]?.judgement).toMatchObject({ _tag: "Invalid", key: undefined })
+    expect(await issuesOf(contracts.aloware, { ...call, event: "Call \ud800Disposed" })).toContainEqual({
+      path: "$.event",
+      message: "the string contains a lone surrogate (\\ud800) at character 5: strings must be well-formed Unicode"
+    })
+  })
+
+  it("refuses NUL characters and lone surrogates in every string, fields the contract does not model and member names included", async () => {
+    const [event] = hubspotBatch(1)
+    expect(await issuesOf(contracts.hubspot, [{ ...event, propertyValue: "a\u0000b", futureField: { note: "x\udc00" }, ["k\ud83d"]: 1 }])).toEqual([
+      { path: "$[0]", message: "a member name contains a lone surrogate (\\ud83d) at character 1: strings must be well-formed Unicode" },
+      { path: "$[0].propertyValue", message: "the string contains a NUL character (\\u0000) at character 1, which no text column can hold" },
+      { path: "$[0].futureField.note", message: "the string contains a lone surrogate (\\udc00) at character 1: strings must be well-formed Unicode" }
+    ])
+  })
+
+  it("refuses an object with more than 256 members", async () => {
+    const [event] = erasureEvents(1)
+    const wide = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`f${i}`, i]))
+    expect(await issuesOf(contracts.warehouse, { ...event, data: { ...event?.data, ...wide } })).toEqual([{ path: "$.data", message: "the object has 304 members, more than 256" }])
+  })
+
+  it("refuses times that no column can hold once in UTC, and days the calendar does not have", async () => {
+    const [event] = erasureEvents(1)
+    for (const timestamp of ["0000-06-01T00:00:00Z", "9999-12-31T23:00:00-02:00", "2025-02-30T10:00:00Z"])
+      expect((await issuesOf(contracts.warehouse, { ...event, timestamp }))[0]?.path).toBe("$.timestamp")
+    expect((await issuesOf(contracts.aloware, alowareCall(1, "2025-02-30 10:00:00")))[0]?.path).toBe("$.data.created_at")
+    expect((await split(contracts.warehouse, { ...event, timestamp: "9999-12-31T22:00:00-01:00" }))._tag).toBe("Success")
+  })
+})
+
+describe("natural keys are injective", () => {
+  it("refuses ids with lone surrogates, which UTF-8 headers would turn into U+FFFD and collapse into one key", async () => {
+    const [event] = erasureEvents(1)
+    expect((await issuesOf(contracts.warehouse, { ...event, id: "s\ud800x" })).map((issue) => issue.path)).toContain("$.id")
+    expect((await issuesOf(contracts.warehouse, { ...event, id: "s\udc01x" })).map((issue) => issue.path)).toContain("$.id")
+    const replacement = await split(contracts.warehouse, { ...event, id: "s\ufffdx" })
+    expect(replacement._tag === "Success" && replacement.success[0]?.key).toBe("s\ufffdx")
+  })
+
+  it("for every id the contract accepts, the UTF-8 message id decodes back to the same key", async () => {
+    const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31)
+    console.log(`key property seed: ${seed} (FUZZ_SEED=${seed} reproduces)`)
+    const [event] = erasureEvents(1)
+    const decoder = new TextDecoder()
+    const encoder = new TextEncoder()
+    await fc.assert(
+      fc.asyncProperty(fc.string({ unit: "binary", minLength: 1, maxLength: 40 }), fc.string({ unit: "binary", minLength: 1, maxLength: 40 }), async (a, b) => {
+        const keys = await Promise.all(
+          [a, b].map(async (id) => {
+            const result = await split(contracts.warehouse, { ...event, id })
+            return result._tag === "Success" ? result.success[0]?.key : undefined
+          })
+        )
+        for (const key of keys) if (key !== undefined) expect(decoder.decode(encoder.encode(messageIdFor("erasure", key)))).toBe(messageIdFor("erasure", key))
+        if (keys[0] !== undefined && keys[1] !== undefined && a !== b) expect(encoder.encode(messageIdFor("erasure", keys[0]))).not.toEqual(encoder.encode(messageIdFor("erasure", keys[1])))
+      }),
+      { seed, numRuns: 2000 }
+    )
   })
 })

@@ -1,5 +1,5 @@
-import { Effect, Schema } from "effect"
-import { asBatch, type Contract, decodeOrViolation, violation } from "./contract.ts"
+import { Schema } from "effect"
+import { type Contract, decodeIssues, makeContract } from "./contract.ts"
 import { Identifier, isoFromMillis, MAX_EPOCH_MILLIS, NonNegativeInt } from "./primitives.ts"
 
 /**
@@ -24,27 +24,27 @@ export const HubSpotEvent = Schema.Struct({
 })
 export type HubSpotEvent = typeof HubSpotEvent.Type
 
-export const HubSpotBatch = Schema.Array(HubSpotEvent)
+/** The fields of HubSpot's retry identity: an event whose other fields are broken still has a key when these are valid. */
+const HubSpotKeyFields = Schema.Struct({ eventId: NonNegativeInt, subscriptionId: NonNegativeInt, portalId: NonNegativeInt })
 
 /** HubSpot's documented retry identity: `portalId:subscriptionId:eventId` (`eventId` alone is not promised unique). */
-export const hubSpotKey = (event: HubSpotEvent): string => `${event.portalId}:${event.subscriptionId}:${event.eventId}`
+export const hubSpotKey = (event: typeof HubSpotKeyFields.Type): string => `${event.portalId}:${event.subscriptionId}:${event.eventId}`
 
-export const hubspotContract: Contract = {
+export const hubspotContract: Contract = makeContract({
   name: "hubspot",
   domain: "crm",
   schemaVersion: "hubspot/v1",
-  split: (body) =>
-    Effect.gen(function* () {
-      if (!Array.isArray(body)) {
-        return yield* violation({ path: "$", message: `Expected a JSON array of HubSpot events, got ${body === null ? "null" : typeof body}` })
-      }
-      const items = yield* asBatch(body)
-      const events = yield* decodeOrViolation(HubSpotBatch, items)
-      return events.map((event, index) => ({
-        key: hubSpotKey(event),
-        type: event.subscriptionType,
-        occurredAt: isoFromMillis(event.occurredAt),
-        payload: items[index]
-      }))
-    })
-}
+  shape: "array",
+  describe: "HubSpot events",
+  // HubSpot counts its deliveries of an event in attemptNumber: a retry is the same event.
+  deliveryFields: ["attemptNumber"],
+  judge: (payload, at) => {
+    const decoded = decodeIssues(HubSpotEvent, payload, at)
+    if (decoded.ok) {
+      const event = decoded.value
+      return { _tag: "Valid", event: { key: hubSpotKey(event), type: event.subscriptionType, occurredAt: isoFromMillis(event.occurredAt), payload } }
+    }
+    const key = decodeIssues(HubSpotKeyFields, payload)
+    return { _tag: "Invalid", key: key.ok ? hubSpotKey(key.value) : undefined, issues: decoded.issues }
+  }
+})

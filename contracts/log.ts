@@ -40,13 +40,30 @@ export const LogHeaders = {
   key: "Ingest-Key",
   occurredAt: "Ingest-Occurred-At",
   receivedAt: "Ingest-Received-At",
-  traceId: "Ingest-Trace-Id"
+  traceId: "Ingest-Trace-Id",
+  /** On a quarantined event: its `{path, message}` issues as JSON. */
+  issues: "Ingest-Issues",
+  /** On a quarantined event: its position in the request that carried it. */
+  index: "Ingest-Index"
 } as const
 
 /** Inbox prefix the edge user may subscribe to (its PubAcks), and nothing else; see infra/nats/nats.conf. */
 export const EDGE_INBOX_PREFIX = "_INBOX_edge"
 
+/** Inbox prefix of the projector user: replies to its JetStream calls and fetches, and no one else's; see infra/nats/nats.conf. */
+export const PROJECTOR_INBOX_PREFIX = "_INBOX_projector"
+
 /** Events the projections publish back to the log, e.g. `derived.retail.restock`. */
 export const DERIVED_STREAM = "DERIVED"
 export const DERIVED_SUBJECTS = "derived.>"
 export const RESTOCK_SUBJECT = "derived.retail.restock"
+
+/**
+ * Events a source's contract refused, kept exactly as received with their issues until an
+ * operator re-drives them (`mesh quarantine`): `ingest.quarantine.<source>`, and the operator's
+ * outcomes of re-drives on `quarantine.outcome.<source>` (a subject the edge may not publish).
+ */
+export const QUARANTINE_STREAM = "QUARANTINE"
+export const QUARANTINE_SUBJECTS: ReadonlyArray<string> = ["ingest.quarantine.>", "quarantine.outcome.>"]
+export const quarantineSubject = (source: string): string => `ingest.quarantine.${subjectToken(source)}`
+export const quarantineOutcomeSubject = (source: string): string => `quarantine.outcome.${subjectToken(source)}`

@@ -1,7 +1,7 @@
-import { Effect, Schema } from "effect"
-import { asBatch, type Contract, type ContractViolation, decodeOrViolation, violation } from "./contract.ts"
+import { Schema } from "effect"
+import { type Contract, decodeIssues, type Judgement, makeContract } from "./contract.ts"
+import type { ContractIssue } from "./event.ts"
 import { renderPath } from "./issues.ts"
-import type { ContractEvent } from "./event.ts"
 import type { Domain } from "./log.ts"
 import { Identifier, IsoDateTime, toUtcIso } from "./primitives.ts"
 
@@ -26,39 +26,28 @@ export const SenderEnvelope = Schema.Struct({
 /** Event types and the schema of each type's `data`. */
 export type EventTypes = Readonly<Record<string, Schema.Decoder<unknown>>>
 
-/** A contract for an own-sender source whose events use {@link SenderEnvelope}. */
-export const envelopeContract = (options: {
-  readonly name: string
-  readonly domain: Domain
-  readonly schemaVersion: string
-  readonly types: EventTypes
-}): Contract => {
-  const known = Object.keys(options.types)
-  const splitOne = (item: unknown, at: ReadonlyArray<number>): Effect.Effect<ContractEvent, ContractViolation> =>
-    Effect.gen(function* () {
-      const envelope = yield* decodeOrViolation(SenderEnvelope, item, at)
-      const dataSchema = options.types[envelope.type]
-      if (dataSchema === undefined) {
-        return yield* violation({
-          path: renderPath([...at, "type"]),
-          message: `Unknown event type ${JSON.stringify(envelope.type)}; expected one of ${known.join(", ")}`
-        })
-      }
-      yield* decodeOrViolation(dataSchema, envelope.data, [...at, "data"])
-      return { key: envelope.id, type: envelope.type, occurredAt: toUtcIso(envelope.timestamp), payload: item }
-    })
+const EnvelopeKey = Schema.Struct({ id: Identifier })
 
-  return {
+/** A contract for an own-sender source whose events use {@link SenderEnvelope}. */
+export const envelopeContract = (options: { readonly name: string; readonly domain: Domain; readonly schemaVersion: string; readonly types: EventTypes }): Contract => {
+  const known = Object.keys(options.types)
+  return makeContract({
     name: options.name,
     domain: options.domain,
     schemaVersion: options.schemaVersion,
-    split: (body) =>
-      Effect.gen(function* () {
-        const items = yield* asBatch(body)
-        const results = yield* Effect.forEach(items, (item, index) => Effect.result(splitOne(item, Array.isArray(body) ? [index] : [])))
-        const issues = results.flatMap((result) => (result._tag === "Failure" ? result.failure.issues : []))
-        if (issues.length > 0) return yield* violation(...issues)
-        return results.flatMap((result) => (result._tag === "Success" ? [result.success] : []))
-      })
-  }
+    shape: "object or array",
+    describe: "the sender envelope's events",
+    judge: (payload, at) => {
+      const key = decodeIssues(EnvelopeKey, payload)
+      const invalid = (issues: ReadonlyArray<ContractIssue>): Judgement => ({ _tag: "Invalid", key: key.ok ? key.value.id : undefined, issues })
+      const envelope = decodeIssues(SenderEnvelope, payload, at)
+      if (!envelope.ok) return invalid(envelope.issues)
+      const dataSchema = options.types[envelope.value.type]
+      if (dataSchema === undefined)
+        return invalid([{ path: renderPath([...at, "type"]), message: `Unknown event type ${JSON.stringify(envelope.value.type)}; expected one of ${known.join(", ")}` }])
+      const data = decodeIssues(dataSchema, envelope.value.data, [...at, "data"])
+      if (!data.ok) return invalid(data.issues)
+      return { _tag: "Valid", event: { key: envelope.value.id, type: envelope.value.type, occurredAt: toUtcIso(envelope.value.timestamp), payload } }
+    }
+  })
 }

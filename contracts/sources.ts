@@ -21,10 +21,20 @@ export const contractNames = Object.keys(contracts) as ReadonlyArray<ContractNam
 export const SCHEMES = ["hubspot", "standard-webhooks", "hub-signature-256", "bearer", "basic"] as const
 export type Scheme = (typeof SCHEMES)[number]
 
+/**
+ * What the edge does with the events of a request that break the contract: `quarantine` appends
+ * them, as received, to the quarantine stream and the valid ones to the log (202); `reject`
+ * refuses the whole request (422). Senders that never retry a 4xx need `quarantine`, or a request
+ * with one bad event loses its good ones for good.
+ */
+export const INVALID_EVENT_POLICIES = ["quarantine", "reject"] as const
+export type InvalidEventPolicy = (typeof INVALID_EVENT_POLICIES)[number]
+
 /** A webhook source: the `:source` of `POST /v1/hooks/:source`. */
 export interface SourceDefinition {
   readonly contract: ContractName
   readonly scheme: Scheme
+  readonly onInvalid: InvalidEventPolicy
 }
 
 /**
@@ -32,9 +42,11 @@ export interface SourceDefinition {
  * that can only sign `X-Hub-Signature-256`) through the `SOURCES` setting.
  */
 export const defaultSources: Readonly<Record<string, SourceDefinition>> = {
-  hubspot: { contract: "hubspot", scheme: "hubspot" },
-  aloware: { contract: "aloware", scheme: "bearer" },
-  erasure: { contract: "warehouse", scheme: "standard-webhooks" },
-  oee: { contract: "oee", scheme: "standard-webhooks" },
-  pos: { contract: "retail", scheme: "standard-webhooks" }
+  // HubSpot and Aloware never retry a 4xx: their bad events are quarantined, the rest appended.
+  hubspot: { contract: "hubspot", scheme: "hubspot", onInvalid: "quarantine" },
+  aloware: { contract: "aloware", scheme: "bearer", onInvalid: "quarantine" },
+  // Our own senders retry and can be fixed: a request with a bad event is refused whole.
+  erasure: { contract: "warehouse", scheme: "standard-webhooks", onInvalid: "reject" },
+  oee: { contract: "oee", scheme: "standard-webhooks", onInvalid: "reject" },
+  pos: { contract: "retail", scheme: "standard-webhooks", onInvalid: "reject" }
 }

@@ -1,18 +1,30 @@
 import { Effect, Schema } from "effect"
 import { issuesOf } from "../contracts/issues.ts"
-import { contractNames, defaultSources, type Scheme, SCHEMES, type SourceDefinition } from "../contracts/sources.ts"
+import { contractNames, defaultSources, INVALID_EVENT_POLICIES, type Scheme, SCHEMES, type SourceDefinition } from "../contracts/sources.ts"
 import { EdgeMisconfigured } from "./errors.ts"
 import { standardWebhooksKey } from "./verify/standard-webhooks.ts"
 
 const HubSpotVersion = Schema.Literals(["v1", "v2", "v3"])
 
-const SourceName = Schema.String.check(
-  Schema.isPattern(/^[a-z0-9][a-z0-9_-]{0,62}$/, { message: "Expected a source name of lower-case letters, digits, - and _, e.g. erasure-east" })
-)
+/** Source names are URL path segments and subject tokens: lower-case letters, digits, - and _. */
+const SOURCE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/
 
+/**
+ * Every key of a JSON object setting is checked by hand rather than by a refined record key, which
+ * would drop a key that does not match (a secret for "HubSpot" would vanish and the source fail
+ * closed with no word of why).
+ */
+const badSourceName = (setting: string, name: string, known: ReadonlyArray<string>): string | undefined => {
+  if (SOURCE_NAME.test(name)) return undefined
+  const near = known.find((candidate) => candidate === name.toLowerCase().trim())
+  return `${setting} names ${JSON.stringify(name)}, which is not a source name (lower-case letters, digits, - and _, e.g. erasure-east)${near === undefined ? "" : `; did you mean ${JSON.stringify(near)}?`}`
+}
+
+/** A source in `SOURCES`: a new one names its contract and scheme; a default one may change only what it gives. */
 const SourceSetting = Schema.Struct({
-  contract: Schema.Literals(contractNames),
-  scheme: Schema.Literals(SCHEMES),
+  contract: Schema.optionalKey(Schema.Literals(contractNames)),
+  scheme: Schema.optionalKey(Schema.Literals(SCHEMES)),
+  onInvalid: Schema.optionalKey(Schema.Literals(INVALID_EVENT_POLICIES)),
   hubspotVersions: Schema.optionalKey(Schema.Array(HubSpotVersion))
 })
 
@@ -23,8 +35,8 @@ const EdgeSettings = Schema.Struct({
   NATS_WS_URL: Schema.String.check(Schema.isPattern(/^wss?:\/\/\S+$/, { message: "Expected a ws:// or wss:// URL of the NATS websocket listener" })),
   NATS_USER: Schema.optionalKey(Schema.String),
   NATS_PASSWORD: Schema.optionalKey(Schema.String),
-  WEBHOOK_SECRETS: Schema.optionalKey(Schema.fromJsonString(Schema.Record(SourceName, Schema.Array(Schema.NonEmptyString)))),
-  SOURCES: Schema.optionalKey(Schema.fromJsonString(Schema.Record(SourceName, SourceSetting))),
+  WEBHOOK_SECRETS: Schema.optionalKey(Schema.fromJsonString(Schema.Record(Schema.String, Schema.Array(Schema.NonEmptyString)))),
+  SOURCES: Schema.optionalKey(Schema.fromJsonString(Schema.Record(Schema.String, SourceSetting))),
   MAX_BODY_BYTES: Schema.optionalKey(IntFromString(1)),
   TIMESTAMP_TOLERANCE_SECONDS: Schema.optionalKey(IntFromString(1)),
   HUBSPOT_SIGNATURE_VERSIONS: Schema.optionalKey(Schema.String),
@@ -105,15 +117,36 @@ export const loadEdgeConfig = (env: Record<string, unknown>): Effect.Effect<Edge
     )
     const hubspotVersions = yield* parseVersions(settings.HUBSPOT_SIGNATURE_VERSIONS)
     const secrets = settings.WEBHOOK_SECRETS ?? {}
-    const definitions: Record<string, SourceDefinition & { hubspotVersions?: ReadonlyArray<"v1" | "v2" | "v3"> }> = { ...defaultSources, ...(settings.SOURCES ?? {}) }
-    const problems = Object.entries(secrets).flatMap(([name, list]) => {
+    const definitions: Record<string, SourceDefinition & { hubspotVersions?: ReadonlyArray<"v1" | "v2" | "v3"> }> = { ...defaultSources }
+    const problems: Array<string> = [
+      ...Object.keys(settings.SOURCES ?? {}).flatMap((name) => badSourceName("SOURCES", name, Object.keys(defaultSources)) ?? []),
+      ...Object.keys(secrets).flatMap((name) => badSourceName("WEBHOOK_SECRETS", name, [...Object.keys(defaultSources), ...Object.keys(settings.SOURCES ?? {})]) ?? [])
+    ]
+    for (const [name, setting] of Object.entries(settings.SOURCES ?? {})) {
+      if (!SOURCE_NAME.test(name)) continue
+      const base = defaultSources[name]
+      const contract = setting.contract ?? base?.contract
+      const scheme = setting.scheme ?? base?.scheme
+      if (contract === undefined || scheme === undefined) {
+        problems.push(`SOURCES.${name} is a new source: give its "contract" (${contractNames.join(", ")}) and "scheme" (${SCHEMES.join(", ")})`)
+        continue
+      }
+      definitions[name] = {
+        contract,
+        scheme,
+        onInvalid: setting.onInvalid ?? base?.onInvalid ?? "reject",
+        ...(setting.hubspotVersions === undefined ? {} : { hubspotVersions: setting.hubspotVersions })
+      }
+    }
+    problems.push(...Object.entries(secrets).flatMap(([name, list]) => {
+      if (!SOURCE_NAME.test(name)) return []
       const definition = definitions[name]
       if (definition === undefined) return [`WEBHOOK_SECRETS names ${JSON.stringify(name)}, which is not a source; declare it in SOURCES`]
       return list.flatMap((secret, index) => {
         const problem = secretProblem(definition.scheme, secret)
         return problem === undefined ? [] : [`WEBHOOK_SECRETS.${name}[${index}] (${definition.scheme}) ${problem}`]
       })
-    })
+    }))
     if (problems.length > 0) return yield* new EdgeMisconfigured({ reason: `invalid settings: ${problems.join("; ")}` })
     const sources = new Map<string, EdgeSource>(
       Object.entries(definitions).map(([name, definition]) => [
@@ -122,6 +155,7 @@ export const loadEdgeConfig = (env: Record<string, unknown>): Effect.Effect<Edge
           name,
           contract: definition.contract,
           scheme: definition.scheme,
+          onInvalid: definition.onInvalid,
           secrets: secrets[name] ?? [],
           hubspotVersions: definition.hubspotVersions ?? hubspotVersions
         }

@@ -45,8 +45,31 @@ describe("the edge's settings", () => {
     expect(await secrets({ erasure: ["whsec_" + Buffer.from("sixteen byte key").toString("base64")] })).toBe("loaded")
   })
 
-  it("are answered 503 with Retry-After when wrong, so senders retry once an operator fixed them", () => {
-    expect(describeError(new EdgeMisconfigured({ reason: "x" }))).toMatchObject({ status: 503, retryable: true, body: { error: "edge_misconfigured" } })
+  it("are answered 503 with Retry-After when wrong, so senders retry once an operator fixed them, telling the caller nothing of the internals", () => {
+    const described = describeError(new EdgeMisconfigured({ reason: 'NATS_WS_URL: got "nats://10.0.0.7:4222"' }))
+    expect(described).toMatchObject({ status: 503, retryable: true, body: { error: "edge_misconfigured" }, detail: 'NATS_WS_URL: got "nats://10.0.0.7:4222"' })
+    expect(JSON.stringify(described.body)).not.toMatch(/10\.0\.0\.7|NATS_WS_URL/)
+  })
+
+  it("refuse a secret for a name that is not a source, naming the key, rather than dropping it silently", async () => {
+    expect(await failure({ ...base, WEBHOOK_SECRETS: JSON.stringify({ HubSpot: ["hubspot-client-secret"] }) })).toMatch(
+      /WEBHOOK_SECRETS names "HubSpot", which is not a source name .*; did you mean "hubspot"\?/
+    )
+    expect(await failure({ ...base, SOURCES: JSON.stringify({ "Erasure East": { contract: "warehouse", scheme: "hub-signature-256" } }) })).toMatch(/SOURCES names "Erasure East"/)
+  })
+
+  it("quarantine invalid events for senders that never retry a 4xx and refuse them whole for our own, each changeable per source", async () => {
+    const config = await Effect.runPromise(loadEdgeConfig({ ...base, SOURCES: JSON.stringify({ erasure: { onInvalid: "quarantine" }, hubspot: { onInvalid: "reject" } }) }))
+    expect(Object.fromEntries([...config.sources.values()].map((source) => [source.name, source.onInvalid]))).toEqual({
+      hubspot: "reject",
+      aloware: "quarantine",
+      erasure: "quarantine",
+      oee: "reject",
+      pos: "reject"
+    })
+    expect(config.sources.get("erasure")).toMatchObject({ contract: "warehouse", scheme: "standard-webhooks" })
+    expect(await failure({ ...base, SOURCES: JSON.stringify({ east: { onInvalid: "quarantine" } }) })).toMatch(/SOURCES.east is a new source: give its "contract"/)
+    expect(await failure({ ...base, SOURCES: JSON.stringify({ erasure: { onInvalid: "keep" } }) })).toMatch(/SOURCES/)
   })
 
   it("add operator-declared sources beside the defaults", async () => {

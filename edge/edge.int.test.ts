@@ -1,6 +1,6 @@
 import type { JetStreamManager } from "@nats-io/jetstream"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { DOMAINS, LogHeaders, streamFor } from "../contracts/log.ts"
+import { DOMAINS, LogHeaders, QUARANTINE_STREAM, streamFor } from "../contracts/log.ts"
 import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retailEvents } from "../infra/local/samples.ts"
 import { signHubSpotV3 } from "../infra/local/sign.ts"
 import { type EdgeStack, startEdgeStack } from "../infra/local/stack.ts"
@@ -17,7 +17,8 @@ afterAll(async () => {
 
 const messageCount = async (jsm: JetStreamManager, stream: string) => (await jsm.streams.info(stream)).state.messages
 
-const allCounts = async () => Object.fromEntries(await Promise.all(DOMAINS.map(async (domain) => [domain, await messageCount(stack.jsm, streamFor(domain))] as const)))
+/** Messages in every stream the edge appends to, the quarantine included. */
+const allCounts = async () => Object.fromEntries(await Promise.all([...DOMAINS.map(streamFor), QUARANTINE_STREAM].map(async (stream) => [stream, await messageCount(stack.jsm, stream)] as const)))
 
 const storedMessage = async (stream: string, seq: number) => {
   const message = await stack.jsm.streams.getMessage(stream, { seq })
@@ -36,7 +37,7 @@ describe("a signed HubSpot batch", () => {
     })
     expect(response.status).toBe(202)
     const answer = (await response.json()) as { accepted: number; duplicates: number; trace_id: string; events: Array<{ id: string; subject: string; seq: number }> }
-    expect(answer).toMatchObject({ accepted: 100, duplicates: 0, trace_id: "4bf92f3577b34da6a3ce929d0e0e4736" })
+    expect(answer).toMatchObject({ accepted: 100, duplicates: 0, quarantined: [], trace_id: "4bf92f3577b34da6a3ce929d0e0e4736" })
     expect(await messageCount(stack.jsm, "INGEST_CRM")).toBe(before + 100)
 
     for (const [index, event] of batch.entries()) {
@@ -129,13 +130,30 @@ describe("requests the edge refuses", () => {
       request: () => post({ body: "[{not json", headers: signed("[{not json") })
     },
     {
-      name: "a body that breaks the contract",
+      name: "a batch with an event that breaks the contract, from a source that refuses whole requests",
       status: 422,
       error: "contract_violation",
       message: /in 2 place\(s\)/,
       request: () => {
-        const bad = JSON.stringify([{ ...hubspotBatch(1, { firstEventId: 7000 })[0], portalId: "62515", occurredAt: -5 }])
-        return post({ body: bad, headers: signed(bad) })
+        const [good, bad] = erasureEvents(2, { firstId: 7000 })
+        return postSigned(stack.edge.url, "erasure", [good, { ...bad, id: 7, timestamp: "yesterday" }], stack.secrets.erasure as string)
+      }
+    },
+    {
+      name: "a HubSpot body that is not a batch of events at all",
+      status: 422,
+      error: "contract_violation",
+      message: /in 1 place\(s\)/,
+      request: () => post({ body: '{"eventId":1}', headers: signed('{"eventId":1}') })
+    },
+    {
+      name: "a 40 KB body nested 20,000 levels deep",
+      status: 422,
+      error: "contract_violation",
+      message: /in 1 place\(s\)/,
+      request: () => {
+        const deep = `${"[".repeat(20_000)}${"]".repeat(20_000)}`
+        return post({ body: deep, headers: signed(deep) })
       }
     },
     {
@@ -183,12 +201,12 @@ describe("requests the edge refuses", () => {
   }
 
   it("lists each contract issue with its path", async () => {
-    const bad = JSON.stringify([{ ...hubspotBatch(1, { firstEventId: 7100 })[0], portalId: "62515", occurredAt: -5 }])
-    const response = await post({ body: bad, headers: signed(bad) })
+    const [good, bad] = erasureEvents(2, { firstId: 7100 })
+    const response = await postSigned(stack.edge.url, "erasure", [good, { ...bad, id: 7, timestamp: "yesterday" }], stack.secrets.erasure as string)
     expect(await response.json()).toMatchObject({
       issues: [
-        { path: "$[0].portalId", message: 'Expected number, got "62515"' },
-        { path: "$[0].occurredAt", message: "Expected a value greater than or equal to 0, got -5" }
+        { path: "$[1].id", message: "Expected string, got 7" },
+        { path: "$[1].timestamp", message: 'Expected an ISO 8601 date-time with a time zone in years 0001 to 9999 (UTC), e.g. 2025-01-15T10:32:00Z, got "yesterday"' }
       ]
     })
   })

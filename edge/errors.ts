@@ -15,6 +15,13 @@ export class PayloadTooLarge extends Schema.TaggedError<PayloadTooLarge>()("Payl
   limitBytes: Schema.Number
 }) {}
 
+/** One event, with the log's headers, is larger than the log takes in one message. */
+export class EventTooLarge extends Schema.TaggedError<EventTooLarge>()("EventTooLarge", {
+  index: Schema.Number,
+  bytes: Schema.Number,
+  limitBytes: Schema.Number
+}) {}
+
 export class MalformedBody extends Schema.TaggedError<MalformedBody>()("MalformedBody", {
   reason: Schema.String
 }) {}
@@ -29,7 +36,7 @@ export class EdgeMisconfigured extends Schema.TaggedError<EdgeMisconfigured>()("
   reason: Schema.String
 }) {}
 
-export type EdgeError = UnknownSource | UnsupportedMediaType | PayloadTooLarge | SignatureRejected | MalformedBody | ContractViolation | LogUnavailable | EdgeMisconfigured
+export type EdgeError = UnknownSource | UnsupportedMediaType | PayloadTooLarge | EventTooLarge | SignatureRejected | MalformedBody | ContractViolation | LogUnavailable | EdgeMisconfigured
 
 /** The body of every error answer. */
 export interface ErrorBody {
@@ -50,6 +57,15 @@ export const describeError = (error: EdgeError): { status: number; retryable: bo
       return { status: 415, retryable: false, body: { error: "unsupported_media_type", message: `Content-Type must be application/json, got ${JSON.stringify(error.contentType)}` } }
     case "PayloadTooLarge":
       return { status: 413, retryable: false, body: { error: "payload_too_large", message: `the body exceeds the limit of ${error.limitBytes} bytes; split the batch` } }
+    case "EventTooLarge":
+      return {
+        status: 413,
+        retryable: false,
+        body: {
+          error: "event_too_large",
+          message: `event $[${error.index}] is ${error.bytes} bytes with the log's headers, more than the ${error.limitBytes} bytes the log takes per event; nothing was appended: send it smaller`
+        }
+      }
     case "SignatureRejected":
       return { status: 401, retryable: false, body: { error: "unauthorized", message: error.reason } }
     case "MalformedBody":
@@ -71,7 +87,8 @@ export const describeError = (error: EdgeError): { status: number; retryable: bo
         detail: error.reason
       }
     case "EdgeMisconfigured":
-      return { status: 503, retryable: true, body: { error: "edge_misconfigured", message: error.reason } }
+      // The reason may name internals (a NATS URL, a source's secrets); the caller is not authenticated yet.
+      return { status: 503, retryable: true, body: { error: "edge_misconfigured", message: "the edge is misconfigured; its operator has been told, retry later" }, detail: error.reason }
   }
 }
 

@@ -1,9 +1,11 @@
 import { Effect } from "effect"
-import { requireDistinctKeys } from "../contracts/contract.ts"
+import { issuesOfSplit, validEvents, violation } from "../contracts/contract.ts"
+import type { ContractIssue } from "../contracts/event.ts"
 import { contracts, type Scheme } from "../contracts/sources.ts"
 import type { EdgeConfig, EdgeSource } from "./config.ts"
-import { EdgeMisconfigured, type EdgeError, LogUnavailable, MalformedBody, PayloadTooLarge, UnknownSource, UnsupportedMediaType } from "./errors.ts"
+import { EdgeMisconfigured, type EdgeError, type EventTooLarge, LogUnavailable, MalformedBody, PayloadTooLarge, UnknownSource, UnsupportedMediaType } from "./errors.ts"
 import { type LogMessage, type LogReceipt, toLogMessages } from "./log-message.ts"
+import { type InvalidEvent, quarantineMessages } from "./quarantine.ts"
 import { verifiers } from "./verify/index.ts"
 
 /** Schemes whose proof covers the body; the others are checked before the body is read. */
@@ -15,13 +17,27 @@ const SIGNS_BODY: Readonly<Record<Scheme, boolean>> = {
   basic: false
 }
 
-/** Appends messages to the log; the Worker's implementation goes through the Durable Object. */
-export type AppendToLog = (messages: ReadonlyArray<LogMessage>) => Effect.Effect<ReadonlyArray<LogReceipt>, LogUnavailable>
+/**
+ * Appends messages to the log, all or none of them checked against the log's size limit first;
+ * receipts in the order of `messages`. The Worker's implementation goes through the Durable Object.
+ */
+export type AppendToLog = (messages: ReadonlyArray<LogMessage>) => Effect.Effect<ReadonlyArray<LogReceipt>, LogUnavailable | EventTooLarge>
 
-/** The 202 answer: every event of the request is in the log. */
+/** A quarantined event in the 202 answer: where it stood, its key if it had one, its quarantine id and why. */
+export interface Quarantined {
+  readonly index: number
+  readonly key?: string
+  /** Its sequence in the QUARANTINE stream: the id `mesh quarantine redrive` takes. */
+  readonly id: number
+  readonly duplicate: boolean
+  readonly issues: ReadonlyArray<ContractIssue>
+}
+
+/** The 202 answer: every valid event of the request is in the log, every invalid one in the quarantine. */
 export interface Accepted {
   readonly accepted: number
   readonly duplicates: number
+  readonly quarantined: ReadonlyArray<Quarantined>
   readonly trace_id: string
   readonly events: ReadonlyArray<{ readonly id: string; readonly subject: string; readonly seq: number; readonly duplicate: boolean }>
 }
@@ -92,7 +108,8 @@ export const traceIdOf = (headers: Headers): string => {
 
 /**
  * `POST /v1/hooks/:source`: authenticate, validate, split and append; succeeds only once every
- * event of the request has a PubAck.
+ * event of the request has a PubAck. Events that break the contract are quarantined (appended as
+ * received to the quarantine stream) or refuse the whole request, as the source's policy says.
  */
 export const ingestWebhook = (
   config: EdgeConfig,
@@ -118,14 +135,25 @@ export const ingestWebhook = (
     if (!credentialOnly) yield* verify(body)
     const json = yield* parseJson(body)
     const contract = contracts[source.contract]
-    const events = yield* Effect.flatMap(contract.split(json), (split) => requireDistinctKeys(split, Array.isArray(json)))
-    const traceId = traceIdOf(request.headers)
-    const receipts = yield* appendToLog(toLogMessages(source.name, contract, events, { receivedAt: new Date(now()).toISOString(), traceId }))
+    const split = yield* contract.split(json)
+    const invalid: ReadonlyArray<InvalidEvent> = split.events.flatMap((item) =>
+      item.judgement._tag === "Invalid" ? [{ index: item.index, payload: item.payload, key: item.judgement.key, issues: item.judgement.issues }] : []
+    )
+    if (invalid.length > 0 && source.onInvalid === "reject") return yield* violation(...issuesOfSplit(split))
+    const valid = validEvents(split)
+    const context = { receivedAt: new Date(now()).toISOString(), traceId: traceIdOf(request.headers) }
+    const quarantine = yield* Effect.promise(() => quarantineMessages(source.name, contract, invalid, context))
+    const receipts = yield* appendToLog([...toLogMessages(source.name, contract, valid, context), ...quarantine])
+    const appended = receipts.slice(0, valid.length)
     return {
-      accepted: receipts.length,
-      duplicates: receipts.filter((receipt) => receipt.duplicate).length,
-      trace_id: traceId,
-      events: receipts.map((receipt) => ({ id: receipt.msgId, subject: receipt.subject, seq: receipt.seq, duplicate: receipt.duplicate }))
+      accepted: appended.length,
+      duplicates: appended.filter((receipt) => receipt.duplicate).length,
+      quarantined: invalid.map((event, i) => {
+        const receipt = receipts[valid.length + i] as LogReceipt
+        return { index: event.index, ...(event.key === undefined ? {} : { key: event.key }), id: receipt.seq, duplicate: receipt.duplicate, issues: event.issues }
+      }),
+      trace_id: context.traceId,
+      events: appended.map((receipt) => ({ id: receipt.msgId, subject: receipt.subject, seq: receipt.seq, duplicate: receipt.duplicate }))
     }
   })
 

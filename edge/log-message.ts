@@ -9,6 +9,8 @@ export interface LogMessage {
   readonly msgId: string
   readonly headers: Readonly<Record<string, string>>
   readonly data: string
+  /** The event's position in the request that carried it, to name it in an answer. */
+  readonly index: number
 }
 
 /** What JetStream acknowledged for one message. */
@@ -19,14 +21,20 @@ export interface LogReceipt {
   readonly duplicate: boolean
 }
 
-/** The log message of each event of a request, in request order. */
+/** What the edge knows of the request an event came in. */
+export interface RequestContext {
+  readonly receivedAt: string
+  readonly traceId: string
+}
+
+/** The log message of each valid event of a request, in request order. */
 export const toLogMessages = (
   source: string,
   contract: Contract,
-  events: ReadonlyArray<ContractEvent>,
-  request: { readonly receivedAt: string; readonly traceId: string }
+  events: ReadonlyArray<{ readonly index: number; readonly event: ContractEvent }>,
+  request: RequestContext
 ): ReadonlyArray<LogMessage> =>
-  events.map((event) => ({
+  events.map(({ index, event }) => ({
     stream: streamFor(contract.domain),
     subject: subjectFor(contract.domain, source, event.type),
     msgId: messageIdFor(source, event.key),
@@ -39,5 +47,6 @@ export const toLogMessages = (
       [LogHeaders.receivedAt]: request.receivedAt,
       [LogHeaders.traceId]: request.traceId
     },
-    data: JSON.stringify(event.payload)
+    data: JSON.stringify(event.payload),
+    index
   }))

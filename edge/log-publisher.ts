@@ -17,6 +17,21 @@ export interface ConnectOptions {
   readonly connectTimeoutMs: number
 }
 
+/** nats-server's default `max_payload`, for a server whose INFO does not say. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024
+
+const encoder = new TextEncoder()
+
+/**
+ * What an append did: every message acknowledged (`receipts` in order), or nothing sent because the
+ * message of the request's event `tooLarge.index` is larger than the server takes. (One object
+ * rather than a union, which the Durable Object's RPC types do not carry.)
+ */
+export interface AppendOutcome {
+  readonly receipts: ReadonlyArray<LogReceipt>
+  readonly tooLarge: { readonly index: number; readonly bytes: number; readonly limit: number } | null
+}
+
 const describe = (error: unknown): string => (error instanceof Error ? `${error.name}: ${error.message}` : String(error))
 
 /**
@@ -53,29 +68,33 @@ export class LogPublisher extends DurableObject<EdgeEnv> {
   }
 
   /**
-   * Appends every message and resolves once JetStream acknowledged all of them. Headers are built
-   * before anything is sent, so a message that cannot be encoded fails the call with nothing appended.
+   * Appends every message and resolves once JetStream acknowledged all of them. Each message is
+   * built and measured before anything is sent: one larger than the server's `max_payload` (data
+   * and headers) is the sender's fault, answered without publishing anything and without touching
+   * the connection other requests share.
    */
-  async append(messages: ReadonlyArray<LogMessage>, options: ConnectOptions & { readonly publishTimeoutMs: number }): Promise<ReadonlyArray<LogReceipt>> {
-    const prepared = messages.map((message) => {
-      const headers = natsHeaders()
-      for (const [name, value] of Object.entries(message.headers)) headers.set(name, value)
-      return { message, headers }
-    })
+  async append(messages: ReadonlyArray<LogMessage>, options: ConnectOptions & { readonly publishTimeoutMs: number }): Promise<AppendOutcome> {
     const connection = this.openConnection(options)
     try {
-      const js = jetstream(await connection, { timeout: options.publishTimeoutMs })
-      return await Promise.all(
+      const nc = await connection
+      const limit = nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD
+      const prepared = messages.map((message) => {
+        const headers = natsHeaders()
+        for (const [name, value] of Object.entries(message.headers)) headers.set(name, value)
+        headers.set("Nats-Msg-Id", message.msgId)
+        headers.set("Nats-Expected-Stream", message.stream)
+        return { message, headers, bytes: encoder.encode(String(headers)).byteLength + encoder.encode(message.data).byteLength }
+      })
+      const oversized = prepared.find((item) => item.bytes > limit)
+      if (oversized !== undefined) return { receipts: [], tooLarge: { index: oversized.message.index, bytes: oversized.bytes, limit } }
+      const js = jetstream(nc, { timeout: options.publishTimeoutMs })
+      const receipts = await Promise.all(
         prepared.map(async ({ message, headers }) => {
-          const ack = await js.publish(message.subject, message.data, {
-            msgID: message.msgId,
-            headers,
-            expect: { streamName: message.stream },
-            timeout: options.publishTimeoutMs
-          })
+          const ack = await js.publish(message.subject, message.data, { headers, timeout: options.publishTimeoutMs })
           return { msgId: message.msgId, subject: message.subject, seq: ack.seq, duplicate: ack.duplicate }
         })
       )
+      return { receipts, tooLarge: null }
     } catch (error) {
       this.drop(connection)
       throw new Error(describe(error))

@@ -2,7 +2,7 @@ import { Effect } from "effect"
 import { Hono } from "hono"
 import { logEvent } from "../infra/logger.ts"
 import { type EdgeConfig, loadEdgeConfig } from "./config.ts"
-import { describeError, type EdgeError } from "./errors.ts"
+import { describeError, type EdgeError, EventTooLarge } from "./errors.ts"
 import { ingestWebhook, withDeadline } from "./ingest.ts"
 import type { LogMessage } from "./log-message.ts"
 import type { ConnectOptions, EdgeEnv } from "./log-publisher.ts"
@@ -64,9 +64,13 @@ app.post("/v1/hooks/:source", async (c) => {
   if (loaded._tag === "Failure") return errorResponse(loaded.failure, MISCONFIGURED_RETRY_AFTER_SECONDS)
   const config = loaded.success
   const appendToLog = (messages: ReadonlyArray<LogMessage>) =>
-    withDeadline(
-      () => publisher(c.env, config).append(messages, { ...connectOptions(config), publishTimeoutMs: config.publishTimeoutMs }),
-      config.connectTimeoutMs + config.publishTimeoutMs + 500
+    Effect.flatMap(
+      withDeadline(
+        () => publisher(c.env, config).append(messages, { ...connectOptions(config), publishTimeoutMs: config.publishTimeoutMs }),
+        config.connectTimeoutMs + config.publishTimeoutMs + 500
+      ),
+      ({ receipts, tooLarge }) =>
+        tooLarge === null ? Effect.succeed(receipts) : Effect.fail(new EventTooLarge({ index: tooLarge.index, bytes: tooLarge.bytes, limitBytes: tooLarge.limit }))
     )
   const result = await Effect.runPromise(Effect.result(ingestWebhook(config, c.req.param("source"), c.req.raw, appendToLog)))
   return result._tag === "Success"

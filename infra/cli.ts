@@ -1,6 +1,6 @@
 import { join } from "node:path"
 import { parseArgs } from "node:util"
-import { jetstreamManager } from "@nats-io/jetstream"
+import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import postgres from "postgres"
 import { serveProjections } from "../consumers/serve.ts"
@@ -12,6 +12,7 @@ import { defaultSources } from "../contracts/sources.ts"
 import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retailEvents } from "./local/samples.ts"
 import { generateSecrets, startEdgeStack } from "./local/stack.ts"
 import { LOCAL_STATE_DIR as STATE_DIR, LOCAL_STATE_FILE as STATE_FILE, type LocalState, readLocalState, writeLocalState } from "./local/state.ts"
+import { readQuarantine, redriveQuarantined } from "./quarantine.ts"
 import { applyStreams, DEFAULT_STREAM_SETTINGS, streamDeclarations } from "./streams.ts"
 import {
   authenticate,
@@ -36,17 +37,22 @@ const USAGE = `usage: npm run mesh -- <command>
       --pg-port N         embedded Postgres port (default 15432)
       --api-port N        read API port (default 8788)
   samples                 send signed sample traffic for every source to a running local mesh
-  project [--batch-size N] [name...]   run projections live (default: all); NATS_URL, NATS_USER, NATS_PASSWORD, DATABASE_URL
+  project [--batch-size N] [--metrics-port N] [--metrics-host H] [name...]
+                          run projections live (default: all); NATS_URL, NATS_USER, NATS_PASSWORD, DATABASE_URL;
+                          metrics and health on 127.0.0.1:9464 unless --metrics-host says otherwise
   rebuild <name...>       rebuild projections from the log, switching readers atomically
   status                  checkpoint, stream head, lag and dead letters per projection
   dead-letters list [name] | redrive <name> (<id>... | --all)
+  quarantine list [source] [--all] | redrive <id>...
+                          events the contracts refused (kept as received, with their issues); a re-drive
+                          checks them again with the current contract and appends those that pass, once
   keys create --name NAME --marts warehouse,oee|*    an API key for the read API, scoped to marts (printed once)
   keys list | keys revoke <id>...
   reader-login <login>    create the read-only ingest_reader group and a login in it (READER_PASSWORD); prints READ_DATABASE_URL
   serve-api [--port N]    the read API alone, as READ_DATABASE_URL (a role in the ingest_reader group)
   streams apply           declare the log's streams on a NATS server (idempotent)
       --url URL           nats://host:port (default $NATS_URL or nats://127.0.0.1:4222)
-      --user U --password P   (default $NATS_USER / $NATS_PASSWORD)
+      --user U            (default $NATS_USER or admin; the password is read from $NATS_PASSWORD)
       --duplicate-window-minutes N   (default 10)
       --replicas N        (default 1; 3 in a cluster)
 `
@@ -156,23 +162,67 @@ const samples = async () => {
 }
 
 const streamsApply = async (args: ReadonlyArray<string>) => {
+  // A password on the command line ends up in the shell's history and in every `ps` listing.
+  if (args.some((arg) => arg === "--password" || arg.startsWith("--password="))) throw new Error("streams apply takes the password from NATS_PASSWORD, not the command line: NATS_PASSWORD=… npm run mesh -- streams apply …")
+  const password = process.env.NATS_PASSWORD ?? ""
   const { values } = parseArgs({
     args: [...args],
     options: {
       url: { type: "string", default: process.env.NATS_URL ?? "nats://127.0.0.1:4222" },
       user: { type: "string", default: process.env.NATS_USER ?? "admin" },
-      password: { type: "string", default: process.env.NATS_PASSWORD ?? "" },
       "duplicate-window-minutes": { type: "string", default: String(DEFAULT_STREAM_SETTINGS.duplicateWindowMs / 60_000) },
       replicas: { type: "string", default: String(DEFAULT_STREAM_SETTINGS.replicas) }
     }
   })
-  const nc = await connect({ servers: values.url, user: values.user, ...(values.password === "" ? {} : { pass: values.password }) })
+  const nc = await connect({ servers: values.url, user: values.user, ...(password === "" ? {} : { pass: password }) })
   try {
     const changes = await applyStreams(
       await jetstreamManager(nc),
       streamDeclarations({ duplicateWindowMs: Number(values["duplicate-window-minutes"]) * 60_000, replicas: Number(values.replicas) })
     )
     for (const change of changes) console.log(`${change.name.padEnd(18)} ${change.action}`)
+  } finally {
+    await nc.close()
+  }
+}
+
+/** An admin connection to NATS: NATS_URL, NATS_USER (admin) and NATS_PASSWORD, else the local mesh's. */
+const connectAdminFromSettings = async () => {
+  const local = readLocalState()
+  const url = process.env.NATS_URL ?? local?.natsUrl
+  if (url === undefined) throw new Error("set NATS_URL, NATS_USER and NATS_PASSWORD (an admin of the log), or start a local mesh with `npm run up`")
+  const password = process.env.NATS_PASSWORD ?? (process.env.NATS_URL === undefined ? local?.natsPasswords.admin : undefined)
+  return connect({ servers: url, user: process.env.NATS_USER ?? "admin", ...(password === undefined ? {} : { pass: password }), name: "ingest-admin" })
+}
+
+const QUARANTINE_USAGE = "usage: npm run mesh -- quarantine list [source] [--all] | quarantine redrive <id>..."
+
+/** `mesh quarantine list [source] [--all] | redrive <id...>` */
+const quarantine = async (args: ReadonlyArray<string>) => {
+  const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, options: { all: { type: "boolean", default: false } } })
+  const [action, ...rest] = positionals
+  if (action !== "list" && action !== "redrive") throw new Error(QUARANTINE_USAGE)
+  const nc = await connectAdminFromSettings()
+  try {
+    const js = jetstream(nc)
+    const jsm = await jetstreamManager(nc)
+    if (action === "list") {
+      const records = (await readQuarantine(js, jsm, rest[0])).filter((record) => values.all || record.redriven === undefined)
+      if (records.length === 0) console.log(values.all ? "the quarantine is empty" : "no quarantined events waiting (--all lists re-driven ones too)")
+      for (const record of records) {
+        const status = record.redriven === undefined ? "waiting" : `re-driven ${record.redriven.at} as ${record.redriven.subject} seq ${record.redriven.seq}`
+        console.log(`#${record.id}  ${record.source}  key ${record.key ?? "-"}  received ${record.receivedAt}  event $[${record.index}] of its request  ${status}`)
+        for (const issue of record.issues) console.log(`    ${issue.path}: ${issue.message}`)
+        console.log(`    event: ${record.data.length > 300 ? `${record.data.slice(0, 300)}… (${record.data.length} characters)` : record.data}`)
+      }
+      return
+    }
+    const ids = rest.map((id) => {
+      if (!/^\d+$/.test(id)) throw new Error(`quarantine ids are numbers (the # in quarantine list), got ${JSON.stringify(id)}`)
+      return Number(id)
+    })
+    if (ids.length === 0) throw new Error(QUARANTINE_USAGE)
+    for (const report of await redriveQuarantined(js, jsm, ids)) console.log(`#${report.id}  ${report.outcome}: ${report.detail}`)
   } finally {
     await nc.close()
   }
@@ -186,6 +236,7 @@ const run = async () => {
   if (command === "rebuild") return rebuildCommand(rest)
   if (command === "status") return statusCommand()
   if (command === "dead-letters") return deadLettersCommand(rest)
+  if (command === "quarantine") return quarantine(rest)
   if (command === "keys") return keysCommand(rest)
   if (command === "serve-api") return serveApiCommand(rest)
   if (command === "reader-login") return readerLoginCommand(rest)

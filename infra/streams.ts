@@ -1,6 +1,6 @@
 import { DiscardPolicy, type JetStreamManager, RetentionPolicy, StorageType, type StreamConfig } from "@nats-io/jetstream"
 import { nanos } from "@nats-io/nats-core"
-import { DERIVED_STREAM, DERIVED_SUBJECTS, DOMAINS, domainSubjects, streamFor } from "../contracts/log.ts"
+import { DERIVED_STREAM, DERIVED_SUBJECTS, DOMAINS, domainSubjects, QUARANTINE_STREAM, QUARANTINE_SUBJECTS, streamFor } from "../contracts/log.ts"
 
 export interface StreamSettings {
   /** How long JetStream remembers a `Nats-Msg-Id` to drop a resend; longer windows cost server memory. */
@@ -12,19 +12,21 @@ export interface StreamSettings {
 export const DEFAULT_STREAM_SETTINGS: StreamSettings = { duplicateWindowMs: 10 * 60 * 1000, replicas: 1 }
 
 /**
- * The log, declared as code: one stream per domain holding `ingest.<domain>.>`, and one for what
- * projections derive (`derived.>`). The log is the truth, so nothing ages out and a full stream
- * refuses new events (the edge answers 503) rather than dropping old ones.
+ * The log, declared as code: one stream per domain holding `ingest.<domain>.>`, one for what
+ * projections derive (`derived.>`), and the quarantine of events the contracts refused. The log is
+ * the truth: nothing ages out, no message can be deleted or purged, and a full stream refuses new
+ * events (the edge answers 503) rather than dropping old ones.
  */
 export const streamDeclarations = (settings: StreamSettings = DEFAULT_STREAM_SETTINGS): ReadonlyArray<Partial<StreamConfig> & { name: string }> => [
-  ...DOMAINS.map((domain) => stream(streamFor(domain), `Events of the ${domain} domain as their senders sent them`, domainSubjects(domain), settings)),
-  stream(DERIVED_STREAM, "Events the projections derive and publish back, e.g. restock alerts", DERIVED_SUBJECTS, settings)
+  ...DOMAINS.map((domain) => stream(streamFor(domain), `Events of the ${domain} domain as their senders sent them`, [domainSubjects(domain)], settings)),
+  stream(DERIVED_STREAM, "Events the projections derive and publish back, e.g. restock alerts", [DERIVED_SUBJECTS], settings),
+  stream(QUARANTINE_STREAM, "Events the contracts refused, as received, with their issues; and the outcomes of their re-drives", QUARANTINE_SUBJECTS, settings)
 ]
 
-const stream = (name: string, description: string, subjects: string, settings: StreamSettings): Partial<StreamConfig> & { name: string } => ({
+const stream = (name: string, description: string, subjects: ReadonlyArray<string>, settings: StreamSettings): Partial<StreamConfig> & { name: string } => ({
   name,
   description,
-  subjects: [subjects],
+  subjects: [...subjects],
   storage: StorageType.File,
   retention: RetentionPolicy.Limits,
   discard: DiscardPolicy.New,
@@ -33,7 +35,9 @@ const stream = (name: string, description: string, subjects: string, settings: S
   max_bytes: -1,
   duplicate_window: nanos(settings.duplicateWindowMs),
   num_replicas: settings.replicas,
-  allow_direct: true
+  allow_direct: true,
+  deny_delete: true,
+  deny_purge: true
 })
 
 export type StreamChange = { readonly name: string; readonly action: "created" | "updated" | "unchanged" }

@@ -1,6 +1,7 @@
 import type { JetStreamClient } from "@nats-io/jetstream"
 import { headers as natsHeaders } from "@nats-io/nats-core"
 import { Effect } from "effect"
+import { requireAllValid } from "../../contracts/contract.ts"
 import { MAX_EVENTS_PER_REQUEST } from "../../contracts/event.ts"
 import { LogHeaders } from "../../contracts/log.ts"
 import { contracts, defaultSources } from "../../contracts/sources.ts"
@@ -26,7 +27,7 @@ export const appendAsEdge = async (
   const contract = contracts[definition.contract]
   let last = 0
   for (let start = 0; start < payloads.length; start += MAX_EVENTS_PER_REQUEST) {
-    const events = await Effect.runPromise(contract.split(payloads.slice(start, start + MAX_EVENTS_PER_REQUEST)))
+    const events = await Effect.runPromise(Effect.flatMap(contract.split(payloads.slice(start, start + MAX_EVENTS_PER_REQUEST)), requireAllValid))
     const messages = toLogMessages(source, contract, events, { receivedAt: new Date().toISOString(), traceId: "0".repeat(31) + "1" })
     const acks = await Promise.all(
       messages.map((message, offset) => {

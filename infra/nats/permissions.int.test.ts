@@ -1,8 +1,9 @@
-import { jetstream, jetstreamManager } from "@nats-io/jetstream"
+import { AckPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/nats-core"
 import { connect } from "@nats-io/transport-node"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { EDGE_INBOX_PREFIX } from "../../contracts/log.ts"
+import { connectProjector } from "../local/projector.ts"
 import { connectAdmin } from "../local/stack.ts"
 import { applyStreams } from "../streams.ts"
 import { type NatsServer, startNatsServer } from "./server.ts"
@@ -49,5 +50,27 @@ describe("the edge user on the real nats-server", () => {
 
   it("cannot publish outside ingest.>", async () => {
     await expect(jetstream(edge, { timeout: 2000 }).publish("derived.retail.restock", "{}")).rejects.toThrow(/Permissions Violation for Publish to "derived.retail.restock"/)
+  })
+})
+
+describe("the projector user on the real nats-server", () => {
+  it("reads through a durable consumer with its own inbox prefix, and cannot subscribe to the admin's inboxes", async () => {
+    const projector = await connectProjector(nats)
+    try {
+      const js = jetstream(projector)
+      const jsm = await jetstreamManager(projector)
+      await jsm.consumers.add("INGEST_CRM", { durable_name: "permissions-projector", ack_policy: AckPolicy.Explicit, filter_subject: "ingest.crm.>" })
+      const messages = await (await js.consumers.get("INGEST_CRM", "permissions-projector")).fetch({ max_messages: 1, expires: 1000 })
+      let read = 0
+      for await (const message of messages) {
+        message.ack()
+        read++
+      }
+      expect(read).toBe(1)
+      const sub = projector.subscribe("_INBOX.>")
+      expect(String(await sub.closed)).toMatch(/Permissions Violation for Subscription to "_INBOX.>"/)
+    } finally {
+      await projector.close()
+    }
   })
 })

@@ -1,14 +1,27 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { freePort } from "../local/ports.ts"
+import { serverSupports } from "./features.ts"
 import { stopChild, stopLeftover, stopWithParent, waitForOutput } from "../local/processes.ts"
 
 /** The project's nats-server configuration; every setting comes from the environment. */
 export const NATS_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), "nats.conf")
+
+/** The version a nats-server binary reports, e.g. `2.9.10`. */
+export const natsServerVersion = (binary: string): string => {
+  const output = execFileSync(binary, ["--version"], { encoding: "utf8" })
+  const match = /v?(\d+\.\d+\.\d+)/.exec(output)
+  if (match?.[1] === undefined) throw new Error(`${binary} --version printed no version: ${output.trim()}`)
+  return match[1]
+}
+
+/** The project's configuration for a server of `version`: lines marked for newer servers turned on where it has them. */
+export const renderNatsConfig = (template: string, version: string): string =>
+  serverSupports(version, "syncIntervalAlways") ? template.replace(/^(\s*)# (sync_interval: always)\s*$/m, "$1$2") : template
 
 export interface NatsCredentials {
   readonly user: string
@@ -22,6 +35,8 @@ export interface NatsServer {
   readonly wsUrl: string
   readonly monitorUrl: string
   readonly storeDir: string
+  /** The server's version, e.g. `2.9.10`: what {@link serverSupports} is asked about. */
+  readonly version: string
   readonly admin: NatsCredentials
   readonly edge: NatsCredentials
   readonly projector: NatsCredentials
@@ -85,12 +100,15 @@ export const startNatsServer = async (options: StartNatsOptions = {}): Promise<N
     NATS_PROJECTOR_PASSWORD: projector.password
   }
   const binary = natsServerBinary()
+  const version = natsServerVersion(binary)
+  const config = join(storeDir, "nats-server.conf")
+  writeFileSync(config, renderNatsConfig(readFileSync(NATS_CONFIG, "utf8"), version))
   let child: ChildProcess | undefined
   // A persistent store (the local mesh's) remembers its server, so one left by a mesh that was killed is stopped first.
   const pidFile = ownsStore ? undefined : join(storeDir, "nats-server.pid")
 
   const start = async () => {
-    const proc = spawn(binary, ["-c", NATS_CONFIG], { env, stdio: ["ignore", "pipe", "pipe"] })
+    const proc = spawn(binary, ["-c", config], { env, stdio: ["ignore", "pipe", "pipe"] })
     child = proc
     if (pidFile !== undefined && proc.pid !== undefined) writeFileSync(pidFile, String(proc.pid))
     stopWithParent(proc)
@@ -110,6 +128,7 @@ export const startNatsServer = async (options: StartNatsOptions = {}): Promise<N
     wsUrl: `ws://${host}:${wsPort}`,
     monitorUrl: `http://${host}:${monitorPort}`,
     storeDir,
+    version,
     admin,
     edge,
     projector,
