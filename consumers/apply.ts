@@ -1,6 +1,7 @@
 import type postgres from "postgres"
-import { type LogEvent, type Projection, type SideEffect, type SideEffects, stateKey } from "../projections/projection.ts"
+import { type LogEvent, type Outcome, type Projection, type SideEffect, type SideEffects, stateKey } from "../projections/projection.ts"
 import { bulkWrite, mergeRows, qualified, type Row } from "../projections/table.ts"
+import { classifyFailure, describeFailure, FatalFailure, sqlState } from "./failures.ts"
 import { readEventOf } from "./reader.ts"
 import type { Generation } from "./registry.ts"
 
@@ -27,12 +28,23 @@ export class CheckpointMoved extends Error {
   }
 }
 
-/** A rebuild met an event the projection cannot project: it stops and names it. */
-export class PoisonInRebuild extends Error {
-  constructor(readonly event: ReadEvent, readonly reason: string) {
-    super(`event seq ${event.seq} (${event.subject}, key ${event.dedupeKey}) cannot be projected: ${reason}`)
+/** A rebuild met an event the projection cannot project, or whose rows Postgres refuses: it stops and names it. */
+export class PoisonInRebuild extends FatalFailure {
+  constructor(
+    readonly event: ReadEvent,
+    readonly reason: string
+  ) {
+    super(`event seq ${event.seq} (${event.subject}, key ${event.dedupeKey}) cannot be projected: ${reason}`, "the live marts are untouched; fix the projection and rebuild again")
+    this.name = "PoisonInRebuild"
   }
 }
+
+/** The generation was built by a newer version of the projection than this process runs: its rows must not be written by older code. */
+export const newerVersion = (projection: Projection, built: number): FatalFailure =>
+  new FatalFailure(
+    `the ${projection.name} marts (generation built by version ${built} of the projection) are newer than this process's code (version ${projection.version})`,
+    "stop this process and deploy the new code; it will not write into them"
+  )
 
 interface Projected {
   readonly recorded: ReadonlyArray<ReadEvent>
@@ -41,6 +53,15 @@ interface Projected {
   readonly skipped: number
   readonly duplicates: number
   readonly effects: number
+}
+
+/** A projection that throws on an event (a bug its tests missed) has met a poison event, not a reason to stop the domain. */
+const projectSafely = (projection: Projection, event: ReadEvent): Outcome => {
+  try {
+    return projection.project(event)
+  } catch (error) {
+    return { _tag: "Poison", reason: `the projection failed on this event: ${error instanceof Error ? error.message : String(error)}` }
+  }
 }
 
 /**
@@ -75,7 +96,7 @@ const projectInto = async (
       duplicates++
       continue
     }
-    const outcome = projection.project(event)
+    const outcome = projectSafely(projection, event)
     if (outcome._tag === "Poison") {
       if (onPoison === "stop") throw new PoisonInRebuild(event, outcome.reason)
       dead.push({ event, reason: outcome.reason })
@@ -152,11 +173,7 @@ export const applyBatch = (
   mode: "live" | "rebuild"
 ): Promise<BatchResult> =>
   sql.begin(async (tx) => {
-    const [row] = await tx`SELECT checkpoint, status FROM ingest.projections WHERE name = ${projection.name} AND generation = ${generation.generation} FOR UPDATE`
-    const status = row?.status as string | undefined
-    const found = row === undefined ? undefined : Number(row.checkpoint)
-    const writable = mode === "live" ? status === "active" : status === "building"
-    if (found !== expectedCheckpoint || !writable) throw new CheckpointMoved(generation.generation, found, status)
+    await claimBatch(tx, projection, generation, expectedCheckpoint, mode)
 
     const fresh = events.filter((event) => event.seq > expectedCheckpoint).sort((a, b) => a.seq - b.seq)
     const projected = await projectInto(tx, projection, generation, fresh, mode === "live" ? "collect" : "stop", mode === "live")
@@ -168,6 +185,75 @@ export const applyBatch = (
     await tx`UPDATE ingest.projections SET checkpoint = ${checkpoint}, updated_at = now() WHERE name = ${projection.name} AND generation = ${generation.generation}`
     return { applied: projected.applied, duplicates: projected.duplicates, skipped: projected.skipped, deadLetters: projected.dead.length, effects: projected.effects, checkpoint }
   })
+
+/**
+ * Locks the generation's registry row for this batch's transaction and checks that it is still ours
+ * to write: at the checkpoint we continue from, in the state the mode writes (active live, building
+ * in a rebuild), and not built by a newer version of the projection.
+ */
+const claimBatch = async (tx: postgres.TransactionSql, projection: Projection, generation: Generation, expectedCheckpoint: number, mode: "live" | "rebuild"): Promise<void> => {
+  const [row] = await tx`SELECT checkpoint, status, version FROM ingest.projections WHERE name = ${projection.name} AND generation = ${generation.generation} FOR UPDATE`
+  if (row !== undefined && Number(row.version) > projection.version) throw newerVersion(projection, Number(row.version))
+  const status = row?.status as string | undefined
+  const found = row === undefined ? undefined : Number(row.checkpoint)
+  const writable = mode === "live" ? status === "active" : status === "building"
+  if (found !== expectedCheckpoint || !writable) throw new CheckpointMoved(generation.generation, found, status)
+}
+
+/**
+ * Dead-letters one event whose rows Postgres refused (found by bisecting its batch), with the
+ * SQLSTATE and message, and moves the checkpoint past it, in one transaction. Like a poison event
+ * of the projection, it claims no dedupe key.
+ */
+export const deadLetterRefused = (sql: postgres.Sql, projection: Projection, generation: Generation, expectedCheckpoint: number, event: ReadEvent, error: unknown): Promise<BatchResult> =>
+  sql.begin(async (tx) => {
+    await claimBatch(tx, projection, generation, expectedCheckpoint, "live")
+    await tx`INSERT INTO ingest.dead_letters (projection, seq, subject, dedupe_key, reason, sqlstate, payload, headers)
+             VALUES (${projection.name}, ${event.seq}, ${event.subject}, ${event.dedupeKey}, ${`Postgres refused the event's rows: ${describeFailure(error)}`}, ${sqlState(error) ?? null}, ${event.data}, ${tx.json(event.headers)})`
+    await tx`UPDATE ingest.projections SET checkpoint = ${event.seq}, updated_at = now() WHERE name = ${projection.name} AND generation = ${generation.generation}`
+    return { applied: 0, duplicates: 0, skipped: 0, deadLetters: 1, effects: 0, checkpoint: event.seq }
+  })
+
+const sumResults = (a: BatchResult, b: BatchResult): BatchResult => ({
+  applied: a.applied + b.applied,
+  duplicates: a.duplicates + b.duplicates,
+  skipped: a.skipped + b.skipped,
+  deadLetters: a.deadLetters + b.deadLetters,
+  effects: a.effects + b.effects,
+  checkpoint: b.checkpoint
+})
+
+/**
+ * {@link applyBatch}, and when Postgres refuses the batch's values (SQLSTATE class 22 or 23),
+ * bisects it: each half is applied in log order, so the event found is the first whose rows
+ * Postgres refuses given everything before it — whatever the batch boundaries. Live, that event is
+ * dead-lettered with the SQLSTATE and the rest projected; in a rebuild it stops the rebuild, named.
+ */
+export const applyFindingPoison = (
+  sql: postgres.Sql,
+  projection: Projection,
+  generation: Generation,
+  expectedCheckpoint: number,
+  events: ReadonlyArray<ReadEvent>,
+  mode: "live" | "rebuild"
+): Promise<BatchResult> => {
+  const apply = async (checkpoint: number, slice: ReadonlyArray<ReadEvent>): Promise<BatchResult> => {
+    try {
+      return await applyBatch(sql, projection, generation, checkpoint, slice, mode)
+    } catch (error) {
+      if (classifyFailure(error) !== "poison" || slice.length === 0) throw error
+      if (slice.length === 1) {
+        const event = slice[0] as ReadEvent
+        if (mode === "rebuild") throw new PoisonInRebuild(event, `Postgres refused its rows: ${describeFailure(error)}`)
+        return deadLetterRefused(sql, projection, generation, checkpoint, event, error)
+      }
+      const middle = Math.ceil(slice.length / 2)
+      const left = await apply(checkpoint, slice.slice(0, middle))
+      return sumResults(left, await apply(left.checkpoint, slice.slice(middle)))
+    }
+  }
+  return apply(expectedCheckpoint, events.filter((event) => event.seq > expectedCheckpoint).sort((a, b) => a.seq - b.seq))
+}
 
 /** What a re-drive did with each dead letter. */
 export interface RedriveResult {
@@ -184,7 +270,8 @@ export interface RedriveResult {
  */
 export const redriveDeadLetters = (sql: postgres.Sql, projection: Projection, generation: Generation, ids: ReadonlyArray<number>): Promise<RedriveResult> =>
   sql.begin(async (tx) => {
-    const [row] = await tx`SELECT status FROM ingest.projections WHERE name = ${projection.name} AND generation = ${generation.generation} FOR UPDATE`
+    const [row] = await tx`SELECT status, version FROM ingest.projections WHERE name = ${projection.name} AND generation = ${generation.generation} FOR UPDATE`
+    if (row !== undefined && Number(row.version) > projection.version) throw newerVersion(projection, Number(row.version))
     if (row?.status !== "active") throw new CheckpointMoved(generation.generation, undefined, row?.status as string | undefined)
     const letters = await tx`SELECT id, seq, subject, headers, payload FROM ingest.dead_letters
                              WHERE projection = ${projection.name} AND redriven_at IS NULL AND id = ANY(${tx.array(ids.map(String))}::bigint[]) ORDER BY seq`
@@ -194,8 +281,18 @@ export const redriveDeadLetters = (sql: postgres.Sql, projection: Projection, ge
       letterOf.set(event, Number(letter.id))
       return event
     })
-    const projected = await projectInto(tx, projection, generation, events, "collect", true)
-    const stillPoison = projected.dead.map(({ event, reason }) => ({ id: letterOf.get(event) as number, reason }))
+    // Each letter in its own savepoint: one whose rows Postgres still refuses stays, the others go on.
+    const stillPoison: Array<{ id: number; reason: string }> = []
+    for (const event of events) {
+      const id = letterOf.get(event) as number
+      try {
+        const projected = await tx.savepoint((point) => projectInto(point, projection, generation, [event], "collect", true))
+        for (const { reason } of projected.dead) stillPoison.push({ id, reason })
+      } catch (error) {
+        if (classifyFailure(error) !== "poison") throw error
+        stillPoison.push({ id, reason: `Postgres refused the event's rows: ${describeFailure(error)}` })
+      }
+    }
     for (const { id, reason } of stillPoison) await tx`UPDATE ingest.dead_letters SET reason = ${reason} WHERE id = ${id}`
     const poisoned = new Set(stillPoison.map((letter) => letter.id))
     const redriven = letters.map((letter) => Number(letter.id)).filter((id) => !poisoned.has(id))

@@ -66,7 +66,7 @@ describe("the same log projected with different batch sizes", () => {
     expect(many.alerts).toEqual(one.alerts)
     expect(one.alerts).toEqual(["restock:pos:count_2", "restock:pos:count_5"])
     // Appended now, the 2025 sales all arrived late: their sum is in the late column, exact.
-    const [hour] = await one.sql`SELECT (revenue + late_revenue)::text AS revenue FROM mart.revenue_per_hour`
+    const [hour] = await one.sql`SELECT (revenue + late_revenue)::text AS revenue FROM mart_retail.revenue_per_hour`
     expect(hour?.revenue).toBe("6.0")
   })
 })

@@ -93,7 +93,9 @@ export const statusCommand = async (): Promise<void> => {
     const rows = await projectionStatus(sql, nc, Object.values(projections))
     console.log(["projection", "generation", "version", "checkpoint", "head", "lag", "dead letters", "building"].join("\t"))
     for (const row of rows)
-      console.log([row.projection, row.generation ?? "-", row.version ?? "-", row.checkpoint, row.head, row.lag, row.deadLetters, row.building.map((b) => `g${b.generation}@${b.checkpoint}`).join(",") || "-"].join("\t"))
+      console.log([row.projection, row.generation ?? "-", row.version ?? "-", row.checkpoint, row.head, row.lag, row.deadLetters, row.building
+          .map((b) => `g${b.generation}@${b.checkpoint}${b.switchWaitingSince === null ? "" : ` (switch waiting for readers since ${b.switchWaitingSince}, ${b.switchAttempts} tries)`}`)
+          .join(",") || "-"].join("\t"))
   } finally {
     await close()
   }

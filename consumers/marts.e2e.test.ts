@@ -93,27 +93,27 @@ describe("warehouse marts from signed erasure webhooks", () => {
     expect(response.status).toBe(202)
     await caughtUp(warehouseProjection)
 
-    expect(plain(await sql`SELECT to_char(date, 'YYYY-MM-DD') AS date, booked_in, erased, qa FROM mart.daily_stats ORDER BY date`)).toEqual([
+    expect(plain(await sql`SELECT to_char(date, 'YYYY-MM-DD') AS date, booked_in, erased, qa FROM mart_warehouse.daily_stats ORDER BY date`)).toEqual([
       { date: "2025-01-15", booked_in: 30, erased: 6, qa: 7 },
       { date: "2025-01-16", booked_in: 0, erased: 0, qa: 4 }
     ])
-    expect(plain(await sql`SELECT initials, count FROM mart.engineer_stats ORDER BY initials`)).toEqual([
+    expect(plain(await sql`SELECT initials, count FROM mart_warehouse.engineer_stats ORDER BY initials`)).toEqual([
       { initials: "AK", count: 2 },
       { initials: "JD", count: 2 },
       { initials: "MR", count: 2 }
     ])
-    expect(plain(await sql`SELECT initials, device_type, count FROM mart.engineer_stats_type ORDER BY initials`)).toEqual([
+    expect(plain(await sql`SELECT initials, device_type, count FROM mart_warehouse.engineer_stats_type ORDER BY initials`)).toEqual([
       { initials: "AK", device_type: "laptops_desktops", count: 2 },
       { initials: "JD", device_type: "servers", count: 2 },
       { initials: "MR", device_type: "laptops_desktops", count: 2 }
     ])
-    const erasures = await sql`SELECT event, count(*)::int AS n FROM mart.erasures GROUP BY event ORDER BY event`
+    const erasures = await sql`SELECT event, count(*)::int AS n FROM mart_warehouse.erasures GROUP BY event ORDER BY event`
     expect(plain(erasures)).toEqual([
       { event: "connected", n: 3 },
       { event: "failure", n: 3 },
       { event: "success", n: 6 }
     ])
-    expect(plain(await sql`SELECT event_id, month, initials, job_id, error_type, duration_seconds::int AS duration_seconds FROM mart.erasures WHERE event_id = 'era_3'`)).toEqual([
+    expect(plain(await sql`SELECT event_id, month, initials, job_id, error_type, duration_seconds::int AS duration_seconds FROM mart_warehouse.erasures WHERE event_id = 'era_3'`)).toEqual([
       { event_id: "era_3", month: "2025-01", initials: "MR", job_id: "JOB-3", error_type: "drive_locked", duration_seconds: 602 }
     ])
   })
@@ -132,8 +132,8 @@ describe("warehouse marts from signed erasure webhooks", () => {
       await js.publish("ingest.warehouse.erasure.erasure_success", JSON.stringify(event), { msgID: `erasure:era_500:${copy}`, headers: h })
     }
     await caughtUp(warehouseProjection)
-    expect(plain(await sql`SELECT erased FROM mart.daily_stats WHERE date = '2025-01-20'`)).toEqual([{ erased: 1 }])
-    expect(plain(await sql`SELECT count(*)::int AS n FROM mart.erasures WHERE event_id = 'era_500'`)).toEqual([{ n: 1 }])
+    expect(plain(await sql`SELECT erased FROM mart_warehouse.daily_stats WHERE date = '2025-01-20'`)).toEqual([{ erased: 1 }])
+    expect(plain(await sql`SELECT count(*)::int AS n FROM mart_warehouse.erasures WHERE event_id = 'era_500'`)).toEqual([{ n: 1 }])
   })
 
   it("dead-letter a poison event with its reason and project the rest of the batch", async () => {
@@ -151,7 +151,7 @@ describe("warehouse marts from signed erasure webhooks", () => {
     expect(dead).toHaveLength(1)
     expect(dead[0]).toMatchObject({ projection: "warehouse" })
     expect(dead[0]?.reason).toMatch(/Missing key/)
-    expect(plain(await sql`SELECT erased FROM mart.daily_stats WHERE date = '2025-01-21'`)).toEqual([{ erased: 1 }])
+    expect(plain(await sql`SELECT erased FROM mart_warehouse.daily_stats WHERE date = '2025-01-21'`)).toEqual([{ erased: 1 }])
   })
 
   it("re-drive a dead letter once the projection can read it, and keep it while it still cannot", async () => {
@@ -172,10 +172,10 @@ describe("warehouse marts from signed erasure webhooks", () => {
       }
     }
     expect(await redriveDeadLetters(sql, fixed, generation, [id])).toEqual({ redriven: [id], stillPoison: [] })
-    expect(plain(await sql`SELECT erased FROM mart.daily_stats WHERE date = '2025-01-21'`)).toEqual([{ erased: 2 }])
+    expect(plain(await sql`SELECT erased FROM mart_warehouse.daily_stats WHERE date = '2025-01-21'`)).toEqual([{ erased: 2 }])
     expect(plain(await sql`SELECT count(*)::int AS open FROM ingest.dead_letters WHERE id = ${id} AND redriven_at IS NULL`)).toEqual([{ open: 0 }])
     expect(await redriveDeadLetters(sql, fixed, generation, [id])).toEqual({ redriven: [], stillPoison: [] })
-    expect(plain(await sql`SELECT erased FROM mart.daily_stats WHERE date = '2025-01-21'`)).toEqual([{ erased: 2 }])
+    expect(plain(await sql`SELECT erased FROM mart_warehouse.daily_stats WHERE date = '2025-01-21'`)).toEqual([{ erased: 2 }])
   })
 })
 
@@ -190,24 +190,24 @@ describe("crm marts from signed HubSpot and Aloware webhooks", () => {
     expect((await postSigned(stack.edge.url, "aloware", text, stack.secrets.aloware as string)).status).toBe(202)
     await caughtUp(crmProjection)
 
-    expect(plain(await sql`SELECT date_key, agent_id, metric_id, event_count FROM mart.fact_daily_metric ORDER BY date_key, agent_id, metric_id`)).toEqual([
+    expect(plain(await sql`SELECT date_key, agent_id, metric_id, event_count FROM mart_crm.fact_daily_metric ORDER BY date_key, agent_id, metric_id`)).toEqual([
       { date_key: 20250115, agent_id: "aloware:17", metric_id: "CALLS", event_count: 1 },
       { date_key: 20250115, agent_id: "aloware:17", metric_id: "TEXTS", event_count: 1 },
       { date_key: 20250116, agent_id: "unassigned", metric_id: "CASES", event_count: 2 },
       { date_key: 20250116, agent_id: "unassigned", metric_id: "CONTACTS", event_count: 2 },
       { date_key: 20250116, agent_id: "unassigned", metric_id: "DEALS", event_count: 2 }
     ])
-    expect(plain(await sql`SELECT shift_id, count(*)::int AS n FROM mart.fact_event GROUP BY shift_id ORDER BY shift_id`)).toEqual([
+    expect(plain(await sql`SELECT shift_id, count(*)::int AS n FROM mart_crm.fact_event GROUP BY shift_id ORDER BY shift_id`)).toEqual([
       { shift_id: "EARLY", n: 1 },
       { shift_id: "LATE", n: 1 },
       { shift_id: "NIGHT", n: 6 }
     ])
-    expect(plain(await sql`SELECT agent_id, agent_name FROM mart.dim_agent WHERE agent_id = 'aloware:17'`)).toEqual([{ agent_id: "aloware:17", agent_name: "Dana Agent" }])
-    expect(plain(await sql`SELECT date_key, day_name, quarter, is_weekend FROM mart.dim_date ORDER BY date_key`)).toEqual([
+    expect(plain(await sql`SELECT agent_id, agent_name FROM mart_crm.dim_agent WHERE agent_id = 'aloware:17'`)).toEqual([{ agent_id: "aloware:17", agent_name: "Dana Agent" }])
+    expect(plain(await sql`SELECT date_key, day_name, quarter, is_weekend FROM mart_crm.dim_date ORDER BY date_key`)).toEqual([
       { date_key: 20250115, day_name: "Wednesday", quarter: 1, is_weekend: false },
       { date_key: 20250116, day_name: "Thursday", quarter: 1, is_weekend: false }
     ])
-    expect((await sql`SELECT metric_id FROM mart.dim_metric ORDER BY metric_id`).map((row) => row.metric_id)).toEqual(["CALLS", "CASES", "CONTACTS", "DEALS", "EMAILS", "INBOUND_CALLS", "TEXTS"])
+    expect((await sql`SELECT metric_id FROM mart_crm.dim_metric ORDER BY metric_id`).map((row) => row.metric_id)).toEqual(["CALLS", "CASES", "CONTACTS", "DEALS", "EMAILS", "INBOUND_CALLS", "TEXTS"])
   })
 })
 

@@ -4,6 +4,23 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client"
 import { streamFor } from "../contracts/log.ts"
 import type { Projection } from "../projections/projection.ts"
 import type { BatchResult } from "./apply.ts"
+import type { ProjectionState } from "./runtime.ts"
+
+const STATES: ReadonlyArray<ProjectionState> = ["starting", "running", "retrying", "waiting", "stopped", "failed"]
+
+/** A projection's state, since when, and why (the error of a retry or a failure). */
+export interface StateReport {
+  readonly state: ProjectionState
+  readonly since: string
+  readonly detail?: string
+}
+
+/** The process's health from its projections' states: ok when every one runs, else which do not and why. */
+export const healthOf = (states: ReadonlyMap<string, StateReport>): { readonly status: "ok" | "degraded" | "failed"; readonly projections: Record<string, StateReport> } => {
+  const all = [...states.values()]
+  const status = all.some((report) => report.state === "failed") ? "failed" : all.every((report) => report.state === "running") ? "ok" : "degraded"
+  return { status, projections: Object.fromEntries(states) }
+}
 
 /** Prometheus metrics of the projection runtime, one registry per process. */
 export const projectionMetrics = (jsm: JetStreamManager, projections: ReadonlyArray<Projection>) => {
@@ -23,6 +40,16 @@ export const projectionMetrics = (jsm: JetStreamManager, projections: ReadonlyAr
     registers: [registry]
   })
   const retries = new Counter({ name: "ingest_projection_retries_total", help: "Batches retried after a failure on our side", labelNames: ["projection"], registers: [registry] })
+  const states = new Map<string, StateReport>(projections.map((projection) => [projection.name, { state: "starting", since: new Date().toISOString() }]))
+  new Gauge({
+    name: "ingest_projection_state",
+    help: "1 for the state each projection's runtime is in (starting, running, retrying, waiting, stopped, failed), 0 for the others",
+    labelNames: ["projection", "state"],
+    registers: [registry],
+    collect() {
+      for (const [projection, report] of states) for (const state of STATES) this.set({ projection, state }, report.state === state ? 1 : 0)
+    }
+  })
   new Gauge({
     name: "ingest_projection_checkpoint",
     help: "Last stream sequence committed by the projection",
@@ -54,16 +81,30 @@ export const projectionMetrics = (jsm: JetStreamManager, projections: ReadonlyAr
       events.inc({ projection, outcome: "dead_letter" }, batch.deadLetters)
       batches.observe({ projection }, batch.millis / 1000)
     },
-    recordRetry: (projection: string) => retries.inc({ projection })
+    recordRetry: (projection: string) => retries.inc({ projection }),
+    recordState: (projection: string, state: ProjectionState, detail?: string) => {
+      if (states.get(projection)?.state === state && detail === undefined) return
+      states.set(projection, { state, since: states.get(projection)?.state === state ? (states.get(projection)?.since as string) : new Date().toISOString(), ...(detail === undefined ? {} : { detail }) })
+    },
+    health: () => healthOf(states)
   }
 }
 
-/** Serves `GET /metrics` in the Prometheus text format, on loopback unless `host` says otherwise. */
-export const serveMetrics = (registry: Registry, port: number, host = "127.0.0.1"): Promise<Server> =>
+/**
+ * Serves `GET /metrics` in the Prometheus text format and `GET /healthz` (200 when every projection
+ * runs, 503 with each one's state and reason otherwise), on loopback unless `host` says otherwise.
+ */
+export const serveMetrics = (registry: Registry, port: number, host = "127.0.0.1", health?: () => ReturnType<typeof healthOf>): Promise<Server> =>
   new Promise((resolve, reject) => {
     const server = createServer((request, response) => {
-      if (request.method !== "GET" || request.url?.split("?")[0] !== "/metrics") {
-        response.writeHead(404, { "content-type": "text/plain" }).end("metrics are at GET /metrics\n")
+      const path = request.url?.split("?")[0]
+      if (request.method === "GET" && path === "/healthz" && health !== undefined) {
+        const report = health()
+        response.writeHead(report.status === "ok" ? 200 : 503, { "content-type": "application/json" }).end(JSON.stringify(report))
+        return
+      }
+      if (request.method !== "GET" || path !== "/metrics") {
+        response.writeHead(404, { "content-type": "text/plain" }).end(`metrics are at GET /metrics${health === undefined ? "" : ", health at GET /healthz"}\n`)
         return
       }
       registry.metrics().then(

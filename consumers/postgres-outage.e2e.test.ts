@@ -4,6 +4,8 @@ import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { martSnapshot } from "../infra/local/marts.ts"
 import { warehouseWorkload } from "../infra/local/samples.ts"
 import { warehouseProjection } from "../projections/warehouse.ts"
+import { freePort } from "../infra/local/ports.ts"
+import { serveProjections } from "./serve.ts"
 
 let stack: LogStack
 
@@ -44,5 +46,37 @@ describe("Postgres stopped and restarted mid-run", () => {
 
     expect(retries).toBeGreaterThanOrEqual(3)
     expect(await martSnapshot(interrupted.sql, warehouseProjection)).toEqual(expected)
+  }, 180_000)
+
+  it("says so on /healthz and in the state metric while it waits, and is healthy again once Postgres is back", async () => {
+    const { sql } = await stack.database()
+    const port = await freePort()
+    const stop = new AbortController()
+    const served = serveProjections({ sql, nc: stack.projector, jsm: stack.jsm, projections: [warehouseProjection], signal: stop.signal, metricsPort: port })
+    const health = async () => {
+      const response = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined)
+      return response === undefined ? undefined : { status: response.status, body: (await response.json()) as { status: string; projections: Record<string, { state: string; detail?: string }> } }
+    }
+    /** Asks /healthz until `accept` takes its answer; each ask is a real request, nothing is slept on. */
+    const until = async (accept: (answer: Awaited<ReturnType<typeof health>>) => boolean) => {
+      for (;;) {
+        const answer = await health()
+        if (accept(answer)) return answer
+        await new Promise((resolveSoon) => setImmediate(resolveSoon))
+      }
+    }
+    try {
+      expect((await until((answer) => answer?.status === 200))?.body).toMatchObject({ status: "ok", projections: { warehouse: { state: "running" } } })
+      await stack.pg.stop()
+      const down = await until((answer) => answer?.status === 503)
+      expect(down?.body).toMatchObject({ status: "degraded", projections: { warehouse: { state: "retrying", detail: expect.stringMatching(/ECONNREFUSED|CONNECTION|terminat|shut/i) } } })
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
+      expect(metrics).toContain('ingest_projection_state{projection="warehouse",state="retrying"} 1')
+      await stack.pg.start()
+      expect((await until((answer) => answer?.status === 200))?.body.status).toBe("ok")
+    } finally {
+      stop.abort()
+      await served
+    }
   }, 180_000)
 })

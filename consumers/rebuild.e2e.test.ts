@@ -8,7 +8,7 @@ import { hubspotBatch, warehouseWorkload } from "../infra/local/samples.ts"
 import { crmProjection } from "../projections/crm.ts"
 import type { Projection } from "../projections/projection.ts"
 import { warehouseProjection } from "../projections/warehouse.ts"
-import { rebuildProjection } from "./rebuild.ts"
+import { projectionStatus, rebuildProjection, switchBackoffMs } from "./rebuild.ts"
 import { runLive } from "./runtime.ts"
 
 let stack: LogStack
@@ -90,11 +90,11 @@ describe("rebuilding a projection from the log", () => {
   const cases: ReadonlyArray<{ projection: Projection; probe: string }> = [
     {
       projection: warehouseProjection,
-      probe: `SELECT (SELECT count(*) FROM mart.erasures) AS erasures, (SELECT sum(erased) FROM mart.daily_stats) AS erased, (SELECT sum(count) FROM mart.engineer_stats_type) AS by_type`
+      probe: `SELECT (SELECT count(*) FROM mart_warehouse.erasures) AS erasures, (SELECT sum(erased) FROM mart_warehouse.daily_stats) AS erased, (SELECT sum(count) FROM mart_warehouse.engineer_stats_type) AS by_type`
     },
     {
       projection: crmProjection,
-      probe: `SELECT (SELECT count(*) FROM mart.fact_event) AS facts, (SELECT sum(event_count) FROM mart.fact_daily_metric) AS counted, (SELECT count(*) FROM mart.dim_date) AS days`
+      probe: `SELECT (SELECT count(*) FROM mart_crm.fact_event) AS facts, (SELECT sum(event_count) FROM mart_crm.fact_daily_metric) AS counted, (SELECT count(*) FROM mart_crm.dim_date) AS days`
     }
   ]
 
@@ -121,7 +121,7 @@ describe("rebuilding a projection from the log", () => {
   it("leaves the live consumer projecting into the new generation", async () => {
     heads.set("warehouse", await appendAsEdge(stack.js, "erasure", [{ id: "after_rebuild", type: "qa.completed", timestamp: "2025-03-01T09:00:00Z", data: { count: 9 } }]))
     await caughtUp(warehouseProjection)
-    expect(JSON.parse(JSON.stringify(await sql`SELECT qa FROM mart.daily_stats WHERE date = '2025-03-01'`))).toEqual([{ qa: 9 }])
+    expect(JSON.parse(JSON.stringify(await sql`SELECT qa FROM mart_warehouse.daily_stats WHERE date = '2025-03-01'`))).toEqual([{ qa: 9 }])
   })
 
   it("drops a generation left behind by a rebuild that died, and refuses to run twice at once", async () => {
@@ -149,3 +149,53 @@ describe("rebuilding a projection from the log", () => {
     expect(orphan.status).toBe("building")
   })
 })
+
+describe("a rebuild's switch while readers stream from the old marts", () => {
+  it("tries again after a pause that grows, holds no reader back between tries, says so in status, and switches once they finish", async () => {
+    const { sql: fresh } = await stack.database()
+    await stack.projectToHead(fresh, warehouseProjection)
+    const before = await martSnapshot(fresh, warehouseProjection)
+    // A reader in the middle of a long read of the old marts: its transaction holds the views.
+    let finishReading: () => void = () => {}
+    const reading = new Promise<void>((resolve) => (finishReading = resolve))
+    let readerHolds: () => void = () => {}
+    const holding = new Promise<void>((resolve) => (readerHolds = resolve))
+    const readerDone = fresh.begin(async (tx) => {
+      await tx`SELECT count(*) FROM mart_warehouse.erasures`
+      readerHolds()
+      await reading
+    })
+    await holding
+    const waits: Array<{ attempt: number; nextAttemptInMs: number; waiting: string | null; tries: number; blocked: number; readerRows: number }> = []
+    const rebuilt = rebuildProjection({
+      sql: fresh,
+      nc: stack.projector,
+      projection: warehouseProjection,
+      switchLockTimeoutMs: 200,
+      onSwitchWait: async (wait) => {
+        const [status] = await projectionStatus(fresh, stack.projector, [warehouseProjection])
+        const [{ blocked }] = (await fresh`SELECT count(*)::int AS blocked FROM pg_locks l JOIN pg_namespace n ON n.oid = (SELECT relnamespace FROM pg_class WHERE oid = l.relation)
+                                            WHERE NOT l.granted AND n.nspname = 'mart_warehouse'`) as unknown as [{ blocked: number }]
+        // A new reader between tries is not held back by the switch.
+        const [{ rows }] = (await fresh`SELECT count(*)::int AS rows FROM mart_warehouse.daily_stats`) as unknown as [{ rows: number }]
+        waits.push({ ...wait, waiting: status?.building[0]?.switchWaitingSince ?? null, tries: status?.building[0]?.switchAttempts ?? 0, blocked, readerRows: rows })
+        if (waits.length === 2) finishReading()
+      }
+    })
+    const result = await rebuilt
+    await readerDone
+    expect(waits.map((wait) => [wait.attempt, wait.nextAttemptInMs, wait.tries, wait.blocked])).toEqual([
+      [0, 1000, 1, 0],
+      [1, 2000, 2, 0]
+    ])
+    expect(waits.every((wait) => wait.waiting !== null && wait.readerRows > 0)).toBe(true)
+    expect(result.dropped).toHaveLength(1)
+    expect(await martSnapshot(fresh, warehouseProjection)).toEqual(before)
+    expect((await projectionStatus(fresh, stack.projector, [warehouseProjection]))[0]?.building).toEqual([])
+  }, 60_000)
+
+  it("waits 1 s after the first try, doubling to at most 30 s", () => {
+    expect([0, 1, 2, 3, 4, 5, 6, 10].map(switchBackoffMs)).toEqual([1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000])
+  })
+})
+

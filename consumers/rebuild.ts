@@ -3,7 +3,21 @@ import type postgres from "postgres"
 import { streamFor } from "../contracts/log.ts"
 import { logEvent } from "../infra/logger.ts"
 import type { Projection } from "../projections/projection.ts"
-import { activate, activeGeneration, createGeneration, dropRetired, ensureRegistry, type Generation, generations, isLockTimeout, lockReaders } from "./registry.ts"
+import { newerVersion } from "./apply.ts"
+import {
+  activate,
+  activeGeneration,
+  createGeneration,
+  dropGeneration,
+  dropRetired,
+  ensureRegistry,
+  type Generation,
+  generations,
+  isLockTimeout,
+  lockReaders,
+  READER_LOCK_TIMEOUT_MS,
+  rebuildLockKey
+} from "./registry.ts"
 import { clientsOf, consumeGeneration } from "./runtime.ts"
 
 export interface RebuildProgress {
@@ -13,6 +27,19 @@ export interface RebuildProgress {
   /** Seconds left at the current rate, or undefined before the first batch. */
   readonly etaSeconds: number | undefined
 }
+
+/** A switch that found readers still streaming from the old marts, and when it tries again. */
+export interface SwitchWait {
+  readonly attempt: number
+  readonly nextAttemptInMs: number
+}
+
+/**
+ * How long a switch waits after its `attempt`-th (0-based) try found readers of the old marts:
+ * 1 s doubling to 30 s. Each try holds new readers back for at most the lock timeout; the pause
+ * lets them run between tries.
+ */
+export const switchBackoffMs = (attempt: number): number => Math.min(30_000, 1000 * 2 ** Math.min(attempt, 5))
 
 export interface RebuildResult {
   readonly generation: number
@@ -35,6 +62,10 @@ export const rebuildProjection = async (options: {
   readonly projection: Projection
   readonly batchSize?: number
   readonly onProgress?: (progress: RebuildProgress) => void
+  /** How long each try of the switch waits for readers of the old marts (default {@link READER_LOCK_TIMEOUT_MS}). */
+  readonly switchLockTimeoutMs?: number
+  /** Called, and awaited, each time the switch found readers and is about to pause before trying again. */
+  readonly onSwitchWait?: (wait: SwitchWait) => void | Promise<void>
 }): Promise<RebuildResult> => {
   const { sql, projection } = options
   await ensureRegistry(sql)
@@ -42,17 +73,19 @@ export const rebuildProjection = async (options: {
   // generation still 'building' when we hold the lock was left by a rebuild that died, and goes.
   const lock = await sql.reserve()
   try {
-    const [{ locked }] = (await lock`SELECT pg_try_advisory_lock(hashtext(${`ingest.rebuild.${projection.name}`})) AS locked`) as unknown as [{ locked: boolean }]
+    const [{ locked }] = (await lock`SELECT pg_try_advisory_lock(hashtext(${rebuildLockKey(projection)})) AS locked`) as unknown as [{ locked: boolean }]
     if (!locked) throw new Error(`another rebuild of ${projection.name} is running`)
     try {
+      const live = await activeGeneration(sql, projection.name)
+      // Older code must not replace marts that newer code built.
+      if (live !== undefined && live.version > projection.version) throw newerVersion(projection, live.version)
       for (const stale of (await generations(sql, projection.name)).filter((generation) => generation.status === "building")) {
-        await sql.unsafe(`DROP SCHEMA IF EXISTS "${stale.schema}" CASCADE`)
-        await sql`DELETE FROM ingest.projections WHERE name = ${projection.name} AND generation = ${stale.generation}`
+        await dropGeneration(sql, stale)
         logEvent("warn", "dropped a generation left by a rebuild that did not finish", { projection: projection.name, schema: stale.schema })
       }
       return await rebuildLocked(options)
     } finally {
-      await lock`SELECT pg_advisory_unlock(hashtext(${`ingest.rebuild.${projection.name}`}))`
+      await lock`SELECT pg_advisory_unlock(hashtext(${rebuildLockKey(projection)}))`
     }
   } finally {
     lock.release()
@@ -94,15 +127,16 @@ const rebuildLocked = async (options: Parameters<typeof rebuildProjection>[0]): 
 
   try {
     await consumeTo(target)
-    for (;;) {
+    for (let attempt = 0; ; ) {
       const live = await activeGeneration(sql, projection.name)
       if (live !== undefined && live.checkpoint > position) {
         await consumeTo(live.checkpoint)
         continue
       }
+      let readersWaited = false
       const switched = await sql
         .begin(async (tx) => {
-          await lockReaders(tx, projection)
+          await lockReaders(tx, projection, options.switchLockTimeoutMs ?? READER_LOCK_TIMEOUT_MS)
           if (live !== undefined) {
             const [row] = await tx`SELECT checkpoint FROM ingest.projections WHERE name = ${projection.name} AND generation = ${live.generation} FOR UPDATE`
             if (Number(row?.checkpoint) !== position) return false
@@ -112,14 +146,21 @@ const rebuildLocked = async (options: Parameters<typeof rebuildProjection>[0]): 
         })
         .catch((error: unknown) => {
           if (!isLockTimeout(error)) throw error
-          logEvent("info", "waiting for readers of the old marts to finish before switching", { projection: projection.name, generation: generation.generation })
+          readersWaited = true
           return false
         })
       if (switched) break
+      if (!readersWaited) continue
+      const nextAttemptInMs = switchBackoffMs(attempt)
+      await sql`UPDATE ingest.projections SET switch_waiting_since = coalesce(switch_waiting_since, now()), switch_attempts = switch_attempts + 1
+                WHERE name = ${projection.name} AND generation = ${generation.generation}`
+      logEvent("info", "readers of the old marts are still streaming; trying the switch again later", { projection: projection.name, generation: generation.generation, attempt, nextAttemptInMs })
+      await options.onSwitchWait?.({ attempt, nextAttemptInMs })
+      await new Promise((resolveLater) => setTimeout(resolveLater, nextAttemptInMs))
+      attempt++
     }
   } catch (error) {
-    await sql.unsafe(`DROP SCHEMA IF EXISTS "${generation.schema}" CASCADE`)
-    await sql`DELETE FROM ingest.projections WHERE name = ${projection.name} AND generation = ${generation.generation}`
+    await dropGeneration(sql, generation)
     throw error
   }
   const dropped = await dropRetired(sql, projection.name)
@@ -137,7 +178,7 @@ export const projectionStatus = async (sql: postgres.Sql, nc: NatsConnection, pr
       const active: Generation | undefined = await activeGeneration(sql, projection.name)
       const head = (await clients.jsm.streams.info(streamFor(projection.domain))).state.last_seq
       const [letters] = await sql`SELECT count(*)::int AS open FROM ingest.dead_letters WHERE projection = ${projection.name} AND redriven_at IS NULL`
-      const building = await sql`SELECT generation, checkpoint FROM ingest.projections WHERE name = ${projection.name} AND status = 'building'`
+      const building = await sql`SELECT generation, checkpoint, switch_waiting_since, switch_attempts FROM ingest.projections WHERE name = ${projection.name} AND status = 'building'`
       return {
         projection: projection.name,
         generation: active?.generation ?? null,
@@ -147,7 +188,13 @@ export const projectionStatus = async (sql: postgres.Sql, nc: NatsConnection, pr
         head,
         lag: Math.max(0, head - (active?.checkpoint ?? 0)),
         deadLetters: Number(letters?.open ?? 0),
-        building: building.map((row) => ({ generation: Number(row.generation), checkpoint: Number(row.checkpoint) }))
+        building: building.map((row) => ({
+          generation: Number(row.generation),
+          checkpoint: Number(row.checkpoint),
+          // Set while the rebuild has caught up but readers of the old marts keep its switch waiting.
+          switchWaitingSince: row.switch_waiting_since === null ? null : (row.switch_waiting_since as Date).toISOString(),
+          switchAttempts: Number(row.switch_attempts)
+        }))
       }
     })
   )

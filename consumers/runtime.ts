@@ -1,13 +1,17 @@
-import { type Consumer, type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream"
+import { type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/nats-core"
 import type postgres from "postgres"
 import { streamFor } from "../contracts/log.ts"
 import { logEvent } from "../infra/logger.ts"
 import type { Projection } from "../projections/projection.ts"
-import { applyBatch, type BatchResult, CheckpointMoved, PoisonInRebuild } from "./apply.ts"
+import { applyFindingPoison, type BatchResult, CheckpointMoved, newerVersion } from "./apply.ts"
+import { backoffMs, classifyFailure, describeFailure, FatalFailure, shouldRetry } from "./failures.ts"
 import { publishOutbox } from "./outbox.ts"
 import { deleteConsumer, fetchBatch, openConsumer, toReadEvent } from "./reader.ts"
-import { activate, activeGeneration, createGeneration, ensureRegistry, type Generation } from "./registry.ts"
+import { ensureActiveGeneration, ensureRegistry, type Generation, generationStatus } from "./registry.ts"
+
+/** Where a projection's runtime is: what `/healthz` and the `ingest_projection_state` metric report. */
+export type ProjectionState = "starting" | "running" | "retrying" | "waiting" | "stopped" | "failed"
 
 export interface RuntimeOptions {
   readonly sql: postgres.Sql
@@ -23,6 +27,8 @@ export interface RuntimeOptions {
   readonly onRetry?: (error: unknown, attempt: number) => void
   /** Called when a fetch found nothing new: the projection is caught up with the log. */
   readonly onIdle?: (checkpoint: number) => void
+  /** Called whenever the runtime's state changes, with the reason of a retry, a wait or a failure. */
+  readonly onState?: (state: ProjectionState, detail?: string) => void
   /** Publish side effects after each commit (default). Tests turn it off to stand for a crash in between. */
   readonly publishEffects?: boolean
 }
@@ -36,18 +42,47 @@ const pause = (ms: number, signal?: AbortSignal) =>
     }, { once: true })
   })
 
-/** Exponential backoff for failures on our side (Postgres or NATS down): 100 ms doubling to 5 s. */
-const backoff = (attempt: number) => Math.min(5000, 100 * 2 ** Math.min(attempt, 6))
-
 interface Clients {
   readonly js: JetStreamClient
   readonly jsm: JetStreamManager
 }
 
+/** Returned by {@link retrying} when the runtime was asked to stop while it waited. */
+const STOPPED = Symbol("stopped")
+
+/**
+ * What follows a failure of `what` on attempt `attempt` (0-based): a failure on our side (Postgres or
+ * NATS away) is logged and waited out with backoff, one of unknown kind a few times; poison and fatal
+ * failures, and a NATS connection closed for good, are thrown, so the process stops and says why
+ * instead of looping on something no retry mends.
+ */
+const afterFailure = async (options: RuntimeOptions, what: string, error: unknown, attempt: number): Promise<void> => {
+  if (options.nc.isClosed()) throw new FatalFailure(`the NATS connection closed for good while ${what}`, "restart the process once NATS is reachable")
+  const kind = classifyFailure(error)
+  if (!shouldRetry(kind, attempt)) throw kind === "unknown" ? new FatalFailure(`${what} failed ${attempt + 1} times: ${describeFailure(error)}`, "see the error; restart once it is fixed") : error
+  logEvent("warn", `${what} failed; retrying`, { projection: options.projection.name, attempt, error: describeFailure(error) })
+  options.onRetry?.(error, attempt)
+  options.onState?.("retrying", `${what}: ${describeFailure(error)}`)
+  await pause(backoffMs(attempt), options.signal)
+}
+
+/** Runs `step` until it succeeds, as {@link afterFailure} says; {@link STOPPED} when asked to stop meanwhile. */
+const retrying = async <A>(options: RuntimeOptions, what: string, step: () => Promise<A>): Promise<A | typeof STOPPED> => {
+  for (let attempt = 0; ; attempt++) {
+    if (options.signal?.aborted === true) return STOPPED
+    try {
+      return await step()
+    } catch (error) {
+      await afterFailure(options, what, error, attempt)
+    }
+  }
+}
+
 /**
  * Reads one generation from `checkpoint + 1` and applies batch after batch until `until` is
  * reached (rebuild), the generation stops being writable (a rebuild replaced it), or `signal`.
- * A batch that fails on our side is retried as it is, without acknowledging, until it commits.
+ * A batch that fails on our side is retried as it is, without acknowledging, until it commits; a
+ * batch Postgres refuses is bisected to the event it refuses ({@link applyFindingPoison}).
  */
 export const consumeGeneration = async (
   options: RuntimeOptions,
@@ -65,39 +100,37 @@ export const consumeGeneration = async (
   const publishPending = () =>
     publishOutbox(sql, clients.js, projection.name).catch((error: unknown) => logEvent("warn", "publishing side effects failed; they stay pending", { error: String(error) }))
   if (publishEffects) await publishPending()
-  /** Opens the consumer at `checkpoint + 1`, retrying with backoff while NATS is unavailable. */
+  /** Opens the consumer at `checkpoint + 1`; never reuses one after a failed fetch, whose delivery point may be past messages we dropped. */
   const reopen = async (): Promise<Consumer | undefined> => {
-    for (let attempt = 0; !stopped(); attempt++) {
-      try {
-        return await openConsumer(clients.js, clients.jsm, projection, generation, checkpoint)
-      } catch (error) {
-        logEvent("warn", "opening the log consumer failed; retrying", { projection: projection.name, attempt, error: String(error) })
-        options.onRetry?.(error, attempt)
-        await pause(backoff(attempt), signal)
-      }
-    }
-    return undefined
+    const opened = await retrying(options, "opening the log consumer", () => openConsumer(clients.js, clients.jsm, projection, generation, checkpoint))
+    return opened === STOPPED ? undefined : opened
   }
   let consumer = await reopen()
   if (consumer === undefined) return "stopped"
-  let failures = 0
+  let fetchFailures = 0
   try {
     while (!stopped()) {
       const target = until?.()
       if (target !== undefined && checkpoint >= target) return "reached"
-      let messages
+      let messages: Array<JsMsg>
       try {
         messages = await fetchBatch(consumer, target === undefined ? batchSize : Math.min(batchSize, Math.max(1, target - checkpoint)), options.fetchWaitMs ?? 1000)
+        fetchFailures = 0
       } catch (error) {
-        logEvent("warn", "reading the log failed; retrying", { projection: projection.name, error: String(error) })
-        options.onRetry?.(error, failures)
-        await pause(backoff(failures++), signal)
+        await afterFailure(options, "reading the log", error, fetchFailures++)
         // Never reuse a consumer after a failed fetch: its delivery point may be past messages we dropped.
         consumer = await reopen()
         if (consumer === undefined) return "stopped"
         continue
       }
       if (messages.length === 0) {
+        // Caught up: a rebuild may have replaced this generation meanwhile, which only a write would tell.
+        if (mode === "live") {
+          const status = await retrying(options, "reading the registry", () => generationStatus(sql, generation))
+          if (status === STOPPED) return "stopped"
+          if (status !== "active") return "replaced"
+        }
+        options.onState?.("running")
         options.onIdle?.(checkpoint)
         continue
       }
@@ -110,32 +143,25 @@ export const consumeGeneration = async (
         continue
       }
       const started = performance.now()
-      let result: BatchResult | undefined
-      for (let attempt = 0; result === undefined; attempt++) {
-        try {
-          result = await applyBatch(sql, projection, generation, checkpoint, events, mode)
-        } catch (error) {
-          if (error instanceof PoisonInRebuild) throw error
-          if (error instanceof CheckpointMoved) {
-            if (error.status !== (mode === "live" ? "active" : "building")) return "replaced"
-            logEvent("warn", "checkpoint moved under us; resuming from the committed position", { projection: projection.name, found: error.found })
-            checkpoint = error.found ?? checkpoint
-            const reopened = await reopen()
-            if (reopened === undefined) return "stopped"
-            consumer = reopened
-            break
-          }
-          logEvent("warn", "applying a batch failed; retrying without acknowledging", { projection: projection.name, attempt, error: String(error) })
-          options.onRetry?.(error, attempt)
-          await pause(backoff(attempt), signal)
-          if (stopped()) return "stopped"
-        }
+      const result = await retrying(options, "applying a batch", () =>
+        applyFindingPoison(sql, projection, generation, checkpoint, events, mode).catch((error: unknown) => {
+          if (error instanceof CheckpointMoved) return error
+          throw error
+        })
+      )
+      if (result === STOPPED) return "stopped"
+      if (result instanceof CheckpointMoved) {
+        if (result.status !== (mode === "live" ? "active" : "building")) return "replaced"
+        logEvent("warn", "checkpoint moved under us; resuming from the committed position", { projection: projection.name, found: result.found })
+        checkpoint = result.found ?? checkpoint
+        consumer = await reopen()
+        if (consumer === undefined) return "stopped"
+        continue
       }
-      if (result === undefined) continue
-      failures = 0
       checkpoint = result.checkpoint
       for (const message of messages) message.ack()
       if (publishEffects && result.effects > 0) await publishPending()
+      options.onState?.("running")
       options.onBatch?.({ ...result, events: events.length, millis: performance.now() - started, generation: generation.generation })
     }
     return "stopped"
@@ -153,31 +179,47 @@ const messageExists = (jsm: JetStreamManager, projection: Projection, seq: numbe
 
 export const clientsOf = async (nc: NatsConnection): Promise<Clients> => ({ js: jetstream(nc), jsm: await jetstreamManager(nc) })
 
+/** How long a first start waits before looking again while a rebuild is making the projection's first generation. */
+const REBUILD_WAIT_MS = 1000
+
 /**
- * Runs a projection live: the active generation, or a first one made active at once, and
- * whichever generation replaces it after a rebuild.
+ * Runs a projection live: the active generation, or a first one made and activated at once, and
+ * whichever generation replaces it after a rebuild. Resolves when `signal` stops it; rejects with
+ * the reason when it cannot go on (a generation built by newer code, a failure no retry mends).
  */
 export const runLive = async (options: RuntimeOptions): Promise<void> => {
-  await ensureRegistry(options.sql)
-  const clients = await clientsOf(options.nc)
-  while (options.signal?.aborted !== true) {
-    let generation = await activeGeneration(options.sql, options.projection.name)
-    if (generation === undefined) {
-      const created = await createGeneration(options.sql, options.projection)
-      await options.sql.begin((tx) => activate(tx, options.projection, created))
-      generation = { ...created, status: "active" }
-      logEvent("info", "created the first generation", { projection: options.projection.name, schema: created.schema })
+  const { projection } = options
+  options.onState?.("starting")
+  try {
+    if ((await retrying(options, "preparing the registry", () => ensureRegistry(options.sql))) === STOPPED) return options.onState?.("stopped")
+    const clients = await retrying(options, "connecting to JetStream", () => clientsOf(options.nc))
+    if (clients === STOPPED) return options.onState?.("stopped")
+    while (options.signal?.aborted !== true) {
+      const ensured = await retrying(options, "finding the active generation", () => ensureActiveGeneration(options.sql, projection))
+      if (ensured === STOPPED) break
+      if (ensured === undefined) {
+        options.onState?.("waiting", "a rebuild is making the first generation")
+        await pause(REBUILD_WAIT_MS, options.signal)
+        continue
+      }
+      const { generation, created } = ensured
+      if (created) logEvent("info", "created the first generation", { projection: projection.name, schema: generation.schema })
+      if (generation.version > projection.version) throw newerVersion(projection, generation.version)
+      if (generation.version < projection.version)
+        logEvent("warn", "the marts were built by an older version of this projection; rebuild them", {
+          projection: projection.name,
+          built: generation.version,
+          code: projection.version,
+          fix: `npm run mesh -- rebuild ${projection.name}`
+        })
+      logEvent("info", "projecting", { projection: projection.name, generation: generation.generation, checkpoint: generation.checkpoint, stream: streamFor(projection.domain) })
+      const outcome = await consumeGeneration(options, clients, generation, "live")
+      if (outcome === "stopped") break
+      logEvent("info", "generation replaced; switching", { projection: projection.name, generation: generation.generation })
     }
-    if (generation.version !== options.projection.version)
-      logEvent("warn", "the marts were built by another version of this projection; rebuild them", {
-        projection: options.projection.name,
-        built: generation.version,
-        code: options.projection.version,
-        fix: `npm run mesh -- rebuild ${options.projection.name}`
-      })
-    logEvent("info", "projecting", { projection: options.projection.name, generation: generation.generation, checkpoint: generation.checkpoint, stream: streamFor(options.projection.domain) })
-    const outcome = await consumeGeneration(options, clients, generation, "live")
-    if (outcome === "stopped") return
-    logEvent("info", "generation replaced; switching", { projection: options.projection.name, generation: generation.generation })
+    options.onState?.("stopped")
+  } catch (error) {
+    options.onState?.("failed", describeFailure(error))
+    throw error
   }
 }

@@ -70,7 +70,7 @@ afterAll(async () => {
 
 describe("the oee_data_mart view over a known day", () => {
   it("has one row per snapshot, 96 per machine", async () => {
-    expect(JSON.parse(JSON.stringify(await sql`SELECT machine_id, count(*)::int AS n FROM mart.oee_data_mart GROUP BY machine_id ORDER BY machine_id`))).toEqual([
+    expect(JSON.parse(JSON.stringify(await sql`SELECT machine_id, count(*)::int AS n FROM mart_oee.oee_data_mart GROUP BY machine_id ORDER BY machine_id`))).toEqual([
       { machine_id: "M-01", n: 96 },
       { machine_id: "M-02", n: 96 }
     ])
@@ -79,13 +79,13 @@ describe("the oee_data_mart view over a known day", () => {
   it("splits downtime between the snapshots it spans, planned and unplanned, as computed by hand", async () => {
     const rows = await sql`SELECT machine_id, snapshot_time, downtime_minutes::float8 AS downtime_minutes, planned_downtime_minutes::float8 AS planned_downtime_minutes,
                                   unplanned_downtime_minutes::float8 AS unplanned_downtime_minutes
-                           FROM mart.oee_data_mart WHERE downtime_minutes > 0 ORDER BY machine_id, snapshot_time`
+                           FROM mart_oee.oee_data_mart WHERE downtime_minutes > 0 ORDER BY machine_id, snapshot_time`
     expect(rows.map((row) => ({ ...row, snapshot_time: (row.snapshot_time as Date).toISOString() }))).toEqual(HAND_COMPUTED)
   })
 
   it("joins each snapshot to its machine, line, shift, work order and product", async () => {
     const [row] = await sql`SELECT machine_name, machine_code, line_name, shift_name, wo_number, product_name, oee_pct::float8 AS oee_pct
-                            FROM mart.oee_data_mart WHERE snapshot_id = 'snap-M-02-0'`
+                            FROM mart_oee.oee_data_mart WHERE snapshot_id = 'snap-M-02-0'`
     expect(row).toEqual({ machine_name: "Press 2", machine_code: "P2", line_name: "Pressing", shift_name: "Day", wo_number: "WO-2025-0001", product_name: "Bracket", oee_pct: 80 })
   })
 

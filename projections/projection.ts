@@ -71,10 +71,26 @@ export interface Projection {
   readonly tables: ReadonlyArray<TableSpec>
   /** Views and seed rows created with the tables, in the projection's schema. */
   readonly extraSql?: (schema: string) => ReadonlyArray<string>
-  /** Reader-facing objects: table and view names published as `mart.<name>`. */
+  /** Reader-facing objects: table and view names published as `mart_<projection>.<name>` ({@link publishedSchema}). */
   readonly published: ReadonlyArray<string>
   /** The shape of each view in {@link extraSql} that is published: what readers and the read API see. */
   readonly views?: ReadonlyArray<ViewSpec>
   readonly project: (event: LogEvent) => Outcome
   readonly effects?: SideEffects
+}
+
+/**
+ * The schema a projection publishes its marts in, `mart_<name>`: each domain its own namespace, so
+ * two domains' `dim_date` never meet in one name.
+ */
+export const publishedSchema = (projection: Pick<Projection, "name">): string => `mart_${projection.name}`
+
+/** Names published by more than one projection (into one schema), or by one projection twice: none may be. */
+export const publishedClashes = (projections: ReadonlyArray<Pick<Projection, "name" | "published">>): ReadonlyArray<string> => {
+  const seen = new Map<string, number>()
+  for (const projection of projections) for (const name of projection.published) {
+    const qualified = `${publishedSchema(projection)}.${name}`
+    seen.set(qualified, (seen.get(qualified) ?? 0) + 1)
+  }
+  return [...seen].filter(([, count]) => count > 1).map(([name]) => name)
 }

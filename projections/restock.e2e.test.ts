@@ -62,7 +62,7 @@ describe("restock alerts published back to the log", () => {
     await rebuildProjection({ sql, nc: stack.projector, projection })
     expect(await alertsInLog()).toBe(2)
     expect((await sql`SELECT count(*)::int AS n FROM ingest.outbox`)[0]?.n).toBe(2)
-    expect((await sql`SELECT quantity_on_hand FROM mart.stock_level`)[0]?.quantity_on_hand).toBe(10)
+    expect((await sql`SELECT quantity_on_hand FROM mart_retail.stock_level`)[0]?.quantity_on_hand).toBe(10)
   })
 
   it("are recorded for events the live consumer had not reached when a rebuild switched", async () => {
@@ -71,7 +71,7 @@ describe("restock alerts published back to the log", () => {
     expect(await alertsInLog()).toBe(2)
     await runUntilCaughtUp(true)
     expect(await alertsInLog()).toBe(3)
-    expect((await sql`SELECT quantity_on_hand FROM mart.stock_level`)[0]?.quantity_on_hand).toBe(3)
+    expect((await sql`SELECT quantity_on_hand FROM mart_retail.stock_level`)[0]?.quantity_on_hand).toBe(3)
   })
 
   it("are pruned from the outbox a week after they were published, never before and never while pending", async () => {

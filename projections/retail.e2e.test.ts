@@ -55,9 +55,9 @@ const project = async (sent: ReadonlyArray<Sent>, resendAfterWindow: ReadonlyArr
 }
 
 const windows = async (sql: postgres.Sql) => ({
-  velocity: JSON.parse(JSON.stringify(await sql`SELECT * FROM mart.sales_velocity_5m ORDER BY window_start, store_id, product_id`)) as Array<Record<string, unknown>>,
-  hourly: JSON.parse(JSON.stringify(await sql`SELECT * FROM mart.revenue_per_hour ORDER BY hour_start, store_id`)) as Array<Record<string, unknown>>,
-  stock: JSON.parse(JSON.stringify(await sql`SELECT * FROM mart.stock_level`)) as Array<Record<string, unknown>>
+  velocity: JSON.parse(JSON.stringify(await sql`SELECT * FROM mart_retail.sales_velocity_5m ORDER BY window_start, store_id, product_id`)) as Array<Record<string, unknown>>,
+  hourly: JSON.parse(JSON.stringify(await sql`SELECT * FROM mart_retail.revenue_per_hour ORDER BY hour_start, store_id`)) as Array<Record<string, unknown>>,
+  stock: JSON.parse(JSON.stringify(await sql`SELECT * FROM mart_retail.stock_level`)) as Array<Record<string, unknown>>
 })
 
 let inOrder: Awaited<ReturnType<typeof windows>>
@@ -112,7 +112,7 @@ describe("retail 5-minute windows by event time", () => {
     const spike = sale(200, 170, "49", "SKU789", 40)
     await appendAsEdge(shuffledRun.stack.js, "pos", [...steady, spike].map((s) => s.payload), { receivedAt: (_, i) => ([...steady, spike][i] as Sent).receivedAt })
     await shuffledRun.stack.projectToHead(shuffledRun.sql, projection)
-    const flags = await shuffledRun.sql`SELECT window_start, quantity, flag FROM mart.sales_velocity_anomalies WHERE store_id = '49' ORDER BY window_start`
+    const flags = await shuffledRun.sql`SELECT window_start, quantity, flag FROM mart_retail.sales_velocity_anomalies WHERE store_id = '49' ORDER BY window_start`
     expect(flags.map((row) => row.flag)).toEqual([null, null, null, null, null, null, "normal", "normal", "normal", "normal", "spike"])
     expect(Number(flags.at(-1)?.quantity)).toBe(40)
   })
@@ -121,5 +121,57 @@ describe("retail 5-minute windows by event time", () => {
     const before = await martSnapshot(shuffledRun.sql, projection)
     await rebuildProjection({ sql: shuffledRun.sql, nc: shuffledRun.stack.projector, projection })
     expect(await martSnapshot(shuffledRun.sql, projection)).toEqual(before)
+  })
+})
+
+/**
+ * The anomaly view as it was before it grew with the data: every window from each product's first
+ * sale to the latest one, gaps as zero sales. The view now shows only windows near sales.
+ */
+const everyWindowSinceFirstSale = `
+  WITH series AS (
+    SELECT k.store_id, k.product_id, w.window_start, coalesce(v.quantity + v.late_quantity, 0) AS quantity
+    FROM (SELECT store_id, product_id, min(window_start) AS first_window FROM mart_retail.sales_velocity_5m GROUP BY store_id, product_id) k
+    CROSS JOIN (SELECT max(window_start) AS last_window FROM mart_retail.sales_velocity_5m) latest
+    CROSS JOIN LATERAL generate_series(k.first_window, latest.last_window, interval '5 minutes') AS w(window_start)
+    LEFT JOIN mart_retail.sales_velocity_5m v ON v.store_id = k.store_id AND v.product_id = k.product_id AND v.window_start = w.window_start
+  ), stats AS (
+    SELECT *, avg(quantity) OVER history AS mean, stddev_pop(quantity) OVER history AS sigma, count(*) OVER history AS history
+    FROM series WINDOW history AS (PARTITION BY store_id, product_id ORDER BY window_start ROWS BETWEEN 12 PRECEDING AND 1 PRECEDING)
+  )
+  SELECT store_id, product_id, to_char(window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS window_start, quantity, round(mean, 3)::text AS mean_quantity, round(sigma, 3)::text AS sigma,
+    CASE WHEN history < 6 THEN NULL WHEN quantity > mean + 3 * greatest(sigma, 1) THEN 'spike' WHEN quantity < mean - 3 * greatest(sigma, 1) THEN 'drop' ELSE 'normal' END AS flag
+  FROM stats ORDER BY 1, 2, 3`
+
+describe("the sales velocity anomaly view", () => {
+  it("flags what every window since the first sale would, leaving out only windows with nothing but zeros behind them", async () => {
+    // Bursts with gaps longer than an hour, a spike, and a product that stops selling.
+    const sent = [
+      ...Array.from({ length: 14 }, (_, k) => sale(300 + k, 5 * k, "50", "SKU1", 2 + (k % 3))),
+      sale(320, 72, "50", "SKU1", 30),
+      ...Array.from({ length: 8 }, (_, k) => sale(330 + k, 200 + 5 * k, "50", "SKU1", 1 + (k % 2))),
+      ...Array.from({ length: 9 }, (_, k) => sale(350 + k, 5 * k, "51", "SKU2", 4)),
+      sale(360, 400, "51", "SKU3", 1)
+    ]
+    const { sql } = await project(sent)
+    const now = await sql.unsafe(`SELECT store_id, product_id, to_char(window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS window_start, quantity, mean_quantity::text, sigma::text, flag
+                                  FROM mart_retail.sales_velocity_anomalies ORDER BY 1, 2, 3`)
+    const before = await sql.unsafe(everyWindowSinceFirstSale)
+    const nearSales = before.filter((row) => Number(row.quantity) > 0 || Number(row.mean_quantity) > 0)
+    expect(before.length).toBeGreaterThan(nearSales.length)
+    expect(JSON.parse(JSON.stringify(now))).toEqual(JSON.parse(JSON.stringify(nearSales)))
+    expect(now.map((row) => row.flag)).toContain("spike")
+    expect(now.filter((row) => row.store_id === "51" && row.product_id === "SKU2").map((row) => row.flag)).toContain("drop")
+  })
+
+  it("grows with the sales, not with the time since a product's first one: a sale a year back adds an hour of windows, not a year", async () => {
+    const yearAgo = (n: number) => ({ ...sale(n, -365 * 24 * 60, "52", "SKU9", 3), receivedAt: at(1) })
+    const { sql } = await project([yearAgo(400), ...Array.from({ length: 24 }, (_, k) => sale(401 + k, 5 * k, "52", "SKU9", 2))])
+    const [{ velocity }] = (await sql`SELECT count(*)::int AS velocity FROM mart_retail.sales_velocity_5m`) as unknown as [{ velocity: number }]
+    const [{ rows }] = (await sql`SELECT count(*)::int AS rows FROM mart_retail.sales_velocity_anomalies`) as unknown as [{ rows: number }]
+    expect(velocity).toBe(25)
+    expect(rows).toBe(13 + 24)
+    const [{ spanned }] = (await sql.unsafe(`SELECT count(*)::int AS spanned FROM (${everyWindowSinceFirstSale}) old`)) as unknown as [{ spanned: number }]
+    expect(spanned).toBeGreaterThan(100_000)
   })
 })

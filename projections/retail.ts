@@ -62,25 +62,38 @@ export const ANOMALY_SIGMAS = 3
 
 /**
  * Each 5-minute window's sales quantity (on time and late) against the same store and product's
- * previous hour of windows, up to the latest window of any product (gaps count as zero sales, so a
- * product that stops selling shows as a drop): `spike` above mean + 3σ, `drop` below mean − 3σ.
+ * previous hour of windows (gaps count as zero sales): `spike` above mean + 3σ, `drop` below
+ * mean − 3σ. Its rows are the windows that had sales and the hour of windows after each (where a
+ * product that stops selling shows as a drop), up to the latest window of any product; a window
+ * further from any sale has nothing but zeros behind it and is not shown. So the view grows with the
+ * sales, not with the time since a product's first one.
  */
 const anomalyView = (schema: string) => {
   const velocity = qualified(schema, "sales_velocity_5m")
+  const step = `interval '${WINDOW_MINUTES} minutes'`
   return `CREATE VIEW ${qualified(schema, "sales_velocity_anomalies")} AS
-    WITH series AS (
-      SELECT k.store_id, k.product_id, w.window_start, coalesce(v.quantity + v.late_quantity, 0) AS quantity
-      FROM (SELECT store_id, product_id, min(window_start) AS first_window FROM ${velocity} GROUP BY store_id, product_id) k
-      CROSS JOIN (SELECT max(window_start) AS last_window FROM ${velocity}) latest
-      CROSS JOIN LATERAL generate_series(k.first_window, latest.last_window, interval '${WINDOW_MINUTES} minutes') AS w(window_start)
-      LEFT JOIN ${velocity} v ON v.store_id = k.store_id AND v.product_id = k.product_id AND v.window_start = w.window_start
-    ), stats AS (
+    WITH sold AS (
+      SELECT store_id, product_id, window_start, quantity + late_quantity AS quantity FROM ${velocity}
+    ), candidates AS (
+      SELECT DISTINCT s.store_id, s.product_id, s.window_start + k * ${step} AS window_start
+      FROM sold s CROSS JOIN generate_series(0, ${ANOMALY_HISTORY_WINDOWS}) AS k
+      WHERE s.window_start + k * ${step} <= (SELECT max(window_start) FROM sold)
+    ), series AS (
+      SELECT c.store_id, c.product_id, c.window_start, coalesce(s.quantity, 0) AS quantity,
+        min(c.window_start) OVER (PARTITION BY c.store_id, c.product_id) AS first_window
+      FROM candidates c LEFT JOIN sold s USING (store_id, product_id, window_start)
+    ), sums AS (
       SELECT *,
-        avg(quantity) OVER history AS mean,
-        stddev_pop(quantity) OVER history AS sigma,
-        count(*) OVER history AS history
+        coalesce(sum(quantity) OVER history, 0)::numeric AS total,
+        coalesce(sum(quantity::numeric * quantity) OVER history, 0) AS squares,
+        least(${ANOMALY_HISTORY_WINDOWS}, (extract(epoch FROM window_start - first_window) / ${WINDOW_MINUTES * 60})::integer) AS history
       FROM series
-      WINDOW history AS (PARTITION BY store_id, product_id ORDER BY window_start ROWS BETWEEN ${ANOMALY_HISTORY_WINDOWS} PRECEDING AND 1 PRECEDING)
+      WINDOW history AS (PARTITION BY store_id, product_id ORDER BY window_start RANGE BETWEEN interval '${ANOMALY_HISTORY_WINDOWS * WINDOW_MINUTES} minutes' PRECEDING AND ${step} PRECEDING)
+    ), stats AS (
+      SELECT store_id, product_id, window_start, quantity, history,
+        CASE WHEN history > 0 THEN total / history END AS mean,
+        CASE WHEN history > 0 THEN sqrt(greatest(0, squares / history - (total / history) ^ 2)) END AS sigma
+      FROM sums
     )
     SELECT store_id, product_id, window_start, quantity, round(mean, 3) AS mean_quantity, round(sigma, 3) AS sigma,
       CASE WHEN history < ${ANOMALY_MIN_HISTORY} THEN NULL
@@ -109,7 +122,8 @@ export interface RetailOptions {
  */
 export const retailProjection = (options: RetailOptions): Projection => ({
   name: "retail",
-  version: 1,
+  // 2: the anomaly view's rows are the windows near sales, not every window since a product's first sale.
+  version: 2,
   domain: "retail",
   tables: retailTables,
   published: [...retailTables.map((table) => table.name), "sales_velocity_anomalies"],

@@ -1,7 +1,5 @@
 import type { JetStreamClient } from "@nats-io/jetstream"
 import { headers as natsHeaders } from "@nats-io/nats-core"
-import { Effect } from "effect"
-import { requireAllValid } from "../../contracts/contract.ts"
 import { MAX_EVENTS_PER_REQUEST } from "../../contracts/event.ts"
 import { LogHeaders } from "../../contracts/log.ts"
 import { contracts, defaultSources } from "../../contracts/sources.ts"
@@ -27,7 +25,11 @@ export const appendAsEdge = async (
   const contract = contracts[definition.contract]
   let last = 0
   for (let start = 0; start < payloads.length; start += MAX_EVENTS_PER_REQUEST) {
-    const events = await Effect.runPromise(Effect.flatMap(contract.split(payloads.slice(start, start + MAX_EVENTS_PER_REQUEST)), requireAllValid))
+    const events = payloads.slice(start, start + MAX_EVENTS_PER_REQUEST).map((payload, offset) => {
+      const judged = contract.judge(payload)
+      if (judged._tag === "Invalid") throw new Error(`payload ${start + offset} breaks the ${contract.name} contract: ${judged.issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ")}`)
+      return { index: offset, event: judged.event }
+    })
     const messages = toLogMessages(source, contract, events, { receivedAt: new Date().toISOString(), traceId: "0".repeat(31) + "1" })
     const acks = await Promise.all(
       messages.map((message, offset) => {

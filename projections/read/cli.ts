@@ -4,7 +4,8 @@ import { readLocalState } from "../../infra/local/state.ts"
 import { logEvent } from "../../infra/logger.ts"
 import { marts } from "./feeds.ts"
 import { createApiKey, ensureReaderLogin, listApiKeys, revokeApiKey } from "./keys.ts"
-import { serveReadApi } from "./server.ts"
+import { DEFAULT_STREAM_LIMITS } from "./formats.ts"
+import { DEFAULT_EXPORT_TIMEOUT_MS, DEFAULT_PAGE_TIMEOUT_MS, serveReadApi } from "./server.ts"
 
 /** The marts' database as its owner (keys are written there): DATABASE_URL, else the local mesh's. */
 const ownerUrl = (): string => {
@@ -81,18 +82,32 @@ export const readerLoginCommand = async (args: ReadonlyArray<string>): Promise<v
   }
 }
 
+/** A whole-number setting from the environment, at least `minimum`; a wrong one stops the start naming it. */
+const positiveSetting = (name: string, fallback: number, minimum = 1): number => {
+  const given = process.env[name]
+  if (given === undefined || given === "") return fallback
+  if (!/^\d+$/.test(given) || Number(given) < minimum) throw new Error(`${name} must be a whole number of at least ${minimum}, got ${JSON.stringify(given)}`)
+  return Number(given)
+}
+
 /** `mesh serve-api`: the read API alone, connected as READ_DATABASE_URL (the read-only role). */
 export const serveApiCommand = async (args: ReadonlyArray<string>): Promise<void> => {
   const { values } = parseArgs({ args: [...args], options: { port: { type: "string", default: process.env.PORT ?? "8788" }, host: { type: "string", default: "0.0.0.0" } } })
   const url = process.env.READ_DATABASE_URL
   if (url === undefined || url === "") throw new Error("set READ_DATABASE_URL to a role in the ingest_reader group (see docs/read-api.md)")
-  const poolSize = Number(process.env.READ_POOL_SIZE ?? String(READ_POOL_SIZE))
+  const poolSize = positiveSetting("READ_POOL_SIZE", READ_POOL_SIZE, 3)
   const sql = postgres(url, { ...readerConnection, max: poolSize })
   const api = await serveReadApi({
     sql,
     port: Number(values.port),
     host: values.host,
     maxStreams: streamsFor(poolSize),
+    exportTimeoutMs: positiveSetting("READ_EXPORT_TIMEOUT_MS", DEFAULT_EXPORT_TIMEOUT_MS),
+    pageTimeoutMs: positiveSetting("READ_PAGE_TIMEOUT_MS", DEFAULT_PAGE_TIMEOUT_MS),
+    streamLimits: {
+      minBytesPerSecond: positiveSetting("READ_MIN_BYTES_PER_SECOND", DEFAULT_STREAM_LIMITS.minBytesPerSecond),
+      maxMs: positiveSetting("READ_MAX_RESPONSE_SECONDS", DEFAULT_STREAM_LIMITS.maxMs / 1000) * 1000
+    },
     ...(process.env.PUBLIC_URL === undefined ? {} : { publicUrl: process.env.PUBLIC_URL })
   })
   logEvent("info", "read api listening", { url: api.url })

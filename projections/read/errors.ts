@@ -26,9 +26,16 @@ export class MartNotReady extends Schema.TaggedError<MartNotReady>()("MartNotRea
   mart: Schema.String
 }) {}
 
-/** As many responses are streaming as the API may hold cursors for: retry shortly. */
+/** As many queries of a kind are running as the API admits: retry shortly. */
 export class Busy extends Schema.TaggedError<Busy>()("Busy", {
-  streams: Schema.Number
+  kind: Schema.Literals(["long", "short"]),
+  running: Schema.Number
+}) {}
+
+/** A query ran past its statement timeout: named with the setting that sets it. */
+export class QueryTimedOut extends Schema.TaggedError<QueryTimedOut>()("QueryTimedOut", {
+  limitMs: Schema.Number,
+  setting: Schema.String
 }) {}
 
 /** Postgres is unreachable or failed: our side, retryable. */
@@ -36,7 +43,7 @@ export class ReadUnavailable extends Schema.TaggedError<ReadUnavailable>()("Read
   reason: Schema.String
 }) {}
 
-export type ReadError = BadParameter | Unauthenticated | Forbidden | NotFound | MartNotReady | Busy | ReadUnavailable
+export type ReadError = BadParameter | Unauthenticated | Forbidden | NotFound | MartNotReady | Busy | QueryTimedOut | ReadUnavailable
 
 export const isReadError = (error: unknown): error is ReadError =>
   error instanceof BadParameter ||
@@ -45,6 +52,7 @@ export const isReadError = (error: unknown): error is ReadError =>
   error instanceof NotFound ||
   error instanceof MartNotReady ||
   error instanceof Busy ||
+  error instanceof QueryTimedOut ||
   error instanceof ReadUnavailable
 
 export interface ReadErrorBody {
@@ -79,8 +87,23 @@ export const describeReadError = (error: ReadError): { status: 400 | 401 | 403 |
     case "Busy":
       return {
         status: 503,
-        body: { error: "busy", message: `the read API is already streaming ${error.streams} responses, its most at once; retry in a few seconds` },
+        body: {
+          error: "busy",
+          message:
+            error.kind === "long"
+              ? `the read API is already running ${error.running} exports, pages and counts, its most at once; retry in a few seconds`
+              : `the read API is already checking ${error.running} keys, its most at once; retry in a few seconds`
+        },
         headers: { "Retry-After": "5" }
+      }
+    case "QueryTimedOut":
+      return {
+        status: 503,
+        body: {
+          error: "query_timeout",
+          message: `the query ran past its statement timeout of ${error.limitMs} ms (${error.setting}); ask for a narrower window (date_from/date_to, $filter) or retry later`
+        },
+        headers: { "Retry-After": "30" }
       }
     case "ReadUnavailable":
       return { status: 503, body: { error: "unavailable", message: "the marts' database is unavailable; retry shortly" }, headers: { "Retry-After": "5" } }

@@ -1,3 +1,4 @@
+import { publishedSchema } from "../projection.ts"
 import { boolean, type Column, date, integer, numeric, text, timestamp } from "../table.ts"
 import { type Feed, martFeeds } from "./feeds.ts"
 import type { Format } from "./formats.ts"
@@ -38,10 +39,17 @@ const windowParams = (fromName: string, toName: string, what: string): ReadonlyA
   { name: toName, kind: "to", description: `Last ${what} included: YYYY-MM-DD (to the end of that UTC day), or an ISO 8601 instant (exclusive), so adjacent windows never overlap.` }
 ]
 const headersParam: ParamSpec = { name: "include_headers", kind: "boolean", default: true, description: "CSV only: write the header row (default true)." }
+const csvRawParam: ParamSpec = {
+  name: "csv_raw",
+  kind: "boolean",
+  default: false,
+  description: "CSV only: leave text that starts with = + - @ or a tab as stored (default false: such text gets a leading ' so a spreadsheet shows it instead of running it). For BI tools that must read values unchanged."
+}
 const limitParam: ParamSpec = { name: "limit", kind: "limit", description: "Return at most this many rows, 1 to 100000; without it every row in the window streams." }
 const textParam = (name: string, description: string): ParamSpec => ({ name, kind: "text", description })
 
-const m = (name: string) => `mart.${quoteIdent(name)}`
+/** A published object of a mart, as the read-only role reads it: `mart_<mart>.<name>`. */
+const m = (mart: string, name: string) => `${quoteIdent(publishedSchema({ name: mart }))}.${quoteIdent(name)}`
 const col = (column: Column, sql: string) => ({ column, sql })
 
 const warehouseExport = (path: string, table: string, summary: string, fileName: string, columns: ReadonlyArray<Column>, time: string, orderBy: string): ExportEndpoint => ({
@@ -49,10 +57,10 @@ const warehouseExport = (path: string, table: string, summary: string, fileName:
   mart: "warehouse",
   summary,
   fileName,
-  from: `${m(table)} t`,
+  from: `${m("warehouse", table)} t`,
   columns: columns.map((column) => col(column, `t.${quoteIdent(column.name)}`)),
   time: `t.${quoteIdent(time)}`,
-  params: [...windowParams("start_date", "end_date", "day"), formatParam(), headersParam, limitParam],
+  params: [...windowParams("start_date", "end_date", "day"), formatParam(), headersParam, csvRawParam, limitParam],
   orderBy,
   defaultFormat: "json"
 })
@@ -81,7 +89,7 @@ const oeeExports: ReadonlyArray<ExportEndpoint> = [
     mart: "oee",
     summary: "OEE snapshots (96 a day per machine) with the machine's name.",
     fileName: "OEE_Snapshots",
-    from: `${m("oee_snapshots")} s LEFT JOIN ${m("machines")} mc ON mc.id = s.machine_id`,
+    from: `${m("oee", "oee_snapshots")} s LEFT JOIN ${m("oee", "machines")} mc ON mc.id = s.machine_id`,
     columns: [
       col(timestamp("snapshot_time"), "s.snapshot_time"),
       col(text("machine_id"), "s.machine_id"),
@@ -100,6 +108,7 @@ const oeeExports: ReadonlyArray<ExportEndpoint> = [
       textParam("line_id", "Only this production line."),
       textParam("shift_id", "Only this shift."),
       headersParam,
+      csvRawParam,
       limitParam
     ],
     equals: Object.fromEntries(oeeFilters.map((name) => [name, `s.${name}`])),
@@ -111,7 +120,7 @@ const oeeExports: ReadonlyArray<ExportEndpoint> = [
     mart: "oee",
     summary: "Downtime events (stops), planned and unplanned, with the machine's name.",
     fileName: "OEE_Downtime",
-    from: `${m("oee_downtime_events")} d LEFT JOIN ${m("machines")} mc ON mc.id = d.machine_id`,
+    from: `${m("oee", "oee_downtime_events")} d LEFT JOIN ${m("oee", "machines")} mc ON mc.id = d.machine_id`,
     columns: [
       col(text("downtime_id"), "d.id"),
       col(text("machine_id"), "d.machine_id"),
@@ -133,6 +142,7 @@ const oeeExports: ReadonlyArray<ExportEndpoint> = [
       textParam("machine_id", "Only this machine."),
       textParam("line_id", "Only this production line."),
       headersParam,
+      csvRawParam,
       limitParam
     ],
     equals: { machine_id: "d.machine_id", line_id: "d.line_id" },
@@ -145,7 +155,7 @@ const oeeExports: ReadonlyArray<ExportEndpoint> = [
     mart: "oee",
     summary: "Shift reports with the shift's name.",
     fileName: "OEE_Shift_Reports",
-    from: `${m("shift_reports")} r LEFT JOIN ${m("shifts")} sh ON sh.id = r.shift_id`,
+    from: `${m("oee", "shift_reports")} r LEFT JOIN ${m("oee", "shifts")} sh ON sh.id = r.shift_id`,
     columns: [
       col(text("report_id"), "r.id"),
       col(date("report_date"), "r.report_date"),
@@ -162,7 +172,7 @@ const oeeExports: ReadonlyArray<ExportEndpoint> = [
       col(text("notes", true), "r.notes")
     ],
     time: "r.report_date",
-    params: [formatParam(), ...windowParams("date_from", "date_to", "day"), textParam("status", "Only reports with this status."), textParam("shift_id", "Only this shift."), textParam("line_id", "Only this production line."), headersParam, limitParam],
+    params: [formatParam(), ...windowParams("date_from", "date_to", "day"), textParam("status", "Only reports with this status."), textParam("shift_id", "Only this shift."), textParam("line_id", "Only this production line."), headersParam, csvRawParam, limitParam],
     equals: { status: "r.status", shift_id: "r.shift_id", line_id: "r.line_id" },
     orderBy: "r.report_date, r.id",
     defaultFormat: "json"
@@ -172,10 +182,10 @@ const oeeExports: ReadonlyArray<ExportEndpoint> = [
     mart: "oee",
     summary: "The denormalised OEE data mart: each snapshot with machine, line, shift, work order, product and the downtime in its window.",
     fileName: "OEE_Data_Mart",
-    from: `${m("oee_data_mart")} v`,
+    from: `${m("oee", "oee_data_mart")} v`,
     columns: (martFeeds.oee?.find((feed) => feed.name === "oee_data_mart")?.columns ?? []).map((column) => col(column, `v.${quoteIdent(column.name)}`)),
     time: "v.snapshot_time",
-    params: [formatParam(), ...windowParams("date_from", "date_to", "day"), ...oeeFilters.map((name) => textParam(name, `Only this ${name.replace("_id", "")}.`)), headersParam, limitParam],
+    params: [formatParam(), ...windowParams("date_from", "date_to", "day"), ...oeeFilters.map((name) => textParam(name, `Only this ${name.replace("_id", "")}.`)), headersParam, csvRawParam, limitParam],
     equals: Object.fromEntries(oeeFilters.map((name) => [name, `v.${name}`])),
     orderBy: "v.snapshot_time, v.machine_id, v.snapshot_id",
     defaultFormat: "json"
@@ -193,12 +203,12 @@ const titleCase = (words: string) =>
 export const genericExport = (feed: Feed): ExportEndpoint => ({
   path: `/api/${feed.mart}/export/${feed.name.replaceAll("_", "-")}`,
   mart: feed.mart,
-  summary: `Every column of mart.${feed.name}${feed.time === undefined ? "" : `, by ${feed.time.name}`}.`,
+  summary: `Every column of ${publishedSchema({ name: feed.mart })}.${feed.name}${feed.time === undefined ? "" : `, by ${feed.time.name}`}.`,
   fileName: titleCase(`${feed.mart}_${feed.name}`),
-  from: `${m(feed.name)} t`,
+  from: `${m(feed.mart, feed.name)} t`,
   columns: feed.columns.map((column) => col(column, `t.${quoteIdent(column.name)}`)),
   ...(feed.time === undefined ? {} : { time: `t.${quoteIdent(feed.time.name)}` }),
-  params: [formatParam(), ...(feed.time === undefined ? [] : windowParams("date_from", "date_to", feed.time.type === "date" ? "day" : "day or instant")), headersParam, limitParam],
+  params: [formatParam(), ...(feed.time === undefined ? [] : windowParams("date_from", "date_to", feed.time.type === "date" ? "day" : "day or instant")), headersParam, csvRawParam, limitParam],
   orderBy: feed.key.map((name) => `t.${quoteIdent(name)}`).join(", "),
   defaultFormat: "json"
 })

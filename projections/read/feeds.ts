@@ -3,7 +3,7 @@ import type { Projection } from "../projection.ts"
 import type { Column } from "../table.ts"
 
 /**
- * One reader-facing object of a mart (`mart.<name>`, a table or a view), with the shape every
+ * One reader-facing object of a mart (`mart_<mart>.<name>`, a table or a view), with the shape every
  * format and the OData `$metadata` derive from: its columns in order, the columns that identify a
  * row (the paging order), and the column a date window filters on.
  */

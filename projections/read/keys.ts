@@ -22,16 +22,19 @@ const KEY_FORM = /^imk_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/
 
 const digest = (secret: string) => createHash("sha256").update(secret).digest()
 
-export const ensureApiKeys = async (sql: postgres.Sql): Promise<void> => {
-  await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS ingest`)
-  await sql.unsafe(`CREATE TABLE IF NOT EXISTS ingest.api_keys (
-    id text PRIMARY KEY,
-    name text NOT NULL,
-    secret_sha256 bytea NOT NULL,
-    marts text[] NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    revoked_at timestamptz)`)
-}
+export const ensureApiKeys = (sql: postgres.Sql): Promise<void> =>
+  sql.begin(async (tx) => {
+    // The same lock as the runtime's registry: processes starting together make the shared schema once.
+    await tx`SELECT pg_advisory_xact_lock(hashtext('ingest.registry'))`
+    await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ingest`)
+    await tx.unsafe(`CREATE TABLE IF NOT EXISTS ingest.api_keys (
+      id text PRIMARY KEY,
+      name text NOT NULL,
+      secret_sha256 bytea NOT NULL,
+      marts text[] NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      revoked_at timestamptz)`)
+  })
 
 const toKey = (row: Record<string, unknown>): ApiKey => ({
   id: row.id as string,
@@ -88,10 +91,13 @@ export const authenticate = async (sql: postgres.Sql, presented: string | undefi
  */
 export const ensureReaderRole = async (sql: postgres.Sql): Promise<void> => {
   await ensureApiKeys(sql)
-  await sql.unsafe(`CREATE SCHEMA IF NOT EXISTS mart`)
   await sql.unsafe(`DO $$ BEGIN CREATE ROLE ${READER_ROLE} NOLOGIN; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`)
-  await sql.unsafe(`GRANT USAGE ON SCHEMA mart TO ${READER_ROLE}`)
-  await sql.unsafe(`GRANT SELECT ON ALL TABLES IN SCHEMA mart TO ${READER_ROLE}`)
+  // Every published schema (mart_<projection>) there is so far; activations grant those made later.
+  await sql.unsafe(`DO $$ DECLARE published text; BEGIN
+    FOR published IN SELECT nspname FROM pg_namespace WHERE nspname LIKE 'mart\\_%' LOOP
+      EXECUTE format('GRANT USAGE ON SCHEMA %I TO ${READER_ROLE}', published);
+      EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO ${READER_ROLE}', published);
+    END LOOP; END $$`)
 }
 
 /** Logins are written into SQL as identifiers: only plain lower-case ones are taken. */

@@ -1,7 +1,7 @@
 import postgres from "postgres"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { addSnapshots, seedOeeMart } from "../../infra/local/oee-mart.ts"
-import { type ReadApiHarness, startReadApi } from "../../infra/local/read-api.ts"
+import { type ReadApiHarness, readSlowly, startReadApi } from "../../infra/local/read-api.ts"
 import { createDatabase, type PostgresServer, startPostgres } from "../../infra/postgres/database.ts"
 import { marts } from "./feeds.ts"
 import { createApiKey } from "./keys.ts"
@@ -66,13 +66,13 @@ describe("OData server-driven paging", () => {
     expect(rows).toHaveLength(MACHINES * SLOTS)
     expect(new Set(rows.map((row) => row.id)).size).toBe(MACHINES * SLOTS)
     expect(pages).toBe(25)
-    const [{ n }] = (await owner`SELECT count(*)::int AS n FROM mart.oee_snapshots`) as unknown as [{ n: number }]
+    const [{ n }] = (await owner`SELECT count(*)::int AS n FROM mart_oee.oee_snapshots`) as unknown as [{ n: number }]
     expect(rows).toHaveLength(n)
   }, 120_000)
 
   it("with $orderby, pages follow the order by keyset: rows written during the walk neither repeat nor push rows out", async () => {
     const added: Array<{ remove: () => Promise<unknown> }> = []
-    const before = await owner`SELECT id FROM mart.oee_snapshots WHERE machine_id = 'M-11'`
+    const before = await owner`SELECT id FROM mart_oee.oee_snapshots WHERE machine_id = 'M-11'`
     const { rows } = await walk(
       `${api.url}/odata/oee/oee_snapshots?$select=id,snapshot_time&$filter=machine_id eq 'M-11'&$orderby=snapshot_time desc,oee_pct`.replaceAll(" ", "%20"),
       { headers: { Prefer: "odata.maxpagesize=1000" } },
@@ -111,7 +111,7 @@ describe("incremental refresh windows", () => {
   it("a RangeStart/RangeEnd $filter returns exactly the half-open window [RangeStart, RangeEnd)", async () => {
     const [from, to] = ["2025-03-02T00:00:00Z", "2025-03-03T00:00:00Z"]
     const rows = await inWindow(from, to)
-    const expected = await owner`SELECT id FROM mart.oee_snapshots WHERE snapshot_time >= ${from}::timestamptz AND snapshot_time < ${to}::timestamptz ORDER BY id`
+    const expected = await owner`SELECT id FROM mart_oee.oee_snapshots WHERE snapshot_time >= ${from}::timestamptz AND snapshot_time < ${to}::timestamptz ORDER BY id`
     expect(rows.map((row) => row.id).sort()).toEqual(expected.map((row) => row.id as string).sort())
     expect(rows).toHaveLength(MACHINES * 96)
     expect(rows.some((row) => row.snapshot_time === "2025-03-02T00:00:00.000Z")).toBe(true)
@@ -120,7 +120,8 @@ describe("incremental refresh windows", () => {
 
   it("adjacent partitions, in the offset form .NET writes, share no row and miss none", async () => {
     const bounds = ["2025-03-04T00:00:00.0000000+00:00", "2025-03-04T06:00:00.0000000+00:00", "2025-03-04T13:30:00.0000000+00:00", "2025-03-05T00:00:00.0000000+00:00"]
-    const partitions = await Promise.all(bounds.slice(1).map((to, i) => inWindow(bounds[i] as string, to)))
+    const partitions: Array<Awaited<ReturnType<typeof inWindow>>> = []
+    for (const [i, to] of bounds.slice(1).entries()) partitions.push(await inWindow(bounds[i] as string, to))
     const ids = partitions.flat().map((row) => row.id)
     expect(new Set(ids).size).toBe(ids.length)
     expect(ids).toHaveLength(MACHINES * 96)
@@ -142,6 +143,88 @@ describe("behind a proxy", () => {
       expect((page as unknown as Record<string, string>)["@odata.context"]).toBe("https://reports.example.com/mesh/odata/oee/$metadata#oee_snapshots(id)")
     } finally {
       await proxied.close()
+    }
+  })
+})
+
+describe("hard limits on every query and response", () => {
+  const headers = () => ({ "X-API-Key": key })
+
+  it("runs $count under the admission cap: past it, 503 busy at once, while key checks keep their own slots", async () => {
+    const narrow = await serveReadApi({ sql: api.sql, port: 0, maxStreams: 1, keyCheckSlots: 1, accessLog: false })
+    try {
+      // An export whose client reads nothing holds the one slot for long queries.
+      const held = await fetch(`${narrow.url}/api/oee/export/snapshots?format=csv`, { headers: headers() })
+      const reader = (held.body as ReadableStream<Uint8Array>).getReader()
+      await reader.read()
+      const count = await fetch(`${narrow.url}/odata/oee/oee_snapshots/$count?$filter=${encodeURIComponent("contains(machine_id,'1')")}`, { headers: headers() })
+      expect(count.status).toBe(503)
+      expect(count.headers.get("retry-after")).toBe("5")
+      expect(((await count.json()) as { error: { code: string } }).error.code).toBe("busy")
+      const inline = await fetch(`${narrow.url}/odata/oee/oee_snapshots?$count=true&$top=1`, { headers: headers() })
+      expect(inline.status).toBe(503)
+      // A key check is not stuck behind them.
+      expect((await fetch(`${narrow.url}/odata/oee/`, { headers: headers() })).status).toBe(200)
+      await reader.cancel()
+      await api.cursorsClosed()
+      expect(await (await fetch(`${narrow.url}/odata/oee/oee_snapshots/$count?$filter=${encodeURIComponent("machine_id eq 'M-01'")}`, { headers: headers() })).text()).toBe(String(SLOTS))
+    } finally {
+      await narrow.close()
+    }
+  })
+
+  it("puts every query under a statement timeout, answered 503 with Retry-After naming the limit, and frees its slot", async () => {
+    const hasty = await serveReadApi({ sql: api.sql, port: 0, maxStreams: 1, exportTimeoutMs: 1, pageTimeoutMs: 1, accessLog: false })
+    try {
+      const count = await fetch(`${hasty.url}/odata/oee/oee_snapshots/$count?$filter=${encodeURIComponent("contains(machine_id,'1')")}`, { headers: headers() })
+      expect(count.status).toBe(503)
+      expect(count.headers.get("retry-after")).toBe("30")
+      expect(((await count.json()) as { error: { code: string; message: string } }).error).toEqual({
+        code: "query_timeout",
+        message: "the query ran past its statement timeout of 1 ms (READ_PAGE_TIMEOUT_MS); ask for a narrower window (date_from/date_to, $filter) or retry later"
+      })
+      const exported = await fetch(`${hasty.url}/api/oee/export/data-mart?format=csv`, { headers: headers() })
+      expect(exported.status).toBe(503)
+      expect(((await exported.json()) as { message: string }).message).toMatch(/statement timeout of 1 ms \(READ_EXPORT_TIMEOUT_MS\)/)
+      // The slot and the connection are given back as they were: the API's own limits apply again.
+      await api.cursorsClosed()
+      const page = await fetchPage(`${api.url}/odata/oee/oee_snapshots?$top=3`)
+      expect(page.value).toHaveLength(3)
+    } finally {
+      await hasty.close()
+    }
+  })
+
+  it("ends a response whose client reads slower than the minimum rate, closing its cursor and freeing its slot", async () => {
+    const strict = await serveReadApi({ sql: api.sql, port: 0, maxStreams: 1, streamLimits: { minBytesPerSecond: 256 * 1024, slowWindowMs: 1000 }, accessLog: false })
+    try {
+      const slow = readSlowly(`${strict.url}/api/oee/export/snapshots?format=csv`, headers(), 16 * 1024)
+      // The one long slot is the slow export's until the server ends it: ask until another export gets it.
+      let next: Response
+      for (next = await fetch(`${strict.url}/api/oee/export/snapshots?format=csv&limit=10`, { headers: headers() }); next.status === 503; ) {
+        await next.body?.cancel()
+        next = await fetch(`${strict.url}/api/oee/export/snapshots?format=csv&limit=10`, { headers: headers() })
+      }
+      expect(next.status).toBe(200)
+      expect((await next.text()).split("\r\n").filter((line) => line !== "")).toHaveLength(11)
+      await api.cursorsClosed()
+      // What the socket buffers still held arrives, and then the end: not the end of a complete body.
+      slow.hurry()
+      expect((await slow.done).complete).toBe(false)
+    } finally {
+      await strict.close()
+    }
+  })
+
+  it("ends a response that streams past its total time limit, however fast its client reads", async () => {
+    const brief = await serveReadApi({ sql: api.sql, port: 0, maxStreams: 1, streamLimits: { maxMs: 300 }, accessLog: false })
+    try {
+      const response = await fetch(`${brief.url}/api/oee/export/snapshots?format=json`, { headers: headers() })
+      expect(response.status).toBe(200)
+      await expect(response.text()).rejects.toThrow()
+      await api.cursorsClosed()
+    } finally {
+      await brief.close()
     }
   })
 })

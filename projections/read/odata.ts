@@ -1,3 +1,4 @@
+import { publishedSchema } from "../projection.ts"
 import type { Column } from "../table.ts"
 import { BadParameter } from "./errors.ts"
 import type { Feed } from "./feeds.ts"
@@ -181,7 +182,8 @@ const afterSql = (keys: ReadonlyArray<SortKey>, after: ReadonlyArray<string | nu
  * keyset: a `$skiptoken` holds where the last page ended, so each row is read once however deep
  * the walk, without the cost of an offset.
  */
-export const pageQuery = (schema: string, feed: Feed, options: ODataOptions, pageSize: number): PageQuery => {
+export const pageQuery = (feed: Feed, options: ODataOptions, pageSize: number): PageQuery => {
+  const schema = quoteIdent(publishedSchema({ name: feed.mart }))
   const params: Array<string | number | boolean | null> = []
   const bind = (value: string | number, cast: string) => {
     params.push(value)

@@ -8,7 +8,7 @@ import { type ReadApiHarness, startReadApi } from "../../infra/local/read-api.ts
 import { type LogStack, startLogStack } from "../../infra/local/log-stack.ts"
 import { erasureEvents, hubspotBatch, retailEvents } from "../../infra/local/samples.ts"
 import { rebuildProjection } from "../../consumers/rebuild.ts"
-import { projections } from "../index.ts"
+import { projections, publishedSchema } from "../index.ts"
 import { oeeProjection } from "../oee.ts"
 import { exportEndpoints } from "./exports.ts"
 import { marts } from "./feeds.ts"
@@ -220,7 +220,7 @@ describe("the seeds' REST endpoints", () => {
     for (const mart of ["crm", "retail"]) {
       for (const name of (projections[mart]?.published ?? []).filter((name) => !name.startsWith("dim_date"))) {
         const rows = await json(`/api/${mart}/export/${name.replaceAll("_", "-")}`)
-        const [{ count }] = (await owner.unsafe(`SELECT count(*)::int AS count FROM mart."${name}"`)) as unknown as [{ count: number }]
+        const [{ count }] = (await owner.unsafe(`SELECT count(*)::int AS count FROM mart_${mart}."${name}"`)) as unknown as [{ count: number }]
         expect(rows, `${mart}.${name}`).toHaveLength(count)
       }
     }
@@ -304,9 +304,9 @@ describe("API keys", () => {
   })
 
   it("the API's database role can read the marts but write nothing", async () => {
-    expect((await readerSql`SELECT count(*)::int AS n FROM mart.oee_snapshots`)[0]?.n).toBe(10)
+    expect((await readerSql`SELECT count(*)::int AS n FROM mart_oee.oee_snapshots`)[0]?.n).toBe(10)
     await expect(readerSql`INSERT INTO ingest.api_keys (id, name, secret_sha256, marts) VALUES ('x', 'x', '\\x00', '{*}')`).rejects.toThrow()
-    await expect(readerSql.unsafe(`DELETE FROM mart.oee_snapshots`)).rejects.toThrow()
+    await expect(readerSql.unsafe(`DELETE FROM mart_oee.oee_snapshots`)).rejects.toThrow()
     await expect(readerSql.begin("read write", (tx) => tx`UPDATE ingest.api_keys SET revoked_at = NULL`)).rejects.toThrow()
   })
 })
@@ -360,15 +360,15 @@ describe("malformed requests", () => {
   })
 
   it("an injection attempt in $filter is bound as a value or rejected, and the database is unchanged", async () => {
-    const before = await owner`SELECT (SELECT count(*) FROM mart.oee_snapshots)::int AS snapshots, (SELECT count(*) FROM ingest.api_keys)::int AS keys`
+    const before = await owner`SELECT (SELECT count(*) FROM mart_oee.oee_snapshots)::int AS snapshots, (SELECT count(*) FROM ingest.api_keys)::int AS keys`
     const bound = await get(`/odata/oee/oee_snapshots?$filter=${encodeURIComponent("machine_id eq 'M-01''; DROP TABLE ingest.api_keys; --'")}`)
     expect(bound.status).toBe(200)
     expect(((await bound.json()) as { value: Array<unknown> }).value).toEqual([])
-    const rejected = await get(`/odata/oee/oee_snapshots?$filter=${encodeURIComponent("machine_id eq 'M-01' or 1 eq 1; DELETE FROM mart.oee_snapshots")}`)
+    const rejected = await get(`/odata/oee/oee_snapshots?$filter=${encodeURIComponent("machine_id eq 'M-01' or 1 eq 1; DELETE FROM mart_oee.oee_snapshots")}`)
     expect(rejected.status).toBe(400)
     const exported = await get(`/api/oee/export/snapshots?machine_id=${encodeURIComponent("M-01' OR '1'='1")}`)
     expect(await exported.json()).toEqual([])
-    expect(await owner`SELECT (SELECT count(*) FROM mart.oee_snapshots)::int AS snapshots, (SELECT count(*) FROM ingest.api_keys)::int AS keys`).toEqual(before)
+    expect(await owner`SELECT (SELECT count(*) FROM mart_oee.oee_snapshots)::int AS snapshots, (SELECT count(*) FROM ingest.api_keys)::int AS keys`).toEqual(before)
   })
 })
 
@@ -419,7 +419,7 @@ describe("OData and the documents", () => {
 
   it("publishes an OpenAPI document listing every export with its parameters, and a docs page", async () => {
     const document = (await (await fetch(`${api.url}/openapi.json`)).json()) as { paths: Record<string, { get: { parameters?: Array<{ name: string }> } }> }
-    expect(document.paths["/api/oee/export/snapshots"]?.get.parameters?.map((p) => p.name)).toEqual(["format", "date_from", "date_to", "machine_id", "line_id", "shift_id", "include_headers", "limit"])
+    expect(document.paths["/api/oee/export/snapshots"]?.get.parameters?.map((p) => p.name)).toEqual(["format", "date_from", "date_to", "machine_id", "line_id", "shift_id", "include_headers", "csv_raw", "limit"])
     for (const path of ["/api/powerbi/daily-stats", "/api/crm/export/fact-event", "/api/retail/export/fact-sales", "/metrics/today", "/odata/retail/{entitySet}"]) expect(document.paths[path], path).toBeDefined()
     const page = await fetch(`${api.url}/docs`)
     expect(page.headers.get("content-type")).toMatch(/text\/html/)
@@ -429,7 +429,7 @@ describe("OData and the documents", () => {
   it("declares each view's columns as the database has them", async () => {
     for (const projection of Object.values(projections)) {
       for (const view of projection.views ?? []) {
-        const actual = await owner`SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'mart' AND table_name = ${view.name} ORDER BY ordinal_position`
+        const actual = await owner`SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ${publishedSchema(projection)} AND table_name = ${view.name} ORDER BY ordinal_position`
         const pgType: Record<string, string> = { text: "text", integer: "integer", bigint: "bigint", numeric: "numeric", date: "date", timestamptz: "timestamp with time zone", boolean: "boolean" }
         expect(actual.map((row) => [row.column_name, row.data_type]), view.name).toEqual(view.columns.map((column) => [column.name, pgType[column.type]]))
       }
@@ -438,9 +438,7 @@ describe("OData and the documents", () => {
 })
 
 /** Resolves once none of the API's sessions is in a query: every cursor it opened is closed. A leaked one never is. */
-const cursorsClosed = async () => {
-  while (((await owner`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = ${api.login} AND state <> 'idle'`) as unknown as [{ n: number }])[0].n > 0);
-}
+const cursorsClosed = () => api.cursorsClosed()
 
 describe("streams and the database", () => {
   it("a client that goes away, or asks for HEAD, leaves no cursor open", async () => {
@@ -474,7 +472,7 @@ describe("streams and the database", () => {
     await readers[1]?.cancel()
 
     // A client that stops reading (without going away) is ended after stallMs, and its place freed.
-    const stalling = await serveReadApi({ sql: readerSql, port: 0, maxStreams: 1, stallMs: 300, accessLog: false })
+    const stalling = await serveReadApi({ sql: readerSql, port: 0, maxStreams: 1, streamLimits: { stallMs: 300 }, accessLog: false })
     try {
       const stalled = await fetch(`${stalling.url}/api/oee/export/snapshots?format=json`, { headers: { "X-API-Key": keys.all } })
       const reader = (stalled.body as ReadableStream<Uint8Array>).getReader()
@@ -505,7 +503,7 @@ describe("streams and the database", () => {
     })
     // The rebuild reaches the switch and waits on the streaming export's lock; poll until it does.
     for (let waiting = false; !waiting; ) {
-      const [row] = await owner`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT l.granted AND n.nspname = 'mart'`
+      const [row] = await owner`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT l.granted AND n.nspname = 'mart_oee'`
       waiting = (row?.n as number) > 0 || rebuilt
     }
     expect(await json("/api/oee/export/snapshots?machine_id=M-01&date_from=2025-01-01")).toHaveLength(5)

@@ -49,9 +49,12 @@ export const openRows = async (sql: postgres.Sql, query: RowQuery, batchSize = C
   const cursor = sql.unsafe(query.text, [...query.params]).values().cursor(batchSize)[Symbol.asyncIterator]() as AsyncIterator<ReadonlyArray<Cells>>
   const first = await cursor.next()
   let done = first.done === true
+  /** The fetch under way, if any: closing must wait for it, or postgres.js never sends the portal's Close and the connection hangs. */
+  let fetching: Promise<IteratorResult<ReadonlyArray<Cells>>> | undefined
   const close = async () => {
     if (done) return
     done = true
+    await fetching?.catch(() => undefined)
     await cursor.return?.()
   }
   const batches = async function* () {
@@ -59,7 +62,9 @@ export const openRows = async (sql: postgres.Sql, query: RowQuery, batchSize = C
       if (first.done === true) return
       yield first.value
       while (!done) {
-        const next = await cursor.next()
+        fetching = cursor.next()
+        const next = await fetching
+        fetching = undefined
         if (next.done === true) {
           done = true
           return

@@ -1,12 +1,13 @@
 import type { AddressInfo } from "node:net"
-import { serve } from "@hono/node-server"
+import { type HttpBindings, serve } from "@hono/node-server"
 import { type Context, Hono } from "hono"
 import type postgres from "postgres"
 import { logEvent } from "../../infra/logger.ts"
-import { BadParameter, Busy, describeReadError, Forbidden, isReadError, MartNotReady, NotFound, type ReadError, ReadUnavailable } from "./errors.ts"
+import { admission } from "./admission.ts"
+import { BadParameter, describeReadError, Forbidden, isReadError, MartNotReady, NotFound, QueryTimedOut, type ReadError, ReadUnavailable } from "./errors.ts"
 import { exportEndpoints, exportQuery } from "./exports.ts"
 import { findFeed, martFeeds, marts } from "./feeds.ts"
-import { contentTypes, csvChunks, jsonChunks, pullStream } from "./formats.ts"
+import { contentTypes, csvChunks, DEFAULT_STREAM_LIMITS, jsonChunks, pullStream, type StreamLimits } from "./formats.ts"
 import { ALL_MARTS, authenticate } from "./keys.ts"
 import { metadataXml, nextLink, ODATA_JSON, pageQuery, pageSizeFor, parseODataOptions, positionToken, serviceDocument } from "./odata.ts"
 import { openApiDocument, docsPage } from "./openapi.ts"
@@ -25,14 +26,29 @@ export interface ReadApiOptions {
    * requests get 503 with Retry-After (which Power BI honours) instead of waiting in the pool.
    */
   readonly maxStreams: number
-  /** A response whose client reads nothing for this long is ended and its cursor closed (default 5 minutes). */
-  readonly stallMs?: number
+  /** Key checks and health probes that may run at once, on connections of their own (default 2). */
+  readonly keyCheckSlots?: number
+  /** Statement timeout of an export's queries (default 60 s, READ_EXPORT_TIMEOUT_MS). */
+  readonly exportTimeoutMs?: number
+  /** Statement timeout of an OData page, a `$count` and the stats summaries (default 10 s, READ_PAGE_TIMEOUT_MS). */
+  readonly pageTimeoutMs?: number
+  /** How a streaming response is kept from holding its cursor for ever: stall, read rate and total time (defaults {@link DEFAULT_STREAM_LIMITS}). */
+  readonly streamLimits?: Partial<StreamLimits>
   /** One log line per request (method, path, status, milliseconds to the headers, key id); on unless false. */
   readonly accessLog?: boolean
 }
 
+export const DEFAULT_EXPORT_TIMEOUT_MS = 60_000
+export const DEFAULT_PAGE_TIMEOUT_MS = 10_000
+/** Statement timeout of a key check or a health probe: an indexed lookup, never long. */
+const KEY_CHECK_TIMEOUT_MS = 5000
+
 type Variables = { marts: ReadonlyArray<string>; keyId: string }
-type ApiContext = Context<{ Variables: Variables }>
+type Env = { Variables: Variables; Bindings: Partial<HttpBindings> }
+type ApiContext = Context<Env>
+
+/** Drops the client's connection (Node's response under Hono): how a limit ends a response the client has stopped reading. */
+const dropConnectionOf = (c: ApiContext) => (reason: string) => c.env?.outgoing?.destroy(new Error(reason))
 
 const today = () => new Date().toISOString().slice(0, 10)
 
@@ -40,19 +56,20 @@ const today = () => new Date().toISOString().slice(0, 10)
  * Postgres failures as reader-facing errors: a missing `mart` view means the mart is not built
  * yet; a value Postgres could not take (class 22) is the fault of `parameter`.
  */
-const fromDatabase = (error: unknown, mart: string, parameter: string): ReadError => {
+const fromDatabase = (error: unknown, mart: string, parameter: string, timeout?: { readonly limitMs: number; readonly setting: string }): ReadError => {
   if (isReadError(error)) return error
   const code = (error as { code?: string }).code ?? ""
+  if (code === "57014" && timeout !== undefined) return new QueryTimedOut(timeout)
   if (code === "42P01" || code === "3F000") return new MartNotReady({ mart })
   if (code.startsWith("22")) return new BadParameter({ parameter, message: `a value does not fit its column: ${(error as Error).message}` })
   return new ReadUnavailable({ reason: error instanceof Error ? error.message : String(error) })
 }
 
-const run = async <A>(mart: string, action: () => Promise<A>, parameter = "query"): Promise<A> => {
+const run = async <A>(mart: string, action: () => Promise<A>, parameter = "query", timeout?: { readonly limitMs: number; readonly setting: string }): Promise<A> => {
   try {
     return await action()
   } catch (error) {
-    throw fromDatabase(error, mart, parameter)
+    throw fromDatabase(error, mart, parameter, timeout)
   }
 }
 
@@ -65,29 +82,30 @@ const allow = (c: ApiContext, mart: string) => {
 }
 
 /** The read API: the seeds' REST endpoints and exports, OData v4 feeds per mart, and its OpenAPI document. */
-export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }> => {
-  const { sql, stallMs } = options
-  let streaming = 0
-  /** A cursor for `query`, counted against `maxStreams` until it is closed. */
-  const stream = async (mart: string, query: RowQuery, parameter?: string) => {
-    if (streaming >= options.maxStreams) throw new Busy({ streams: streaming })
-    streaming++
-    let released = false
-    const release = () => {
-      if (!released) streaming--
-      released = true
-    }
+export const readApi = (options: ReadApiOptions): Hono<Env> => {
+  const limits: StreamLimits = { ...DEFAULT_STREAM_LIMITS, ...options.streamLimits }
+  const slots = admission(options.sql, { long: options.maxStreams, short: options.keyCheckSlots ?? 2 })
+  const exportTimeout = { limitMs: options.exportTimeoutMs ?? DEFAULT_EXPORT_TIMEOUT_MS, setting: "READ_EXPORT_TIMEOUT_MS" }
+  const pageTimeout = { limitMs: options.pageTimeoutMs ?? DEFAULT_PAGE_TIMEOUT_MS, setting: "READ_PAGE_TIMEOUT_MS" }
+  /** A cursor for `query` on a long slot of its own, under `timeout`, held until the stream closes. */
+  const stream = async (mart: string, query: RowQuery, timeout: typeof exportTimeout, parameter?: string) => {
+    const slot = await slots.reserve("long", timeout.limitMs)
     try {
-      const rows = await run(mart, () => openRows(sql, query), parameter)
-      return { batches: rows.batches, close: () => rows.close().finally(release) }
+      const rows = await run(mart, () => openRows(slot.sql, query), parameter, timeout)
+      return { batches: rows.batches, close: () => rows.close().finally(slot.release) }
     } catch (error) {
-      release()
+      await slot.release()
       throw error
     }
   }
+  /** A long query that is not streamed (a count), on a slot under the page timeout. */
+  const longQuery = <A>(mart: string, query: (sql: postgres.Sql) => Promise<A>, parameter?: string) =>
+    run(mart, () => slots.run("long", pageTimeout.limitMs, (slot) => query(slot.sql)), parameter, pageTimeout)
+  /** A key check, health probe or stats summary (indexed lookups), on a slot of their own. */
+  const shortQuery = <A>(query: (sql: postgres.Sql) => Promise<A>) => run("any", () => slots.run("short", KEY_CHECK_TIMEOUT_MS, (slot) => query(slot.sql)), "query", { limitMs: KEY_CHECK_TIMEOUT_MS, setting: "the key check timeout" })
   /** The row count of an OData query (its `$filter` the only input that can fail it). */
-  const countOf = (mart: string, count: RowQuery) => run(mart, async () => String((await sql.unsafe(count.text, [...count.params]))[0]?.count ?? 0), "$filter")
-  const app = new Hono<{ Variables: Variables }>()
+  const countOf = (mart: string, count: RowQuery) => longQuery(mart, async (sql) => String((await sql.unsafe(count.text, [...count.params]))[0]?.count ?? 0), "$filter")
+  const app = new Hono<Env>()
   const origin = (c: ApiContext) => options.publicUrl?.replace(/\/$/, "") ?? new URL(c.req.url).origin
 
   if (options.accessLog !== false) {
@@ -124,7 +142,7 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
     })
   )
   app.get("/healthz", async (c) => {
-    await run("any", () => sql`SELECT 1`)
+    await shortQuery((sql) => sql`SELECT 1`)
     return c.json({ status: "ok" })
   })
   app.get("/openapi.json", (c) => c.json(openApiDocument(origin(c))))
@@ -133,7 +151,7 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
   for (const prefix of ["/api/*", "/metrics/*", "/odata/*"]) {
     app.use(prefix, async (c, next) => {
       const presented = c.req.header("x-api-key") ?? c.req.query(API_KEY_PARAM)
-      const key = await run("any", () => authenticate(sql, presented))
+      const key = await shortQuery((sql) => authenticate(sql, presented))
       c.set("marts", key.marts)
       c.set("keyId", key.id)
       c.header("Cache-Control", "no-store")
@@ -141,11 +159,11 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
     })
   }
 
-  const summary = (c: ApiContext, day: string) =>
-    run("warehouse", async () => {
-      allow(c, "warehouse")
-      const [stats] = await sql`SELECT booked_in, erased, qa FROM mart.daily_stats WHERE date = ${day}::date`
-      const engineers = await sql`SELECT initials, count FROM mart.engineer_stats WHERE date = ${day}::date ORDER BY count DESC, initials`
+  const summary = async (c: ApiContext, day: string) => {
+    allow(c, "warehouse")
+    return shortQuery(async (sql) => {
+      const [stats] = await sql`SELECT booked_in, erased, qa FROM mart_warehouse.daily_stats WHERE date = ${day}::date`
+      const engineers = await sql`SELECT initials, count FROM mart_warehouse.engineer_stats WHERE date = ${day}::date ORDER BY count DESC, initials`
       return c.json({
         date: day,
         booked_in: stats?.booked_in ?? 0,
@@ -154,6 +172,7 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
         engineers: engineers.map((row) => ({ initials: row.initials as string, count: row.count as number }))
       })
     })
+  }
   app.get("/metrics/today", (c) => summary(c, today()))
   app.get("/metrics/yesterday", (c) => summary(c, new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)))
 
@@ -170,14 +189,14 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
       }
       const head = headersOnly(c, headers)
       if (head !== undefined) return head
-      const rows = await stream(endpoint.mart, query)
+      const rows = await stream(endpoint.mart, query, exportTimeout)
       const body =
         params.format === "csv"
-          ? csvChunks(query.columns, rows.batches, params.booleans.include_headers !== false)
+          ? csvChunks(query.columns, rows.batches, params.booleans.include_headers !== false, params.booleans.csv_raw === true)
           : params.format === "xlsx"
             ? xlsxChunks(query.columns, rows.batches, endpoint.fileName)
             : jsonChunks(query.columns, rows.batches)
-      return new Response(pullStream(body, rows.close, stallMs), { headers })
+      return new Response(pullStream(body, rows.close, limits, dropConnectionOf(c)), { headers })
     })
   }
 
@@ -209,7 +228,7 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
   app.get("/odata/:mart/:set/$count", async (c) => {
     const { mart, feed } = feedOf(c)
     const options = parseODataOptions(feed, new URL(c.req.url).searchParams)
-    const { count } = pageQuery("mart", feed, { ...options, count: true }, 1)
+    const { count } = pageQuery(feed, { ...options, count: true }, 1)
     return c.text(await countOf(mart, count as RowQuery))
   })
   app.get("/odata/:mart/:set", async (c) => {
@@ -219,14 +238,14 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
     const url = new URL(`${origin(c)}${requested.pathname}${requested.search}`)
     const options = parseODataOptions(feed, url.searchParams)
     const page = pageSizeFor(c.req.header("prefer"))
-    const query = pageQuery("mart", feed, options, page.size)
+    const query = pageQuery(feed, options, page.size)
     const headers: Record<string, string> = { "Content-Type": ODATA_JSON, "OData-Version": "4.0", "Cache-Control": "no-store" }
     if (page.applied) headers["Preference-Applied"] = `odata.maxpagesize=${page.size}`
     const head = headersOnly(c, headers)
     if (head !== undefined) return head
     const blame = options.after === undefined ? "$filter" : "$skiptoken"
     const total = query.count === undefined ? undefined : await countOf(mart, query.count)
-    const rows = await stream(mart, query.rows, blame)
+    const rows = await stream(mart, query.rows, pageTimeout, blame)
     const selected = options.select.length === feed.columns.length ? "" : `(${options.select.map((column) => column.name).join(",")})`
     let last: Cells | undefined
     let more = false
@@ -252,7 +271,7 @@ export const readApi = (options: ReadApiOptions): Hono<{ Variables: Variables }>
       more && topLeft > 0 && last !== undefined
         ? `],"@odata.nextLink":${JSON.stringify(nextLink(url, options, query.pageRows, positionToken(options, feed, last)))}}`
         : "]}"
-    return new Response(pullStream(jsonChunks(options.select, pageRows(), open, close), rows.close, stallMs), { headers })
+    return new Response(pullStream(jsonChunks(options.select, pageRows(), open, close), rows.close, limits, dropConnectionOf(c)), { headers })
   })
   return app
 }

@@ -1,0 +1,23 @@
+import { describe, expect, it } from "vitest"
+import { projections } from "./index.ts"
+import { publishedClashes, publishedSchema } from "./projection.ts"
+
+describe("published names", () => {
+  it("never clash between the declared projections: each publishes into its own schema", () => {
+    expect(publishedClashes(Object.values(projections))).toEqual([])
+    const schemas = Object.values(projections).map(publishedSchema)
+    expect(new Set(schemas).size).toBe(schemas.length)
+    for (const [name, projection] of Object.entries(projections)) expect(projection.name).toBe(name)
+  })
+
+  it("keep crm's and retail's dim_date apart", () => {
+    expect(projections.crm?.published).toContain("dim_date")
+    expect(projections.retail?.published).toContain("dim_date")
+    expect(publishedSchema({ name: "crm" })).not.toBe(publishedSchema({ name: "retail" }))
+  })
+
+  it("are found clashing when a projection publishes one twice or two projections share a name", () => {
+    expect(publishedClashes([{ name: "a", published: ["x", "y", "x"] }])).toEqual(["mart_a.x"])
+    expect(publishedClashes([{ name: "a", published: ["x"] }, { name: "a", published: ["x"] }, { name: "b", published: ["x"] }])).toEqual(["mart_a.x"])
+  })
+})
