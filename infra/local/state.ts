@@ -1,5 +1,5 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
-import { join, resolve } from "node:path"
+import { dirname, join, resolve } from "node:path"
 
 /** Where `npm run up` keeps the local mesh: its log, marts, secrets and passwords. */
 export const LOCAL_STATE_DIR = resolve(process.cwd(), ".mesh")
@@ -24,8 +24,9 @@ export const readLocalState = (): LocalState | undefined =>
   existsSync(LOCAL_STATE_FILE) ? (JSON.parse(readFileSync(LOCAL_STATE_FILE, "utf8")) as LocalState) : undefined
 
 /** Writes the local state readable by its owner only: it holds every secret of the local mesh. */
-export const writeLocalState = (state: LocalState): void => {
-  mkdirSync(LOCAL_STATE_DIR, { recursive: true, mode: 0o700 })
-  writeFileSync(LOCAL_STATE_FILE, JSON.stringify(state, null, 2), { mode: 0o600 })
-  chmodSync(LOCAL_STATE_FILE, 0o600)
+export const writeLocalState = (state: LocalState, file = LOCAL_STATE_FILE): void => {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 })
+  writeFileSync(file, JSON.stringify(state, null, 2), { mode: 0o600 })
+  // A file made by an older version keeps its mode through writeFileSync.
+  chmodSync(file, 0o600)
 }
