@@ -6,6 +6,7 @@ import type { EdgeConfig, EdgeSource } from "./config.ts"
 import { EdgeMisconfigured, type EdgeError, type EventTooLarge, LogUnavailable, MalformedBody, PayloadTooLarge, UnknownSource, UnsupportedMediaType } from "./errors.ts"
 import { type LogMessage, type LogReceipt, toLogMessages } from "./log-message.ts"
 import { type InvalidEvent, quarantineMessages } from "./quarantine.ts"
+import { concatBytes } from "./verify/crypto.ts"
 import { verifiers } from "./verify/index.ts"
 
 /** Schemes whose proof covers the body; the others are checked before the body is read. */
@@ -57,38 +58,42 @@ export const requireJson = (contentType: string | null): Effect.Effect<void, Uns
     : Effect.fail(new UnsupportedMediaType({ contentType: contentType ?? "" }))
 }
 
+/**
+ * Most bytes of an oversized body the edge reads, and drops, before answering 413: a server that
+ * answers and closes while the sender is still sending resets the connection, and the sender never
+ * sees the answer (it retries, and never learns why).
+ */
+export const DRAIN_LIMIT_BYTES = 32 * 1024 * 1024
+
 /** Reads the body, refusing to buffer more than `limit` bytes whatever Content-Length claims. */
-export const readBody = (request: Request, limit: number): Effect.Effect<Uint8Array<ArrayBuffer>, PayloadTooLarge | MalformedBody> => {
-  const declared = Number(request.headers.get("content-length") ?? "NaN")
-  if (Number.isFinite(declared) && declared > limit) return Effect.fail(new PayloadTooLarge({ limitBytes: limit }))
-  return Effect.tryPromise({
+export const readBody = (request: Request, limit: number): Effect.Effect<Uint8Array<ArrayBuffer>, PayloadTooLarge | MalformedBody> =>
+  Effect.tryPromise({
     try: async () => {
+      const declared = Number(request.headers.get("content-length") ?? "NaN")
       const chunks: Array<Uint8Array> = []
       let total = 0
       if (request.body !== null) {
         const reader = request.body.getReader()
+        if (declared > DRAIN_LIMIT_BYTES) {
+          await reader.cancel()
+          throw new PayloadTooLarge({ limitBytes: limit })
+        }
         for (;;) {
           const { done, value } = await reader.read()
           if (done) break
           total += value.byteLength
-          if (total > limit) {
+          if (total > DRAIN_LIMIT_BYTES) {
             await reader.cancel()
-            throw new PayloadTooLarge({ limitBytes: limit })
+            break
           }
-          chunks.push(value)
+          if (total <= limit) chunks.push(value)
         }
       }
-      const body = new Uint8Array(total)
-      let offset = 0
-      for (const chunk of chunks) {
-        body.set(chunk, offset)
-        offset += chunk.byteLength
-      }
-      return body
+      if (total > limit || declared > limit) throw new PayloadTooLarge({ limitBytes: limit })
+      return concatBytes(...chunks)
     },
     catch: (error) => (error instanceof PayloadTooLarge ? error : new MalformedBody({ reason: `the body could not be read: ${String(error)}` }))
   })
-}
 
 export const parseJson = (body: Uint8Array): Effect.Effect<unknown, MalformedBody> =>
   Effect.try({

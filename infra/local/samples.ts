@@ -1,5 +1,5 @@
 import { defaultSources, type Scheme } from "../../contracts/sources.ts"
-import { bearer, signHubSignature256, signHubSpotV3, signStandardWebhook } from "./sign.ts"
+import { bearer, type Body, signHubSignature256, signHubSpotV3, signStandardWebhook } from "./sign.ts"
 
 /**
  * Valid sample traffic for every default source, for the tests, the benchmark and newcomers
@@ -72,7 +72,7 @@ export const retailEvents = (storeId = "47", at = Date.parse("2025-01-15T12:00:0
 ]
 
 /** Headers that authenticate `body` for a source of `scheme`, as its sender would sign it. */
-export const signFor = (scheme: Scheme, secret: string, url: string, body: string, options: { now?: number; webhookId?: string } = {}): Record<string, string> => {
+export const signFor = (scheme: Scheme, secret: string, url: string, body: Body, options: { now?: number; webhookId?: string } = {}): Record<string, string> => {
   const now = options.now ?? Date.now()
   switch (scheme) {
     case "hubspot":
@@ -90,11 +90,20 @@ export const signFor = (scheme: Scheme, secret: string, url: string, body: strin
   }
 }
 
-/** POSTs `payload` to a default source of the edge, signed the way its sender signs. */
-export const postSigned = async (edgeUrl: string, source: string, payload: unknown, secret: string, init: { headers?: Record<string, string>; now?: number } = {}): Promise<Response> => {
-  const scheme = defaultSources[source]?.scheme ?? "standard-webhooks"
+/**
+ * POSTs `payload` (JSON of it, or a string or bytes as given) to a source of the edge, signed the
+ * way its sender signs: the default source's scheme, or `scheme`.
+ */
+export const postSigned = async (
+  edgeUrl: string,
+  source: string,
+  payload: unknown,
+  secret: string,
+  init: { headers?: Record<string, string>; now?: number; scheme?: Scheme } = {}
+): Promise<Response> => {
+  const scheme = init.scheme ?? defaultSources[source]?.scheme ?? "standard-webhooks"
   const url = `${edgeUrl}/v1/hooks/${source}`
-  const body = typeof payload === "string" ? payload : JSON.stringify(payload)
+  const body: Body = typeof payload === "string" || payload instanceof Uint8Array ? payload : JSON.stringify(payload)
   return fetch(url, {
     method: "POST",
     body,
