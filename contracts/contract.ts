@@ -52,9 +52,17 @@ export interface Contract {
   readonly deliveryFields: ReadonlyArray<string>
 }
 
-/** Decode options that report every issue; paths prefixed with `prefix`. */
+/** Each schema's decoder, made once: making one costs more than using it on an event. */
+const decoders = new WeakMap<object, (input: unknown) => ReturnType<ReturnType<typeof Schema.decodeUnknownResult>>>()
+
+/** Decodes `input` reporting every issue, paths prefixed with `prefix`. */
 export const decodeIssues = <S extends Schema.Decoder<unknown>>(schema: S, input: unknown, prefix: ReadonlyArray<PropertyKey> = []) => {
-  const result = Schema.decodeUnknownResult(schema, decodeAll)(input)
+  let decode = decoders.get(schema)
+  if (decode === undefined) {
+    decode = Schema.decodeUnknownResult(schema, decodeAll) as (input: unknown) => ReturnType<ReturnType<typeof Schema.decodeUnknownResult>>
+    decoders.set(schema, decode)
+  }
+  const result = decode(input) as ReturnType<ReturnType<typeof Schema.decodeUnknownResult<S>>>
   return result._tag === "Success" ? ({ ok: true, value: result.success } as const) : ({ ok: false, issues: issuesOf(result.failure, input, prefix) } as const)
 }
 

@@ -30,21 +30,25 @@ const HubSpotKeyFields = Schema.Struct({ eventId: NonNegativeInt, subscriptionId
 /** HubSpot's documented retry identity: `portalId:subscriptionId:eventId` (`eventId` alone is not promised unique). */
 export const hubSpotKey = (event: typeof HubSpotKeyFields.Type): string => `${event.portalId}:${event.subscriptionId}:${event.eventId}`
 
-export const hubspotContract: Contract = makeContract({
-  name: "hubspot",
-  domain: "crm",
-  schemaVersion: "hubspot/v1",
-  shape: "array",
-  describe: "HubSpot events",
-  // HubSpot counts its deliveries of an event in attemptNumber: a retry is the same event.
-  deliveryFields: ["attemptNumber"],
-  judge: (payload, at) => {
-    const decoded = decodeIssues(HubSpotEvent, payload, at)
-    if (decoded.ok) {
-      const event = decoded.value
-      return { _tag: "Valid", event: { key: hubSpotKey(event), type: event.subscriptionType, occurredAt: isoFromMillis(event.occurredAt), payload } }
+/** The HubSpot contract with `schema` judging each event: the contract below, or one that grew a field's accepted values. */
+export const hubspotContractFor = (schema: Schema.Decoder<Pick<HubSpotEvent, "eventId" | "subscriptionId" | "portalId" | "subscriptionType" | "occurredAt">>): Contract =>
+  makeContract({
+    name: "hubspot",
+    domain: "crm",
+    schemaVersion: "hubspot/v1",
+    shape: "array",
+    describe: "HubSpot events",
+    // HubSpot counts its deliveries of an event in attemptNumber: a retry is the same event.
+    deliveryFields: ["attemptNumber"],
+    judge: (payload, at) => {
+      const decoded = decodeIssues(schema, payload, at)
+      if (decoded.ok) {
+        const event = decoded.value
+        return { _tag: "Valid", event: { key: hubSpotKey(event), type: event.subscriptionType, occurredAt: isoFromMillis(event.occurredAt), payload } }
+      }
+      const key = decodeIssues(HubSpotKeyFields, payload)
+      return { _tag: "Invalid", key: key.ok ? hubSpotKey(key.value) : undefined, issues: decoded.issues }
     }
-    const key = decodeIssues(HubSpotKeyFields, payload)
-    return { _tag: "Invalid", key: key.ok ? hubSpotKey(key.value) : undefined, issues: decoded.issues }
-  }
-})
+  })
+
+export const hubspotContract: Contract = hubspotContractFor(HubSpotEvent)

@@ -32,18 +32,42 @@ export const stringProblem = (text: string): string | undefined => {
 
 type Segment = string | number
 
+/** A node of a walk: its value, and how it was reached, so a path is built only for what is reported. */
+interface Node {
+  readonly value: unknown
+  readonly key: Segment | undefined
+  readonly parent: Node | undefined
+  readonly depth: number
+}
+
+const pathOf = (node: Node, prefix: ReadonlyArray<Segment>): ReadonlyArray<Segment> => {
+  const path: Array<Segment> = []
+  for (let at: Node | undefined = node; at !== undefined && at.key !== undefined; at = at.parent) path.push(at.key)
+  return [...prefix, ...path.reverse()]
+}
+
 /**
  * The first place where `value` nests deeper than {@link MAX_NESTING} levels (the body itself is
  * level 0), or undefined. Deeper bodies are refused whole: nothing downstream should have to walk them.
  */
 export const tooDeep = (value: unknown): ReadonlyArray<Segment> | undefined => {
-  const stack: Array<{ value: unknown; path: ReadonlyArray<Segment> }> = [{ value, path: [] }]
+  const stack: Array<Node> = [{ value, key: undefined, parent: undefined, depth: 0 }]
   while (stack.length > 0) {
-    const { value: current, path } = stack.pop() as { value: unknown; path: ReadonlyArray<Segment> }
+    const node = stack.pop() as Node
+    const current = node.value
     if (current === null || typeof current !== "object") continue
-    if (path.length >= MAX_NESTING) return path
-    if (Array.isArray(current)) current.forEach((item, i) => stack.push({ value: item, path: [...path, i] }))
-    else for (const [key, item] of Object.entries(current)) stack.push({ value: item, path: [...path, key] })
+    if (node.depth >= MAX_NESTING) return pathOf(node, [])
+    if (Array.isArray(current)) {
+      for (let i = 0; i < current.length; i++) {
+        const item: unknown = current[i]
+        if (item !== null && typeof item === "object") stack.push({ value: item, key: i, parent: node, depth: node.depth + 1 })
+      }
+    } else {
+      for (const key of Object.keys(current)) {
+        const item = (current as Record<string, unknown>)[key]
+        if (item !== null && typeof item === "object") stack.push({ value: item, key, parent: node, depth: node.depth + 1 })
+      }
+    }
   }
   return undefined
 }
@@ -54,27 +78,30 @@ export const tooDeep = (value: unknown): ReadonlyArray<Segment> | undefined => {
  */
 export const jsonIssues = (value: unknown, prefix: ReadonlyArray<Segment> = []): ReadonlyArray<ContractIssue> => {
   const issues: Array<ContractIssue> = []
-  const stack: Array<{ value: unknown; path: ReadonlyArray<Segment> }> = [{ value, path: prefix }]
+  const stack: Array<Node> = [{ value, key: undefined, parent: undefined, depth: 0 }]
+  const report = (node: Node, message: string) => issues.push({ path: renderPath(pathOf(node, prefix)), message })
   while (stack.length > 0 && issues.length < MAX_ISSUES_PER_EVENT) {
-    const { value: current, path } = stack.pop() as { value: unknown; path: ReadonlyArray<Segment> }
+    const node = stack.pop() as Node
+    const current = node.value
     if (typeof current === "string") {
       const problem = stringProblem(current)
-      if (problem !== undefined) issues.push({ path: renderPath(path), message: `the string ${problem}` })
+      if (problem !== undefined) report(node, `the string ${problem}`)
       continue
     }
     if (current === null || typeof current !== "object") continue
-    const children: Array<{ value: unknown; path: ReadonlyArray<Segment> }> = []
-    if (Array.isArray(current)) current.forEach((item, i) => children.push({ value: item, path: [...path, i] }))
-    else {
-      const entries = Object.entries(current)
-      if (entries.length > MAX_KEYS_PER_OBJECT) issues.push({ path: renderPath(path), message: `the object has ${entries.length} members, more than ${MAX_KEYS_PER_OBJECT}` })
-      for (const [key, item] of entries) {
+    const children: Array<Node> = []
+    if (Array.isArray(current)) {
+      for (let i = 0; i < current.length; i++) children.push({ value: current[i], key: i, parent: node, depth: node.depth + 1 })
+    } else {
+      const keys = Object.keys(current)
+      if (keys.length > MAX_KEYS_PER_OBJECT) report(node, `the object has ${keys.length} members, more than ${MAX_KEYS_PER_OBJECT}`)
+      for (const key of keys) {
         const problem = stringProblem(key)
-        if (problem !== undefined) issues.push({ path: renderPath(path), message: `a member name ${problem}` })
-        children.push({ value: item, path: [...path, key] })
+        if (problem !== undefined) report(node, `a member name ${problem}`)
+        children.push({ value: (current as Record<string, unknown>)[key], key, parent: node, depth: node.depth + 1 })
       }
     }
-    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i] as { value: unknown; path: ReadonlyArray<Segment> })
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i] as Node)
   }
   return issues.slice(0, MAX_ISSUES_PER_EVENT)
 }

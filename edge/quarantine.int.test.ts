@@ -5,11 +5,9 @@ import { promisify } from "node:util"
 import { jetstream } from "@nats-io/jetstream"
 import { Schema } from "effect"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { decodeIssues, makeContract } from "../contracts/contract.ts"
-import { HubSpotEvent } from "../contracts/hubspot.ts"
+import { HubSpotEvent, hubspotContractFor } from "../contracts/hubspot.ts"
 import { LogHeaders, QUARANTINE_STREAM } from "../contracts/log.ts"
 import { contracts } from "../contracts/sources.ts"
-import { isoFromMillis } from "../contracts/primitives.ts"
 import { readQuarantine, redriveQuarantined } from "../infra/quarantine.ts"
 import { alowareCall, erasureEvents, hubspotBatch, postSigned } from "../infra/local/samples.ts"
 import { type EdgeStack, generateSecrets, startEdgeStack } from "../infra/local/stack.ts"
@@ -82,20 +80,7 @@ describe("a HubSpot batch with one event that breaks the contract", () => {
 
 describe("re-driving quarantined events", () => {
   /** The HubSpot contract as it might be fixed: numeric property values accepted (and kept as sent). */
-  const fixedHubSpot = makeContract({
-    name: "hubspot",
-    domain: "crm",
-    schemaVersion: "hubspot/v1",
-    shape: "array",
-    describe: "HubSpot events",
-    deliveryFields: ["attemptNumber"],
-    judge: (payload, at) => {
-      const decoded = decodeIssues(Schema.Struct({ ...HubSpotEvent.fields, propertyValue: Schema.optionalKey(Schema.Union([Schema.String, Schema.Finite])) }), payload, at)
-      if (!decoded.ok) return { _tag: "Invalid", key: undefined, issues: decoded.issues }
-      const event = decoded.value
-      return { _tag: "Valid", event: { key: `${event.portalId}:${event.subscriptionId}:${event.eventId}`, type: event.subscriptionType, occurredAt: isoFromMillis(event.occurredAt), payload } }
-    }
-  })
+  const fixedHubSpot = hubspotContractFor(Schema.Struct({ ...HubSpotEvent.fields, propertyValue: Schema.optionalKey(Schema.Union([Schema.String, Schema.Finite])) }))
 
   it("appends those the current contract accepts under their natural key, once however often re-driven, and keeps the others with the new reason", async () => {
     const [fixable, hopeless] = hubspotBatch(2, { firstEventId: 30_000 })

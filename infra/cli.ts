@@ -12,6 +12,8 @@ import { defaultSources } from "../contracts/sources.ts"
 import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retailEvents } from "./local/samples.ts"
 import { generateSecrets, startEdgeStack } from "./local/stack.ts"
 import { LOCAL_STATE_DIR as STATE_DIR, LOCAL_STATE_FILE as STATE_FILE, type LocalState, readLocalState, writeLocalState } from "./local/state.ts"
+import { chaosLine, runChaos } from "./local/chaos.ts"
+import { setLogLevel } from "./logger.ts"
 import { readQuarantine, redriveQuarantined } from "./quarantine.ts"
 import { applyStreams, DEFAULT_STREAM_SETTINGS, streamDeclarations } from "./streams.ts"
 import {
@@ -50,6 +52,8 @@ const USAGE = `usage: npm run mesh -- <command>
   keys list | keys revoke <id>...
   reader-login <login>    create the read-only ingest_reader group and a login in it (READER_PASSWORD); prints READ_DATABASE_URL
   serve-api [--port N]    the read API alone, as READ_DATABASE_URL (a role in the ingest_reader group)
+  chaos [--events N]      send N signed events (default 50,000) through a mesh of its own while killing the projection
+                          process, restarting nats-server and Postgres; compares every mart with a clean run
   streams apply           declare the log's streams on a NATS server (idempotent)
       --url URL           nats://host:port (default $NATS_URL or nats://127.0.0.1:4222)
       --user U            (default $NATS_USER or admin; the password is read from $NATS_PASSWORD)
@@ -129,18 +133,25 @@ Ctrl-C stops it; the log and the marts are kept in ${STATE_DIR}.
 `)
 
   foreignHandlers.removeAdded()
-  await new Promise<void>((resolveStop) => {
-    for (const signal of SHUTDOWN_SIGNALS) process.once(signal, () => resolveStop())
+  // Until a signal, or until a projection cannot go on: then the whole mesh stops and says why.
+  const failed = await new Promise<unknown>((resolveStop) => {
+    for (const signal of SHUTDOWN_SIGNALS) process.once(signal, () => resolveStop(undefined))
+    consumers.then(
+      () => resolveStop(undefined),
+      (error: unknown) => resolveStop(error)
+    )
   })
+  if (failed !== undefined) console.error(`a projection cannot go on: ${failed instanceof Error ? failed.message : String(failed)}`)
   console.log("stopping...")
   stop.abort()
-  await consumers
+  await consumers.catch(() => undefined)
   await api.close()
   await reader.end({ timeout: 5 })
   await projector.close()
   await sql.end({ timeout: 5 })
   await stack.dispose()
   await pg.stop()
+  if (failed !== undefined) process.exitCode = 1
 }
 
 const samples = async () => {
@@ -228,6 +239,19 @@ const quarantine = async (args: ReadonlyArray<string>) => {
   }
 }
 
+/** `mesh chaos [--events N]`: the chaos run against a mesh of its own; exits non-zero if anything was lost or doubled. */
+const chaos = async (args: ReadonlyArray<string>) => {
+  const { values } = parseArgs({ args: [...args], options: { events: { type: "string", default: "50000" }, "kill-every-ms": { type: "string", default: "3000" } } })
+  const events = Number(values.events)
+  if (!Number.isInteger(events) || events < 100) throw new Error(`--events must be a whole number of at least 100, got ${JSON.stringify(values.events)}`)
+  // Progress on stderr, the verdict alone on stdout; the clean run's own log lines would drown it.
+  setLogLevel("warn")
+  const report = await runChaos({ events, killEveryMs: Number(values["kill-every-ms"]), log: (line) => console.error(line) })
+  console.error(`chaos: ${report.kills} projection processes killed, nats-server restarted ${report.natsRestarts}, Postgres restarted ${report.postgresRestarts}, ${report.seconds.toFixed(0)} s`)
+  console.log(chaosLine(report))
+  if (report.lost > 0 || report.doubled > 0) process.exitCode = 1
+}
+
 const [command, ...rest] = process.argv.slice(2)
 const run = async () => {
   if (command === "up") return up(rest)
@@ -237,6 +261,7 @@ const run = async () => {
   if (command === "status") return statusCommand()
   if (command === "dead-letters") return deadLettersCommand(rest)
   if (command === "quarantine") return quarantine(rest)
+  if (command === "chaos") return chaos(rest)
   if (command === "keys") return keysCommand(rest)
   if (command === "serve-api") return serveApiCommand(rest)
   if (command === "reader-login") return readerLoginCommand(rest)

@@ -163,7 +163,7 @@ export const embeddedPostgres = async (options: EmbeddedPostgresOptions): Promis
     await stopLeftover(join(dataDir, "postmaster.pid"), "postgres", "SIGINT")
     const proc = spawn(
       join(binaries, "bin", "postgres"),
-      ["-D", dataDir, "-p", String(options.port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "fsync=on"],
+      ["-D", dataDir, "-p", String(options.port), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
       { ...ids, env, stdio: ["ignore", "pipe", "pipe"] }
     )
     child = proc

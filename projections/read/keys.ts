@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import type postgres from "postgres"
-import { READER_ROLE } from "../../consumers/registry.ts"
+import { lockSharedSchema, READER_ROLE } from "../../consumers/registry.ts"
 import { Unauthenticated } from "./errors.ts"
 
 /**
@@ -24,8 +24,7 @@ const digest = (secret: string) => createHash("sha256").update(secret).digest()
 
 export const ensureApiKeys = (sql: postgres.Sql): Promise<void> =>
   sql.begin(async (tx) => {
-    // The same lock as the runtime's registry: processes starting together make the shared schema once.
-    await tx`SELECT pg_advisory_xact_lock(hashtext('ingest.registry'))`
+    await lockSharedSchema(tx)
     await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ingest`)
     await tx.unsafe(`CREATE TABLE IF NOT EXISTS ingest.api_keys (
       id text PRIMARY KEY,
