@@ -214,6 +214,30 @@ export const deadLetterRefused = (sql: postgres.Sql, projection: Projection, gen
     return { applied: 0, duplicates: 0, skipped: 0, deadLetters: 1, effects: 0, checkpoint: event.seq }
   })
 
+/**
+ * Events dead-lettered one after another with nothing projected between them. A few are bad
+ * events; a long run is a bug in the projection or a change in the database (a column that now
+ * refuses every row), and dead-lettering the whole log would hide it: the run stops, fatal.
+ */
+export interface DeadLetterStreak {
+  count: number
+  readonly limit: number
+}
+
+/** Dead letters in a row before a projection stops (`--max-dead-letters-in-a-row`). */
+export const DEFAULT_DEAD_LETTER_STREAK = 50
+
+export const newStreak = (limit = DEFAULT_DEAD_LETTER_STREAK): DeadLetterStreak => ({ count: 0, limit })
+
+const countStreak = (streak: DeadLetterStreak, result: BatchResult, last?: string): void => {
+  streak.count = result.applied + result.skipped + result.duplicates > 0 ? result.deadLetters : streak.count + result.deadLetters
+  if (streak.count >= streak.limit)
+    throw new FatalFailure(
+      `${streak.count} events in a row were dead-lettered${last === undefined ? "" : ` (the last: ${last})`}; that is a bug in the projection or a change in the database, not bad events`,
+      "fix it, re-drive them (npm run mesh -- dead-letters redrive <name> --all) and start again"
+    )
+}
+
 const sumResults = (a: BatchResult, b: BatchResult): BatchResult => ({
   applied: a.applied + b.applied,
   duplicates: a.duplicates + b.duplicates,
@@ -235,17 +259,22 @@ export const applyFindingPoison = (
   generation: Generation,
   expectedCheckpoint: number,
   events: ReadonlyArray<ReadEvent>,
-  mode: "live" | "rebuild"
+  mode: "live" | "rebuild",
+  streak: DeadLetterStreak = newStreak()
 ): Promise<BatchResult> => {
   const apply = async (checkpoint: number, slice: ReadonlyArray<ReadEvent>): Promise<BatchResult> => {
     try {
-      return await applyBatch(sql, projection, generation, checkpoint, slice, mode)
+      const result = await applyBatch(sql, projection, generation, checkpoint, slice, mode)
+      countStreak(streak, result)
+      return result
     } catch (error) {
       if (classifyFailure(error) !== "poison" || slice.length === 0) throw error
       if (slice.length === 1) {
         const event = slice[0] as ReadEvent
         if (mode === "rebuild") throw new PoisonInRebuild(event, `Postgres refused its rows: ${describeFailure(error)}`)
-        return deadLetterRefused(sql, projection, generation, checkpoint, event, error)
+        const result = await deadLetterRefused(sql, projection, generation, checkpoint, event, error)
+        countStreak(streak, result, `Postgres refused the rows of event seq ${event.seq}: ${describeFailure(error)}`)
+        return result
       }
       const middle = Math.ceil(slice.length / 2)
       const left = await apply(checkpoint, slice.slice(0, middle))

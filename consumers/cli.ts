@@ -8,7 +8,7 @@ import { readLocalState } from "../infra/local/state.ts"
 import { logEvent } from "../infra/logger.ts"
 import { projections } from "../projections/index.ts"
 import type { Projection } from "../projections/projection.ts"
-import { redriveDeadLetters } from "./apply.ts"
+import { DEFAULT_DEAD_LETTER_STREAK, redriveDeadLetters } from "./apply.ts"
 import { projectionStatus, rebuildProjection } from "./rebuild.ts"
 import { activeGeneration, ensureRegistry } from "./registry.ts"
 import { serveProjections } from "./serve.ts"
@@ -142,10 +142,20 @@ export const projectCommand = async (args: ReadonlyArray<string>): Promise<void>
   const { values, positionals: names } = parseArgs({
     args: [...args],
     allowPositionals: true,
-    options: { "batch-size": { type: "string", default: "500" }, "metrics-port": { type: "string", default: "9464" }, "metrics-host": { type: "string", default: "127.0.0.1" } }
+    options: {
+      "batch-size": { type: "string", default: "500" },
+      "metrics-port": { type: "string", default: "9464" },
+      "metrics-host": { type: "string", default: "127.0.0.1" },
+      "max-dead-letters-in-a-row": { type: "string", default: String(DEFAULT_DEAD_LETTER_STREAK) }
+    }
   })
-  const batchSize = Number(values["batch-size"])
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new Error(`--batch-size must be a positive integer, got ${JSON.stringify(values["batch-size"])}`)
+  const positive = (name: "batch-size" | "max-dead-letters-in-a-row") => {
+    const value = Number(values[name])
+    if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(values[name])}`)
+    return value
+  }
+  const batchSize = positive("batch-size")
+  const maxDeadLettersInARow = positive("max-dead-letters-in-a-row")
   const selected = selectProjections(names)
   const { sql, nc, close } = await connectAll(selected.length + 1)
   const stop = new AbortController()
@@ -156,7 +166,7 @@ export const projectCommand = async (args: ReadonlyArray<string>): Promise<void>
   process.on("SIGTERM", () => drain("SIGTERM"))
   process.on("SIGINT", () => drain("SIGINT"))
   try {
-    await serveProjections({ sql, nc, jsm: await jetstreamManager(nc), projections: selected, signal: stop.signal, metricsPort: Number(values["metrics-port"]), metricsHost: values["metrics-host"], batchSize })
+    await serveProjections({ sql, nc, jsm: await jetstreamManager(nc), projections: selected, signal: stop.signal, metricsPort: Number(values["metrics-port"]), metricsHost: values["metrics-host"], batchSize, maxDeadLettersInARow })
   } finally {
     await close()
   }

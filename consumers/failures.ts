@@ -41,8 +41,17 @@ export const sqlState = (error: unknown): string | undefined => {
   return (error as { name?: unknown } | null)?.name === "PostgresError" && typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
 }
 
+/** The error and the errors it wraps (`cause`), outermost first: nats.js wraps a permission violation in a RequestError. */
+const causes = (error: unknown): ReadonlyArray<unknown> => {
+  const chain: Array<unknown> = []
+  for (let at: unknown = error; at !== undefined && at !== null && chain.length < 8; at = (at as { cause?: unknown }).cause) chain.push(at)
+  return chain
+}
+
 export const classifyFailure = (error: unknown): FailureKind => {
   if (error instanceof FatalFailure) return "fatal"
+  // Whatever wraps it, an error no retry mends makes the whole failure fatal.
+  if (causes(error).some((cause) => FATAL_NATS_ERRORS.has(String((cause as { name?: unknown }).name)))) return "fatal"
   const state = sqlState(error)
   if (state !== undefined) {
     const errorClass = state.slice(0, 2)

@@ -7,6 +7,7 @@ import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { martSnapshot } from "../infra/local/marts.ts"
 import { oeeEvents, warehouseWorkload } from "../infra/local/samples.ts"
 import { oeeProjection } from "../projections/oee.ts"
+import { rows } from "../projections/projection.ts"
 import { warehouseProjection } from "../projections/warehouse.ts"
 import { redriveDeadLetters } from "./apply.ts"
 import { rebuildProjection } from "./rebuild.ts"
@@ -78,6 +79,18 @@ describe("events Postgres refuses, live", () => {
     expect(result.redriven).toEqual([])
     expect(result.stillPoison).toEqual([{ id: Number(letter?.id), reason: expect.stringMatching(/^Postgres refused the event's rows: 22003/) }])
     expect((await letters(sql, "warehouse"))[0]?.redriven_at).toBeNull()
+  })
+})
+
+describe("a projection whose every row Postgres refuses (a bug, not bad events)", () => {
+  it("stops, fatal, after 50 dead letters in a row instead of dead-lettering the whole log", async () => {
+    const { sql } = await stack.database()
+    // A broken deploy: the day of every count left empty, which the NOT NULL key refuses (23502).
+    const broken = { ...warehouseProjection, project: () => rows({ daily_stats: [{ date: null, booked_in: 1, erased: 0, qa: 0 }] }) }
+    await expect(stack.projectToHead(sql, broken, { batchSize: 500 })).rejects.toThrow(
+      /50 events in a row were dead-lettered \(the last: Postgres refused the rows of event seq \d+: 23502 .*\); that is a bug in the projection/
+    )
+    expect((await letters(sql, "warehouse")).length).toBe(50)
   })
 })
 

@@ -8,7 +8,10 @@ import { hubspotBatch, warehouseWorkload } from "../infra/local/samples.ts"
 import { crmProjection } from "../projections/crm.ts"
 import type { Projection } from "../projections/projection.ts"
 import { warehouseProjection } from "../projections/warehouse.ts"
+import { applyBatch } from "./apply.ts"
+import { readEventOf } from "./reader.ts"
 import { projectionStatus, rebuildProjection, switchBackoffMs } from "./rebuild.ts"
+import { generations } from "./registry.ts"
 import { runLive } from "./runtime.ts"
 
 let stack: LogStack
@@ -197,5 +200,43 @@ describe("a rebuild's switch while readers stream from the old marts", () => {
   it("waits 1 s after the first try, doubling to at most 30 s", () => {
     expect([0, 1, 2, 3, 4, 5, 6, 10].map(switchBackoffMs)).toEqual([1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000])
   })
+
+  it("finishes and switches when a batch it retried had in fact committed (its position taken from what is committed)", async () => {
+    const { sql: fresh } = await stack.database()
+    await stack.projectToHead(fresh, warehouseProjection)
+    const before = await martSnapshot(fresh, warehouseProjection)
+    const head = heads.get("warehouse") as number
+    const log: Array<ReturnType<typeof readEventOf>> = []
+    for (let seq = 1; seq <= head; seq++) {
+      const stored = await stack.jsm.streams.getMessage("INGEST_WAREHOUSE", { seq })
+      const headers: Record<string, string> = {}
+      for (const [name, values] of stored?.header ?? []) headers[name] = values[0] ?? ""
+      log.push(readEventOf({ seq, subject: stored?.subject as string, headers, data: stored?.string() as string }))
+    }
+    const [live] = await generations(fresh, "warehouse")
+    // The generation the rebuild makes: the next one, building.
+    const building = { ...(live as NonNullable<typeof live>), generation: (live?.generation ?? 0) + 1, schema: `proj_warehouse_g${(live?.generation ?? 0) + 1}`, status: "building" as const }
+    let interfered = false
+    let interfering: Promise<unknown> = Promise.resolve()
+    const result = await rebuildProjection({
+      sql: fresh,
+      nc: stack.projector,
+      projection: warehouseProjection,
+      batchSize: 500,
+      // Right after a batch, the next 100 events are committed into the building generation behind the
+      // rebuild's back, as when a commit succeeds and its answer is lost: its next batch finds the checkpoint moved.
+      onProgress: (progress) => {
+        if (interfered || progress.position >= head - 100) return
+        interfering = applyBatch(fresh, warehouseProjection, building, progress.position, log.slice(progress.position, progress.position + 100), "rebuild").then(
+          () => (interfered = true),
+          () => undefined
+        )
+      }
+    })
+    await interfering
+    expect(interfered).toBe(true)
+    expect(result.events).toBe(head)
+    expect(await martSnapshot(fresh, warehouseProjection)).toEqual(before)
+  }, 60_000)
 })
 

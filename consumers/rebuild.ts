@@ -110,6 +110,10 @@ const rebuildLocked = async (options: Parameters<typeof rebuildProjection>[0]): 
         nc: options.nc,
         projection,
         batchSize: options.batchSize ?? 2000,
+        // Also when a retried batch finds it had committed after all: the position is what is committed.
+        onCheckpoint: (checkpoint) => {
+          position = checkpoint
+        },
         onBatch: (batch) => {
           position = batch.checkpoint
           const seconds = (performance.now() - started) / 1000

@@ -4,7 +4,7 @@ import type postgres from "postgres"
 import { streamFor } from "../contracts/log.ts"
 import { logEvent } from "../infra/logger.ts"
 import type { Projection } from "../projections/projection.ts"
-import { applyFindingPoison, type BatchResult, CheckpointMoved, newerVersion } from "./apply.ts"
+import { applyFindingPoison, type BatchResult, CheckpointMoved, newerVersion, newStreak } from "./apply.ts"
 import { backoffMs, classifyFailure, describeFailure, FatalFailure, shouldRetry } from "./failures.ts"
 import { publishOutbox } from "./outbox.ts"
 import { deleteConsumer, fetchBatch, openConsumer, toReadEvent } from "./reader.ts"
@@ -25,10 +25,14 @@ export interface RuntimeOptions {
   readonly onBatch?: (result: BatchResult & { readonly events: number; readonly millis: number; readonly generation: number }) => void
   /** Called for each failure on our side that the runtime retries (Postgres or NATS unavailable). */
   readonly onRetry?: (error: unknown, attempt: number) => void
+  /** Called whenever the committed position this runtime continues from changes: after a batch, or on finding another writer moved it. */
+  readonly onCheckpoint?: (checkpoint: number) => void
   /** Called when a fetch found nothing new: the projection is caught up with the log. */
   readonly onIdle?: (checkpoint: number) => void
   /** Called whenever the runtime's state changes, with the reason of a retry, a wait or a failure. */
   readonly onState?: (state: ProjectionState, detail?: string) => void
+  /** Dead letters in a row (nothing projected between them) after which the projection stops as fatal (default 50). */
+  readonly maxDeadLettersInARow?: number
   /** Publish side effects after each commit (default). Tests turn it off to stand for a crash in between. */
   readonly publishEffects?: boolean
 }
@@ -108,6 +112,7 @@ export const consumeGeneration = async (
   let consumer = await reopen()
   if (consumer === undefined) return "stopped"
   let fetchFailures = 0
+  const streak = newStreak(options.maxDeadLettersInARow)
   try {
     while (!stopped()) {
       const target = until?.()
@@ -144,7 +149,7 @@ export const consumeGeneration = async (
       }
       const started = performance.now()
       const result = await retrying(options, "applying a batch", () =>
-        applyFindingPoison(sql, projection, generation, checkpoint, events, mode).catch((error: unknown) => {
+        applyFindingPoison(sql, projection, generation, checkpoint, events, mode, streak).catch((error: unknown) => {
           if (error instanceof CheckpointMoved) return error
           throw error
         })
@@ -154,11 +159,13 @@ export const consumeGeneration = async (
         if (result.status !== (mode === "live" ? "active" : "building")) return "replaced"
         logEvent("warn", "checkpoint moved under us; resuming from the committed position", { projection: projection.name, found: result.found })
         checkpoint = result.found ?? checkpoint
+        options.onCheckpoint?.(checkpoint)
         consumer = await reopen()
         if (consumer === undefined) return "stopped"
         continue
       }
       checkpoint = result.checkpoint
+      options.onCheckpoint?.(checkpoint)
       for (const message of messages) message.ack()
       if (publishEffects && result.effects > 0) await publishPending()
       options.onState?.("running")

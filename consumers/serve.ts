@@ -21,6 +21,7 @@ export const serveProjections = async (options: {
   readonly metricsPort: number
   readonly metricsHost?: string
   readonly batchSize?: number
+  readonly maxDeadLettersInARow?: number
 }): Promise<void> => {
   const clashes = publishedClashes(options.projections)
   if (clashes.length > 0) throw new Error(`more than one projection publishes ${clashes.join(", ")}: give each its own name`)
@@ -40,6 +41,7 @@ export const serveProjections = async (options: {
           projection,
           signal: stop.signal,
           ...(options.batchSize === undefined ? {} : { batchSize: options.batchSize }),
+          ...(options.maxDeadLettersInARow === undefined ? {} : { maxDeadLettersInARow: options.maxDeadLettersInARow }),
           onBatch: (batch) => {
             metrics.recordBatch(projection.name, batch)
             logEvent("info", "batch committed", { projection: projection.name, ...batch, millis: Math.round(batch.millis) })

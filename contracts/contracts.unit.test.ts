@@ -215,6 +215,16 @@ describe("bounds every event keeps, whatever its contract", () => {
     ])
   })
 
+  it("refuses numbers the log cannot keep exactly, rather than storing them changed", async () => {
+    const [event] = hubspotBatch(1)
+    const body = JSON.parse(JSON.stringify([{ ...event, extra: 1 }]).replace('"extra":1', '"extra":1e400,"id64":9007199254740993')) as unknown
+    const result = await Effect.runPromise(Effect.result(contracts.hubspot.split(body)))
+    expect(result._tag === "Success" && issuesOfSplit(result.success)).toEqual([
+      { path: "$[0].extra", message: "the number is too large for a JSON number (it parses as infinity); send it as a string" },
+      { path: "$[0].id64", message: "the integer 9007199254740992 is beyond ±2^53 and would lose digits; send it as a string" }
+    ])
+  })
+
   it("refuses an object with more than 256 members", async () => {
     const [event] = erasureEvents(1)
     const wide = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`f${i}`, i]))

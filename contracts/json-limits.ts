@@ -73,8 +73,9 @@ export const tooDeep = (value: unknown): ReadonlyArray<Segment> | undefined => {
 }
 
 /**
- * Every string (values and member names) and object of one event checked against the bounds, in
- * document order, with paths under `prefix`: lone surrogates, NUL characters, too many members.
+ * Every string (values and member names), number and object of one event checked against the
+ * bounds, in document order, with paths under `prefix`: lone surrogates, NUL characters, numbers
+ * the log cannot keep exactly, too many members.
  */
 export const jsonIssues = (value: unknown, prefix: ReadonlyArray<Segment> = []): ReadonlyArray<ContractIssue> => {
   const issues: Array<ContractIssue> = []
@@ -86,6 +87,12 @@ export const jsonIssues = (value: unknown, prefix: ReadonlyArray<Segment> = []):
     if (typeof current === "string") {
       const problem = stringProblem(current)
       if (problem !== undefined) report(node, `the string ${problem}`)
+      continue
+    }
+    if (typeof current === "number") {
+      // The log keeps each event as JSON re-serialised: a number it cannot carry exactly would be changed silently.
+      if (!Number.isFinite(current)) report(node, "the number is too large for a JSON number (it parses as infinity); send it as a string")
+      else if (Number.isInteger(current) && !Number.isSafeInteger(current)) report(node, `the integer ${current} is beyond ±2^53 and would lose digits; send it as a string`)
       continue
     }
     if (current === null || typeof current !== "object") continue

@@ -70,11 +70,13 @@ export const readBody = (request: Request, limit: number): Effect.Effect<Uint8Ar
   Effect.tryPromise({
     try: async () => {
       const declared = Number(request.headers.get("content-length") ?? "NaN")
+      // Never below the limit itself, or a body the limit allows would be cut short.
+      const drainCap = Math.max(limit, DRAIN_LIMIT_BYTES)
       const chunks: Array<Uint8Array> = []
       let total = 0
       if (request.body !== null) {
         const reader = request.body.getReader()
-        if (declared > DRAIN_LIMIT_BYTES) {
+        if (declared > drainCap) {
           await reader.cancel()
           throw new PayloadTooLarge({ limitBytes: limit })
         }
@@ -82,9 +84,9 @@ export const readBody = (request: Request, limit: number): Effect.Effect<Uint8Ar
           const { done, value } = await reader.read()
           if (done) break
           total += value.byteLength
-          if (total > DRAIN_LIMIT_BYTES) {
+          if (total > drainCap) {
             await reader.cancel()
-            break
+            throw new PayloadTooLarge({ limitBytes: limit })
           }
           if (total <= limit) chunks.push(value)
         }

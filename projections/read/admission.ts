@@ -4,7 +4,7 @@ import { Busy } from "./errors.ts"
 /** The two kinds of query the read API runs: long ones (exports, pages, counts, summaries) and key checks. */
 export type QueryKind = "long" | "short"
 
-/** A connection of the pool reserved for one request's queries, with its statement timeout set; `release` gives it back. */
+/** A connection of the pool reserved for one request's queries, with its statement timeout set (0: none); `release` gives it back. */
 export interface Slot {
   readonly sql: postgres.ReservedSql
   readonly timeoutMs: number
@@ -49,7 +49,7 @@ export const admission = (sql: postgres.Sql, slots: Readonly<Record<QueryKind, n
     let connection: postgres.ReservedSql | undefined
     try {
       connection = await sql.reserve()
-      await connection.unsafe(`SET statement_timeout = ${Math.max(1, Math.round(timeoutMs))}`)
+      await connection.unsafe(`SET statement_timeout = ${Math.max(0, Math.round(timeoutMs))}`)
     } catch (error) {
       connection?.release()
       give(kind)

@@ -69,14 +69,20 @@ export const listApiKeys = async (sql: postgres.Sql): Promise<ReadonlyArray<ApiK
   return (await sql`SELECT * FROM ingest.api_keys ORDER BY created_at, id`).map(toKey)
 }
 
-/** The key's id and marts, or why it does not authenticate. Revocation takes effect on the next request. */
-export const authenticate = async (sql: postgres.Sql, presented: string | undefined): Promise<{ id: string; marts: ReadonlyArray<string> }> => {
+/** A presented key's id and secret, or why it cannot be a key: checked before anything touches the database. */
+export const parseApiKey = (presented: string | undefined): { readonly id: string; readonly secret: string } => {
   if (presented === undefined || presented === "") {
     throw new Unauthenticated({ message: "an API key is required: send it in the X-API-Key header or the api_key query parameter" })
   }
   const match = KEY_FORM.exec(presented)
   if (match === null) throw new Unauthenticated({ message: "the API key is malformed: keys look like imk_<16 hex>.<43 characters>, as printed by `npm run mesh -- keys create`" })
   const [, id, secret] = match as unknown as [string, string, string]
+  return { id, secret }
+}
+
+/** The key's id and marts, or why it does not authenticate. Revocation takes effect on the next request. */
+export const authenticate = async (sql: postgres.Sql, presented: string | undefined): Promise<{ id: string; marts: ReadonlyArray<string> }> => {
+  const { id, secret } = parseApiKey(presented)
   const [row] = await sql`SELECT secret_sha256, marts, revoked_at FROM ingest.api_keys WHERE id = ${id}`
   if (row === undefined || !timingSafeEqual(row.secret_sha256 as Buffer, digest(secret))) throw new Unauthenticated({ message: "the API key is not recognised" })
   if (row.revoked_at !== null) throw new Unauthenticated({ message: `the API key ${id} was revoked at ${(row.revoked_at as Date).toISOString()}; ask for a new one` })

@@ -183,15 +183,32 @@ describe("hard limits on every query and response", () => {
         code: "query_timeout",
         message: "the query ran past its statement timeout of 1 ms (READ_PAGE_TIMEOUT_MS); ask for a narrower window (date_from/date_to, $filter) or retry later"
       })
-      const exported = await fetch(`${hasty.url}/api/oee/export/data-mart?format=csv`, { headers: headers() })
+      // A fetch that finds its rows slowly (a filter no index serves, a sort of the whole view) is cancelled when its time is up.
+      const exported = await fetch(`${hasty.url}/api/oee/export/data-mart?format=csv&shift_id=S-2&line_id=L-3`, { headers: headers() })
       expect(exported.status).toBe(503)
       expect(((await exported.json()) as { message: string }).message).toMatch(/statement timeout of 1 ms \(READ_EXPORT_TIMEOUT_MS\)/)
+      const sorted = await fetch(`${hasty.url}/odata/oee/oee_data_mart?$orderby=oee_pct desc`, { headers: headers() })
+      expect(sorted.status).toBe(503)
+      expect(((await sorted.json()) as { error: { message: string } }).error.message).toMatch(/statement timeout of 1 ms \(READ_PAGE_TIMEOUT_MS\)/)
       // The slot and the connection are given back as they were: the API's own limits apply again.
       await api.cursorsClosed()
       const page = await fetchPage(`${api.url}/odata/oee/oee_snapshots?$top=3`)
       expect(page.value).toHaveLength(3)
     } finally {
       await hasty.close()
+    }
+  })
+
+  it("times each fetch, never the time a client takes to read: an export that takes longer than the timeout to read completes", async () => {
+    const patient = await serveReadApi({ sql: api.sql, port: 0, maxStreams: 1, exportTimeoutMs: 1000, accessLog: false })
+    try {
+      const started = Date.now()
+      const read = readSlowly(`${patient.url}/api/oee/export/snapshots?format=csv`, headers(), 4 * 1024 * 1024)
+      const { complete } = await read.done
+      expect(Date.now() - started).toBeGreaterThan(1000)
+      expect(complete).toBe(true)
+    } finally {
+      await patient.close()
     }
   })
 

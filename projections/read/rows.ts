@@ -1,5 +1,6 @@
 import type postgres from "postgres"
 import type { Column, Value } from "../table.ts"
+import { QueryTimedOut } from "./errors.ts"
 
 /** A parameterised statement and the typed columns of the rows it returns, in order. */
 export interface RowQuery {
@@ -43,11 +44,30 @@ export interface RowStream {
 /**
  * Opens a cursor over `query` and fetches its first batch before returning, so that a failing
  * query (a mart not built yet, a bad cast) is an error the caller can still answer with a status,
- * and not a response cut off after its headers.
+ * and not a response cut off after its headers. Each fetch must finish within `timeout` or the
+ * query is cancelled ({@link QueryTimedOut}). The timeout is kept here rather than in Postgres'
+ * `statement_timeout`, which runs on while the cursor waits for a slow client between fetches and
+ * would cut off any response that takes longer than it to read.
  */
-export const openRows = async (sql: postgres.Sql, query: RowQuery, batchSize = CURSOR_BATCH): Promise<RowStream> => {
-  const cursor = sql.unsafe(query.text, [...query.params]).values().cursor(batchSize)[Symbol.asyncIterator]() as AsyncIterator<ReadonlyArray<Cells>>
-  const first = await cursor.next()
+export const openRows = async (sql: postgres.Sql, query: RowQuery, timeout?: { readonly limitMs: number; readonly setting: string }, batchSize = CURSOR_BATCH): Promise<RowStream> => {
+  const pending = sql.unsafe(query.text, [...query.params]).values()
+  const cursor = pending.cursor(batchSize)[Symbol.asyncIterator]() as AsyncIterator<ReadonlyArray<Cells>>
+  const fetch = async (): Promise<IteratorResult<ReadonlyArray<Cells>>> => {
+    if (timeout === undefined) return cursor.next()
+    let cancelled = false
+    const timer = setTimeout(() => {
+      cancelled = true
+      void pending.cancel()
+    }, timeout.limitMs)
+    try {
+      return await cursor.next()
+    } catch (error) {
+      throw cancelled ? new QueryTimedOut(timeout) : error
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+  const first = await fetch()
   let done = first.done === true
   /** The fetch under way, if any: closing must wait for it, or postgres.js never sends the portal's Close and the connection hangs. */
   let fetching: Promise<IteratorResult<ReadonlyArray<Cells>>> | undefined
@@ -62,7 +82,7 @@ export const openRows = async (sql: postgres.Sql, query: RowQuery, batchSize = C
       if (first.done === true) return
       yield first.value
       while (!done) {
-        fetching = cursor.next()
+        fetching = fetch()
         const next = await fetching
         fetching = undefined
         if (next.done === true) {

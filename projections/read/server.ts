@@ -8,7 +8,7 @@ import { BadParameter, describeReadError, Forbidden, isReadError, MartNotReady, 
 import { exportEndpoints, exportQuery } from "./exports.ts"
 import { findFeed, martFeeds, marts } from "./feeds.ts"
 import { contentTypes, csvChunks, DEFAULT_STREAM_LIMITS, jsonChunks, pullStream, type StreamLimits } from "./formats.ts"
-import { ALL_MARTS, authenticate } from "./keys.ts"
+import { ALL_MARTS, authenticate, parseApiKey } from "./keys.ts"
 import { metadataXml, nextLink, ODATA_JSON, pageQuery, pageSizeFor, parseODataOptions, positionToken, serviceDocument } from "./odata.ts"
 import { openApiDocument, docsPage } from "./openapi.ts"
 import { API_KEY_PARAM, parseParams } from "./params.ts"
@@ -87,11 +87,12 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
   const slots = admission(options.sql, { long: options.maxStreams, short: options.keyCheckSlots ?? 2 })
   const exportTimeout = { limitMs: options.exportTimeoutMs ?? DEFAULT_EXPORT_TIMEOUT_MS, setting: "READ_EXPORT_TIMEOUT_MS" }
   const pageTimeout = { limitMs: options.pageTimeoutMs ?? DEFAULT_PAGE_TIMEOUT_MS, setting: "READ_PAGE_TIMEOUT_MS" }
-  /** A cursor for `query` on a long slot of its own, under `timeout`, held until the stream closes. */
+  /** A cursor for `query` on a long slot of its own, each fetch under `timeout`, held until the stream closes. */
   const stream = async (mart: string, query: RowQuery, timeout: typeof exportTimeout, parameter?: string) => {
-    const slot = await slots.reserve("long", timeout.limitMs)
+    // No statement_timeout: Postgres would count the time a slow client takes to read ({@link openRows}).
+    const slot = await slots.reserve("long", 0)
     try {
-      const rows = await run(mart, () => openRows(slot.sql, query), parameter, timeout)
+      const rows = await run(mart, () => openRows(slot.sql, query, timeout), parameter, timeout)
       return { batches: rows.batches, close: () => rows.close().finally(slot.release) }
     } catch (error) {
       await slot.release()
@@ -102,7 +103,8 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
   const longQuery = <A>(mart: string, query: (sql: postgres.Sql) => Promise<A>, parameter?: string) =>
     run(mart, () => slots.run("long", pageTimeout.limitMs, (slot) => query(slot.sql)), parameter, pageTimeout)
   /** A key check, health probe or stats summary (indexed lookups), on a slot of their own. */
-  const shortQuery = <A>(query: (sql: postgres.Sql) => Promise<A>) => run("any", () => slots.run("short", KEY_CHECK_TIMEOUT_MS, (slot) => query(slot.sql)), "query", { limitMs: KEY_CHECK_TIMEOUT_MS, setting: "the key check timeout" })
+  const shortQuery = <A>(mart: string, query: (sql: postgres.Sql) => Promise<A>) =>
+    run(mart, () => slots.run("short", KEY_CHECK_TIMEOUT_MS, (slot) => query(slot.sql)), "query", { limitMs: KEY_CHECK_TIMEOUT_MS, setting: "the key check timeout" })
   /** The row count of an OData query (its `$filter` the only input that can fail it). */
   const countOf = (mart: string, count: RowQuery) => longQuery(mart, async (sql) => String((await sql.unsafe(count.text, [...count.params]))[0]?.count ?? 0), "$filter")
   const app = new Hono<Env>()
@@ -142,7 +144,7 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
     })
   )
   app.get("/healthz", async (c) => {
-    await shortQuery((sql) => sql`SELECT 1`)
+    await shortQuery("any", (sql) => sql`SELECT 1`)
     return c.json({ status: "ok" })
   })
   app.get("/openapi.json", (c) => c.json(openApiDocument(origin(c))))
@@ -151,7 +153,9 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
   for (const prefix of ["/api/*", "/metrics/*", "/odata/*"]) {
     app.use(prefix, async (c, next) => {
       const presented = c.req.header("x-api-key") ?? c.req.query(API_KEY_PARAM)
-      const key = await shortQuery((sql) => authenticate(sql, presented))
+      // A missing or malformed key is refused before it takes a key-check slot.
+      parseApiKey(presented)
+      const key = await shortQuery("any", (sql) => authenticate(sql, presented))
       c.set("marts", key.marts)
       c.set("keyId", key.id)
       c.header("Cache-Control", "no-store")
@@ -161,7 +165,7 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
 
   const summary = async (c: ApiContext, day: string) => {
     allow(c, "warehouse")
-    return shortQuery(async (sql) => {
+    return shortQuery("warehouse", async (sql) => {
       const [stats] = await sql`SELECT booked_in, erased, qa FROM mart_warehouse.daily_stats WHERE date = ${day}::date`
       const engineers = await sql`SELECT initials, count FROM mart_warehouse.engineer_stats WHERE date = ${day}::date ORDER BY count DESC, initials`
       return c.json({
