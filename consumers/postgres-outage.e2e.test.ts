@@ -69,7 +69,7 @@ describe("Postgres stopped and restarted mid-run", () => {
       expect((await until((answer) => answer?.status === 200))?.body).toMatchObject({ status: "ok", projections: { warehouse: { state: "running" } } })
       await stack.pg.stop()
       const down = await until((answer) => answer?.status === 503)
-      expect(down?.body).toMatchObject({ status: "degraded", projections: { warehouse: { state: "retrying", detail: expect.stringMatching(/ECONNREFUSED|CONNECTION|terminat|shut/i) } } })
+      expect(down?.body).toMatchObject({ status: "degraded", projections: { warehouse: { state: "retrying", detail: expect.stringMatching(/ECONNREFUSED|ECONNRESET|CONNECTION|terminat|shut/i) } } })
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
       expect(metrics).toContain('ingest_projection_state{projection="warehouse",state="retrying"} 1')
       await stack.pg.start()
