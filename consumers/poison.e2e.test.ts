@@ -1,7 +1,6 @@
-import { headers as natsHeaders } from "@nats-io/nats-core"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { contracts } from "../contracts/sources.ts"
-import { toLogMessages } from "../edge/log-message.ts"
+import { natsHeadersFor, toLogMessages } from "../edge/log-message.ts"
 import { appendAsEdge } from "../infra/local/append.ts"
 import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { martSnapshot } from "../infra/local/marts.ts"
@@ -33,9 +32,7 @@ beforeAll(async () => {
     traceId: "0".repeat(32)
   })
   if (message === undefined) throw new Error("no message")
-  const headers = natsHeaders()
-  for (const [name, value] of Object.entries(message.headers)) headers.set(name, value)
-  await stack.js.publish(message.subject, message.data, { msgID: message.msgId, headers })
+  await stack.js.publish(message.subject, message.data, { headers: natsHeadersFor(message) })
   await appendAsEdge(stack.js, "oee", oeeEvents("M-09"))
 }, 120_000)
 

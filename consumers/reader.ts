@@ -1,6 +1,6 @@
 import { AckPolicy, type Consumer, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream"
 import { nanos } from "@nats-io/nats-core"
-import { domainSubjects, LogHeaders, messageIdFor, streamFor } from "../contracts/log.ts"
+import { domainSubjects, headerValues, LogHeaders, messageIdFor, streamFor } from "../contracts/log.ts"
 import type { Projection } from "../projections/projection.ts"
 import type { ReadEvent } from "./apply.ts"
 import type { Generation } from "./registry.ts"
@@ -74,7 +74,5 @@ export const readEventOf = (message: { seq: number; subject: string; headers: Re
 
 /** A log message as the projection sees it; the dedupe key is the edge's `<source>:<natural key>`. */
 export const toReadEvent = (message: JsMsg): ReadEvent => {
-  const headers: Record<string, string> = {}
-  for (const [name, values] of message.headers ?? []) headers[name] = values[0] ?? ""
-  return readEventOf({ seq: message.seq, subject: message.subject, headers, data: message.string(), appendedAt: new Date(message.info.timestampNanos / 1e6).toISOString() })
+  return readEventOf({ seq: message.seq, subject: message.subject, headers: headerValues(message.headers), data: message.string(), appendedAt: new Date(message.info.timestampNanos / 1e6).toISOString() })
 }

@@ -1,6 +1,7 @@
 import type { NatsConnection } from "@nats-io/nats-core"
 import postgres from "postgres"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { headerValues } from "../contracts/log.ts"
 import { appendAsEdge } from "../infra/local/append.ts"
 import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { martSnapshot } from "../infra/local/marts.ts"
@@ -209,9 +210,7 @@ describe("a rebuild's switch while readers stream from the old marts", () => {
     const log: Array<ReturnType<typeof readEventOf>> = []
     for (let seq = 1; seq <= head; seq++) {
       const stored = await stack.jsm.streams.getMessage("INGEST_WAREHOUSE", { seq })
-      const headers: Record<string, string> = {}
-      for (const [name, values] of stored?.header ?? []) headers[name] = values[0] ?? ""
-      log.push(readEventOf({ seq, subject: stored?.subject as string, headers, data: stored?.string() as string }))
+      log.push(readEventOf({ seq, subject: stored?.subject as string, headers: headerValues(stored?.header), data: stored?.string() as string }))
     }
     const [live] = await generations(fresh, "warehouse")
     // The generation the rebuild makes: the next one, building.

@@ -4,14 +4,20 @@ import { qualified, tableDdl } from "../projections/table.ts"
 
 type Sql = postgres.Sql | postgres.TransactionSql
 
-/** Serialises the DDL of the shared `ingest` schema across processes starting together (a concurrent `IF NOT EXISTS` can still collide). */
-export const lockSharedSchema = (tx: postgres.TransactionSql) => tx`SELECT pg_advisory_xact_lock(hashtext('ingest.registry'))`
+/**
+ * Runs `ddl` in a transaction with the shared `ingest` schema made, serialised across processes
+ * starting together (a concurrent `IF NOT EXISTS` can still collide in the catalog).
+ */
+export const inSharedSchema = (sql: postgres.Sql, ddl: (tx: postgres.TransactionSql) => Promise<void>): Promise<void> =>
+  sql.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(hashtext('ingest.registry'))`
+    await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ingest`)
+    await ddl(tx)
+  })
 
 /** The runtime's own tables: which generation of each projection serves readers, and dead letters. */
 export const ensureRegistry = async (sql: postgres.Sql): Promise<void> => {
-  await sql.begin(async (tx) => {
-    await lockSharedSchema(tx)
-    await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ingest`)
+  await inSharedSchema(sql, async (tx) => {
     await tx.unsafe(`CREATE TABLE IF NOT EXISTS ingest.projections (
       name text NOT NULL,
       generation integer NOT NULL,

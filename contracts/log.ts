@@ -47,6 +47,13 @@ export const LogHeaders = {
   index: "Ingest-Index"
 } as const
 
+/** A message's headers as one value each (the first), however the NATS client holds them. */
+export const headerValues = (headers: Iterable<[string, ReadonlyArray<string>]> | undefined): Record<string, string> => {
+  const values: Record<string, string> = {}
+  for (const [name, all] of headers ?? []) values[name] = all[0] ?? ""
+  return values
+}
+
 /** Inbox prefix the edge user may subscribe to (its PubAcks), and nothing else; see infra/nats/nats.conf. */
 export const EDGE_INBOX_PREFIX = "_INBOX_edge"
 

@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto"
 import { request as httpRequest } from "node:http"
-import { type JetStreamManager, jetstream } from "@nats-io/jetstream"
+import { jetstream } from "@nats-io/jetstream"
 import fc from "fast-check"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { DOMAINS, QUARANTINE_STREAM, streamFor } from "../contracts/log.ts"
 import type { Scheme } from "../contracts/sources.ts"
 import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retailEvents, signFor } from "../infra/local/samples.ts"
 import { type EdgeStack, generateSecrets, startEdgeStack } from "../infra/local/stack.ts"
+import { readStream } from "../infra/streams.ts"
 
 /**
  * Property-based fuzzing of every source's contract and verifier through the real Worker in
@@ -360,22 +361,8 @@ const judge = async (source: FuzzSource, fuzz: Case): Promise<void> => {
 }
 
 /** Every message of `stream`, by sequence: its message id. */
-const readStream = async (jsm: JetStreamManager, stream: string): Promise<Map<number, string>> => {
-  const last = (await jsm.streams.info(stream)).state.last_seq
-  const ids = new Map<number, string>()
-  if (last === 0) return ids
-  const consumer = await jetstream(stack.admin).consumers.get(stream)
-  while (ids.size < last) {
-    let got = 0
-    for await (const message of await consumer.fetch({ max_messages: 1000, expires: 2000 })) {
-      got++
-      ids.set(message.seq, message.headers?.get("Nats-Msg-Id") ?? "")
-      if (message.seq >= last) break
-    }
-    if (got === 0) break
-  }
-  return ids
-}
+const readIds = async (stream: string): Promise<Map<number, string>> =>
+  new Map((await readStream(jetstream(stack.admin), stack.jsm, stream)).map((message) => [message.seq, message.headers["Nats-Msg-Id"] ?? ""]))
 
 describe(`${RUNS} generated requests per source through the Worker in workerd`, () => {
   it("are never answered 5xx, always name the problem, and append exactly the events they accepted or quarantined", async () => {
@@ -389,7 +376,7 @@ describe(`${RUNS} generated requests per source through the Worker in workerd`, 
         )
       )
     )
-    const logged = Object.fromEntries(await Promise.all(streams.map(async (stream) => [stream, await readStream(stack.jsm, stream)] as const)))
+    const logged = Object.fromEntries(await Promise.all(streams.map(async (stream) => [stream, await readIds(stream)] as const)))
     for (const receipt of receipts) expect(logged[receipt.stream]?.get(receipt.seq), `${receipt.stream} seq ${receipt.seq}`).toBe(receipt.id)
     for (const id of quarantinedIds) expect(logged[QUARANTINE_STREAM]?.has(id), `quarantine ${id}`).toBe(true)
     const distinct = (stream: string) =>

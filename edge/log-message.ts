@@ -1,3 +1,4 @@
+import { headers as natsHeaders, type MsgHdrs } from "@nats-io/nats-core"
 import type { Contract } from "../contracts/contract.ts"
 import type { ContractEvent } from "../contracts/event.ts"
 import { LogHeaders, messageIdFor, streamFor, subjectFor } from "../contracts/log.ts"
@@ -50,3 +51,15 @@ export const toLogMessages = (
     data: JSON.stringify(event.payload),
     index
   }))
+
+/**
+ * The NATS headers a log message is published with: its own, `Nats-Msg-Id` (the natural key, for
+ * JetStream's dedupe) and `Nats-Expected-Stream` (refused if the subject lands in another stream).
+ */
+export const natsHeadersFor = (message: LogMessage): MsgHdrs => {
+  const headers = natsHeaders()
+  for (const [name, value] of Object.entries(message.headers)) headers.set(name, value)
+  headers.set("Nats-Msg-Id", message.msgId)
+  headers.set("Nats-Expected-Stream", message.stream)
+  return headers
+}

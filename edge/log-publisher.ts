@@ -1,8 +1,8 @@
 import { DurableObject } from "cloudflare:workers"
 import { jetstream } from "@nats-io/jetstream"
-import { headers as natsHeaders, type NatsConnection, wsconnect } from "@nats-io/nats-core"
+import { type NatsConnection, wsconnect } from "@nats-io/nats-core"
 import { EDGE_INBOX_PREFIX } from "../contracts/log.ts"
-import type { LogMessage, LogReceipt } from "./log-message.ts"
+import { type LogMessage, type LogReceipt, natsHeadersFor } from "./log-message.ts"
 
 /** The Worker's bindings and settings. */
 export interface EdgeEnv {
@@ -79,10 +79,7 @@ export class LogPublisher extends DurableObject<EdgeEnv> {
       const nc = await connection
       const limit = nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD
       const prepared = messages.map((message) => {
-        const headers = natsHeaders()
-        for (const [name, value] of Object.entries(message.headers)) headers.set(name, value)
-        headers.set("Nats-Msg-Id", message.msgId)
-        headers.set("Nats-Expected-Stream", message.stream)
+        const headers = natsHeadersFor(message)
         return { message, headers, bytes: encoder.encode(String(headers)).byteLength + encoder.encode(message.data).byteLength }
       })
       const oversized = prepared.find((item) => item.bytes > limit)

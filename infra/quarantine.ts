@@ -1,36 +1,14 @@
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream"
-import { headers as natsHeaders } from "@nats-io/nats-core"
 import type { Contract } from "../contracts/contract.ts"
 import { QUARANTINE_STREAM, quarantineOutcomeSubject } from "../contracts/log.ts"
 import { contracts } from "../contracts/sources.ts"
+import { readStream } from "./streams.ts"
+import { natsHeadersFor } from "../edge/log-message.ts"
 import { applyOutcomes, type QuarantineRecord, quarantineRecordOf, redrive, type RedriveOutcome } from "../edge/quarantine.ts"
-
-const FETCH_BATCH = 500
-
-/** Every message of the QUARANTINE stream, oldest first, read through an ordered consumer. */
-const readAll = async (js: JetStreamClient, jsm: JetStreamManager): Promise<ReadonlyArray<{ seq: number; subject: string; headers: Record<string, string>; data: string }>> => {
-  const last = (await jsm.streams.info(QUARANTINE_STREAM)).state.last_seq
-  const messages: Array<{ seq: number; subject: string; headers: Record<string, string>; data: string }> = []
-  if (last === 0) return messages
-  const consumer = await js.consumers.get(QUARANTINE_STREAM)
-  while (messages.length === 0 || (messages[messages.length - 1]?.seq ?? 0) < last) {
-    const batch = await consumer.fetch({ max_messages: FETCH_BATCH, expires: 2000 })
-    let got = 0
-    for await (const message of batch) {
-      got++
-      const headers: Record<string, string> = {}
-      for (const [name, values] of message.headers ?? []) headers[name] = values[0] ?? ""
-      messages.push({ seq: message.seq, subject: message.subject, headers, data: message.string() })
-      if (message.seq >= last) break
-    }
-    if (got === 0) break
-  }
-  return messages
-}
 
 /** The quarantined events (of `source`, or all), with what re-drives made of them, oldest first. */
 export const readQuarantine = async (js: JetStreamClient, jsm: JetStreamManager, source?: string): Promise<ReadonlyArray<QuarantineRecord>> => {
-  const messages = await readAll(js, jsm)
+  const messages = await readStream(js, jsm, QUARANTINE_STREAM)
   const records = messages.filter((message) => message.subject.startsWith("ingest.quarantine.")).map(quarantineRecordOf)
   const outcomes = messages.filter((message) => message.subject.startsWith("quarantine.outcome.")).flatMap((message) => {
     try {
@@ -89,9 +67,7 @@ export const redriveQuarantined = async (
       continue
     }
     const { message } = decision
-    const headers = natsHeaders()
-    for (const [name, value] of Object.entries(message.headers)) headers.set(name, value)
-    const ack = await js.publish(message.subject, message.data, { msgID: message.msgId, headers, expect: { streamName: message.stream } })
+    const ack = await js.publish(message.subject, message.data, { headers: natsHeadersFor(message) })
     const outcome: RedriveOutcome = { id, at, outcome: "redriven", subject: message.subject, seq: ack.seq }
     await js.publish(quarantineOutcomeSubject(record.source), JSON.stringify(outcome))
     reports.push({ id, outcome: "redriven", detail: `appended as ${message.subject} seq ${ack.seq}${ack.duplicate ? " (the log already had it: stored once)" : ""}` })

@@ -1,6 +1,6 @@
-import { DiscardPolicy, type JetStreamManager, RetentionPolicy, StorageType, type StreamConfig } from "@nats-io/jetstream"
+import { DiscardPolicy, type JetStreamClient, type JetStreamManager, RetentionPolicy, StorageType, type StreamConfig } from "@nats-io/jetstream"
 import { nanos } from "@nats-io/nats-core"
-import { DERIVED_STREAM, DERIVED_SUBJECTS, DOMAINS, domainSubjects, QUARANTINE_STREAM, QUARANTINE_SUBJECTS, streamFor } from "../contracts/log.ts"
+import { DERIVED_STREAM, DERIVED_SUBJECTS, DOMAINS, domainSubjects, headerValues, QUARANTINE_STREAM, QUARANTINE_SUBJECTS, streamFor } from "../contracts/log.ts"
 
 export interface StreamSettings {
   /** How long JetStream remembers a `Nats-Msg-Id` to drop a resend; longer windows cost server memory. */
@@ -64,4 +64,31 @@ export const applyStreams = async (jsm: JetStreamManager, declarations = streamD
     }
   }
   return changes
+}
+
+/** A message of a stream as read back: where it stands, its subject, its headers (one value each) and its data. */
+export interface StoredMessage {
+  readonly seq: number
+  readonly subject: string
+  readonly headers: Readonly<Record<string, string>>
+  readonly data: string
+}
+
+/** Every message of `stream` up to its head when called, oldest first, through an ordered consumer. */
+export const readStream = async (js: JetStreamClient, jsm: JetStreamManager, stream: string): Promise<ReadonlyArray<StoredMessage>> => {
+  const last = (await jsm.streams.info(stream)).state.last_seq
+  const messages: Array<StoredMessage> = []
+  if (last === 0) return messages
+  const consumer = await js.consumers.get(stream)
+  for (let seq = 0; seq < last; ) {
+    let got = 0
+    for await (const message of await consumer.fetch({ max_messages: 1000, expires: 2000 })) {
+      got++
+      seq = message.seq
+      messages.push({ seq: message.seq, subject: message.subject, headers: headerValues(message.headers), data: message.string() })
+      if (message.seq >= last) break
+    }
+    if (got === 0) break
+  }
+  return messages
 }

@@ -1,9 +1,8 @@
 import type { JetStreamClient } from "@nats-io/jetstream"
-import { headers as natsHeaders } from "@nats-io/nats-core"
 import { MAX_EVENTS_PER_REQUEST } from "../../contracts/event.ts"
 import { LogHeaders } from "../../contracts/log.ts"
 import { contracts, defaultSources } from "../../contracts/sources.ts"
-import { type LogMessage, toLogMessages } from "../../edge/log-message.ts"
+import { type LogMessage, natsHeadersFor, toLogMessages } from "../../edge/log-message.ts"
 
 /**
  * Appends events to the log exactly as the edge would (same subjects, headers and message ids),
@@ -33,11 +32,12 @@ export const appendAsEdge = async (
     const messages = toLogMessages(source, contract, events, { receivedAt: new Date().toISOString(), traceId: "0".repeat(31) + "1" })
     const acks = await Promise.all(
       messages.map((message, offset) => {
-        const headers = natsHeaders()
-        for (const [name, value] of Object.entries(message.headers)) headers.set(name, value)
+        const headers = natsHeadersFor(message)
         const receivedAt = options.receivedAt?.(message, start + offset)
         if (receivedAt !== undefined) headers.set(LogHeaders.receivedAt, receivedAt)
-        return js.publish(message.subject, message.data, { msgID: options.messageId?.(message, start + offset) ?? message.msgId, headers })
+        const messageId = options.messageId?.(message, start + offset)
+        if (messageId !== undefined) headers.set("Nats-Msg-Id", messageId)
+        return js.publish(message.subject, message.data, { headers })
       })
     )
     last = Math.max(last, ...acks.map((ack) => ack.seq))

@@ -1,11 +1,10 @@
-import type { JetStreamManager } from "@nats-io/jetstream"
-import { jetstream } from "@nats-io/jetstream"
+import { type JetStreamClient, type JetStreamManager, jetstream } from "@nats-io/jetstream"
 import postgres from "postgres"
 import { DERIVED_STREAM, DOMAINS, type Domain, QUARANTINE_STREAM, streamFor } from "../../contracts/log.ts"
-import { runLive } from "../../consumers/runtime.ts"
 import { projections } from "../../projections/index.ts"
-import type { Projection } from "../../projections/projection.ts"
 import { createDatabase, startPostgres } from "../postgres/database.ts"
+import { readStream } from "../streams.ts"
+import { projectUntil } from "./log-stack.ts"
 import { martSnapshot } from "./marts.ts"
 import { type ProjectorProcess, spawnProjector } from "./projector-process.ts"
 import { connectProjector } from "./projector.ts"
@@ -107,23 +106,8 @@ interface Answer {
 const pause = (ms: number) => new Promise((resolveLater) => setTimeout(resolveLater, ms))
 
 /** Every message id of `stream`, by sequence. */
-const messageIds = async (jsm: JetStreamManager, admin: Parameters<typeof jetstream>[0], stream: string): Promise<Map<number, string>> => {
-  const last = (await jsm.streams.info(stream)).state.last_seq
-  const ids = new Map<number, string>()
-  if (last === 0) return ids
-  const consumer = await jetstream(admin).consumers.get(stream)
-  for (let seq = 0; seq < last; ) {
-    let got = 0
-    for await (const message of await consumer.fetch({ max_messages: 2000, expires: 2000 })) {
-      got++
-      seq = message.seq
-      ids.set(message.seq, message.headers?.get("Nats-Msg-Id") ?? "")
-      if (message.seq >= last) break
-    }
-    if (got === 0) break
-  }
-  return ids
-}
+const messageIds = async (js: JetStreamClient, jsm: JetStreamManager, stream: string): Promise<Map<number, string>> =>
+  new Map((await readStream(js, jsm, stream)).map((message) => [message.seq, message.headers["Nats-Msg-Id"] ?? ""]))
 
 /** Rows of `a` that `b` lacks, as a multiset difference of serialised rows. */
 const missing = (a: ReadonlyArray<string>, b: ReadonlyArray<string>): number => {
@@ -260,11 +244,12 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       const cleanSql = postgres(cleanDb.url, { onnotice: () => {}, max: 4 })
       const nc = await connectProjector(stack.nats)
       try {
-        await Promise.all(all.map((projection) => projectToHead(cleanSql, nc, projection, heads[projection.domain] ?? 0)))
+        // Side effects recorded, not published: the chaos run's are the ones counted in DERIVED.
+        await Promise.all(all.map((projection) => projectUntil(cleanSql, nc, projection, heads[projection.domain] ?? 0, { batchSize: 1000, publishEffects: false })))
         let lost = gaveUp
         let doubled = 0
         // Every event answered 202 is in the log under its message id.
-        const ids = Object.fromEntries(await Promise.all([...DOMAINS.map(streamFor), QUARANTINE_STREAM].map(async (stream) => [stream, await messageIds(stack.jsm, stack.admin, stream)] as const)))
+        const ids = Object.fromEntries(await Promise.all([...DOMAINS.map(streamFor), QUARANTINE_STREAM].map(async (stream) => [stream, await messageIds(jetstream(stack.admin), stack.jsm, stream)] as const)))
         for (const receipt of receipts) if (ids[receipt.stream]?.get(receipt.seq) !== receipt.id) lost++
         for (const id of quarantinedIds) if (!(ids[QUARANTINE_STREAM]?.has(id) ?? false)) lost++
         for (const projection of all) {
@@ -275,7 +260,7 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
           }
         }
         // Restock alerts: each crossing published once by the chaos run, as many as the clean run decided.
-        const alerts = new Set((await messageIds(stack.jsm, stack.admin, DERIVED_STREAM)).values()).size
+        const alerts = new Set((await messageIds(jetstream(stack.admin), stack.jsm, DERIVED_STREAM)).values()).size
         const decided = Number((await cleanSql`SELECT count(*)::int AS n FROM ingest.outbox`)[0]?.n ?? 0)
         lost += Math.max(0, decided - alerts)
         doubled += Math.max(0, alerts - decided)
@@ -312,19 +297,4 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     await pg.dispose()
     await stack.dispose()
   }
-}
-
-/** Projects `projection` live into `sql` until it has committed `head`; its side effects recorded, not published. */
-const projectToHead = async (sql: postgres.Sql, nc: Parameters<typeof runLive>[0]["nc"], projection: Projection, head: number): Promise<void> => {
-  const stop = new AbortController()
-  await runLive({
-    sql,
-    nc,
-    projection,
-    batchSize: 1000,
-    signal: stop.signal,
-    publishEffects: false,
-    onBatch: (batch) => batch.checkpoint >= head && stop.abort(),
-    onIdle: (checkpoint) => checkpoint >= head && stop.abort()
-  })
 }

@@ -25,6 +25,23 @@ export interface LogStack {
   readonly dispose: () => Promise<void>
 }
 
+/** Runs `projection` live into `sql` until it has committed stream sequence `head`. */
+export const projectUntil = async (sql: postgres.Sql, nc: NatsConnection, projection: Projection, head: number, runtime: Partial<RuntimeOptions> = {}): Promise<void> => {
+  const stop = new AbortController()
+  await runLive({
+    sql,
+    nc,
+    projection,
+    ...runtime,
+    signal: stop.signal,
+    onBatch: (batch) => {
+      runtime.onBatch?.(batch)
+      if (batch.checkpoint >= head) stop.abort()
+    },
+    onIdle: (checkpoint) => checkpoint >= head && stop.abort()
+  })
+}
+
 /**
  * The harness of the projection tests and benchmarks: the project's nats-server with the streams
  * declared, and Postgres (`DATABASE_URL`, the project's own, or one passed in to share).
@@ -50,22 +67,8 @@ export const startLogStack = async (options: { readonly postgres?: StartPostgres
       databases.push({ sql, drop: created.drop })
       return { url: created.url, sql }
     },
-    projectToHead: async (sql, projection, runtime = {}) => {
-      const head = (await jsm.streams.info(streamFor(projection.domain))).state.last_seq
-      const stop = new AbortController()
-      await runLive({
-        sql,
-        nc: projector,
-        projection,
-        ...runtime,
-        signal: stop.signal,
-        onBatch: (batch) => {
-          runtime.onBatch?.(batch)
-          if (batch.checkpoint >= head) stop.abort()
-        },
-        onIdle: (checkpoint) => checkpoint >= head && stop.abort()
-      })
-    },
+    projectToHead: async (sql, projection, runtime = {}) =>
+      projectUntil(sql, projector, projection, (await jsm.streams.info(streamFor(projection.domain))).state.last_seq, runtime),
     dispose: async () => {
       for (const database of databases) {
         await database.sql.end({ timeout: 5 })

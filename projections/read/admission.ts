@@ -84,9 +84,7 @@ export const admission = (sql: postgres.Sql, slots: Readonly<Record<QueryKind, n
       } finally {
         await slot.release()
       }
-    },
-    /** Slots in use now, by kind. */
-    inUse: (): Readonly<Record<QueryKind, number>> => ({ ...used })
+    }
   }
 }
 

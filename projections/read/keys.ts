@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import type postgres from "postgres"
-import { lockSharedSchema, READER_ROLE } from "../../consumers/registry.ts"
+import { inSharedSchema, READER_ROLE } from "../../consumers/registry.ts"
 import { Unauthenticated } from "./errors.ts"
 
 /**
@@ -23,9 +23,7 @@ const KEY_FORM = /^imk_([0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/
 const digest = (secret: string) => createHash("sha256").update(secret).digest()
 
 export const ensureApiKeys = (sql: postgres.Sql): Promise<void> =>
-  sql.begin(async (tx) => {
-    await lockSharedSchema(tx)
-    await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ingest`)
+  inSharedSchema(sql, async (tx) => {
     await tx.unsafe(`CREATE TABLE IF NOT EXISTS ingest.api_keys (
       id text PRIMARY KEY,
       name text NOT NULL,
