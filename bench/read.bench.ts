@@ -6,11 +6,11 @@ import { Writable } from "node:stream"
 import { pipeline } from "node:stream/promises"
 import postgres from "postgres"
 import { seedOeeMart } from "../infra/local/oee-mart.ts"
-import { freePort } from "../infra/local/ports.ts"
+import { freePort } from "../infra/ports.ts"
 import { createDatabase, startPostgres } from "../infra/postgres/database.ts"
-import { exportEndpoints, exportQuery } from "../projections/read/exports.ts"
-import { marts } from "../projections/read/feeds.ts"
-import { createApiKey, dropReaderLogin, ensureReaderLogin } from "../projections/read/keys.ts"
+import { exportEndpoints, exportQuery } from "../read/exports.ts"
+import { marts } from "../read/feeds.ts"
+import { createApiKey, dropReaderLogin, ensureReaderLogin } from "../read/keys.ts"
 
 /**
  * `npm run bench:read`: the seed's 90 days of the OEE data mart for 50 machines (432,000 rows)

@@ -1,6 +1,6 @@
 import type { JetStreamClient } from "@nats-io/jetstream"
 import type postgres from "postgres"
-import { logEvent } from "../infra/logger.ts"
+import { logEvent } from "../platform/logger.ts"
 
 /**
  * Publishes a projection's pending side effects to the log, oldest first, each with its id as

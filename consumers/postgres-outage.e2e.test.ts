@@ -4,7 +4,7 @@ import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { martSnapshot } from "../infra/local/marts.ts"
 import { warehouseWorkload } from "../infra/local/samples.ts"
 import { warehouseProjection } from "../projections/warehouse.ts"
-import { freePort } from "../infra/local/ports.ts"
+import { freePort } from "../infra/ports.ts"
 import { serveProjections } from "./serve.ts"
 
 let stack: LogStack

@@ -1,7 +1,7 @@
 import type { NatsConnection } from "@nats-io/nats-core"
 import type postgres from "postgres"
 import { streamFor } from "../contracts/log.ts"
-import { logEvent } from "../infra/logger.ts"
+import { logEvent } from "../platform/logger.ts"
 import type { Projection } from "../projections/projection.ts"
 import { newerVersion } from "./apply.ts"
 import {

@@ -2,7 +2,7 @@ import { type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg,
 import type { NatsConnection } from "@nats-io/nats-core"
 import type postgres from "postgres"
 import { streamFor } from "../contracts/log.ts"
-import { logEvent } from "../infra/logger.ts"
+import { logEvent } from "../platform/logger.ts"
 import type { Projection } from "../projections/projection.ts"
 import { applyFindingPoison, type BatchResult, CheckpointMoved, newerVersion, newStreak } from "./apply.ts"
 import { backoffMs, classifyFailure, describeFailure, FatalFailure, shouldRetry } from "./failures.ts"

@@ -1,7 +1,7 @@
 import type { JetStreamManager } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/nats-core"
 import type postgres from "postgres"
-import { logEvent } from "../infra/logger.ts"
+import { logEvent } from "../platform/logger.ts"
 import { type Projection, publishedClashes } from "../projections/projection.ts"
 import { projectionMetrics, serveMetrics } from "./metrics.ts"
 import { runLive } from "./runtime.ts"

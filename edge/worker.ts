@@ -1,6 +1,6 @@
 import { Effect } from "effect"
 import { Hono } from "hono"
-import { logEvent } from "../infra/logger.ts"
+import { logEvent } from "../platform/logger.ts"
 import { type EdgeConfig, loadEdgeConfig } from "./config.ts"
 import { describeError, type EdgeError, EventTooLarge } from "./errors.ts"
 import { ingestWebhook, withDeadline } from "./ingest.ts"

@@ -13,7 +13,7 @@ import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retail
 import { generateSecrets, startEdgeStack } from "./local/stack.ts"
 import { LOCAL_STATE_DIR as STATE_DIR, LOCAL_STATE_FILE as STATE_FILE, type LocalState, readLocalState, writeLocalState } from "./local/state.ts"
 import { chaosLine, runChaos } from "./local/chaos.ts"
-import { setLogLevel } from "./logger.ts"
+import { setLogLevel } from "../platform/logger.ts"
 import { readQuarantine, redriveQuarantined } from "./quarantine.ts"
 import { applyStreams, DEFAULT_STREAM_SETTINGS, streamDeclarations } from "./streams.ts"
 import {
@@ -29,7 +29,7 @@ import {
   serveApiCommand,
   serveReadApi,
   streamsFor
-} from "../projections/read/index.ts"
+} from "../read/index.ts"
 
 const USAGE = `usage: npm run mesh -- <command>
 

@@ -1,8 +1,8 @@
 import { connect } from "node:net"
 import postgres from "postgres"
-import { readerConnection } from "../../projections/read/cli.ts"
-import { dropReaderLogin, ensureReaderLogin } from "../../projections/read/keys.ts"
-import { type ReadApiOptions, serveReadApi } from "../../projections/read/server.ts"
+import { readerConnection } from "../../read/cli.ts"
+import { dropReaderLogin, ensureReaderLogin } from "../../read/keys.ts"
+import { type ReadApiOptions, serveReadApi } from "../../read/server.ts"
 
 export interface ReadApiHarness {
   readonly url: string

@@ -4,9 +4,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
-import { freePort } from "../local/ports.ts"
+import { freePort } from "../ports.ts"
 import { serverSupports } from "./features.ts"
-import { stopChild, stopLeftover, stopWithParent, waitForOutput } from "../local/processes.ts"
+import { stopChild, stopLeftover, stopWithParent, waitForOutput } from "../processes.ts"
 
 /** The project's nats-server configuration; every setting comes from the environment. */
 export const NATS_CONFIG = resolve(dirname(fileURLToPath(import.meta.url)), "nats.conf")

@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import postgres from "postgres"
-import { freePort } from "../local/ports.ts"
+import { freePort } from "../ports.ts"
 import { embeddedPostgres } from "./embedded.ts"
 
 export interface PostgresServer {

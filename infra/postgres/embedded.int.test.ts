@@ -3,7 +3,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import postgres from "postgres"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { freePort } from "../local/ports.ts"
+import { freePort } from "../ports.ts"
 import { embeddedPostgres, packagedBinaries } from "./embedded.ts"
 
 const asRoot = process.getuid?.() === 0

@@ -4,7 +4,7 @@ import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readFil
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
-import { stopChild, stopLeftover, stopWithParent, waitForOutput } from "../local/processes.ts"
+import { stopChild, stopLeftover, stopWithParent, waitForOutput } from "../processes.ts"
 import { type Account, blockingFolder, type FolderStat } from "./access.ts"
 
 /**

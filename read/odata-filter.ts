@@ -1,4 +1,4 @@
-import type { Column } from "../table.ts"
+import type { Column } from "../projections/table.ts"
 import { BadParameter } from "./errors.ts"
 import { parseInstant } from "./params.ts"
 import { quoteIdent } from "./rows.ts"

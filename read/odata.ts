@@ -1,5 +1,5 @@
-import { publishedSchema } from "../projection.ts"
-import type { Column } from "../table.ts"
+import { publishedSchema } from "../projections/projection.ts"
+import type { Column } from "../projections/table.ts"
 import { BadParameter } from "./errors.ts"
 import type { Feed } from "./feeds.ts"
 import { filterSql } from "./odata-filter.ts"

@@ -1,4 +1,4 @@
-import type { Column } from "../table.ts"
+import type { Column } from "../projections/table.ts"
 import type { Cells } from "./rows.ts"
 
 export type Format = "csv" | "json" | "xlsx"

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { boolean, numeric, text } from "../table.ts"
+import { boolean, numeric, text } from "../projections/table.ts"
 import { csvChunks, neutraliseFormula, tooSlow } from "./formats.ts"
 
 const collect = async (chunks: AsyncIterable<string>) => {

@@ -1,5 +1,5 @@
 import type postgres from "postgres"
-import type { Column, Value } from "../table.ts"
+import type { Column, Value } from "../projections/table.ts"
 import { QueryTimedOut } from "./errors.ts"
 
 /** A parameterised statement and the typed columns of the rows it returns, in order. */

@@ -1,6 +1,6 @@
-import { projections } from "../index.ts"
-import type { Projection } from "../projection.ts"
-import type { Column } from "../table.ts"
+import { projections } from "../projections/index.ts"
+import type { Projection } from "../projections/projection.ts"
+import type { Column } from "../projections/table.ts"
 
 /**
  * One reader-facing object of a mart (`mart_<mart>.<name>`, a table or a view), with the shape every

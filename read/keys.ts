@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import type postgres from "postgres"
-import { inSharedSchema, READER_ROLE } from "../../consumers/registry.ts"
+import { inSharedSchema, READER_ROLE } from "../consumers/registry.ts"
 import { Unauthenticated } from "./errors.ts"
 
 /**

@@ -1,4 +1,4 @@
-import type { Column } from "../table.ts"
+import type { Column } from "../projections/table.ts"
 import { exportEndpoints } from "./exports.ts"
 import { marts } from "./feeds.ts"
 import { contentTypes } from "./formats.ts"

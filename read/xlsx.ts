@@ -1,6 +1,6 @@
 import { constants, crc32, deflateRawSync } from "node:zlib"
 import { strToU8, Zip, type ZipInputFile, ZipPassThrough } from "fflate"
-import type { Column } from "../table.ts"
+import type { Column } from "../projections/table.ts"
 import type { Cells } from "./rows.ts"
 
 /**

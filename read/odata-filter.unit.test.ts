@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { boolean, date, integer, numeric, text, timestamp } from "../table.ts"
+import { boolean, date, integer, numeric, text, timestamp } from "../projections/table.ts"
 import { BadParameter } from "./errors.ts"
 import { filterSql } from "./odata-filter.ts"
 

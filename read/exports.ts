@@ -1,5 +1,5 @@
-import { publishedSchema } from "../projection.ts"
-import { boolean, type Column, date, integer, numeric, text, timestamp } from "../table.ts"
+import { publishedSchema } from "../projections/projection.ts"
+import { boolean, type Column, date, integer, numeric, text, timestamp } from "../projections/table.ts"
 import { type Feed, martFeeds } from "./feeds.ts"
 import type { Format } from "./formats.ts"
 import type { ParamSpec, ParsedParams } from "./params.ts"
