@@ -9,21 +9,23 @@ import { hubspotBatch, oeeWorkload, retailWorkload, warehouseWorkload } from "..
 import { connectAdmin } from "../infra/local/stack.ts"
 import { startNatsServer } from "../infra/nats/server.ts"
 import { createDatabase, startPostgres } from "../infra/postgres/database.ts"
-import { readEventOf } from "../consumers/reader.ts"
+import { type ReadEvent, readEventOf } from "../consumers/events.ts"
 import { rebuildProjection } from "../consumers/rebuild.ts"
 import { runLive } from "../consumers/runtime.ts"
-import { crmProjection } from "../projections/crm.ts"
+import { crmProjection } from "../projections/crm/projection.ts"
 import type { Projection } from "../projections/projection.ts"
-import { bulkWrite, mergeRows, type Row, tableDdl } from "../projections/table.ts"
-import { oeeProjection } from "../projections/oee.ts"
-import { retailProjection } from "../projections/retail.ts"
-import { warehouseProjection } from "../projections/warehouse.ts"
+import { bulkWrite, mergeRows, tableDdl } from "../projections/statements.ts"
+import type { Row } from "../projections/table.ts"
+import { oeeProjection } from "../projections/oee/projection.ts"
+import { retailProjection } from "../projections/retail/projection.ts"
+import { warehouseProjection } from "../projections/warehouse/projection.ts"
 
 const retail = retailProjection({ latenessMs: 10 * 60_000 })
 import { Effect } from "effect"
-import type { ReadEvent } from "../consumers/apply.ts"
 import { contracts, defaultSources } from "../contracts/sources.ts"
 import { toLogMessages } from "../edge/log-message.ts"
+import { dropSchema } from "../consumers/registry.ts"
+import { quoteIdent } from "../platform/sql.ts"
 
 /**
  * `npm run bench:project`: live projection and rebuild replay throughput of each projection,
@@ -135,8 +137,8 @@ const eventsOf = async (source: string, payloadChunks: ReadonlyArray<ReadonlyArr
  */
 const plainBulkInsert = async (sql: postgres.Sql, projection: Projection, events: ReadonlyArray<ReadEvent>) => {
   const schema = `bench_plain_${projection.name}`
-  await sql.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`)
-  await sql.unsafe(`CREATE SCHEMA "${schema}"`)
+  await dropSchema(sql, schema)
+  await sql.unsafe(`CREATE SCHEMA ${quoteIdent(schema)}`)
   for (const table of projection.tables) for (const statement of tableDdl(schema, table)) await sql.unsafe(statement)
   const statements: Array<ReturnType<typeof bulkWrite>> = []
   for (let start = 0; start < events.length; start += CHUNK) {

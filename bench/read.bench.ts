@@ -10,7 +10,8 @@ import { freePort } from "../infra/ports.ts"
 import { createDatabase, startPostgres } from "../infra/postgres/database.ts"
 import { exportEndpoints, exportQuery } from "../read/exports.ts"
 import { marts } from "../read/feeds.ts"
-import { createApiKey, dropReaderLogin, ensureReaderLogin } from "../read/keys.ts"
+import { createApiKey } from "../read/keys.ts"
+import { dropReaderLogin, ensureReaderLogin } from "../read/roles.ts"
 
 /**
  * `npm run bench:read`: the seed's 90 days of the OEE data mart for 50 machines (432,000 rows)

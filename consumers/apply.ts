@@ -1,15 +1,13 @@
 import type postgres from "postgres"
-import { type LogEvent, type Outcome, type Projection, type SideEffect, type SideEffects, stateKey } from "../projections/projection.ts"
-import { bulkWrite, mergeRows, qualified, type Row } from "../projections/table.ts"
-import { classifyFailure, describeFailure, FatalFailure, sqlState } from "./failures.ts"
-import { readEventOf } from "./reader.ts"
+import { qualified, quoteIdent } from "../platform/sql.ts"
+import type { Projection, SideEffect, SideEffects } from "../projections/projection.ts"
+import { stateKey } from "../projections/projection.ts"
+import { bulkWrite } from "../projections/statements.ts"
+import type { Row } from "../projections/table.ts"
+import { decideBatch, effectStateKeys } from "./batch.ts"
+import { type ReadEvent, readEventOf } from "./events.ts"
+import { CheckpointMoved, classifyFailure, describeFailure, type FatalFailure, fatal, PoisonInRebuild, sqlState } from "./failures.ts"
 import type { Generation } from "./registry.ts"
-
-/** A message as read from the log, with what the runtime needs to dead-letter it. */
-export interface ReadEvent extends LogEvent {
-  readonly headers: Readonly<Record<string, string>>
-  readonly data: string
-}
 
 export interface BatchResult {
   readonly applied: number
@@ -21,27 +19,11 @@ export interface BatchResult {
   readonly checkpoint: number
 }
 
-/** Another writer moved the generation's checkpoint, or the generation stopped being the one to write. */
-export class CheckpointMoved extends Error {
-  constructor(readonly generation: number, readonly found: number | undefined, readonly status: string | undefined) {
-    super(`generation ${generation} is at checkpoint ${found} (${status}); expected to continue from ours`)
-  }
-}
-
-/** A rebuild met an event the projection cannot project, or whose rows Postgres refuses: it stops and names it. */
-export class PoisonInRebuild extends FatalFailure {
-  constructor(
-    readonly event: ReadEvent,
-    readonly reason: string
-  ) {
-    super(`event seq ${event.seq} (${event.subject}, key ${event.dedupeKey}) cannot be projected: ${reason}`, "the live marts are untouched; fix the projection and rebuild again")
-    this.name = "PoisonInRebuild"
-  }
-}
+const poisonInRebuild = (event: ReadEvent, reason: string) => new PoisonInRebuild({ seq: event.seq, subject: event.subject, dedupeKey: event.dedupeKey, reason })
 
 /** The generation was built by a newer version of the projection than this process runs: its rows must not be written by older code. */
 export const newerVersion = (projection: Projection, built: number): FatalFailure =>
-  new FatalFailure(
+  fatal(
     `the ${projection.name} marts (generation built by version ${built} of the projection) are newer than this process's code (version ${projection.version})`,
     "stop this process and deploy the new code; it will not write into them"
   )
@@ -53,15 +35,6 @@ interface Projected {
   readonly skipped: number
   readonly duplicates: number
   readonly effects: number
-}
-
-/** A projection that throws on an event (a bug its tests missed) has met a poison event, not a reason to stop the domain. */
-const projectSafely = (projection: Projection, event: ReadEvent): Outcome => {
-  try {
-    return projection.project(event)
-  } catch (error) {
-    return { _tag: "Poison", reason: `the projection failed on this event: ${error instanceof Error ? error.message : String(error)}` }
-  }
 }
 
 /**
@@ -79,52 +52,19 @@ const projectInto = async (
 ): Promise<Projected> => {
   const keys = [...new Set(events.map((event) => event.dedupeKey))]
   const claimed = new Set(
-    (
-      await tx.unsafe(`SELECT key FROM ${qualified(generation.schema, "dedupe_keys")} WHERE key = ANY($1::text[])`, [tx.array(keys)])
-    ).map((r) => r.key as string)
+    (await tx.unsafe(`SELECT key FROM ${qualified(generation.schema, "dedupe_keys")} WHERE key = ANY($1::text[])`, [tx.array(keys)])).map((r) => r.key as string)
   )
-  const byTable = new Map<string, Array<Row>>()
-  const recorded: Array<ReadEvent> = []
-  const dead: Array<{ event: ReadEvent; reason: string }> = []
-  let skipped = 0
-  let applied = 0
-  let duplicates = 0
-  // In log order, the first event of a key that projects claims it; a poison event claims nothing,
-  // so a later valid copy still counts — the same decision whatever the batch boundaries.
-  for (const event of events) {
-    if (claimed.has(event.dedupeKey)) {
-      duplicates++
-      continue
-    }
-    const outcome = projectSafely(projection, event)
-    if (outcome._tag === "Poison") {
-      if (onPoison === "stop") throw new PoisonInRebuild(event, outcome.reason)
-      dead.push({ event, reason: outcome.reason })
-      continue
-    }
-    claimed.add(event.dedupeKey)
-    recorded.push(event)
-    if (outcome._tag === "Skip") {
-      skipped++
-      continue
-    }
-    applied++
-    for (const [table, rows] of Object.entries(outcome.rows)) {
-      const list = byTable.get(table) ?? []
-      list.push(...rows)
-      byTable.set(table, list)
-    }
-  }
+  const decision = decideBatch(projection, events, claimed, onPoison)
+  if (decision._tag === "PoisonFound") throw poisonInRebuild(decision.event, decision.reason)
+  const { recorded } = decision
   if (recorded.length > 0)
     await tx.unsafe(`INSERT INTO ${qualified(generation.schema, "dedupe_keys")} (key, seq) SELECT * FROM unnest($1::text[], $2::bigint[])`, [
       tx.array(recorded.map((event) => event.dedupeKey)),
       tx.array(recorded.map((event) => String(event.seq)))
     ])
   const effects = withEffects && projection.effects !== undefined ? await decideEffects(tx, projection.effects, projection, generation, recorded) : []
-  for (const table of projection.tables) {
-    const rows = byTable.get(table.name)
-    if (rows === undefined || rows.length === 0) continue
-    const statement = bulkWrite(generation.schema, table, mergeRows(table, rows))
+  for (const { table, rows } of decision.writes) {
+    const statement = bulkWrite(generation.schema, table, rows)
     await tx.unsafe(statement.text, statement.columns.map((column) => tx.array(column as Array<string>)))
   }
   if (effects.length > 0)
@@ -135,22 +75,19 @@ const projectInto = async (
       tx.array(effects.map((effect) => effect.subject)),
       tx.array(effects.map((effect) => JSON.stringify(effect.data)))
     ])
-  return { recorded, dead, applied, skipped, duplicates, effects: effects.length }
+  return { recorded, dead: decision.dead, applied: decision.applied, skipped: decision.skipped, duplicates: decision.duplicates, effects: effects.length }
 }
 
 /** Loads the state rows the batch's events touch, as they are before the batch, and decides the side effects. */
 const decideEffects = async (tx: postgres.TransactionSql, spec: SideEffects, projection: Projection, generation: Generation, events: ReadonlyArray<ReadEvent>): Promise<ReadonlyArray<SideEffect>> => {
   const table = projection.tables.find((candidate) => candidate.name === spec.state.table)
   if (table === undefined) throw new Error(`${projection.name}: side effects read unknown table ${spec.state.table}`)
-  const keys = [...new Map(events.flatMap((event) => {
-    const key = spec.state.keyOf(event)
-    return key === undefined ? [] : [[stateKey(key), key] as const]
-  })).values()]
+  const keys = effectStateKeys(spec, events)
   const current = new Map<string, Row>()
   if (keys.length > 0) {
     const found = await tx.unsafe(
       `SELECT t.* FROM ${qualified(generation.schema, table.name)} t JOIN unnest(${table.key.map((_, i) => `$${i + 1}::text[]`).join(", ")}) AS k(${table.key.map((_, i) => `k${i}`).join(", ")})
-       ON ${table.key.map((column, i) => `t."${column}"::text = k.k${i}`).join(" AND ")}`,
+       ON ${table.key.map((column, i) => `t.${quoteIdent(column)}::text = k.k${i}`).join(" AND ")}`,
       table.key.map((_, i) => tx.array(keys.map((key) => key[i] as string)))
     )
     for (const row of found) current.set(stateKey(table.key.map((column) => row[column])), JSON.parse(JSON.stringify(row)) as Row)
@@ -197,7 +134,7 @@ const claimBatch = async (tx: postgres.TransactionSql, projection: Projection, g
   const status = row?.status as string | undefined
   const found = row === undefined ? undefined : Number(row.checkpoint)
   const writable = mode === "live" ? status === "active" : status === "building"
-  if (found !== expectedCheckpoint || !writable) throw new CheckpointMoved(generation.generation, found, status)
+  if (found !== expectedCheckpoint || !writable) throw new CheckpointMoved({ generation: generation.generation, found, status })
 }
 
 /**
@@ -232,7 +169,7 @@ export const newStreak = (limit = DEFAULT_DEAD_LETTER_STREAK): DeadLetterStreak 
 const countStreak = (streak: DeadLetterStreak, result: BatchResult, last?: string): void => {
   streak.count = result.applied + result.skipped + result.duplicates > 0 ? result.deadLetters : streak.count + result.deadLetters
   if (streak.count >= streak.limit)
-    throw new FatalFailure(
+    throw fatal(
       `${streak.count} events in a row were dead-lettered${last === undefined ? "" : ` (the last: ${last})`}; that is a bug in the projection or a change in the database, not bad events`,
       "fix it, re-drive them (npm run mesh -- dead-letters redrive <name> --all) and start again"
     )
@@ -271,7 +208,7 @@ export const applyFindingPoison = (
       if (classifyFailure(error) !== "poison" || slice.length === 0) throw error
       if (slice.length === 1) {
         const event = slice[0] as ReadEvent
-        if (mode === "rebuild") throw new PoisonInRebuild(event, `Postgres refused its rows: ${describeFailure(error)}`)
+        if (mode === "rebuild") throw poisonInRebuild(event, `Postgres refused its rows: ${describeFailure(error)}`)
         const result = await deadLetterRefused(sql, projection, generation, checkpoint, event, error)
         countStreak(streak, result, `Postgres refused the rows of event seq ${event.seq}: ${describeFailure(error)}`)
         return result
@@ -301,7 +238,7 @@ export const redriveDeadLetters = (sql: postgres.Sql, projection: Projection, ge
   sql.begin(async (tx) => {
     const [row] = await tx`SELECT status, version FROM ingest.projections WHERE name = ${projection.name} AND generation = ${generation.generation} FOR UPDATE`
     if (row !== undefined && Number(row.version) > projection.version) throw newerVersion(projection, Number(row.version))
-    if (row?.status !== "active") throw new CheckpointMoved(generation.generation, undefined, row?.status as string | undefined)
+    if (row?.status !== "active") throw new CheckpointMoved({ generation: generation.generation, found: undefined, status: row?.status as string | undefined })
     const letters = await tx`SELECT id, seq, subject, headers, payload FROM ingest.dead_letters
                              WHERE projection = ${projection.name} AND redriven_at IS NULL AND id = ANY(${tx.array(ids.map(String))}::bigint[]) ORDER BY seq`
     const letterOf = new Map<ReadEvent, number>()

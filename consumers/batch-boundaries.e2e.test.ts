@@ -6,8 +6,8 @@ import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { martSnapshot } from "../infra/local/marts.ts"
 import { erasureEvents } from "../infra/local/samples.ts"
 import type { Projection } from "../projections/projection.ts"
-import { retailProjection } from "../projections/retail.ts"
-import { warehouseProjection } from "../projections/warehouse.ts"
+import { retailProjection } from "../projections/retail/projection.ts"
+import { warehouseProjection } from "../projections/warehouse/projection.ts"
 
 const retail = retailProjection({ latenessMs: 10 * 60_000 })
 let stack: LogStack

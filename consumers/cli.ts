@@ -4,30 +4,23 @@ import { connect } from "@nats-io/transport-node"
 import { Presets, SingleBar } from "cli-progress"
 import postgres from "postgres"
 import { PROJECTOR_INBOX_PREFIX } from "../contracts/log.ts"
-import { readLocalState } from "../infra/local/state.ts"
 import { logEvent } from "../platform/logger.ts"
-import { projections } from "../projections/index.ts"
+import { databaseUrl, natsSettings, type SettingSource } from "../platform/settings.ts"
+import { projectionsFor } from "../projections/index.ts"
 import type { Projection } from "../projections/projection.ts"
 import { DEFAULT_DEAD_LETTER_STREAK, redriveDeadLetters } from "./apply.ts"
-import { projectionStatus, rebuildProjection } from "./rebuild.ts"
-import { activeGeneration, ensureRegistry } from "./registry.ts"
+import { projectionStatus } from "./status.ts"
+import { rebuildProjection } from "./rebuild.ts"
+import { activeGeneration } from "./registry.ts"
+import { ensureRuntimeTables } from "./runtime-tables.ts"
 import { serveProjections } from "./serve.ts"
 
-/**
- * Where the consumers find NATS and Postgres: the environment, as in production; without
- * DATABASE_URL, the local mesh that `npm run up` started.
- */
-export const consumerSettings = (env: NodeJS.ProcessEnv = process.env) => {
-  const databaseUrl = env.DATABASE_URL
-  if (databaseUrl !== undefined && databaseUrl !== "")
-    return { natsUrl: env.NATS_URL ?? "nats://127.0.0.1:4222", natsUser: env.NATS_USER ?? "projector", natsPassword: env.NATS_PASSWORD, databaseUrl }
-  const local = readLocalState()
-  if (local?.databaseUrl === undefined || local.natsUrl === undefined)
-    throw new Error("DATABASE_URL is not set and no local mesh is running: set DATABASE_URL, NATS_URL, NATS_PASSWORD, or start one with `npm run up`")
-  return { natsUrl: local.natsUrl, natsUser: "projector", natsPassword: local.natsPasswords.projector, databaseUrl: local.databaseUrl }
-}
+/** Where the consumers find NATS and Postgres: DATABASE_URL, NATS_URL, NATS_USER (projector) and NATS_PASSWORD. */
+export const consumerSettings = (source: SettingSource) => ({ nats: natsSettings(source, "projector"), databaseUrl: databaseUrl(source) })
 
-export const selectProjections = (names: ReadonlyArray<string>): ReadonlyArray<Projection> => {
+/** The projections named (all when none is), as configured by `source` (RETAIL_LATENESS_MINUTES). */
+export const selectProjections = (source: SettingSource, names: ReadonlyArray<string>): ReadonlyArray<Projection> => {
+  const projections = projectionsFor(source)
   if (names.length === 0) return Object.values(projections)
   return names.map((name) => {
     const projection = projections[name]
@@ -36,13 +29,13 @@ export const selectProjections = (names: ReadonlyArray<string>): ReadonlyArray<P
   })
 }
 
-const connectAll = async (poolSize: number) => {
-  const settings = consumerSettings()
+const connectAll = async (source: SettingSource, poolSize: number) => {
+  const settings = consumerSettings(source)
   const sql = postgres(settings.databaseUrl, { onnotice: () => {}, max: poolSize })
   const nc = await connect({
-    servers: settings.natsUrl,
-    user: settings.natsUser,
-    ...(settings.natsPassword === undefined ? {} : { pass: settings.natsPassword }),
+    servers: settings.nats.url,
+    user: settings.nats.user,
+    ...(settings.nats.password === undefined ? {} : { pass: settings.nats.password }),
     name: "ingest-projector",
     inboxPrefix: PROJECTOR_INBOX_PREFIX,
     maxReconnectAttempts: -1
@@ -58,10 +51,10 @@ const connectAll = async (poolSize: number) => {
 }
 
 /** `mesh rebuild <name...>`: rebuilds each projection from the log with no downtime for readers. */
-export const rebuildCommand = async (names: ReadonlyArray<string>): Promise<void> => {
-  if (names.length === 0) throw new Error(`name the projection(s) to rebuild: ${Object.keys(projections).join(", ")}`)
-  const selected = selectProjections(names)
-  const { sql, nc, close } = await connectAll(2)
+export const rebuildCommand = async (source: SettingSource, names: ReadonlyArray<string>): Promise<void> => {
+  if (names.length === 0) throw new Error(`name the projection(s) to rebuild: ${Object.keys(projectionsFor(source)).join(", ")}`)
+  const selected = selectProjections(source, names)
+  const { sql, nc, close } = await connectAll(source, 2)
   try {
     for (const projection of selected) {
       const bar = new SingleBar(
@@ -87,10 +80,10 @@ export const rebuildCommand = async (names: ReadonlyArray<string>): Promise<void
 }
 
 /** `mesh status`: per projection, its checkpoint against the stream head, lag and open dead letters. */
-export const statusCommand = async (): Promise<void> => {
-  const { sql, nc, close } = await connectAll(2)
+export const statusCommand = async (source: SettingSource): Promise<void> => {
+  const { sql, nc, close } = await connectAll(source, 2)
   try {
-    const rows = await projectionStatus(sql, nc, Object.values(projections))
+    const rows = await projectionStatus(sql, nc, selectProjections(source, []))
     console.log(["projection", "generation", "version", "checkpoint", "head", "lag", "dead letters", "building"].join("\t"))
     for (const row of rows)
       console.log([row.projection, row.generation ?? "-", row.version ?? "-", row.checkpoint, row.head, row.lag, row.deadLetters, row.building
@@ -102,11 +95,11 @@ export const statusCommand = async (): Promise<void> => {
 }
 
 /** `mesh dead-letters [list [projection]] | redrive <projection> (<id>... | --all)` */
-export const deadLettersCommand = async (args: ReadonlyArray<string>): Promise<void> => {
+export const deadLettersCommand = async (source: SettingSource, args: ReadonlyArray<string>): Promise<void> => {
   const [action = "list", name, ...rest] = args
-  const { sql, close } = await connectAll(2)
+  const { sql, close } = await connectAll(source, 2)
   try {
-    await ensureRegistry(sql)
+    await ensureRuntimeTables(sql)
     if (action === "list") {
       const letters = await sql`SELECT id, projection, seq, subject, dedupe_key, reason, created_at FROM ingest.dead_letters
                                 WHERE redriven_at IS NULL ${name === undefined ? sql`` : sql`AND projection = ${name}`} ORDER BY id`
@@ -115,7 +108,7 @@ export const deadLettersCommand = async (args: ReadonlyArray<string>): Promise<v
       return
     }
     if (action === "redrive") {
-      const [projection] = selectProjections(name === undefined ? [] : [name])
+      const [projection] = selectProjections(source, name === undefined ? [] : [name])
       if (name === undefined || projection === undefined) throw new Error("usage: mesh dead-letters redrive <projection> (<id>... | --all)")
       const generation = await activeGeneration(sql, projection.name)
       if (generation === undefined) throw new Error(`${projection.name} has no active generation yet: run it first`)
@@ -138,7 +131,7 @@ export const deadLettersCommand = async (args: ReadonlyArray<string>): Promise<v
 }
 
 /** `mesh project [--batch-size N] [name...]`: runs projections live until SIGTERM or SIGINT, then drains and exits. */
-export const projectCommand = async (args: ReadonlyArray<string>): Promise<void> => {
+export const projectCommand = async (source: SettingSource, args: ReadonlyArray<string>): Promise<void> => {
   const { values, positionals: names } = parseArgs({
     args: [...args],
     allowPositionals: true,
@@ -156,8 +149,8 @@ export const projectCommand = async (args: ReadonlyArray<string>): Promise<void>
   }
   const batchSize = positive("batch-size")
   const maxDeadLettersInARow = positive("max-dead-letters-in-a-row")
-  const selected = selectProjections(names)
-  const { sql, nc, close } = await connectAll(selected.length + 1)
+  const selected = selectProjections(source, names)
+  const { sql, nc, close } = await connectAll(source, selected.length + 1)
   const stop = new AbortController()
   const drain = (signal: string) => {
     logEvent("info", "draining: finishing the batch in flight", { signal })

@@ -4,7 +4,7 @@ import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { martSnapshot } from "../infra/local/marts.ts"
 import { spawnProjector } from "../infra/local/projector-process.ts"
 import { warehouseWorkload } from "../infra/local/samples.ts"
-import { warehouseProjection } from "../projections/warehouse.ts"
+import { warehouseProjection } from "../projections/warehouse/projection.ts"
 
 const EVENTS = 10_000
 const KILLS = 20

@@ -1,3 +1,5 @@
+import { Data, Duration, Effect, Schedule } from "effect"
+
 /**
  * What kind of failure an error is, decided once for the whole runtime:
  * - `poison`: Postgres refused the values of some event (SQLSTATE class 22, data exception, or 23,
@@ -49,7 +51,7 @@ const causes = (error: unknown): ReadonlyArray<unknown> => {
 }
 
 export const classifyFailure = (error: unknown): FailureKind => {
-  if (error instanceof FatalFailure) return "fatal"
+  if (FATAL_TAGS.has(String((error as { _tag?: unknown } | null)?._tag))) return "fatal"
   // Whatever wraps it, an error no retry mends makes the whole failure fatal.
   if (causes(error).some((cause) => FATAL_NATS_ERRORS.has(String((cause as { name?: unknown }).name)))) return "fatal"
   const state = sqlState(error)
@@ -67,21 +69,55 @@ export const classifyFailure = (error: unknown): FailureKind => {
 }
 
 /** A failure nothing in this process can mend; `fix` tells the operator what will. */
-export class FatalFailure extends Error {
-  constructor(
-    message: string,
-    readonly fix: string
-  ) {
-    super(`${message}; ${fix}`)
-    this.name = "FatalFailure"
+export class FatalFailure extends Data.TaggedError("FatalFailure")<{ readonly reason: string; readonly fix: string }> {
+  override get message(): string {
+    return `${this.reason}; ${this.fix}`
   }
 }
+
+/** A failure nothing in this process can mend, with what will: {@link FatalFailure}. */
+export const fatal = (reason: string, fix: string): FatalFailure => new FatalFailure({ reason, fix })
+
+/** Another writer moved the generation's checkpoint, or the generation stopped being the one to write: an expected outcome, resumed from. */
+export class CheckpointMoved extends Data.TaggedError("CheckpointMoved")<{
+  readonly generation: number
+  readonly found: number | undefined
+  readonly status: string | undefined
+}> {
+  override get message(): string {
+    return `generation ${this.generation} is at checkpoint ${this.found} (${this.status}); expected to continue from ours`
+  }
+}
+
+/** A rebuild met an event the projection cannot project, or whose rows Postgres refuses: it stops and names it. */
+export class PoisonInRebuild extends Data.TaggedError("PoisonInRebuild")<{
+  readonly seq: number
+  readonly subject: string
+  readonly dedupeKey: string
+  readonly reason: string
+}> {
+  override get message(): string {
+    return `event seq ${this.seq} (${this.subject}, key ${this.dedupeKey}) cannot be projected: ${this.reason}; the live marts are untouched; fix the projection and rebuild again`
+  }
+}
+
+/** The tags of the runtime's expected failures, which no retry mends. */
+const FATAL_TAGS = new Set(["FatalFailure", "PoisonInRebuild"])
+
+/** Whether `error` is the runtime's tagged failure `tag`. */
+export const isFailure = <Tag extends "FatalFailure" | "CheckpointMoved" | "PoisonInRebuild">(
+  error: unknown,
+  tag: Tag
+): error is Extract<FatalFailure | CheckpointMoved | PoisonInRebuild, { readonly _tag: Tag }> => (error as { _tag?: unknown } | null)?._tag === tag
 
 /** How often an error of unknown kind is retried before the process gives up on it. */
 export const UNKNOWN_FAILURE_ATTEMPTS = 5
 
 /** Exponential backoff for failures on our side: 100 ms doubling to 5 s. */
 export const backoffMs = (attempt: number): number => Math.min(5000, 100 * 2 ** Math.min(attempt, 6))
+
+/** {@link backoffMs} as the schedule the runtime retries on: the n-th retry waits `backoffMs(n)`. */
+export const ourSideBackoff = Schedule.exponential("100 millis").pipe(Schedule.modifyDelay(({ attempt }) => Effect.succeed(Duration.millis(backoffMs(attempt - 1)))))
 
 /**
  * Whether a failure on attempt `attempt` (0-based) is retried: transient ones always (the database

@@ -5,11 +5,12 @@ import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { spawnProjector } from "../infra/local/projector-process.ts"
 import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, retailEvents, warehouseWorkload } from "../infra/local/samples.ts"
 import { projections } from "../projections/index.ts"
-import { warehouseProjection } from "../projections/warehouse.ts"
+import { warehouseProjection } from "../projections/warehouse/projection.ts"
 import { applyBatch } from "./apply.ts"
 import { FatalFailure } from "./failures.ts"
 import { rebuildProjection } from "./rebuild.ts"
-import { activeGeneration, ensureActiveGeneration, ensureRegistry, generations } from "./registry.ts"
+import { activeGeneration, ensureActiveGeneration, generations } from "./registry.ts"
+import { ensureRuntimeTables } from "./runtime-tables.ts"
 import { runLive } from "./runtime.ts"
 
 let stack: LogStack
@@ -37,7 +38,7 @@ describe("a fresh database with every projection starting at once", () => {
       const pools = Array.from({ length: 4 }, () => postgres(url, { max: 2, onnotice: () => {} }))
       try {
         await Promise.all(pools.flatMap((pool) => Object.values(projections).map(async (projection) => {
-          await ensureRegistry(pool)
+          await ensureRuntimeTables(pool)
           return ensureActiveGeneration(pool, projection)
         })))
         expect(await registryOf(pools[0] as postgres.Sql)).toEqual(["crm:active", "oee:active", "retail:active", "warehouse:active"])

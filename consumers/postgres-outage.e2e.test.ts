@@ -3,7 +3,7 @@ import { appendAsEdge } from "../infra/local/append.ts"
 import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { martSnapshot } from "../infra/local/marts.ts"
 import { warehouseWorkload } from "../infra/local/samples.ts"
-import { warehouseProjection } from "../projections/warehouse.ts"
+import { warehouseProjection } from "../projections/warehouse/projection.ts"
 import { freePort } from "../infra/ports.ts"
 import { serveProjections } from "./serve.ts"
 

@@ -1,8 +1,8 @@
 import { AckPolicy, type Consumer, DeliverPolicy, type JetStreamClient, type JetStreamManager, type JsMsg } from "@nats-io/jetstream"
 import { nanos } from "@nats-io/nats-core"
-import { domainSubjects, headerValues, LogHeaders, messageIdFor, streamFor } from "../contracts/log.ts"
+import { domainSubjects, headerValues, streamFor } from "../contracts/log.ts"
 import type { Projection } from "../projections/projection.ts"
-import type { ReadEvent } from "./apply.ts"
+import { type ReadEvent, readEventOf } from "./events.ts"
 import type { Generation } from "./registry.ts"
 
 /** Tells this process's consumers from another replica's, so two readers never delete each other's. */
@@ -42,34 +42,6 @@ export const fetchBatch = async (consumer: Consumer, max: number, expiresMs: num
   const messages: Array<JsMsg> = []
   for await (const message of await consumer.fetch({ max_messages: max, expires: Math.max(1000, expiresMs) })) messages.push(message)
   return messages
-}
-
-const parse = (text: string): unknown => {
-  try {
-    return JSON.parse(text) as unknown
-  } catch {
-    return undefined
-  }
-}
-
-/** An event as the projection sees it, from a log message's parts (live, rebuild, or a stored dead letter). */
-export const readEventOf = (message: { seq: number; subject: string; headers: Readonly<Record<string, string>>; data: string; appendedAt?: string }): ReadEvent => {
-  const { headers } = message
-  const source = headers[LogHeaders.source] ?? message.subject.split(".")[2] ?? "unknown"
-  const key = headers[LogHeaders.key]
-  return {
-    seq: message.seq,
-    subject: message.subject,
-    source,
-    type: headers[LogHeaders.type] ?? message.subject.split(".")[3] ?? "unknown",
-    dedupeKey: key !== undefined && key !== "" ? messageIdFor(source, key) : (headers["Nats-Msg-Id"] ?? `seq:${message.seq}`),
-    occurredAt: headers[LogHeaders.occurredAt] ?? message.appendedAt ?? new Date(0).toISOString(),
-    receivedAt: headers[LogHeaders.receivedAt] ?? message.appendedAt ?? new Date(0).toISOString(),
-    schema: headers[LogHeaders.schema] ?? "unknown",
-    payload: parse(message.data),
-    headers,
-    data: message.data
-  }
 }
 
 /** A log message as the projection sees it; the dedupe key is the edge's `<source>:<natural key>`. */

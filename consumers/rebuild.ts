@@ -4,20 +4,9 @@ import { streamFor } from "../contracts/log.ts"
 import { logEvent } from "../platform/logger.ts"
 import type { Projection } from "../projections/projection.ts"
 import { newerVersion } from "./apply.ts"
-import {
-  activate,
-  activeGeneration,
-  createGeneration,
-  dropGeneration,
-  dropRetired,
-  ensureRegistry,
-  type Generation,
-  generations,
-  isLockTimeout,
-  lockReaders,
-  READER_LOCK_TIMEOUT_MS,
-  rebuildLockKey
-} from "./registry.ts"
+import { activate, isLockTimeout, lockReaders, READER_LOCK_TIMEOUT_MS } from "./switch.ts"
+import { activeGeneration, createGeneration, dropGeneration, dropRetired, generations, rebuildLockKey } from "./registry.ts"
+import { ensureRuntimeTables } from "./runtime-tables.ts"
 import { clientsOf, consumeGeneration } from "./runtime.ts"
 
 export interface RebuildProgress {
@@ -68,7 +57,7 @@ export const rebuildProjection = async (options: {
   readonly onSwitchWait?: (wait: SwitchWait) => void | Promise<void>
 }): Promise<RebuildResult> => {
   const { sql, projection } = options
-  await ensureRegistry(sql)
+  await ensureRuntimeTables(sql)
   // One rebuild per projection at a time, held for the whole rebuild on its own connection: a
   // generation still 'building' when we hold the lock was left by a rebuild that died, and goes.
   const lock = await sql.reserve()
@@ -171,35 +160,4 @@ const rebuildLocked = async (options: Parameters<typeof rebuildProjection>[0]): 
   const seconds = (performance.now() - started) / 1000
   logEvent("info", "rebuilt", { projection: projection.name, generation: generation.generation, events: position, seconds, dropped })
   return { generation: generation.generation, schema: generation.schema, events: position, seconds, dropped }
-}
-
-/** Per projection: the generation readers see, its position against the stream head, and open dead letters. */
-export const projectionStatus = async (sql: postgres.Sql, nc: NatsConnection, projections: ReadonlyArray<Projection>) => {
-  await ensureRegistry(sql)
-  const clients = await clientsOf(nc)
-  return Promise.all(
-    projections.map(async (projection) => {
-      const active: Generation | undefined = await activeGeneration(sql, projection.name)
-      const head = (await clients.jsm.streams.info(streamFor(projection.domain))).state.last_seq
-      const [letters] = await sql`SELECT count(*)::int AS open FROM ingest.dead_letters WHERE projection = ${projection.name} AND redriven_at IS NULL`
-      const building = await sql`SELECT generation, checkpoint, switch_waiting_since, switch_attempts FROM ingest.projections WHERE name = ${projection.name} AND status = 'building'`
-      return {
-        projection: projection.name,
-        generation: active?.generation ?? null,
-        version: active === undefined ? null : `${active.version}${active.version === projection.version ? "" : ` (code is ${projection.version}: rebuild)`}`,
-        schema: active?.schema ?? null,
-        checkpoint: active?.checkpoint ?? 0,
-        head,
-        lag: Math.max(0, head - (active?.checkpoint ?? 0)),
-        deadLetters: Number(letters?.open ?? 0),
-        building: building.map((row) => ({
-          generation: Number(row.generation),
-          checkpoint: Number(row.checkpoint),
-          // Set while the rebuild has caught up but readers of the old marts keep its switch waiting.
-          switchWaitingSince: row.switch_waiting_since === null ? null : (row.switch_waiting_since as Date).toISOString(),
-          switchAttempts: Number(row.switch_attempts)
-        }))
-      }
-    })
-  )
 }

@@ -45,3 +45,6 @@ export const issuesOf = (error: Schema.SchemaError, input: unknown, prefix: Read
 
 /** Decode options for contracts: report every issue, keep sender fields we do not model. */
 export const decodeAll = { errors: "all", onExcessProperty: "ignore" } as const
+
+/** Issues as one line (`$.data.oee_pct: Expected a number, got "x"; …`): a dead letter's reason. */
+export const describeIssues = (issues: ReadonlyArray<ContractIssue>): string => issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ")

@@ -26,28 +26,48 @@ export const SenderEnvelope = Schema.Struct({
 /** Event types and the schema of each type's `data`. */
 export type EventTypes = Readonly<Record<string, Schema.Decoder<unknown>>>
 
+/** An envelope whose `data` was decoded by the schema of its `type`: one member per type, so a `switch` on `type` narrows `data`. */
+export type DecodedEnvelope<Types extends EventTypes> = {
+  readonly [K in keyof Types & string]: { readonly id: string; readonly type: K; readonly timestamp: string; readonly data: Types[K]["Type"] }
+}[keyof Types & string]
+
+/**
+ * Decodes an own-sender event: the envelope, then its `data` by the schema of its `type`. The one
+ * decoder of envelopes, used by the edge's contract (issues for the sender, paths under `at`) and by
+ * the projections (the same issues as a dead letter's reason).
+ */
+export const decodeEnvelope = <Types extends EventTypes>(
+  types: Types,
+  payload: unknown,
+  at: ReadonlyArray<PropertyKey> = []
+): { readonly ok: true; readonly value: DecodedEnvelope<Types> } | { readonly ok: false; readonly issues: ReadonlyArray<ContractIssue> } => {
+  const envelope = decodeIssues(SenderEnvelope, payload, at)
+  if (!envelope.ok) return envelope
+  const dataSchema = types[envelope.value.type]
+  if (dataSchema === undefined)
+    return {
+      ok: false,
+      issues: [{ path: renderPath([...at, "type"]), message: `Unknown event type ${JSON.stringify(envelope.value.type)}; expected one of ${Object.keys(types).join(", ")}` }]
+    }
+  const data = decodeIssues(dataSchema, envelope.value.data, [...at, "data"])
+  if (!data.ok) return data
+  return { ok: true, value: { ...envelope.value, data: data.value } as DecodedEnvelope<Types> }
+}
+
 const EnvelopeKey = Schema.Struct({ id: Identifier })
 
 /** A contract for an own-sender source whose events use {@link SenderEnvelope}. */
-export const envelopeContract = (options: { readonly name: string; readonly domain: Domain; readonly schemaVersion: string; readonly types: EventTypes }): Contract => {
-  const known = Object.keys(options.types)
-  return makeContract({
+export const envelopeContract = (options: { readonly name: string; readonly domain: Domain; readonly schemaVersion: string; readonly types: EventTypes }): Contract =>
+  makeContract({
     name: options.name,
     domain: options.domain,
     schemaVersion: options.schemaVersion,
     shape: "object or array",
     describe: "the sender envelope's events",
-    judge: (payload, at) => {
+    judge: (payload, at): Judgement => {
+      const decoded = decodeEnvelope(options.types, payload, at)
+      if (decoded.ok) return { _tag: "Valid", event: { key: decoded.value.id, type: decoded.value.type, occurredAt: toUtcIso(decoded.value.timestamp), payload } }
       const key = decodeIssues(EnvelopeKey, payload)
-      const invalid = (issues: ReadonlyArray<ContractIssue>): Judgement => ({ _tag: "Invalid", key: key.ok ? key.value.id : undefined, issues })
-      const envelope = decodeIssues(SenderEnvelope, payload, at)
-      if (!envelope.ok) return invalid(envelope.issues)
-      const dataSchema = options.types[envelope.value.type]
-      if (dataSchema === undefined)
-        return invalid([{ path: renderPath([...at, "type"]), message: `Unknown event type ${JSON.stringify(envelope.value.type)}; expected one of ${known.join(", ")}` }])
-      const data = decodeIssues(dataSchema, envelope.value.data, [...at, "data"])
-      if (!data.ok) return invalid(data.issues)
-      return { _tag: "Valid", event: { key: envelope.value.id, type: envelope.value.type, occurredAt: toUtcIso(envelope.value.timestamp), payload } }
+      return { _tag: "Invalid", key: key.ok ? key.value.id : undefined, issues: decoded.issues }
     }
   })
-}

@@ -6,7 +6,7 @@ import type { EdgeConfig, EdgeSource } from "./config.ts"
 import { EdgeMisconfigured, type EdgeError, type EventTooLarge, LogUnavailable, MalformedBody, PayloadTooLarge, UnknownSource, UnsupportedMediaType } from "./errors.ts"
 import { type LogMessage, type LogReceipt, toLogMessages } from "./log-message.ts"
 import { type InvalidEvent, quarantineMessages } from "./quarantine.ts"
-import { concatBytes } from "./verify/crypto.ts"
+import { concatBytes } from "../platform/text.ts"
 import { verifiers } from "./verify/index.ts"
 
 /** Schemes whose proof covers the body; the others are checked before the body is read. */

@@ -2,7 +2,8 @@ import { type Contract, eventIdentity } from "../contracts/contract.ts"
 import type { ContractIssue } from "../contracts/event.ts"
 import { LogHeaders, QUARANTINE_STREAM, quarantineSubject } from "../contracts/log.ts"
 import { type LogMessage, type RequestContext, toLogMessages } from "./log-message.ts"
-import { toHex, utf8 } from "./verify/crypto.ts"
+import { toHex } from "./verify/crypto.ts"
+import { utf8 } from "../platform/text.ts"
 
 /** An event of a request that broke its source's contract, as received, with why. */
 export interface InvalidEvent {

@@ -11,7 +11,8 @@ import { deadLettersCommand, projectCommand, rebuildCommand, statusCommand } fro
 import { defaultSources } from "../contracts/sources.ts"
 import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retailEvents } from "./local/samples.ts"
 import { generateSecrets, startEdgeStack } from "./local/stack.ts"
-import { LOCAL_STATE_DIR as STATE_DIR, LOCAL_STATE_FILE as STATE_FILE, type LocalState, readLocalState, writeLocalState } from "./local/state.ts"
+import { LOCAL_STATE_DIR as STATE_DIR, LOCAL_STATE_FILE as STATE_FILE, type LocalState, readLocalState, withLocalMesh, writeLocalState } from "./local/state.ts"
+import { NATS_URL, natsSettings, requiredSetting, type SettingSource } from "../platform/settings.ts"
 import { chaosLine, runChaos } from "./local/chaos.ts"
 import { setLogLevel } from "../platform/logger.ts"
 import { readQuarantine, redriveQuarantined } from "./quarantine.ts"
@@ -172,20 +173,20 @@ const samples = async () => {
   }
 }
 
-const streamsApply = async (args: ReadonlyArray<string>) => {
+const streamsApply = async (settings: SettingSource, args: ReadonlyArray<string>) => {
   // A password on the command line ends up in the shell's history and in every `ps` listing.
   if (args.some((arg) => arg === "--password" || arg.startsWith("--password="))) throw new Error("streams apply takes the password from NATS_PASSWORD, not the command line: NATS_PASSWORD=… npm run mesh -- streams apply …")
-  const password = process.env.NATS_PASSWORD ?? ""
   const { values } = parseArgs({
     args: [...args],
     options: {
-      url: { type: "string", default: process.env.NATS_URL ?? "nats://127.0.0.1:4222" },
-      user: { type: "string", default: process.env.NATS_USER ?? "admin" },
+      url: { type: "string" },
+      user: { type: "string" },
       "duplicate-window-minutes": { type: "string", default: String(DEFAULT_STREAM_SETTINGS.duplicateWindowMs / 60_000) },
       replicas: { type: "string", default: String(DEFAULT_STREAM_SETTINGS.replicas) }
     }
   })
-  const nc = await connect({ servers: values.url, user: values.user, ...(password === "" ? {} : { pass: password }) })
+  const nats = natsSettings({ env: settings.env, flags: { "nats-url": values.url, "nats-user": values.user } }, "admin")
+  const nc = await connect({ servers: nats.url, user: nats.user, ...(nats.password === undefined ? {} : { pass: nats.password }) })
   try {
     const changes = await applyStreams(
       await jetstreamManager(nc),
@@ -197,23 +198,21 @@ const streamsApply = async (args: ReadonlyArray<string>) => {
   }
 }
 
-/** An admin connection to NATS: NATS_URL, NATS_USER (admin) and NATS_PASSWORD, else the local mesh's. */
-const connectAdminFromSettings = async () => {
-  const local = readLocalState()
-  const url = process.env.NATS_URL ?? local?.natsUrl
-  if (url === undefined) throw new Error("set NATS_URL, NATS_USER and NATS_PASSWORD (an admin of the log), or start a local mesh with `npm run up`")
-  const password = process.env.NATS_PASSWORD ?? (process.env.NATS_URL === undefined ? local?.natsPasswords.admin : undefined)
-  return connect({ servers: url, user: process.env.NATS_USER ?? "admin", ...(password === undefined ? {} : { pass: password }), name: "ingest-admin" })
+/** An admin connection to NATS: NATS_URL, NATS_USER (admin) and NATS_PASSWORD. */
+const connectAdmin = async (source: SettingSource) => {
+  requiredSetting(source, NATS_URL, "set NATS_URL, NATS_USER and NATS_PASSWORD (an admin of the log), or start a local mesh with `npm run up`")
+  const nats = natsSettings(source, "admin")
+  return connect({ servers: nats.url, user: nats.user, ...(nats.password === undefined ? {} : { pass: nats.password }), name: "ingest-admin" })
 }
 
 const QUARANTINE_USAGE = "usage: npm run mesh -- quarantine list [source] [--all] | quarantine redrive <id>..."
 
 /** `mesh quarantine list [source] [--all] | redrive <id...>` */
-const quarantine = async (args: ReadonlyArray<string>) => {
+const quarantine = async (source: SettingSource, args: ReadonlyArray<string>) => {
   const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, options: { all: { type: "boolean", default: false } } })
   const [action, ...rest] = positionals
   if (action !== "list" && action !== "redrive") throw new Error(QUARANTINE_USAGE)
-  const nc = await connectAdminFromSettings()
+  const nc = await connectAdmin(source)
   try {
     const js = jetstream(nc)
     const jsm = await jetstreamManager(nc)
@@ -253,19 +252,21 @@ const chaos = async (args: ReadonlyArray<string>) => {
 }
 
 const [command, ...rest] = process.argv.slice(2)
+/** Settings from the environment, with the local mesh's filled in where it names no deployment. */
+const local = (role: Parameters<typeof withLocalMesh>[1]): SettingSource => ({ env: withLocalMesh(process.env, role) })
 const run = async () => {
   if (command === "up") return up(rest)
   if (command === "samples") return samples()
-  if (command === "project") return projectCommand(rest)
-  if (command === "rebuild") return rebuildCommand(rest)
-  if (command === "status") return statusCommand()
-  if (command === "dead-letters") return deadLettersCommand(rest)
-  if (command === "quarantine") return quarantine(rest)
+  if (command === "project") return projectCommand(local("projector"), rest)
+  if (command === "rebuild") return rebuildCommand(local("projector"), rest)
+  if (command === "status") return statusCommand(local("projector"))
+  if (command === "dead-letters") return deadLettersCommand(local("projector"), rest)
+  if (command === "quarantine") return quarantine(local("admin"), rest)
   if (command === "chaos") return chaos(rest)
-  if (command === "keys") return keysCommand(rest)
-  if (command === "serve-api") return serveApiCommand(rest)
-  if (command === "reader-login") return readerLoginCommand(rest)
-  if (command === "streams" && rest[0] === "apply") return streamsApply(rest.slice(1))
+  if (command === "keys") return keysCommand(local("owner"), rest)
+  if (command === "serve-api") return serveApiCommand({ env: process.env }, rest)
+  if (command === "reader-login") return readerLoginCommand(local("owner"), rest)
+  if (command === "streams" && rest[0] === "apply") return streamsApply({ env: process.env }, rest.slice(1))
   console.error(USAGE)
   process.exitCode = command === undefined || command === "help" || command === "--help" ? 0 : 2
 }

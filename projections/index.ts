@@ -1,16 +1,24 @@
-import { crmProjection } from "./crm.ts"
-import { oeeProjection } from "./oee.ts"
-import { retailProjection } from "./retail.ts"
+import { type SettingName, type SettingSource, wholeNumberSetting } from "../platform/settings.ts"
+import { crmProjection } from "./crm/projection.ts"
+import { oeeProjection } from "./oee/projection.ts"
+import { retailProjection } from "./retail/projection.ts"
 import type { Projection } from "./projection.ts"
-import { warehouseProjection } from "./warehouse.ts"
+import { warehouseProjection } from "./warehouse/projection.ts"
 
+export * from "./catalogue.ts"
 export * from "./projection.ts"
 export * from "./table.ts"
 
-/** Every projection the runtime can run, by name. */
-export const projections: Readonly<Record<string, Projection>> = {
+/** Minutes after which a retail event counts as late (its own columns): RETAIL_LATENESS_MINUTES, default 10. */
+export const RETAIL_LATENESS_MINUTES: SettingName = { env: "RETAIL_LATENESS_MINUTES" }
+
+/** Every projection the runtime can run, by name, as configured by `source`. */
+export const projectionsFor = (source: SettingSource): Readonly<Record<string, Projection>> => ({
   warehouse: warehouseProjection,
   crm: crmProjection,
   oee: oeeProjection,
-  retail: retailProjection({ latenessMs: Number(process.env.RETAIL_LATENESS_MINUTES ?? "10") * 60_000 })
-}
+  retail: retailProjection({ latenessMs: wholeNumberSetting(source, RETAIL_LATENESS_MINUTES, 10, 0) * 60_000 })
+})
+
+/** Every projection with its default settings. */
+export const projections: Readonly<Record<string, Projection>> = projectionsFor({ env: {} })

@@ -1,5 +1,5 @@
 import type { Domain } from "../contracts/log.ts"
-import type { Column, Row, TableSpec } from "./table.ts"
+import type { MartSet, Row } from "./table.ts"
 
 /** One event read from the log, as the runtime hands it to a projection. */
 export interface LogEvent {
@@ -14,13 +14,6 @@ export interface LogEvent {
   readonly receivedAt: string
   readonly schema: string
   readonly payload: unknown
-}
-
-/** A published view's columns, in order, and the columns that identify a row (its paging key). */
-export interface ViewSpec {
-  readonly name: string
-  readonly columns: ReadonlyArray<Column>
-  readonly key: ReadonlyArray<string>
 }
 
 /** What a projection makes of one event. */
@@ -60,37 +53,14 @@ export interface SideEffects {
 export const stateKey = (values: ReadonlyArray<unknown>): string => JSON.stringify(values.map((value) => (value === null || value === undefined ? null : String(value))))
 
 /**
- * A projection is pure: event in, rows out. The consumer runtime does the I/O around it. Adding a
- * domain is a contract, a projection and its tables — no change to the runtime.
+ * A projection is pure: event in, rows out, over the marts it declares ({@link MartSet}). The
+ * consumer runtime does the I/O around it. Adding a domain is a contract, a mart set and a
+ * projection — no change to the runtime.
  */
-export interface Projection {
-  readonly name: string
+export interface Projection extends MartSet {
   /** Bump when the projection's output changes: the marts must then be rebuilt from the log. */
   readonly version: number
   readonly domain: Domain
-  readonly tables: ReadonlyArray<TableSpec>
-  /** Views and seed rows created with the tables, in the projection's schema. */
-  readonly extraSql?: (schema: string) => ReadonlyArray<string>
-  /** Reader-facing objects: table and view names published as `mart_<projection>.<name>` ({@link publishedSchema}). */
-  readonly published: ReadonlyArray<string>
-  /** The shape of each view in {@link extraSql} that is published: what readers and the read API see. */
-  readonly views?: ReadonlyArray<ViewSpec>
   readonly project: (event: LogEvent) => Outcome
   readonly effects?: SideEffects
-}
-
-/**
- * The schema a projection publishes its marts in, `mart_<name>`: each domain its own namespace, so
- * two domains' `dim_date` never meet in one name.
- */
-export const publishedSchema = (projection: Pick<Projection, "name">): string => `mart_${projection.name}`
-
-/** Names published by more than one projection (into one schema), or by one projection twice: none may be. */
-export const publishedClashes = (projections: ReadonlyArray<Pick<Projection, "name" | "published">>): ReadonlyArray<string> => {
-  const seen = new Map<string, number>()
-  for (const projection of projections) for (const name of projection.published) {
-    const qualified = `${publishedSchema(projection)}.${name}`
-    seen.set(qualified, (seen.get(qualified) ?? 0) + 1)
-  }
-  return [...seen].filter(([, count]) => count > 1).map(([name]) => name)
 }

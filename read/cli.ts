@@ -1,18 +1,12 @@
 import { parseArgs } from "node:util"
 import postgres from "postgres"
-import { readLocalState } from "../infra/local/state.ts"
 import { logEvent } from "../platform/logger.ts"
+import { databaseUrl, optionalSetting, requiredSetting, type SettingSource, wholeNumberSetting } from "../platform/settings.ts"
 import { marts } from "./feeds.ts"
-import { createApiKey, ensureReaderLogin, listApiKeys, revokeApiKey } from "./keys.ts"
+import { createApiKey, listApiKeys, revokeApiKey } from "./keys.ts"
+import { ensureReaderLogin } from "./roles.ts"
 import { DEFAULT_STREAM_LIMITS } from "./formats.ts"
 import { DEFAULT_EXPORT_TIMEOUT_MS, DEFAULT_PAGE_TIMEOUT_MS, serveReadApi } from "./server.ts"
-
-/** The marts' database as its owner (keys are written there): DATABASE_URL, else the local mesh's. */
-const ownerUrl = (): string => {
-  const url = process.env.DATABASE_URL ?? readLocalState()?.databaseUrl
-  if (url === undefined || url === "") throw new Error("DATABASE_URL is not set and no local mesh is running: set DATABASE_URL or start one with `npm run up`")
-  return url
-}
 
 /** Connections of the read API's pool (READ_POOL_SIZE). */
 export const READ_POOL_SIZE = 10
@@ -31,9 +25,10 @@ export const readerConnection = {
 } as const
 
 /** `mesh keys create|list|revoke`. */
-export const keysCommand = async (args: ReadonlyArray<string>): Promise<void> => {
+export const keysCommand = async (source: SettingSource, args: ReadonlyArray<string>): Promise<void> => {
   const [action, ...rest] = args
-  const sql = postgres(ownerUrl(), { max: 1, onnotice: () => {} })
+  // The marts' database as its owner: keys are written there.
+  const sql = postgres(databaseUrl(source), { max: 1, onnotice: () => {} })
   try {
     if (action === "create") {
       const { values } = parseArgs({ args: rest, options: { name: { type: "string" }, marts: { type: "string" } } })
@@ -67,12 +62,13 @@ export const keysCommand = async (args: ReadonlyArray<string>): Promise<void> =>
  * `mesh reader-login <login> [--marts-only]`: the `ingest_reader` group and a login in it, with
  * READER_PASSWORD; prints its URL. `--marts-only` for a BI user (the key table stays out of reach).
  */
-export const readerLoginCommand = async (args: ReadonlyArray<string>): Promise<void> => {
+export const readerLoginCommand = async (source: SettingSource, args: ReadonlyArray<string>): Promise<void> => {
   const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, options: { "marts-only": { type: "boolean", default: false } } })
   const [login] = positionals
-  const password = process.env.READER_PASSWORD
-  if (login === undefined || password === undefined || password === "") throw new Error("usage: READER_PASSWORD=… npm run mesh -- reader-login <login> [--marts-only]")
-  const url = ownerUrl()
+  const usage = "usage: READER_PASSWORD=… npm run mesh -- reader-login <login> [--marts-only]"
+  if (login === undefined) throw new Error(usage)
+  const password = requiredSetting(source, { env: "READER_PASSWORD" }, usage)
+  const url = databaseUrl(source)
   const sql = postgres(url, { max: 1, onnotice: () => {} })
   try {
     const readerUrl = await ensureReaderLogin(sql, url, login, password, { apiKeys: !values["marts-only"] })
@@ -82,33 +78,27 @@ export const readerLoginCommand = async (args: ReadonlyArray<string>): Promise<v
   }
 }
 
-/** A whole-number setting from the environment, at least `minimum`; a wrong one stops the start naming it. */
-const positiveSetting = (name: string, fallback: number, minimum = 1): number => {
-  const given = process.env[name]
-  if (given === undefined || given === "") return fallback
-  if (!/^\d+$/.test(given) || Number(given) < minimum) throw new Error(`${name} must be a whole number of at least ${minimum}, got ${JSON.stringify(given)}`)
-  return Number(given)
-}
-
 /** `mesh serve-api`: the read API alone, connected as READ_DATABASE_URL (the read-only role). */
-export const serveApiCommand = async (args: ReadonlyArray<string>): Promise<void> => {
-  const { values } = parseArgs({ args: [...args], options: { port: { type: "string", default: process.env.PORT ?? "8788" }, host: { type: "string", default: "0.0.0.0" } } })
-  const url = process.env.READ_DATABASE_URL
-  if (url === undefined || url === "") throw new Error("set READ_DATABASE_URL to a role in the ingest_reader group (see docs/read-api.md)")
-  const poolSize = positiveSetting("READ_POOL_SIZE", READ_POOL_SIZE, 3)
+export const serveApiCommand = async (settings: SettingSource, args: ReadonlyArray<string>): Promise<void> => {
+  const { values } = parseArgs({ args: [...args], options: { port: { type: "string" }, host: { type: "string", default: "0.0.0.0" } } })
+  const source: SettingSource = { env: settings.env, flags: values }
+  const url = requiredSetting(source, { env: "READ_DATABASE_URL" }, "set it to a role in the ingest_reader group (see docs/read-api.md)")
+  const setting = (name: string, fallback: number, minimum = 1) => wholeNumberSetting(source, { env: name }, fallback, minimum)
+  const poolSize = setting("READ_POOL_SIZE", READ_POOL_SIZE, 3)
+  const publicUrl = optionalSetting(source, { env: "PUBLIC_URL" })
   const sql = postgres(url, { ...readerConnection, max: poolSize })
   const api = await serveReadApi({
     sql,
-    port: Number(values.port),
+    port: wholeNumberSetting(source, { env: "PORT", flag: "port" }, 8788, 0),
     host: values.host,
     maxStreams: streamsFor(poolSize),
-    exportTimeoutMs: positiveSetting("READ_EXPORT_TIMEOUT_MS", DEFAULT_EXPORT_TIMEOUT_MS),
-    pageTimeoutMs: positiveSetting("READ_PAGE_TIMEOUT_MS", DEFAULT_PAGE_TIMEOUT_MS),
+    exportTimeoutMs: setting("READ_EXPORT_TIMEOUT_MS", DEFAULT_EXPORT_TIMEOUT_MS),
+    pageTimeoutMs: setting("READ_PAGE_TIMEOUT_MS", DEFAULT_PAGE_TIMEOUT_MS),
     streamLimits: {
-      minBytesPerSecond: positiveSetting("READ_MIN_BYTES_PER_SECOND", DEFAULT_STREAM_LIMITS.minBytesPerSecond),
-      maxMs: positiveSetting("READ_MAX_RESPONSE_SECONDS", DEFAULT_STREAM_LIMITS.maxMs / 1000) * 1000
+      minBytesPerSecond: setting("READ_MIN_BYTES_PER_SECOND", DEFAULT_STREAM_LIMITS.minBytesPerSecond),
+      maxMs: setting("READ_MAX_RESPONSE_SECONDS", DEFAULT_STREAM_LIMITS.maxMs / 1000) * 1000
     },
-    ...(process.env.PUBLIC_URL === undefined ? {} : { publicUrl: process.env.PUBLIC_URL })
+    ...(publicUrl === undefined ? {} : { publicUrl })
   })
   logEvent("info", "read api listening", { url: api.url })
   await new Promise<void>((resolveStop) => {

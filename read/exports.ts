@@ -1,9 +1,10 @@
-import { publishedSchema } from "../projections/projection.ts"
+import { publishedSchema } from "../projections/catalogue.ts"
 import { boolean, type Column, date, integer, numeric, text, timestamp } from "../projections/table.ts"
 import { type Feed, martFeeds } from "./feeds.ts"
 import type { Format } from "./formats.ts"
 import type { ParamSpec, ParsedParams } from "./params.ts"
-import { cellSql, quoteIdent, type RowQuery } from "./rows.ts"
+import { cellSql, type RowQuery } from "./rows.ts"
+import { binder, quoteIdent } from "../platform/sql.ts"
 
 /**
  * A REST export: a fixed query over `mart` views whose rows stream as CSV, JSON or XLSX. The
@@ -226,11 +227,7 @@ export const exportEndpoints: ReadonlyArray<ExportEndpoint> = [
 
 /** The statement of one export call; every value the reader gave is a bound parameter. */
 export const exportQuery = (endpoint: ExportEndpoint, params: ParsedParams): RowQuery => {
-  const values: Array<string | number> = []
-  const bind = (value: string | number, cast: string) => {
-    values.push(value)
-    return `$${values.length}::${cast}`
-  }
+  const { params: values, bind } = binder()
   const where: Array<string> = []
   if (endpoint.time !== undefined && params.window.from !== undefined) where.push(`${endpoint.time} >= ${bind(params.window.from, "timestamptz")}`)
   if (endpoint.time !== undefined && params.window.to !== undefined) where.push(`${endpoint.time} < ${bind(params.window.to, "timestamptz")}`)

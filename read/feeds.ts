@@ -1,5 +1,4 @@
-import { projections } from "../projections/index.ts"
-import type { Projection } from "../projections/projection.ts"
+import { catalogue, publishedObjects } from "../projections/catalogue.ts"
 import type { Column } from "../projections/table.ts"
 
 /**
@@ -20,17 +19,16 @@ export interface Feed {
 const timeColumn = (columns: ReadonlyArray<Column>): Column | undefined =>
   columns.find((column) => column.type === "timestamptz") ?? columns.find((column) => column.type === "date")
 
-/** The feeds of one projection, in the order it publishes them. */
-export const feedsOf = (projection: Projection): ReadonlyArray<Feed> =>
-  projection.published.map((name) => {
-    const shape = projection.tables.find((table) => table.name === name) ?? projection.views?.find((view) => view.name === name)
-    if (shape === undefined) throw new Error(`projection ${projection.name} publishes ${name} but declares neither a table nor a view of that name`)
-    const time = timeColumn(shape.columns)
-    return { mart: projection.name, name, columns: shape.columns, key: shape.key, ...(time === undefined ? {} : { time }) }
-  })
-
-/** Every mart's feeds, by mart name. */
-export const martFeeds: Readonly<Record<string, ReadonlyArray<Feed>>> = Object.fromEntries(Object.values(projections).map((projection) => [projection.name, feedsOf(projection)]))
+/** Every mart's feeds, by mart name, from the projections' catalogue (data only: no projection code runs). */
+export const martFeeds: Readonly<Record<string, ReadonlyArray<Feed>>> = Object.fromEntries(
+  catalogue.map((marts) => [
+    marts.name,
+    publishedObjects(marts).map((object) => {
+      const time = timeColumn(object.columns)
+      return { ...object, ...(time === undefined ? {} : { time }) }
+    })
+  ])
+)
 
 export const marts: ReadonlyArray<string> = Object.keys(martFeeds)
 

@@ -5,5 +5,6 @@
 export { keysCommand, READ_POOL_SIZE, readerConnection, readerLoginCommand, serveApiCommand, streamsFor } from "./cli.ts"
 export { exportEndpoints, exportQuery, type ExportEndpoint } from "./exports.ts"
 export { type Feed, findFeed, martFeeds, marts } from "./feeds.ts"
-export { ALL_MARTS, authenticate, createApiKey, ensureApiKeys, ensureReaderLogin, ensureReaderRole, listApiKeys, revokeApiKey } from "./keys.ts"
+export { ALL_MARTS, authenticate, createApiKey, ensureApiKeys, listApiKeys, revokeApiKey } from "./keys.ts"
+export { ensureReaderLogin, ensureReaderRole } from "./roles.ts"
 export { readApi, type ReadApiOptions, serveReadApi } from "./server.ts"

@@ -1,7 +1,7 @@
 import type { Column } from "../projections/table.ts"
 import { BadParameter } from "./errors.ts"
 import { parseInstant } from "./params.ts"
-import { quoteIdent } from "./rows.ts"
+import { binder, type Parameter, quoteIdent } from "../platform/sql.ts"
 
 /**
  * The subset of OData v4 `$filter` Power Query folds into: comparisons (`eq ne gt ge lt le`) of a
@@ -136,15 +136,12 @@ const castFor = (column: Column, literal: Literal): { value: string | boolean; c
 }
 
 /** `$filter` as a SQL condition over `columns`, with its values appended to `params`. */
-export const filterSql = (input: string, columns: ReadonlyArray<Column>, params: Array<string | number | boolean | null>): string => {
+export const filterSql = (input: string, columns: ReadonlyArray<Column>, params: Array<Parameter>): string => {
   if (input.length > MAX_LENGTH) fail(`longer than ${MAX_LENGTH} characters`)
   const tokens = tokenize(input)
   if (tokens.length === 0) fail(`empty; give a condition such as snapshot_time ge 2025-01-01T00:00:00Z`)
   let position = 0
-  const bind = (value: string | boolean, cast: string) => {
-    params.push(value)
-    return `$${params.length}::${cast}`
-  }
+  const { bind } = binder(params)
   const peek = () => tokens[position]
   const describe = (token: Token | undefined) =>
     token === undefined ? "the end of the filter" : token.kind === "word" ? `${JSON.stringify(token.value)} at position ${token.at + 1}` : `${token.kind === "literal" ? "a literal" : JSON.stringify(token.kind)} at position ${token.at + 1}`

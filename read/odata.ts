@@ -1,9 +1,11 @@
-import { publishedSchema } from "../projections/projection.ts"
+import { publishedSchema } from "../projections/catalogue.ts"
 import type { Column } from "../projections/table.ts"
 import { BadParameter } from "./errors.ts"
 import type { Feed } from "./feeds.ts"
 import { filterSql } from "./odata-filter.ts"
-import { cellSql, quoteIdent, type RowQuery } from "./rows.ts"
+import { cellSql, type RowQuery } from "./rows.ts"
+import { binder, quoteIdent } from "../platform/sql.ts"
+import { escapeXml } from "../platform/text.ts"
 
 /** Rows per page unless the client asks for fewer or more with `Prefer: odata.maxpagesize`. */
 export const DEFAULT_PAGE_SIZE = 10_000
@@ -21,25 +23,24 @@ const edmTypes: Readonly<Record<Column["type"], string>> = {
   boolean: "Edm.Boolean"
 }
 
-const xml = (value: string) => value.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll('"', "&quot;")
 
 /** The CSDL of one mart: an entity type and entity set per published object, keyed as the mart is. */
 export const metadataXml = (mart: string, feeds: ReadonlyArray<Feed>): string => {
   const namespace = `IngestMesh.${mart}`
   const types = feeds.map(
-    (feed) => `<EntityType Name="${xml(feed.name)}"><Key>${feed.key.map((name) => `<PropertyRef Name="${xml(name)}"/>`).join("")}</Key>${feed.columns
+    (feed) => `<EntityType Name="${escapeXml(feed.name)}"><Key>${feed.key.map((name) => `<PropertyRef Name="${escapeXml(name)}"/>`).join("")}</Key>${feed.columns
       .map(
         (column) =>
-          `<Property Name="${xml(column.name)}" Type="${edmTypes[column.type]}" Nullable="${column.nullable === true ? "true" : "false"}"${column.type === "numeric" ? ' Scale="variable"' : ""}${
+          `<Property Name="${escapeXml(column.name)}" Type="${edmTypes[column.type]}" Nullable="${column.nullable === true ? "true" : "false"}"${column.type === "numeric" ? ' Scale="variable"' : ""}${
             column.type === "timestamptz" ? ' Precision="3"' : ""
           }/>`
       )
       .join("")}</EntityType>`
   )
-  const sets = feeds.map((feed) => `<EntitySet Name="${xml(feed.name)}" EntityType="${namespace}.${xml(feed.name)}"/>`)
+  const sets = feeds.map((feed) => `<EntitySet Name="${escapeXml(feed.name)}" EntityType="${namespace}.${escapeXml(feed.name)}"/>`)
   return `<?xml version="1.0" encoding="utf-8"?><edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices><Schema Namespace="${namespace}" xmlns="http://docs.oasis-open.org/odata/ns/edm">${types.join(
     ""
-  )}<EntityContainer Name="${xml(mart)}">${sets.join("")}</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>`
+  )}<EntityContainer Name="${escapeXml(mart)}">${sets.join("")}</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>`
 }
 
 export const serviceDocument = (root: string, feeds: ReadonlyArray<Feed>) => ({
@@ -184,11 +185,7 @@ const afterSql = (keys: ReadonlyArray<SortKey>, after: ReadonlyArray<string | nu
  */
 export const pageQuery = (feed: Feed, options: ODataOptions, pageSize: number): PageQuery => {
   const schema = quoteIdent(publishedSchema({ name: feed.mart }))
-  const params: Array<string | number | boolean | null> = []
-  const bind = (value: string | number, cast: string) => {
-    params.push(value)
-    return `$${params.length}::${cast}`
-  }
+  const { params, bind } = binder()
   const where: Array<string> = []
   if (options.filter !== undefined) where.push(`(${filterSql(options.filter, feed.columns, params)})`)
   const countWhere = [...where]

@@ -4,6 +4,7 @@ import { marts } from "./feeds.ts"
 import { contentTypes } from "./formats.ts"
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from "./odata.ts"
 import { API_KEY_PARAM, DATE_FORM, MAX_LIMIT, type ParamSpec } from "./params.ts"
+import { escapeXml } from "../platform/text.ts"
 
 type JsonSchema = Record<string, unknown>
 
@@ -129,7 +130,7 @@ export const openApiDocument = (serverUrl: string) => ({
   }
 })
 
-const html = (value: unknown) => String(value).replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;")
+const html = (value: unknown) => escapeXml(String(value))
 
 /** A self-contained page rendering the OpenAPI document: every endpoint, its parameters and columns. */
 export const docsPage = (document: ReturnType<typeof openApiDocument>): string => {

@@ -1,11 +1,12 @@
 import type postgres from "postgres"
+import { type Parameter, quoteIdent } from "../platform/sql.ts"
 import type { Column, Value } from "../projections/table.ts"
 import { QueryTimedOut } from "./errors.ts"
 
 /** A parameterised statement and the typed columns of the rows it returns, in order. */
 export interface RowQuery {
   readonly text: string
-  readonly params: ReadonlyArray<string | number | boolean | null>
+  readonly params: ReadonlyArray<Parameter>
   readonly columns: ReadonlyArray<Column>
 }
 
@@ -13,8 +14,6 @@ export type Cells = ReadonlyArray<Value>
 
 /** Rows fetched per cursor round trip: what one response holds in memory at a time. */
 export const CURSOR_BATCH = 2000
-
-export const quoteIdent = (identifier: string): string => `"${identifier.replaceAll('"', '""')}"`
 
 /**
  * The select-list expression of a column as every format wants it: instants as ISO 8601 UTC with

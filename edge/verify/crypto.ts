@@ -1,18 +1,6 @@
 /** WebCrypto helpers shared by the verifiers; the same code runs in workerd and Node. */
+import { utf8 } from "../../platform/text.ts"
 
-const encoder = new TextEncoder()
-
-export const utf8 = (text: string): Uint8Array<ArrayBuffer> => encoder.encode(text) as Uint8Array<ArrayBuffer>
-
-export const concatBytes = (...parts: ReadonlyArray<Uint8Array>): Uint8Array<ArrayBuffer> => {
-  const out = new Uint8Array(parts.reduce((n, part) => n + part.length, 0))
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
-}
 
 /** Secrets are few and long-lived: keep their imported keys and digests for the isolate's life. */
 const MAX_CACHED = 256

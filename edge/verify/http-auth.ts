@@ -1,7 +1,6 @@
 import { Effect } from "effect"
 import { fromBase64, secretsEqual } from "./crypto.ts"
-import { type SignedRequest, SignatureRejected, type Verified } from "./signed-request.ts"
-import { firstMatchingSecret, requireHeader } from "./timestamp.ts"
+import { firstMatchingSecret, requireHeader, SignatureRejected, type SignedRequest, type Verified } from "./signed-request.ts"
 
 const credential = (request: SignedRequest, kind: "Bearer" | "Basic"): Effect.Effect<string, SignatureRejected> =>
   Effect.flatMap(requireHeader(request.headers, "Authorization"), (value) => {

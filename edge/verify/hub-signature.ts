@@ -1,7 +1,7 @@
 import { Effect } from "effect"
-import { fromHex, hmacSha256, timingSafeEqual, utf8 } from "./crypto.ts"
-import { type SignedRequest, SignatureRejected, type Verified } from "./signed-request.ts"
-import { firstMatchingSecret, requireHeader } from "./timestamp.ts"
+import { fromHex, hmacSha256, timingSafeEqual } from "./crypto.ts"
+import { utf8 } from "../../platform/text.ts"
+import { firstMatchingSecret, requireHeader, SignatureRejected, type SignedRequest, type Verified } from "./signed-request.ts"
 
 /**
  * GitHub-style `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`. The scheme has no

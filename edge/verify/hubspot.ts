@@ -1,7 +1,8 @@
 import { Effect } from "effect"
-import { concatBytes, fromBase64, fromHex, hmacSha256, sha256, timingSafeEqual, utf8 } from "./crypto.ts"
-import { type SignedRequest, SignatureRejected, type Verified, type VerifyOptions } from "./signed-request.ts"
-import { checkTimestamp, firstMatchingSecret, requireHeader } from "./timestamp.ts"
+import { fromBase64, fromHex, hmacSha256, sha256, timingSafeEqual } from "./crypto.ts"
+import { concatBytes, utf8 } from "../../platform/text.ts"
+import { firstMatchingSecret, requireHeader, SignatureRejected, type SignedRequest, type Verified, type VerifyOptions } from "./signed-request.ts"
+import { checkTimestamp } from "./timestamp.ts"
 
 /** Characters HubSpot decodes in the request URI before signing v3. */
 const V3_DECODED: Readonly<Record<string, string>> = {

@@ -1,4 +1,4 @@
-import { Schema } from "effect"
+import { Effect, Schema } from "effect"
 
 /** What a verifier sees of a request: the raw bytes exactly as received. */
 export interface SignedRequest {
@@ -28,3 +28,24 @@ export class SignatureRejected extends Schema.TaggedError<SignatureRejected>()("
 export interface Verified {
   readonly secretIndex: number
 }
+
+/** The header's value, trimmed; refused, naming it, when it is missing or blank. */
+export const requireHeader = (headers: Headers, name: string): Effect.Effect<string, SignatureRejected> => {
+  const value = headers.get(name)
+  return value === null || value.trim() === "" ? Effect.fail(new SignatureRejected({ reason: `missing ${name} header` })) : Effect.succeed(value.trim())
+}
+
+/** Runs `matches` for each secret; succeeds with the index of the first that matches. */
+export const firstMatchingSecret = (
+  secrets: ReadonlyArray<string>,
+  matches: (secret: string) => Promise<boolean>,
+  reason: string
+): Effect.Effect<{ secretIndex: number }, SignatureRejected> =>
+  Effect.flatMap(
+    Effect.promise(async () => {
+      let found = -1
+      for (let i = 0; i < secrets.length; i++) if ((await matches(secrets[i] as string)) && found < 0) found = i
+      return found
+    }),
+    (index) => (index < 0 ? Effect.fail(new SignatureRejected({ reason })) : Effect.succeed({ secretIndex: index }))
+  )

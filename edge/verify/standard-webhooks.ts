@@ -1,7 +1,8 @@
 import { Effect } from "effect"
-import { concatBytes, fromBase64, hmacSha256, timingSafeEqual, utf8 } from "./crypto.ts"
-import { type SignedRequest, SignatureRejected, type Verified, type VerifyOptions } from "./signed-request.ts"
-import { checkTimestamp, firstMatchingSecret } from "./timestamp.ts"
+import { fromBase64, hmacSha256, timingSafeEqual } from "./crypto.ts"
+import { concatBytes, utf8 } from "../../platform/text.ts"
+import { firstMatchingSecret, SignatureRejected, type SignedRequest, type Verified, type VerifyOptions } from "./signed-request.ts"
+import { checkTimestamp } from "./timestamp.ts"
 
 /** Reads a Standard Webhooks header, also under its `svix-` name. */
 const header = (headers: Headers, name: "id" | "timestamp" | "signature"): string | undefined =>

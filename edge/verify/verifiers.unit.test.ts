@@ -1,7 +1,7 @@
 import { Effect } from "effect"
 import { describe, expect, it } from "vitest"
 import { basic, bearer, signHubSignature256, signHubSpotLegacy, signHubSpotV3, signStandardWebhook } from "../../infra/local/sign.ts"
-import { utf8 } from "./crypto.ts"
+import { utf8 } from "../../platform/text.ts"
 import { hubSpotV3Uri, verifyBasic, verifyBearer, verifyHubSignature256, verifyHubSpot, verifyStandardWebhook } from "./index.ts"
 import type { SignedRequest, VerifyOptions } from "./signed-request.ts"
 

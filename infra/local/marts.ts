@@ -1,5 +1,6 @@
 import type postgres from "postgres"
-import { type Projection, publishedSchema } from "../../projections/projection.ts"
+import { publishedSchema } from "../../projections/catalogue.ts"
+import type { Projection } from "../../projections/projection.ts"
 
 /** Every published mart of a projection, as sorted plain rows: two snapshots are equal iff the marts are. */
 export const martSnapshot = async (sql: postgres.Sql, projection: Projection): Promise<Record<string, unknown>> => {

@@ -1,7 +1,10 @@
 import type postgres from "postgres"
-import { activate, createGeneration, ensureRegistry } from "../../consumers/registry.ts"
-import { oeeProjection, SNAPSHOT_MINUTES } from "../../projections/oee.ts"
-import { qualified } from "../../projections/table.ts"
+import { activate } from "../../consumers/switch.ts"
+import { createGeneration } from "../../consumers/registry.ts"
+import { ensureRuntimeTables } from "../../consumers/runtime-tables.ts"
+import { qualified } from "../../platform/sql.ts"
+import { SNAPSHOT_MINUTES } from "../../projections/oee/marts.ts"
+import { oeeProjection } from "../../projections/oee/projection.ts"
 
 /**
  * Fills an active generation of the OEE mart straight in SQL: `machines` machines on 5 lines, a
@@ -10,7 +13,7 @@ import { qualified } from "../../projections/table.ts"
  * rows in seconds; the projection tests show the same tables come from the log.
  */
 export const seedOeeMart = async (sql: postgres.Sql, options: { readonly machines: number; readonly slots: number; readonly start: string }): Promise<{ snapshots: number }> => {
-  await ensureRegistry(sql)
+  await ensureRuntimeTables(sql)
   const generation = await createGeneration(sql, oeeProjection)
   const t = (name: string) => qualified(generation.schema, name)
   const step = `interval '${SNAPSHOT_MINUTES} minutes'`

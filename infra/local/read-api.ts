@@ -1,7 +1,7 @@
 import { connect } from "node:net"
 import postgres from "postgres"
 import { readerConnection } from "../../read/cli.ts"
-import { dropReaderLogin, ensureReaderLogin } from "../../read/keys.ts"
+import { dropReaderLogin, ensureReaderLogin } from "../../read/roles.ts"
 import { type ReadApiOptions, serveReadApi } from "../../read/server.ts"
 
 export interface ReadApiHarness {

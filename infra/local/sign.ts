@@ -1,4 +1,5 @@
 import { createHash, createHmac } from "node:crypto"
+import { concatBytes, utf8 } from "../../platform/text.ts"
 
 /**
  * Signing as each sender does it, written with Node's crypto so it is an independent check of
@@ -8,7 +9,7 @@ import { createHash, createHmac } from "node:crypto"
 /** A body as the bytes that go on the wire: a string as UTF-8, as fetch sends it. */
 export type Body = string | Uint8Array
 
-const bytes = (...parts: ReadonlyArray<Body>): Buffer => Buffer.concat(parts.map((part) => (typeof part === "string" ? Buffer.from(part, "utf8") : Buffer.from(part))))
+const bytes = (...parts: ReadonlyArray<Body>): Uint8Array => concatBytes(...parts.map((part) => (typeof part === "string" ? utf8(part) : part)))
 
 export const signHubSpotV3 = (secret: string, method: string, uri: string, body: Body, timestampMs: number): Record<string, string> => ({
   "X-HubSpot-Signature-v3": createHmac("sha256", secret).update(bytes(`${method}${uri}`, body, String(timestampMs))).digest("base64"),

@@ -1,5 +1,6 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { dirname, join, resolve } from "node:path"
+import type { Env } from "../../platform/settings.ts"
 
 /** Where `npm run up` keeps the local mesh: its log, marts, secrets and passwords. */
 export const LOCAL_STATE_DIR = resolve(process.cwd(), ".mesh")
@@ -29,4 +30,21 @@ export const writeLocalState = (state: LocalState, file = LOCAL_STATE_FILE): voi
   writeFileSync(file, JSON.stringify(state, null, 2), { mode: 0o600 })
   // A file made by an older version keeps its mode through writeFileSync.
   chmodSync(file, 0o600)
+}
+
+/**
+ * The environment, with the addresses and passwords of the local mesh `npm run up` started filled
+ * in where the environment does not name a deployment: for the CLI entry only, so `npm run mesh --
+ * status` works against the local mesh while the commands themselves read nothing but settings.
+ * `projector` and `owner` fill in when DATABASE_URL is not set, `admin` when NATS_URL is not.
+ */
+export const withLocalMesh = (env: Env, role: "projector" | "owner" | "admin", local = readLocalState()): Env => {
+  if (local === undefined) return env
+  const unset = (name: string) => env[name] === undefined || env[name] === ""
+  if (role === "admin")
+    return !unset("NATS_URL") || local.natsUrl === undefined ? env : { ...env, NATS_URL: local.natsUrl, NATS_PASSWORD: env.NATS_PASSWORD ?? local.natsPasswords.admin }
+  if (!unset("DATABASE_URL") || local.databaseUrl === undefined) return env
+  if (role === "owner") return { ...env, DATABASE_URL: local.databaseUrl }
+  if (local.natsUrl === undefined) return env
+  return { ...env, DATABASE_URL: local.databaseUrl, NATS_URL: local.natsUrl, NATS_USER: "projector", NATS_PASSWORD: local.natsPasswords.projector }
 }

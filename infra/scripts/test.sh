@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command: typecheck, lint, then every test (unit, integration against a real
+# The project's test command: typecheck, lint, format, layout, then every test (unit, integration against a real
 # nats-server and the Worker in workerd, end to end).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -8,6 +8,10 @@ echo "==> typecheck"
 npx --no-install tsc -p .
 echo "==> lint"
 npx --no-install eslint .
+echo "==> format (prettier --check; npm run format fixes it)"
+npx --no-install prettier --check --log-level warn .
+echo "==> layout (imports point one way, no cycles)"
+npx --no-install depcruise platform contracts edge projections consumers read infra bench --config .dependency-cruiser.cjs
 echo "==> tests"
 mkdir -p .build
 status=0

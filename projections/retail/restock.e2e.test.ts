@@ -1,12 +1,12 @@
 import { jetstream } from "@nats-io/jetstream"
 import postgres from "postgres"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { DERIVED_STREAM } from "../contracts/log.ts"
-import { publishOutbox, pruneOutbox } from "../consumers/outbox.ts"
-import { rebuildProjection } from "../consumers/rebuild.ts"
-import { appendAsEdge } from "../infra/local/append.ts"
-import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
-import { retailProjection } from "./retail.ts"
+import { DERIVED_STREAM } from "../../contracts/log.ts"
+import { publishOutbox, pruneOutbox } from "../../consumers/outbox.ts"
+import { rebuildProjection } from "../../consumers/rebuild.ts"
+import { appendAsEdge } from "../../infra/local/append.ts"
+import { type LogStack, startLogStack } from "../../infra/local/log-stack.ts"
+import { retailProjection } from "./projection.ts"
 
 const projection = retailProjection({ latenessMs: 10 * 60_000 })
 const count = (n: number, minute: number, quantity: number) => ({

@@ -1,11 +1,11 @@
 import type { NatsConnection } from "@nats-io/nats-core"
 import postgres from "postgres"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { rebuildProjection } from "../consumers/rebuild.ts"
-import { appendAsEdge } from "../infra/local/append.ts"
-import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
-import { martSnapshot } from "../infra/local/marts.ts"
-import { oeeProjection } from "./oee.ts"
+import { rebuildProjection } from "../../consumers/rebuild.ts"
+import { appendAsEdge } from "../../infra/local/append.ts"
+import { type LogStack, startLogStack } from "../../infra/local/log-stack.ts"
+import { martSnapshot } from "../../infra/local/marts.ts"
+import { oeeProjection } from "./projection.ts"
 
 let stack: LogStack
 let sql: postgres.Sql

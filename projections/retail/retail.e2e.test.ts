@@ -1,11 +1,11 @@
 import postgres from "postgres"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
-import { rebuildProjection } from "../consumers/rebuild.ts"
-import { appendAsEdge } from "../infra/local/append.ts"
-import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
-import { martSnapshot } from "../infra/local/marts.ts"
-import { type PostgresServer, startPostgres } from "../infra/postgres/database.ts"
-import { retailProjection } from "./retail.ts"
+import { rebuildProjection } from "../../consumers/rebuild.ts"
+import { appendAsEdge } from "../../infra/local/append.ts"
+import { type LogStack, startLogStack } from "../../infra/local/log-stack.ts"
+import { martSnapshot } from "../../infra/local/marts.ts"
+import { type PostgresServer, startPostgres } from "../../infra/postgres/database.ts"
+import { retailProjection } from "./projection.ts"
 
 const projection = retailProjection({ latenessMs: 10 * 60_000 })
 const T0 = Date.parse("2025-01-15T12:00:00Z")

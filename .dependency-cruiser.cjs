@@ -1,0 +1,65 @@
+/**
+ * The floors of the house, checked by the test command (`npm run layout`). From the ground up:
+ * platform (logger, settings, SQL text) <- contracts <- edge | projections <- consumers | read <-
+ * infra (the CLI entry and the local harness) and bench. A module imports only from its own floor
+ * or below; tests may reach the harness.
+ */
+const above = (floors) => `^(${floors.join("|")})/`
+const notTest = "\\.test\\.ts$"
+
+module.exports = {
+  forbidden: [
+    { name: "no-circular", severity: "error", comment: "modules that import each other, directly or round a loop", from: {}, to: { circular: true } },
+    {
+      name: "platform-imports-nothing-of-ours",
+      severity: "error",
+      from: { path: "^platform/", pathNot: notTest },
+      to: { path: above(["contracts", "edge", "projections", "consumers", "read", "infra", "bench"]) }
+    },
+    {
+      name: "contracts-stand-on-platform",
+      severity: "error",
+      from: { path: "^contracts/", pathNot: notTest },
+      to: { path: above(["edge", "projections", "consumers", "read", "infra", "bench"]) }
+    },
+    {
+      name: "edge-stands-on-contracts",
+      severity: "error",
+      from: { path: "^edge/", pathNot: notTest },
+      to: { path: above(["projections", "consumers", "read", "infra", "bench"]) }
+    },
+    {
+      name: "projections-stand-on-contracts",
+      severity: "error",
+      from: { path: "^projections/", pathNot: notTest },
+      to: { path: above(["edge", "consumers", "read", "infra", "bench"]) }
+    },
+    {
+      name: "consumers-stand-on-projections",
+      severity: "error",
+      from: { path: "^consumers/", pathNot: notTest },
+      to: { path: above(["edge", "read", "infra", "bench"]) }
+    },
+    {
+      name: "read-stands-on-the-catalogue",
+      severity: "error",
+      comment: "the read side knows the marts from the catalogue, as data, and runs no projection or consumer code",
+      from: { path: "^read/", pathNot: notTest },
+      to: { path: ["^(edge|consumers|infra|bench)/", "^projections/"], pathNot: "^projections/(catalogue|table)\\.ts$" }
+    },
+    {
+      name: "only-the-harness-reads-local-state",
+      severity: "error",
+      comment: "the dev harness (infra/local) is used by itself, the CLI entry, tests and benches; production code never reads it",
+      from: { pathNot: ["^infra/local/", "^infra/cli\\.ts$", notTest, "^bench/"] },
+      to: { path: "^infra/local/" }
+    }
+  ],
+  options: {
+    doNotFollow: { path: "node_modules" },
+    exclude: { path: "^(node_modules|\\.build|\\.mesh)/" },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: "tsconfig.json" },
+    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default"], extensions: [".ts", ".js"] }
+  }
+}
