@@ -5,7 +5,7 @@ import { databaseUrl, optionalSetting, requiredSetting, type SettingSource, whol
 import { marts } from "./feeds.ts"
 import { createApiKey, listApiKeys, revokeApiKey } from "./keys.ts"
 import { ensureReaderLogin } from "./roles.ts"
-import { DEFAULT_STREAM_LIMITS } from "./formats.ts"
+import { DEFAULT_STREAM_LIMITS } from "./stream.ts"
 import { DEFAULT_EXPORT_TIMEOUT_MS, DEFAULT_PAGE_TIMEOUT_MS, serveReadApi } from "./server.ts"
 
 /** Connections of the read API's pool (READ_POOL_SIZE). */

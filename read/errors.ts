@@ -45,15 +45,10 @@ export class ReadUnavailable extends Schema.TaggedError<ReadUnavailable>()("Read
 
 export type ReadError = BadParameter | Unauthenticated | Forbidden | NotFound | MartNotReady | Busy | QueryTimedOut | ReadUnavailable
 
-export const isReadError = (error: unknown): error is ReadError =>
-  error instanceof BadParameter ||
-  error instanceof Unauthenticated ||
-  error instanceof Forbidden ||
-  error instanceof NotFound ||
-  error instanceof MartNotReady ||
-  error instanceof Busy ||
-  error instanceof QueryTimedOut ||
-  error instanceof ReadUnavailable
+const READ_ERROR_TAGS: ReadonlySet<string> = new Set(["BadParameter", "Unauthenticated", "Forbidden", "NotFound", "MartNotReady", "Busy", "QueryTimedOut", "ReadUnavailable"] satisfies ReadonlyArray<ReadError["_tag"]>)
+
+/** Whether `error` is one of the read side's own errors, told by its tag. */
+export const isReadError = (error: unknown): error is ReadError => READ_ERROR_TAGS.has(String((error as { _tag?: unknown } | null)?._tag))
 
 export interface ReadErrorBody {
   readonly error: string
@@ -107,5 +102,27 @@ export const describeReadError = (error: ReadError): { status: 400 | 401 | 403 |
       }
     case "ReadUnavailable":
       return { status: 503, body: { error: "unavailable", message: "the marts' database is unavailable; retry shortly" }, headers: { "Retry-After": "5" } }
+  }
+}
+
+/**
+ * Postgres failures as reader-facing errors: a missing `mart` view means the mart is not built
+ * yet; a value Postgres could not take (class 22) is the fault of `parameter`.
+ */
+export const fromDatabase = (error: unknown, mart: string, parameter: string, timeout?: { readonly limitMs: number; readonly setting: string }): ReadError => {
+  if (isReadError(error)) return error
+  const code = (error as { code?: string }).code ?? ""
+  if (code === "57014" && timeout !== undefined) return new QueryTimedOut(timeout)
+  if (code === "42P01" || code === "3F000") return new MartNotReady({ mart })
+  if (code.startsWith("22")) return new BadParameter({ parameter, message: `a value does not fit its column: ${(error as Error).message}` })
+  return new ReadUnavailable({ reason: error instanceof Error ? error.message : String(error) })
+}
+
+/** Runs a query for `mart`, its failures mapped by {@link fromDatabase}. */
+export const runQuery = async <A>(mart: string, action: () => Promise<A>, parameter = "query", timeout?: { readonly limitMs: number; readonly setting: string }): Promise<A> => {
+  try {
+    return await action()
+  } catch (error) {
+    throw fromDatabase(error, mart, parameter, timeout)
   }
 }

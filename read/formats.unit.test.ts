@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest"
 import { boolean, numeric, text } from "../projections/table.ts"
-import { csvChunks, neutraliseFormula, tooSlow } from "./formats.ts"
+import { csvChunks, neutraliseFormula } from "./formats.ts"
+import { tooSlow } from "./stream.ts"
 
 const collect = async (chunks: AsyncIterable<string>) => {
   let out = ""

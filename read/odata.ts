@@ -3,7 +3,8 @@ import type { Column } from "../projections/table.ts"
 import { BadParameter } from "./errors.ts"
 import type { Feed } from "./feeds.ts"
 import { filterSql } from "./odata-filter.ts"
-import { cellSql, type RowQuery } from "./rows.ts"
+import { jsonChunks } from "./formats.ts"
+import { type Cells, cellSql, type RowQuery } from "./rows.ts"
 import { binder, quoteIdent } from "../platform/sql.ts"
 import { escapeXml } from "../platform/text.ts"
 
@@ -242,4 +243,45 @@ export const nextLink = (url: URL, options: ODataOptions, pageRows: number, toke
   if (options.top !== undefined) next.searchParams.set("$top", String(options.top - pageRows))
   next.searchParams.set("$skiptoken", token)
   return next.toString()
+}
+
+/**
+ * One page's JSON body, chunk by chunk: the context and count, the page's rows (the query reads one
+ * row past the page to tell whether there is more) and, when there is, the `@odata.nextLink` that
+ * continues from the page's last row.
+ */
+export const odataPage = (page: {
+  readonly root: string
+  readonly feed: Feed
+  readonly url: URL
+  readonly options: ODataOptions
+  readonly query: PageQuery
+  readonly total: string | undefined
+  readonly batches: AsyncIterable<ReadonlyArray<Cells>>
+}): AsyncGenerator<string> => {
+  const { feed, options, query } = page
+  const selected = options.select.length === feed.columns.length ? "" : `(${options.select.map((column) => column.name).join(",")})`
+  let last: Cells | undefined
+  let more = false
+  const pageRows = async function* () {
+    let emitted = 0
+    for await (const batch of page.batches) {
+      const room = query.pageRows - emitted
+      const taken = batch.length > room ? batch.slice(0, room) : batch
+      if (taken.length > 0) {
+        emitted += taken.length
+        last = taken[taken.length - 1]
+        yield taken
+      }
+      if (batch.length > room) {
+        more = true
+        break
+      }
+    }
+  }
+  const topLeft = options.top === undefined ? Number.MAX_SAFE_INTEGER : options.top - query.pageRows
+  const open = `{"@odata.context":${JSON.stringify(`${page.root}/$metadata#${feed.name}${selected}`)},${page.total === undefined ? "" : `"@odata.count":${page.total},`}"value":[`
+  const close = () =>
+    more && topLeft > 0 && last !== undefined ? `],"@odata.nextLink":${JSON.stringify(nextLink(page.url, options, query.pageRows, positionToken(options, feed, last)))}}` : "]}"
+  return jsonChunks(options.select, pageRows(), open, close)
 }

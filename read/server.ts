@@ -3,16 +3,18 @@ import { type HttpBindings, serve } from "@hono/node-server"
 import { type Context, Hono } from "hono"
 import type postgres from "postgres"
 import { logEvent } from "../platform/logger.ts"
-import { admission } from "./admission.ts"
-import { BadParameter, describeReadError, Forbidden, isReadError, MartNotReady, NotFound, QueryTimedOut, type ReadError, ReadUnavailable } from "./errors.ts"
+import { describeReadError, Forbidden, isReadError, NotFound, ReadUnavailable } from "./errors.ts"
 import { exportEndpoints, exportQuery } from "./exports.ts"
 import { findFeed, martFeeds, marts } from "./feeds.ts"
-import { contentTypes, csvChunks, DEFAULT_STREAM_LIMITS, jsonChunks, pullStream, type StreamLimits } from "./formats.ts"
+import { contentTypes, csvChunks, jsonChunks } from "./formats.ts"
+import { DEFAULT_STREAM_LIMITS, pullStream, type StreamLimits } from "./stream.ts"
 import { ALL_MARTS, authenticate, parseApiKey } from "./keys.ts"
-import { metadataXml, nextLink, ODATA_JSON, pageQuery, pageSizeFor, parseODataOptions, positionToken, serviceDocument } from "./odata.ts"
+import { metadataXml, ODATA_JSON, odataPage, pageQuery, pageSizeFor, parseODataOptions, serviceDocument } from "./odata.ts"
 import { openApiDocument, docsPage } from "./openapi.ts"
 import { API_KEY_PARAM, parseParams } from "./params.ts"
-import { type Cells, openRows, type RowQuery } from "./rows.ts"
+import { readerQueries } from "./queries.ts"
+import type { RowQuery } from "./rows.ts"
+import { warehouseDay } from "./stats.ts"
 import { xlsxChunks } from "./xlsx.ts"
 
 export interface ReadApiOptions {
@@ -40,8 +42,6 @@ export interface ReadApiOptions {
 
 export const DEFAULT_EXPORT_TIMEOUT_MS = 60_000
 export const DEFAULT_PAGE_TIMEOUT_MS = 10_000
-/** Statement timeout of a key check or a health probe: an indexed lookup, never long. */
-const KEY_CHECK_TIMEOUT_MS = 5000
 
 type Variables = { marts: ReadonlyArray<string>; keyId: string }
 type Env = { Variables: Variables; Bindings: Partial<HttpBindings> }
@@ -51,27 +51,6 @@ type ApiContext = Context<Env>
 const dropConnectionOf = (c: ApiContext) => (reason: string) => c.env?.outgoing?.destroy(new Error(reason))
 
 const today = () => new Date().toISOString().slice(0, 10)
-
-/**
- * Postgres failures as reader-facing errors: a missing `mart` view means the mart is not built
- * yet; a value Postgres could not take (class 22) is the fault of `parameter`.
- */
-const fromDatabase = (error: unknown, mart: string, parameter: string, timeout?: { readonly limitMs: number; readonly setting: string }): ReadError => {
-  if (isReadError(error)) return error
-  const code = (error as { code?: string }).code ?? ""
-  if (code === "57014" && timeout !== undefined) return new QueryTimedOut(timeout)
-  if (code === "42P01" || code === "3F000") return new MartNotReady({ mart })
-  if (code.startsWith("22")) return new BadParameter({ parameter, message: `a value does not fit its column: ${(error as Error).message}` })
-  return new ReadUnavailable({ reason: error instanceof Error ? error.message : String(error) })
-}
-
-const run = async <A>(mart: string, action: () => Promise<A>, parameter = "query", timeout?: { readonly limitMs: number; readonly setting: string }): Promise<A> => {
-  try {
-    return await action()
-  } catch (error) {
-    throw fromDatabase(error, mart, parameter, timeout)
-  }
-}
 
 /** HEAD asks for the headers only: answered without opening a cursor. */
 const headersOnly = (c: ApiContext, headers: Record<string, string>) => (c.req.method === "HEAD" ? new Response(null, { headers }) : undefined)
@@ -84,29 +63,9 @@ const allow = (c: ApiContext, mart: string) => {
 /** The read API: the seeds' REST endpoints and exports, OData v4 feeds per mart, and its OpenAPI document. */
 export const readApi = (options: ReadApiOptions): Hono<Env> => {
   const limits: StreamLimits = { ...DEFAULT_STREAM_LIMITS, ...options.streamLimits }
-  const slots = admission(options.sql, { long: options.maxStreams, short: options.keyCheckSlots ?? 2 })
   const exportTimeout = { limitMs: options.exportTimeoutMs ?? DEFAULT_EXPORT_TIMEOUT_MS, setting: "READ_EXPORT_TIMEOUT_MS" }
   const pageTimeout = { limitMs: options.pageTimeoutMs ?? DEFAULT_PAGE_TIMEOUT_MS, setting: "READ_PAGE_TIMEOUT_MS" }
-  /** A cursor for `query` on a long slot of its own, each fetch under `timeout`, held until the stream closes. */
-  const stream = async (mart: string, query: RowQuery, timeout: typeof exportTimeout, parameter?: string) => {
-    // No statement_timeout: Postgres would count the time a slow client takes to read ({@link openRows}).
-    const slot = await slots.reserve("long", 0)
-    try {
-      const rows = await run(mart, () => openRows(slot.sql, query, timeout), parameter, timeout)
-      return { batches: rows.batches, close: () => rows.close().finally(slot.release) }
-    } catch (error) {
-      await slot.release()
-      throw error
-    }
-  }
-  /** A long query that is not streamed (a count), on a slot under the page timeout. */
-  const longQuery = <A>(mart: string, query: (sql: postgres.Sql) => Promise<A>, parameter?: string) =>
-    run(mart, () => slots.run("long", pageTimeout.limitMs, (slot) => query(slot.sql)), parameter, pageTimeout)
-  /** A key check, health probe or stats summary (indexed lookups), on a slot of their own. */
-  const shortQuery = <A>(mart: string, query: (sql: postgres.Sql) => Promise<A>) =>
-    run(mart, () => slots.run("short", KEY_CHECK_TIMEOUT_MS, (slot) => query(slot.sql)), "query", { limitMs: KEY_CHECK_TIMEOUT_MS, setting: "the key check timeout" })
-  /** The row count of an OData query (its `$filter` the only input that can fail it). */
-  const countOf = (mart: string, count: RowQuery) => longQuery(mart, async (sql) => String((await sql.unsafe(count.text, [...count.params]))[0]?.count ?? 0), "$filter")
+  const { stream, shortQuery, countOf } = readerQueries(options.sql, { maxStreams: options.maxStreams, keyCheckSlots: options.keyCheckSlots ?? 2, pageTimeout })
   const app = new Hono<Env>()
   const origin = (c: ApiContext) => options.publicUrl?.replace(/\/$/, "") ?? new URL(c.req.url).origin
 
@@ -165,17 +124,7 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
 
   const summary = async (c: ApiContext, day: string) => {
     allow(c, "warehouse")
-    return shortQuery("warehouse", async (sql) => {
-      const [stats] = await sql`SELECT booked_in, erased, qa FROM mart_warehouse.daily_stats WHERE date = ${day}::date`
-      const engineers = await sql`SELECT initials, count FROM mart_warehouse.engineer_stats WHERE date = ${day}::date ORDER BY count DESC, initials`
-      return c.json({
-        date: day,
-        booked_in: stats?.booked_in ?? 0,
-        erased: stats?.erased ?? 0,
-        qa: stats?.qa ?? 0,
-        engineers: engineers.map((row) => ({ initials: row.initials as string, count: row.count as number }))
-      })
-    })
+    return c.json(await shortQuery("warehouse", (sql) => warehouseDay(sql, day)))
   }
   app.get("/metrics/today", (c) => summary(c, today()))
   app.get("/metrics/yesterday", (c) => summary(c, new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)))
@@ -250,32 +199,8 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
     const blame = options.after === undefined ? "$filter" : "$skiptoken"
     const total = query.count === undefined ? undefined : await countOf(mart, query.count)
     const rows = await stream(mart, query.rows, pageTimeout, blame)
-    const selected = options.select.length === feed.columns.length ? "" : `(${options.select.map((column) => column.name).join(",")})`
-    let last: Cells | undefined
-    let more = false
-    const pageRows = async function* () {
-      let emitted = 0
-      for await (const batch of rows.batches) {
-        const room = query.pageRows - emitted
-        const taken = batch.length > room ? batch.slice(0, room) : batch
-        if (taken.length > 0) {
-          emitted += taken.length
-          last = taken[taken.length - 1]
-          yield taken
-        }
-        if (batch.length > room) {
-          more = true
-          break
-        }
-      }
-    }
-    const topLeft = options.top === undefined ? Number.MAX_SAFE_INTEGER : options.top - query.pageRows
-    const open = `{"@odata.context":${JSON.stringify(`${root}/$metadata#${feed.name}${selected}`)},${total === undefined ? "" : `"@odata.count":${total},`}"value":[`
-    const close = () =>
-      more && topLeft > 0 && last !== undefined
-        ? `],"@odata.nextLink":${JSON.stringify(nextLink(url, options, query.pageRows, positionToken(options, feed, last)))}}`
-        : "]}"
-    return new Response(pullStream(jsonChunks(options.select, pageRows(), open, close), rows.close, limits, dropConnectionOf(c)), { headers })
+    const body = odataPage({ root, feed, url, options, query, total, batches: rows.batches })
+    return new Response(pullStream(body, rows.close, limits, dropConnectionOf(c)), { headers })
   })
   return app
 }
