@@ -127,7 +127,7 @@ ingest mesh is up
   metrics    http://127.0.0.1:${values["metrics-port"]}/metrics
   read API   ${api.url}/docs  (OData ${api.url}/odata/<mart>/; key in .mesh/local.json "apiKey", or npm run mesh -- keys create)
   try Power BI  ${api.url}/api/oee/export/snapshots?format=csv&api_key=${apiKey}
-  Postgres   ${pg.url}${pg.embedded ? " (embedded, data in .mesh/postgres)" : " (DATABASE_URL)"}  marts in schema "mart"
+  Postgres   ${pg.url}${pg.embedded ? " (embedded, data in .mesh/postgres)" : " (DATABASE_URL)"}  marts in schemas mart_<name>
   secrets    ${STATE_FILE}
   try it     npm run mesh -- samples      then  npm run mesh -- status
 Ctrl-C stops it; the log and the marts are kept in ${STATE_DIR}.
