@@ -27,7 +27,7 @@ const edmTypes: Readonly<Record<Column["type"], string>> = {
 
 /** The CSDL of one mart: an entity type and entity set per published object, keyed as the mart is. */
 export const metadataXml = (mart: string, feeds: ReadonlyArray<Feed>): string => {
-  const namespace = `IngestMesh.${mart}`
+  const namespace = escapeXml(`IngestMesh.${mart}`)
   const types = feeds.map(
     (feed) => `<EntityType Name="${escapeXml(feed.name)}"><Key>${feed.key.map((name) => `<PropertyRef Name="${escapeXml(name)}"/>`).join("")}</Key>${feed.columns
       .map(

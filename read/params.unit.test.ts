@@ -14,7 +14,8 @@ const downtime = endpoint("/api/oee/export/downtime")
 const dailyStats = endpoint("/api/powerbi/daily-stats")
 
 /** Parses `search` (a raw query string, decoded as a server would) against an endpoint's declarations. */
-const parse = (search: string, at: ExportEndpoint = snapshots): ParsedParams => parseParams(at.params, new URLSearchParams(search), at.defaultFormat)
+const parse = (search: string, at: ExportEndpoint = snapshots): ParsedParams =>
+  parseParams(at.params, new URLSearchParams(search), at.defaultFormat)
 
 /** The BadParameter `action` throws; fails the test when it throws something else or nothing. */
 const rejection = (action: () => unknown): BadParameter => {
@@ -41,7 +42,10 @@ describe("parseParams without parameters", () => {
 
 describe("date windows", () => {
   it("reads a whole day as from its start to the start of the next day, so the end day is included", () => {
-    expect(parse("date_from=2025-01-15&date_to=2025-01-15").window).toEqual({ from: "2025-01-15T00:00:00.000Z", to: "2025-01-16T00:00:00.000Z" })
+    expect(parse("date_from=2025-01-15&date_to=2025-01-15").window).toEqual({
+      from: "2025-01-15T00:00:00.000Z",
+      to: "2025-01-16T00:00:00.000Z"
+    })
   })
 
   it("reads instants as given, the end exclusive, with offsets turned into UTC", () => {
@@ -67,7 +71,10 @@ describe("date windows", () => {
   })
 
   it("uses the names an endpoint declares: the warehouse's start_date and end_date", () => {
-    expect(parse("start_date=2025-01-01&end_date=2025-01-31", dailyStats).window).toEqual({ from: "2025-01-01T00:00:00.000Z", to: "2025-02-01T00:00:00.000Z" })
+    expect(parse("start_date=2025-01-01&end_date=2025-01-31", dailyStats).window).toEqual({
+      from: "2025-01-01T00:00:00.000Z",
+      to: "2025-02-01T00:00:00.000Z"
+    })
     expect(rejected("date_from=2025-01-01", dailyStats).parameter).toBe("date_from")
   })
 
@@ -77,7 +84,10 @@ describe("date windows", () => {
   })
 
   it("accepts the first and last years a bound may name, 1900 and 9998", () => {
-    expect(parse("date_from=1900-01-01&date_to=9998-12-31").window).toEqual({ from: "1900-01-01T00:00:00.000Z", to: "9999-01-01T00:00:00.000Z" })
+    expect(parse("date_from=1900-01-01&date_to=9998-12-31").window).toEqual({
+      from: "1900-01-01T00:00:00.000Z",
+      to: "9999-01-01T00:00:00.000Z"
+    })
   })
 
   it.each([
@@ -117,12 +127,18 @@ describe("date windows", () => {
 
   it("rejects an end day that ends where an instant start begins, which would leave nothing", () => {
     expect(rejected("date_from=2025-01-16T00:00:00Z&date_to=2025-01-15").parameter).toBe("date_to")
-    expect(parse("date_from=2025-01-15T23:59:59Z&date_to=2025-01-15").window).toEqual({ from: "2025-01-15T23:59:59.000Z", to: "2025-01-16T00:00:00.000Z" })
+    expect(parse("date_from=2025-01-15T23:59:59Z&date_to=2025-01-15").window).toEqual({
+      from: "2025-01-15T23:59:59.000Z",
+      to: "2025-01-16T00:00:00.000Z"
+    })
   })
 
   it("rejects an end instant before the start instant, but lets an empty window of two equal instants through", () => {
     expect(rejected("date_from=2025-01-15T10:00:00Z&date_to=2025-01-15T09:59:59.999Z").parameter).toBe("date_to")
-    expect(parse("date_from=2025-01-15T10:00:00Z&date_to=2025-01-15T10:00:00Z").window).toEqual({ from: "2025-01-15T10:00:00.000Z", to: "2025-01-15T10:00:00.000Z" })
+    expect(parse("date_from=2025-01-15T10:00:00Z&date_to=2025-01-15T10:00:00Z").window).toEqual({
+      from: "2025-01-15T10:00:00.000Z",
+      to: "2025-01-15T10:00:00.000Z"
+    })
   })
 
   it("compares the window in UTC, whatever offsets the bounds carry", () => {
@@ -157,11 +173,14 @@ describe("limit", () => {
     expect(parse("")).not.toHaveProperty("limit")
   })
 
-  it.each(["0", `${MAX_LIMIT + 1}`, "-1", "1.5", "1e3", " 5", "0x10", "ten", "", "99999999"])("rejects %j, naming limit and its range", (value) => {
-    const error = rejected(`limit=${encodeURIComponent(value)}`)
-    expect(error.parameter).toBe("limit")
-    expect(error.message).toContain(String(MAX_LIMIT))
-  })
+  it.each(["0", `${MAX_LIMIT + 1}`, "-1", "1.5", "1e3", " 5", "0x10", "ten", "", "99999999"])(
+    "rejects %j, naming limit and its range",
+    (value) => {
+      const error = rejected(`limit=${encodeURIComponent(value)}`)
+      expect(error.parameter).toBe("limit")
+      expect(error.message).toContain(String(MAX_LIMIT))
+    }
+  )
 })
 
 describe("booleans", () => {
@@ -257,7 +276,10 @@ describe("every export's declarations", () => {
         expect(at.time, at.path).toBeUndefined()
         continue
       }
-      expect(parse(`${from.name}=2025-03-01&${to.name}=2025-03-31`, at).window, at.path).toEqual({ from: "2025-03-01T00:00:00.000Z", to: "2025-04-01T00:00:00.000Z" })
+      expect(parse(`${from.name}=2025-03-01&${to.name}=2025-03-31`, at).window, at.path).toEqual({
+        from: "2025-03-01T00:00:00.000Z",
+        to: "2025-04-01T00:00:00.000Z"
+      })
     }
   })
 })
