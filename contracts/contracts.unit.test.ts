@@ -82,6 +82,13 @@ describe("own-sender envelope contracts (warehouse, oee, retail)", () => {
     ])
   })
 
+  it("takes a type named like an Object method (toString, __proto__, constructor) for unknown, not for a schema", async () => {
+    for (const type of ["toString", "__proto__", "constructor", "hasOwnProperty"]) {
+      const issues = await issuesOf(contracts.warehouse, { id: "x", type, timestamp: "2025-01-15T10:00:00Z", data: {} })
+      expect(issues, type).toEqual([{ path: "$.type", message: expect.stringMatching(new RegExp(`^Unknown event type "${type}"`)) }])
+    }
+  })
+
   it("checks data against its type, with paths into the batch", async () => {
     const events = erasureEvents(3)
     const broken = [events[0], { ...events[2], data: { ...events[2]?.data, error_type: undefined, initials: "J1" } }, { ...events[1], timestamp: "yesterday" }]

@@ -43,7 +43,8 @@ export const decodeEnvelope = <Types extends EventTypes>(
 ): { readonly ok: true; readonly value: DecodedEnvelope<Types> } | { readonly ok: false; readonly issues: ReadonlyArray<ContractIssue> } => {
   const envelope = decodeIssues(SenderEnvelope, payload, at)
   if (!envelope.ok) return envelope
-  const dataSchema = types[envelope.value.type]
+  // Own keys only: a type named like an Object method (`toString`, `__proto__`) is unknown, not a schema.
+  const dataSchema = Object.hasOwn(types, envelope.value.type) ? types[envelope.value.type] : undefined
   if (dataSchema === undefined)
     return {
       ok: false,

@@ -29,7 +29,36 @@ const EXCEL_CELL_CHARACTERS = 32_767
 /** Style ids in `cellXfs` below. */
 const STYLE = { header: 1, integer: 2, decimal: 3, date: 4, instant: 5 } as const
 
-const STYLES = `${DECLARATION}<styleSheet xmlns="${MAIN}"><numFmts count="3"><numFmt numFmtId="164" formatCode="yyyy-mm-dd"/><numFmt numFmtId="165" formatCode="yyyy-mm-dd hh:mm:ss"/><numFmt numFmtId="166" formatCode="#,##0.00##"/></numFmts><fonts count="2"><font><sz val="11"/><name val="Calibri"/></font><font><b/><sz val="11"/><color rgb="FFFFFFFF"/><name val="Calibri"/></font></fonts><fills count="3"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill><fill><patternFill patternType="solid"><fgColor rgb="FF1F4E79"/><bgColor indexed="64"/></patternFill></fill></fills><borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders><cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs><cellXfs count="6"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/><xf numFmtId="0" fontId="1" fillId="2" borderId="0" xfId="0" applyFont="1" applyFill="1"/><xf numFmtId="1" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="166" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/><xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/></cellXfs><cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles></styleSheet>`
+const STYLES = [
+  DECLARATION,
+  `<styleSheet xmlns="${MAIN}">`,
+  `<numFmts count="3">`,
+  `<numFmt numFmtId="164" formatCode="yyyy-mm-dd"/>`,
+  `<numFmt numFmtId="165" formatCode="yyyy-mm-dd hh:mm:ss"/>`,
+  `<numFmt numFmtId="166" formatCode="#,##0.00##"/>`,
+  `</numFmts>`,
+  `<fonts count="2">`,
+  `<font><sz val="11"/><name val="Calibri"/></font>`,
+  `<font><b/><sz val="11"/><color rgb="FFFFFFFF"/><name val="Calibri"/></font>`,
+  `</fonts>`,
+  `<fills count="3">`,
+  `<fill><patternFill patternType="none"/></fill>`,
+  `<fill><patternFill patternType="gray125"/></fill>`,
+  `<fill><patternFill patternType="solid"><fgColor rgb="FF1F4E79"/><bgColor indexed="64"/></patternFill></fill>`,
+  `</fills>`,
+  `<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>`,
+  `<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>`,
+  `<cellXfs count="6">`,
+  `<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>`,
+  `<xf numFmtId="0" fontId="1" fillId="2" borderId="0" xfId="0" applyFont="1" applyFill="1"/>`,
+  `<xf numFmtId="1" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>`,
+  `<xf numFmtId="166" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>`,
+  `<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>`,
+  `<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>`,
+  `</cellXfs>`,
+  `<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>`,
+  `</styleSheet>`,
+].join("")
 
 
 /** `A`, `B`, …, `Z`, `AA`, …: a column's letters. */

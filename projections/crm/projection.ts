@@ -16,6 +16,9 @@ const shiftOf = (iso: string): string => {
 const HUBSPOT_OBJECT_METRICS: Readonly<Record<string, MetricId>> = { "0-1": "CONTACTS", "0-3": "DEALS", "0-5": "CASES", "0-49": "EMAILS" }
 const HUBSPOT_LEGACY_METRICS: Readonly<Record<string, MetricId>> = { "contact.creation": "CONTACTS", "deal.creation": "DEALS", "ticket.creation": "CASES" }
 
+/** A table's own entry for `key`: a key named like an Object method (`toString`) has none. */
+const ownValue = <V>(table: Readonly<Record<string, V>>, key: string): V | undefined => (Object.hasOwn(table, key) ? table[key] : undefined)
+
 const fact = (event: LogEvent, metric: MetricId, eventId: string, agent: Row, extra: { duration_seconds?: number | null } = {}): Outcome =>
   rows({
     fact_event: [
@@ -41,7 +44,7 @@ const projectHubSpot = (event: LogEvent): Outcome => {
   if (!decoded.ok) return poison(describeIssues(decoded.issues))
   const hubspot = decoded.value
   const metric =
-    hubspot.subscriptionType === "object.creation" ? HUBSPOT_OBJECT_METRICS[hubspot.objectTypeId ?? ""] : HUBSPOT_LEGACY_METRICS[hubspot.subscriptionType]
+    hubspot.subscriptionType === "object.creation" ? ownValue(HUBSPOT_OBJECT_METRICS, hubspot.objectTypeId ?? "") : ownValue(HUBSPOT_LEGACY_METRICS, hubspot.subscriptionType)
   if (metric === undefined || hubspot.objectId === undefined) return skip
   const user = /^userId:(\d+)$/.exec(hubspot.sourceId ?? "")?.[1]
   const agent: Row = user === undefined ? { agent_id: "unassigned", agent_name: null, source: "hubspot" } : { agent_id: `hubspot:${user}`, agent_name: null, source: "hubspot" }

@@ -9,7 +9,9 @@ import { retailMarts, WINDOW_MINUTES } from "./marts.ts"
 
 const floorTo = (iso: string, minutes: number): number => {
   const millis = Date.parse(iso)
-  return millis - (millis % (minutes * 60_000))
+  const size = minutes * 60_000
+  // Floored, also before 1970, where `%` of a negative number is negative.
+  return millis - (((millis % size) + size) % size)
 }
 
 export interface RetailOptions {

@@ -21,7 +21,12 @@ const logEvent = (payload: Envelope, seq = 1): LogEvent => ({
 
 const project = (payload: Envelope): Outcome => warehouseProjection.project(logEvent(payload))
 
-const erasure = (type: string, data: Record<string, unknown>, timestamp = "2025-01-15T10:32:00Z"): Envelope => ({ id: "era_1", type, timestamp, data })
+const erasure = (type: string, data: Record<string, unknown>, timestamp = "2025-01-15T10:32:00Z"): Envelope => ({
+  id: "era_1",
+  type,
+  timestamp,
+  data
+})
 
 const poisonReason = (outcome: Outcome): string => {
   if (outcome._tag !== "Poison") throw new Error(`expected Poison, got ${JSON.stringify(outcome)}`)
@@ -35,7 +40,9 @@ const rowsOf = (outcome: Outcome): Readonly<Record<string, ReadonlyArray<Row>>> 
 
 describe("warehouse projection: erasure events", () => {
   it("turns a successful erasure into its erasures row and one erased count for the day, the engineer and the device type", () => {
-    const outcome = project(erasure("erasure.success", { device_type: "servers", initials: "jd", duration_seconds: 612.5, job_id: "JOB-7" }))
+    const outcome = project(
+      erasure("erasure.success", { device_type: "servers", initials: "jd", duration_seconds: 612.5, job_id: "JOB-7" })
+    )
     expect(outcome).toEqual({
       _tag: "Rows",
       rows: {
@@ -66,7 +73,9 @@ describe("warehouse projection: erasure events", () => {
   })
 
   it("records a failed erasure with its error type and counts nothing", () => {
-    const outcome = project(erasure("erasure.failure", { device_type: "laptops_desktops", initials: "Mr", job_id: "JOB-3", error_type: "drive_locked" }))
+    const outcome = project(
+      erasure("erasure.failure", { device_type: "laptops_desktops", initials: "Mr", job_id: "JOB-3", error_type: "drive_locked" })
+    )
     expect(outcome).toEqual({
       _tag: "Rows",
       rows: {
@@ -112,35 +121,66 @@ describe("warehouse projection: erasure events", () => {
   })
 
   it("puts an erasure on its UTC day and month, not the sender's local one", () => {
-    const late = rowsOf(project(erasure("erasure.success", { device_type: "servers", initials: "JD", job_id: "JOB-1" }, "2025-01-31T23:30:00-02:00")))
+    const late = rowsOf(
+      project(erasure("erasure.success", { device_type: "servers", initials: "JD", job_id: "JOB-1" }, "2025-01-31T23:30:00-02:00"))
+    )
     expect(late.erasures?.[0]).toMatchObject({ timestamp: "2025-02-01T01:30:00.000Z", date: "2025-02-01", month: "2025-02" })
     expect(late.daily_stats).toEqual([{ date: "2025-02-01", booked_in: 0, erased: 1, qa: 0 }])
     expect(late.engineer_stats).toEqual([{ date: "2025-02-01", initials: "JD", count: 1 }])
 
-    const early = rowsOf(project(erasure("erasure.failure", { device_type: "servers", initials: "JD", job_id: "JOB-2", error_type: "timeout" }, "2025-03-01T00:30:00+01:00")))
+    const early = rowsOf(
+      project(
+        erasure(
+          "erasure.failure",
+          { device_type: "servers", initials: "JD", job_id: "JOB-2", error_type: "timeout" },
+          "2025-03-01T00:30:00+01:00"
+        )
+      )
+    )
     expect(early.erasures?.[0]).toMatchObject({ timestamp: "2025-02-28T23:30:00.000Z", date: "2025-02-28", month: "2025-02" })
   })
 
   it("normalises a timestamp without seconds or with sub-millisecond digits to a millisecond ISO instant", () => {
-    const short = rowsOf(project(erasure("erasure.connected", { device_type: "servers", initials: "JD", job_id: "JOB-1" }, "2025-01-15T10:32Z")))
+    const short = rowsOf(
+      project(erasure("erasure.connected", { device_type: "servers", initials: "JD", job_id: "JOB-1" }, "2025-01-15T10:32Z"))
+    )
     expect(short.erasures?.[0]?.timestamp).toBe("2025-01-15T10:32:00.000Z")
-    const fine = rowsOf(project(erasure("erasure.connected", { device_type: "servers", initials: "JD", job_id: "JOB-1" }, "2025-01-15T10:32:00.123456Z")))
+    const fine = rowsOf(
+      project(erasure("erasure.connected", { device_type: "servers", initials: "JD", job_id: "JOB-1" }, "2025-01-15T10:32:00.123456Z"))
+    )
     expect(fine.erasures?.[0]?.timestamp).toBe("2025-01-15T10:32:00.123Z")
   })
 
   it("counts the sample day as the seed does: six erased, by engineer and device type", () => {
     const outcomes = erasureEvents(12, { day: "2025-01-15" }).map((payload) => rowsOf(project(payload)))
     const all = (table: string) => outcomes.flatMap((rows) => rows[table] ?? [])
-    expect(all("erasures").map((row) => row.event)).toEqual(Array.from({ length: 3 }, () => ["success", "success", "failure", "connected"]).flat())
+    expect(all("erasures").map((row) => row.event)).toEqual(
+      Array.from({ length: 3 }, () => ["success", "success", "failure", "connected"]).flat()
+    )
     expect(all("daily_stats").reduce((sum, row) => sum + Number(row.erased), 0)).toBe(6)
-    expect(all("engineer_stats").map((row) => row.initials).sort()).toEqual(["AK", "AK", "JD", "JD", "MR", "MR"])
-    expect(all("engineer_stats_type").filter((row) => row.initials === "JD").map((row) => row.device_type)).toEqual(["servers", "servers"])
+    expect(
+      all("engineer_stats")
+        .map((row) => row.initials)
+        .sort()
+    ).toEqual(["AK", "AK", "JD", "JD", "MR", "MR"])
+    expect(
+      all("engineer_stats_type")
+        .filter((row) => row.initials === "JD")
+        .map((row) => row.device_type)
+    ).toEqual(["servers", "servers"])
   })
 })
 
 describe("warehouse projection: intake and QA counts", () => {
   it("adds a booked-in count to the day's intake only", () => {
-    expect(project({ id: "intake_1", type: "intake.booked_in", timestamp: "2025-01-15T07:30:00Z", data: { count: 30, initials: "jd", device_type: "servers" } })).toEqual({
+    expect(
+      project({
+        id: "intake_1",
+        type: "intake.booked_in",
+        timestamp: "2025-01-15T07:30:00Z",
+        data: { count: 30, initials: "jd", device_type: "servers" }
+      })
+    ).toEqual({
       _tag: "Rows",
       rows: { daily_stats: [{ date: "2025-01-15", booked_in: 30, erased: 0, qa: 0 }] }
     })
@@ -154,9 +194,9 @@ describe("warehouse projection: intake and QA counts", () => {
   })
 
   it("puts a count on its UTC day", () => {
-    expect(rowsOf(project({ id: "qa_2", type: "qa.completed", timestamp: "2025-01-16T00:30:00+02:00", data: { count: 4 } })).daily_stats).toEqual([
-      { date: "2025-01-15", booked_in: 0, erased: 0, qa: 4 }
-    ])
+    expect(
+      rowsOf(project({ id: "qa_2", type: "qa.completed", timestamp: "2025-01-16T00:30:00+02:00", data: { count: 4 } })).daily_stats
+    ).toEqual([{ date: "2025-01-15", booked_in: 0, erased: 0, qa: 4 }])
   })
 })
 
@@ -175,27 +215,33 @@ describe("warehouse projection: events that break the contract", () => {
   })
 
   it("poisons a failure without an error type and a success carrying one", () => {
-    expect(poisonReason(project(erasure("erasure.failure", { device_type: "servers", initials: "JD", job_id: "JOB-1" })))).toContain("$.data.error_type")
-    expect(poisonReason(project(erasure("erasure.success", { device_type: "servers", initials: "JD", job_id: "JOB-1", error_type: "timeout" })))).toContain(
+    expect(poisonReason(project(erasure("erasure.failure", { device_type: "servers", initials: "JD", job_id: "JOB-1" })))).toContain(
       "$.data.error_type"
     )
+    expect(
+      poisonReason(project(erasure("erasure.success", { device_type: "servers", initials: "JD", job_id: "JOB-1", error_type: "timeout" })))
+    ).toContain("$.data.error_type")
   })
 
   it("poisons a negative duration", () => {
-    expect(poisonReason(project(erasure("erasure.connected", { device_type: "servers", initials: "JD", job_id: "JOB-1", duration_seconds: -1 })))).toContain(
-      "$.data.duration_seconds"
-    )
+    expect(
+      poisonReason(project(erasure("erasure.connected", { device_type: "servers", initials: "JD", job_id: "JOB-1", duration_seconds: -1 })))
+    ).toContain("$.data.duration_seconds")
   })
 
   it("poisons a count that is not a positive integer", () => {
-    expect(poisonReason(project({ id: "qa_1", type: "qa.completed", timestamp: "2025-01-15T17:00:00Z", data: { count: 0 } }))).toContain("$.data.count")
-    expect(poisonReason(project({ id: "in_1", type: "intake.booked_in", timestamp: "2025-01-15T17:00:00Z", data: { count: 1.5 } }))).toContain("$.data.count")
+    expect(poisonReason(project({ id: "qa_1", type: "qa.completed", timestamp: "2025-01-15T17:00:00Z", data: { count: 0 } }))).toContain(
+      "$.data.count"
+    )
+    expect(
+      poisonReason(project({ id: "in_1", type: "intake.booked_in", timestamp: "2025-01-15T17:00:00Z", data: { count: 1.5 } }))
+    ).toContain("$.data.count")
   })
 
   it("poisons an envelope whose timestamp has no time zone", () => {
-    expect(poisonReason(project(erasure("erasure.success", { device_type: "servers", initials: "JD", job_id: "JOB-1" }, "2025-01-15T10:32:00")))).toContain(
-      "$.timestamp"
-    )
+    expect(
+      poisonReason(project(erasure("erasure.success", { device_type: "servers", initials: "JD", job_id: "JOB-1" }, "2025-01-15T10:32:00")))
+    ).toContain("$.timestamp")
   })
 
   it("poisons an event type it does not know, naming the type (the envelope's types are the contract's)", () => {
