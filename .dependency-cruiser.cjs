@@ -9,7 +9,13 @@ const notTest = "\\.test\\.ts$"
 
 module.exports = {
   forbidden: [
-    { name: "no-circular", severity: "error", comment: "modules that import each other, directly or round a loop", from: {}, to: { circular: true } },
+    {
+      name: "no-circular",
+      severity: "error",
+      comment: "modules that import each other, directly or round a loop",
+      from: {},
+      to: { circular: true }
+    },
     {
       name: "platform-imports-nothing-of-ours",
       severity: "error",
@@ -60,6 +66,10 @@ module.exports = {
     exclude: { path: "^(node_modules|\\.build|\\.mesh)/" },
     tsPreCompilationDeps: true,
     tsConfig: { fileName: "tsconfig.json" },
-    enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default"], extensions: [".ts", ".js"] }
+    enhancedResolveOptions: {
+      exportsFields: ["exports"],
+      conditionNames: ["import", "require", "node", "default"],
+      extensions: [".ts", ".js"]
+    }
   }
 }

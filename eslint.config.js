@@ -14,7 +14,12 @@ export default tseslint.config(
   {
     files: ["**/*.test.ts"],
     rules: {
-      "no-restricted-properties": ["error", { object: "it", property: "skip", message: "no skipped tests" }, { object: "test", property: "skip", message: "no skipped tests" }, { object: "describe", property: "skip", message: "no skipped tests" }]
+      "no-restricted-properties": [
+        "error",
+        { object: "it", property: "skip", message: "no skipped tests" },
+        { object: "test", property: "skip", message: "no skipped tests" },
+        { object: "describe", property: "skip", message: "no skipped tests" }
+      ]
     }
   }
 )

@@ -25,7 +25,8 @@ interface Figures {
   readonly p99: number
 }
 
-const percentile = (sorted: ReadonlyArray<number>, p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
+const percentile = (sorted: ReadonlyArray<number>, p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN
 
 /** Runs `operation` with `concurrency` in flight for `seconds`; every call must succeed. */
 const load = async (name: string, eventsPerCall: number, operation: (n: number) => Promise<void>): Promise<Figures> => {
@@ -58,7 +59,12 @@ const load = async (name: string, eventsPerCall: number, operation: (n: number) 
 
 const main = async () => {
   const stack = await startEdgeStack()
-  const direct = await connect({ servers: stack.nats.url, user: stack.nats.edge.user, pass: stack.nats.edge.password, inboxPrefix: EDGE_INBOX_PREFIX })
+  const direct = await connect({
+    servers: stack.nats.url,
+    user: stack.nats.edge.user,
+    pass: stack.nats.edge.password,
+    inboxPrefix: EDGE_INBOX_PREFIX
+  })
   const js = jetstream(direct)
   const url = `${stack.edge.url}/v1/hooks/hubspot`
   const secret = stack.secrets.hubspot as string
@@ -66,7 +72,11 @@ const main = async () => {
 
   const webhook = (events: number) => async (n: number) => {
     const body = JSON.stringify(hubspotBatch(events, { firstEventId: n * events, portalId: portal }))
-    const response = await fetch(url, { method: "POST", body, headers: { "content-type": "application/json", ...signHubSpotV3(secret, "POST", url, body, Date.now()) } })
+    const response = await fetch(url, {
+      method: "POST",
+      body,
+      headers: { "content-type": "application/json", ...signHubSpotV3(secret, "POST", url, body, Date.now()) }
+    })
     if (response.status !== 202) throw new Error(`webhook answered ${response.status}: ${await response.text()}`)
     await response.arrayBuffer()
   }
@@ -88,7 +98,9 @@ const main = async () => {
     )
   }
 
-  console.log(`edge benchmark: ${seconds} s per scenario, ${concurrency} requests in flight, nats-server ${stack.admin.info?.version}, Node ${process.version}, ${(await import("node:os")).cpus().length} cores`)
+  console.log(
+    `edge benchmark: ${seconds} s per scenario, ${concurrency} requests in flight, nats-server ${stack.admin.info?.version}, Node ${process.version}, ${(await import("node:os")).cpus().length} cores`
+  )
   await load("warm-up", 1, webhook(1))
   portal++
   const results: Array<Figures> = []
@@ -99,15 +111,25 @@ const main = async () => {
     results.push(await load(`Node → JetStream publish (${events} event${events > 1 ? "s" : ""}/call)`, events, publish(events)))
   }
 
-  const rows = results.map((r) => [r.name, String(r.requests), r.perSecond.toFixed(0), r.eventsPerSecond.toFixed(0), r.p50.toFixed(2), r.p99.toFixed(2)])
+  const rows = results.map((r) => [
+    r.name,
+    String(r.requests),
+    r.perSecond.toFixed(0),
+    r.eventsPerSecond.toFixed(0),
+    r.p50.toFixed(2),
+    r.p99.toFixed(2)
+  ])
   const header = ["scenario", "calls", "calls/s", "events/s", "p50 ms", "p99 ms"]
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)))
-  const line = (cells: ReadonlyArray<string>) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join("  ")
+  const line = (cells: ReadonlyArray<string>) =>
+    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join("  ")
   console.log(`\n${line(header)}\n${widths.map((w) => "-".repeat(w)).join("  ")}\n${rows.map(line).join("\n")}`)
   for (let i = 0; i < results.length; i += 2) {
     const edge = results[i] as Figures
     const node = results[i + 1] as Figures
-    console.log(`ratio ${edge.name.replace(/^webhook → Worker → PubAck /, "")}: Worker reaches ${((edge.eventsPerSecond / node.eventsPerSecond) * 100).toFixed(0)}% of direct publish throughput; p50 ${(edge.p50 / node.p50).toFixed(1)}x, p99 ${(edge.p99 / node.p99).toFixed(1)}x`)
+    console.log(
+      `ratio ${edge.name.replace(/^webhook → Worker → PubAck /, "")}: Worker reaches ${((edge.eventsPerSecond / node.eventsPerSecond) * 100).toFixed(0)}% of direct publish throughput; p50 ${(edge.p50 / node.p50).toFixed(1)}x, p99 ${(edge.p99 / node.p99).toFixed(1)}x`
+    )
   }
   await direct.close()
   await stack.dispose()

@@ -64,16 +64,25 @@ const main = async () => {
   const sql = postgres(database.url, { onnotice: () => {}, max: 4 })
   const js = jetstream(admin)
 
-  console.log(`projection benchmark: ${warehouseEvents} warehouse, ${crmEvents} crm, ${oeeEvents} oee, ${retailEvents} retail events, Postgres ${(await sql`SHOW server_version`)[0]?.server_version}, nats-server ${admin.info?.version}, Node ${process.version}, ${cpus().length} cores`)
+  console.log(
+    `projection benchmark: ${warehouseEvents} warehouse, ${crmEvents} crm, ${oeeEvents} oee, ${retailEvents} retail events, Postgres ${(await sql`SHOW server_version`)[0]?.server_version}, nats-server ${admin.info?.version}, Node ${process.version}, ${cpus().length} cores`
+  )
   const appended = await measure(async () => {
     const warehouseHead = await appendAsEdge(js, "erasure", warehouseWorkload(warehouseEvents))
     let crmHead = 0
-    for (let start = 0; start < crmEvents; start += 1000) crmHead = await appendAsEdge(js, "hubspot", hubspotBatch(Math.min(1000, crmEvents - start), { firstEventId: start + 1 }))
-    return { warehouse: warehouseHead, crm: crmHead, oee: await appendAsEdge(js, "oee", oeeWorkload(oeeEvents)), retail: await appendAsEdge(js, "pos", retailWorkload(retailEvents)) }
+    for (let start = 0; start < crmEvents; start += 1000)
+      crmHead = await appendAsEdge(js, "hubspot", hubspotBatch(Math.min(1000, crmEvents - start), { firstEventId: start + 1 }))
+    return {
+      warehouse: warehouseHead,
+      crm: crmHead,
+      oee: await appendAsEdge(js, "oee", oeeWorkload(oeeEvents)),
+      retail: await appendAsEdge(js, "pos", retailWorkload(retailEvents))
+    }
   })
   console.log(`appended to the log in ${appended.seconds.toFixed(1)} s`)
 
-  const chunks = <T>(all: ReadonlyArray<T>) => Array.from({ length: Math.ceil(all.length / 1000) }, (_, i) => all.slice(i * 1000, i * 1000 + 1000))
+  const chunks = <T>(all: ReadonlyArray<T>) =>
+    Array.from({ length: Math.ceil(all.length / 1000) }, (_, i) => all.slice(i * 1000, i * 1000 + 1000))
   const inputOf = (projection: Projection) =>
     projection === warehouseProjection
       ? eventsOf("erasure", chunks(warehouseWorkload(warehouseEvents)))
@@ -81,7 +90,12 @@ const main = async () => {
         ? eventsOf("oee", chunks(oeeWorkload(oeeEvents)))
         : projection === retail
           ? eventsOf("pos", chunks(retailWorkload(retailEvents)))
-          : eventsOf("hubspot", Array.from({ length: Math.ceil(crmEvents / 1000) }, (_, i) => hubspotBatch(Math.min(1000, crmEvents - i * 1000), { firstEventId: i * 1000 + 1 })))
+          : eventsOf(
+              "hubspot",
+              Array.from({ length: Math.ceil(crmEvents / 1000) }, (_, i) =>
+                hubspotBatch(Math.min(1000, crmEvents - i * 1000), { firstEventId: i * 1000 + 1 })
+              )
+            )
   const sizes: Record<string, number> = { warehouse: warehouseEvents, crm: crmEvents, oee: oeeEvents, retail: retailEvents }
   const rows: Array<Array<string>> = []
   for (const projection of [warehouseProjection, crmProjection, oeeProjection, retail]) {
@@ -92,21 +106,53 @@ const main = async () => {
       () =>
         new Promise<void>((resolve, reject) => {
           const stop = new AbortController()
-          runLive({ sql, nc: projector, projection, batchSize: 2000, signal: stop.signal, onBatch: (batch) => batch.checkpoint >= head && stop.abort() }).then(resolve, reject)
+          runLive({
+            sql,
+            nc: projector,
+            projection,
+            batchSize: 2000,
+            signal: stop.signal,
+            onBatch: (batch) => batch.checkpoint >= head && stop.abort()
+          }).then(resolve, reject)
         })
     )
     const rebuild = await measure(() => rebuildProjection({ sql, nc: projector, projection, batchSize: 2000 }))
     const plain = await plainBulkInsert(sql, projection, await inputOf(projection))
 
-    rows.push([`${projection.name}: live projection`, String(events), live.seconds.toFixed(2), (events / live.seconds).toFixed(0), live.peakMiB.toFixed(0)])
-    rows.push([`${projection.name}: rebuild replay`, String(events), rebuild.seconds.toFixed(2), (events / rebuild.seconds).toFixed(0), rebuild.peakMiB.toFixed(0)])
-    rows.push([`${projection.name}: plain bulk insert of the same rows`, String(events), plain.seconds.toFixed(2), (events / plain.seconds).toFixed(0), plain.peakMiB.toFixed(0)])
-    rows.push([`  ratio live / plain, rebuild / plain`, "", "", `${((plain.seconds / live.seconds) * 100).toFixed(0)}%, ${((plain.seconds / rebuild.seconds) * 100).toFixed(0)}%`, ""])
+    rows.push([
+      `${projection.name}: live projection`,
+      String(events),
+      live.seconds.toFixed(2),
+      (events / live.seconds).toFixed(0),
+      live.peakMiB.toFixed(0)
+    ])
+    rows.push([
+      `${projection.name}: rebuild replay`,
+      String(events),
+      rebuild.seconds.toFixed(2),
+      (events / rebuild.seconds).toFixed(0),
+      rebuild.peakMiB.toFixed(0)
+    ])
+    rows.push([
+      `${projection.name}: plain bulk insert of the same rows`,
+      String(events),
+      plain.seconds.toFixed(2),
+      (events / plain.seconds).toFixed(0),
+      plain.peakMiB.toFixed(0)
+    ])
+    rows.push([
+      `  ratio live / plain, rebuild / plain`,
+      "",
+      "",
+      `${((plain.seconds / live.seconds) * 100).toFixed(0)}%, ${((plain.seconds / rebuild.seconds) * 100).toFixed(0)}%`,
+      ""
+    ])
   }
 
   const header = ["scenario", "events", "seconds", "events/s", "peak RSS MiB"]
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] as string).length)))
-  const line = (cells: ReadonlyArray<string>) => cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join("  ")
+  const line = (cells: ReadonlyArray<string>) =>
+    cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join("  ")
   console.log(`\n${line(header)}\n${widths.map((w) => "-".repeat(w)).join("  ")}\n${rows.map(line).join("\n")}`)
 
   await sql.end({ timeout: 5 })
@@ -154,7 +200,11 @@ const plainBulkInsert = async (sql: postgres.Sql, projection: Projection, events
     }
   }
   return measure(async () => {
-    for (const statement of statements) await sql.unsafe(statement.text, statement.columns.map((column) => sql.array(column as Array<string>)))
+    for (const statement of statements)
+      await sql.unsafe(
+        statement.text,
+        statement.columns.map((column) => sql.array(column as Array<string>))
+      )
   })
 }
 

@@ -52,10 +52,14 @@ const copyBaseline = async () => {
 
 const startApi = async (readerUrl: string, nodeFlags: ReadonlyArray<string>): Promise<{ child: ChildProcess; url: string }> => {
   const port = await freePort()
-  const child = spawn(process.execPath, [...nodeFlags, "--import", "tsx", "infra/cli.ts", "serve-api", "--port", String(port), "--host", "127.0.0.1"], {
-    env: { ...process.env, READ_DATABASE_URL: readerUrl },
-    stdio: ["ignore", "pipe", "inherit"]
-  })
+  const child = spawn(
+    process.execPath,
+    [...nodeFlags, "--import", "tsx", "infra/cli.ts", "serve-api", "--port", String(port), "--host", "127.0.0.1"],
+    {
+      env: { ...process.env, READ_DATABASE_URL: readerUrl },
+      stdio: ["ignore", "pipe", "inherit"]
+    }
+  )
   const lines = createInterface({ input: child.stdout as NonNullable<typeof child.stdout> })
   for await (const line of lines) if (line.includes("read api listening")) break
   return { child, url: `http://127.0.0.1:${port}` }
@@ -68,7 +72,10 @@ const exportOnce = async (readerUrl: string, key: string, format: string, days: 
     await (await fetch(`${url}/api/oee/export/data-mart?format=${format}&limit=10`, { headers: { "X-API-Key": key } })).arrayBuffer()
     const idle = memoryOf(child.pid as number)
     const started = performance.now()
-    const response = await fetch(`${url}/api/oee/export/data-mart?format=${format}&date_from=${START.slice(0, 10)}&date_to=${dayAfter(days)}`, { headers: { "X-API-Key": key } })
+    const response = await fetch(
+      `${url}/api/oee/export/data-mart?format=${format}&date_from=${START.slice(0, 10)}&date_to=${dayAfter(days)}`,
+      { headers: { "X-API-Key": key } }
+    )
     if (response.status !== 200) throw new Error(`${format}: ${response.status} ${await response.text()}`)
     let bytes = 0
     for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) bytes += chunk.length
@@ -82,9 +89,16 @@ const exportOnce = async (readerUrl: string, key: string, format: string, days: 
 
 const copyOnce = async (readerUrl: string, days: number) => {
   if (dataMart === undefined) throw new Error("no data-mart export")
-  const query = exportQuery(dataMart, { format: "csv", window: { from: START, to: `${dayAfter(days + 1)}T00:00:00.000Z` }, booleans: {}, texts: {} })
+  const query = exportQuery(dataMart, {
+    format: "csv",
+    window: { from: START, to: `${dayAfter(days + 1)}T00:00:00.000Z` },
+    booleans: {},
+    texts: {}
+  })
   // COPY takes no bind parameters: the two bounds are this benchmark's own constants, inlined.
-  const text = query.text.replace("$1::timestamptz", `'${query.params[0]}'::timestamptz`).replace("$2::timestamptz", `'${query.params[1]}'::timestamptz`)
+  const text = query.text
+    .replace("$1::timestamptz", `'${query.params[0]}'::timestamptz`)
+    .replace("$2::timestamptz", `'${query.params[1]}'::timestamptz`)
   const child = spawn(process.execPath, ["--import", "tsx", "bench/read.bench.ts", "--copy-baseline"], {
     env: { ...process.env, READ_DATABASE_URL: readerUrl, BENCH_COPY: `COPY (${text}) TO STDOUT WITH (FORMAT csv, HEADER)` },
     stdio: ["ignore", "pipe", "inherit"]
@@ -102,24 +116,34 @@ const main = async () => {
   try {
     const seeded = performance.now()
     const { snapshots } = await seedOeeMart(owner, { machines: MACHINES, slots: DAYS * 96, start: START })
-    console.log(`seeded ${snapshots} snapshots (${MACHINES} machines, ${DAYS} days) in ${((performance.now() - seeded) / 1000).toFixed(1)} s`)
+    console.log(
+      `seeded ${snapshots} snapshots (${MACHINES} machines, ${DAYS} days) in ${((performance.now() - seeded) / 1000).toFixed(1)} s`
+    )
     const key = (await createApiKey(owner, "bench", ["oee"], marts)).key
     const readerUrl = await ensureReaderLogin(owner, database.url, "ingest_bench_reader", "bench-reader")
     const tenDays = Math.min(10, DAYS)
     const runs: Array<[string, number, { bytes: number; seconds: number; idleKiB: number; peakKiB: number }]> = []
     runs.push(["COPY ... TO STDOUT (csv)", DAYS, await copyOnce(readerUrl, DAYS)])
-    for (const format of ["csv", "json", "xlsx"]) runs.push([`GET data-mart format=${format}`, DAYS, await exportOnce(readerUrl, key, format, DAYS)])
+    for (const format of ["csv", "json", "xlsx"])
+      runs.push([`GET data-mart format=${format}`, DAYS, await exportOnce(readerUrl, key, format, DAYS)])
     runs.push(["COPY ... TO STDOUT (csv)", tenDays, await copyOnce(readerUrl, tenDays)])
     runs.push([`GET data-mart format=csv`, tenDays, await exportOnce(readerUrl, key, "csv", tenDays)])
     // With the API's heap capped, an export that held its rows would run out of memory.
-    for (const format of ["csv", "json", "xlsx"]) runs.push([`  ${format}, API heap capped 64 MiB`, DAYS, await exportOnce(readerUrl, key, format, DAYS, ["--max-old-space-size=64"])])
+    for (const format of ["csv", "json", "xlsx"])
+      runs.push([`  ${format}, API heap capped 64 MiB`, DAYS, await exportOnce(readerUrl, key, format, DAYS, ["--max-old-space-size=64"])])
     const [{ version }] = (await owner`SELECT current_setting('server_version') AS version`) as unknown as [{ version: string }]
-    console.log(`\nread benchmark: OEE data mart, ${MACHINES} machines x 96 snapshots/day, Postgres ${version}, Node ${process.version}, same machine\n`)
-    console.log(`${"what".padEnd(32)}${"days".padStart(5)}${"rows".padStart(9)}${"MB".padStart(8)}${"seconds".padStart(9)}${"rows/s".padStart(10)}${"idle RSS".padStart(10)}${"peak RSS".padStart(10)}`)
+    console.log(
+      `\nread benchmark: OEE data mart, ${MACHINES} machines x 96 snapshots/day, Postgres ${version}, Node ${process.version}, same machine\n`
+    )
+    console.log(
+      `${"what".padEnd(32)}${"days".padStart(5)}${"rows".padStart(9)}${"MB".padStart(8)}${"seconds".padStart(9)}${"rows/s".padStart(10)}${"idle RSS".padStart(10)}${"peak RSS".padStart(10)}`
+    )
     for (const [what, days, run] of runs) {
       const rows = MACHINES * 96 * days
       console.log(
-        `${what.padEnd(32)}${String(days).padStart(5)}${String(rows).padStart(9)}${(run.bytes / 1e6).toFixed(1).padStart(8)}${run.seconds.toFixed(2).padStart(9)}${Math.round(rows / run.seconds)
+        `${what.padEnd(32)}${String(days).padStart(5)}${String(rows).padStart(9)}${(run.bytes / 1e6).toFixed(1).padStart(8)}${run.seconds.toFixed(2).padStart(9)}${Math.round(
+          rows / run.seconds
+        )
           .toString()
           .padStart(10)}${`${mib(run.idleKiB).toFixed(0)} MiB`.padStart(10)}${`${mib(run.peakKiB).toFixed(0)} MiB`.padStart(10)}`
       )

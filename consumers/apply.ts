@@ -19,7 +19,8 @@ export interface BatchResult {
   readonly checkpoint: number
 }
 
-const poisonInRebuild = (event: ReadEvent, reason: string) => new PoisonInRebuild({ seq: event.seq, subject: event.subject, dedupeKey: event.dedupeKey, reason })
+const poisonInRebuild = (event: ReadEvent, reason: string) =>
+  new PoisonInRebuild({ seq: event.seq, subject: event.subject, dedupeKey: event.dedupeKey, reason })
 
 /** The generation was built by a newer version of the projection than this process runs: its rows must not be written by older code. */
 export const newerVersion = (projection: Projection, built: number): FatalFailure =>
@@ -52,34 +53,58 @@ const projectInto = async (
 ): Promise<Projected> => {
   const keys = [...new Set(events.map((event) => event.dedupeKey))]
   const claimed = new Set(
-    (await tx.unsafe(`SELECT key FROM ${qualified(generation.schema, "dedupe_keys")} WHERE key = ANY($1::text[])`, [tx.array(keys)])).map((r) => r.key as string)
+    (await tx.unsafe(`SELECT key FROM ${qualified(generation.schema, "dedupe_keys")} WHERE key = ANY($1::text[])`, [tx.array(keys)])).map(
+      (r) => r.key as string
+    )
   )
   const decision = decideBatch(projection, events, claimed, onPoison)
   if (decision._tag === "PoisonFound") throw poisonInRebuild(decision.event, decision.reason)
   const { recorded } = decision
   if (recorded.length > 0)
-    await tx.unsafe(`INSERT INTO ${qualified(generation.schema, "dedupe_keys")} (key, seq) SELECT * FROM unnest($1::text[], $2::bigint[])`, [
-      tx.array(recorded.map((event) => event.dedupeKey)),
-      tx.array(recorded.map((event) => String(event.seq)))
-    ])
-  const effects = withEffects && projection.effects !== undefined ? await decideEffects(tx, projection.effects, projection, generation, recorded) : []
+    await tx.unsafe(
+      `INSERT INTO ${qualified(generation.schema, "dedupe_keys")} (key, seq) SELECT * FROM unnest($1::text[], $2::bigint[])`,
+      [tx.array(recorded.map((event) => event.dedupeKey)), tx.array(recorded.map((event) => String(event.seq)))]
+    )
+  const effects =
+    withEffects && projection.effects !== undefined ? await decideEffects(tx, projection.effects, projection, generation, recorded) : []
   for (const { table, rows } of decision.writes) {
     const statement = bulkWrite(generation.schema, table, rows)
-    await tx.unsafe(statement.text, statement.columns.map((column) => tx.array(column as Array<string>)))
+    await tx.unsafe(
+      statement.text,
+      statement.columns.map((column) => tx.array(column as Array<string>))
+    )
   }
   if (effects.length > 0)
-    await tx.unsafe(`INSERT INTO ingest.outbox (id, projection, seq, subject, data) SELECT u.id, $1, u.seq, u.subject, u.data FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[]) AS u(id, seq, subject, data) ON CONFLICT (id) DO NOTHING`, [
-      projection.name,
-      tx.array(effects.map((effect) => effect.id)),
-      tx.array(effects.map((effect) => String(effect.seq))),
-      tx.array(effects.map((effect) => effect.subject)),
-      tx.array(effects.map((effect) => JSON.stringify(effect.data)))
-    ])
-  return { recorded, dead: decision.dead, applied: decision.applied, skipped: decision.skipped, duplicates: decision.duplicates, effects: effects.length }
+    await tx.unsafe(
+      `INSERT INTO ingest.outbox (id, projection, seq, subject, data)
+       SELECT u.id, $1, u.seq, u.subject, u.data FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[]) AS u(id, seq, subject, data)
+       ON CONFLICT (id) DO NOTHING`,
+      [
+        projection.name,
+        tx.array(effects.map((effect) => effect.id)),
+        tx.array(effects.map((effect) => String(effect.seq))),
+        tx.array(effects.map((effect) => effect.subject)),
+        tx.array(effects.map((effect) => JSON.stringify(effect.data)))
+      ]
+    )
+  return {
+    recorded,
+    dead: decision.dead,
+    applied: decision.applied,
+    skipped: decision.skipped,
+    duplicates: decision.duplicates,
+    effects: effects.length
+  }
 }
 
 /** Loads the state rows the batch's events touch, as they are before the batch, and decides the side effects. */
-const decideEffects = async (tx: postgres.TransactionSql, spec: SideEffects, projection: Projection, generation: Generation, events: ReadonlyArray<ReadEvent>): Promise<ReadonlyArray<SideEffect>> => {
+const decideEffects = async (
+  tx: postgres.TransactionSql,
+  spec: SideEffects,
+  projection: Projection,
+  generation: Generation,
+  events: ReadonlyArray<ReadEvent>
+): Promise<ReadonlyArray<SideEffect>> => {
   const table = projection.tables.find((candidate) => candidate.name === spec.state.table)
   if (table === undefined) throw new Error(`${projection.name}: side effects read unknown table ${spec.state.table}`)
   const keys = effectStateKeys(spec, events)
@@ -120,7 +145,14 @@ export const applyBatch = (
     }
     const checkpoint = fresh.length > 0 ? (fresh[fresh.length - 1] as ReadEvent).seq : expectedCheckpoint
     await tx`UPDATE ingest.projections SET checkpoint = ${checkpoint}, updated_at = now() WHERE name = ${projection.name} AND generation = ${generation.generation}`
-    return { applied: projected.applied, duplicates: projected.duplicates, skipped: projected.skipped, deadLetters: projected.dead.length, effects: projected.effects, checkpoint }
+    return {
+      applied: projected.applied,
+      duplicates: projected.duplicates,
+      skipped: projected.skipped,
+      deadLetters: projected.dead.length,
+      effects: projected.effects,
+      checkpoint
+    }
   })
 
 /**
@@ -128,8 +160,15 @@ export const applyBatch = (
  * to write: at the checkpoint we continue from, in the state the mode writes (active live, building
  * in a rebuild), and not built by a newer version of the projection.
  */
-const claimBatch = async (tx: postgres.TransactionSql, projection: Projection, generation: Generation, expectedCheckpoint: number, mode: "live" | "rebuild"): Promise<void> => {
-  const [row] = await tx`SELECT checkpoint, status, version FROM ingest.projections WHERE name = ${projection.name} AND generation = ${generation.generation} FOR UPDATE`
+const claimBatch = async (
+  tx: postgres.TransactionSql,
+  projection: Projection,
+  generation: Generation,
+  expectedCheckpoint: number,
+  mode: "live" | "rebuild"
+): Promise<void> => {
+  const [row] =
+    await tx`SELECT checkpoint, status, version FROM ingest.projections WHERE name = ${projection.name} AND generation = ${generation.generation} FOR UPDATE`
   if (row !== undefined && Number(row.version) > projection.version) throw newerVersion(projection, Number(row.version))
   const status = row?.status as string | undefined
   const found = row === undefined ? undefined : Number(row.checkpoint)
@@ -142,11 +181,20 @@ const claimBatch = async (tx: postgres.TransactionSql, projection: Projection, g
  * SQLSTATE and message, and moves the checkpoint past it, in one transaction. Like a poison event
  * of the projection, it claims no dedupe key.
  */
-export const deadLetterRefused = (sql: postgres.Sql, projection: Projection, generation: Generation, expectedCheckpoint: number, event: ReadEvent, error: unknown): Promise<BatchResult> =>
+export const deadLetterRefused = (
+  sql: postgres.Sql,
+  projection: Projection,
+  generation: Generation,
+  expectedCheckpoint: number,
+  event: ReadEvent,
+  error: unknown
+): Promise<BatchResult> =>
   sql.begin(async (tx) => {
     await claimBatch(tx, projection, generation, expectedCheckpoint, "live")
+    const refusal = `Postgres refused the event's rows: ${describeFailure(error)}`
     await tx`INSERT INTO ingest.dead_letters (projection, seq, subject, dedupe_key, reason, sqlstate, payload, headers)
-             VALUES (${projection.name}, ${event.seq}, ${event.subject}, ${event.dedupeKey}, ${`Postgres refused the event's rows: ${describeFailure(error)}`}, ${sqlState(error) ?? null}, ${event.data}, ${tx.json(event.headers)})`
+             VALUES (${projection.name}, ${event.seq}, ${event.subject}, ${event.dedupeKey}, ${refusal},
+                     ${sqlState(error) ?? null}, ${event.data}, ${tx.json(event.headers)})`
     await tx`UPDATE ingest.projections SET checkpoint = ${event.seq}, updated_at = now() WHERE name = ${projection.name} AND generation = ${generation.generation}`
     return { applied: 0, duplicates: 0, skipped: 0, deadLetters: 1, effects: 0, checkpoint: event.seq }
   })
@@ -218,7 +266,10 @@ export const applyFindingPoison = (
       return sumResults(left, await apply(left.checkpoint, slice.slice(middle)))
     }
   }
-  return apply(expectedCheckpoint, events.filter((event) => event.seq > expectedCheckpoint).sort((a, b) => a.seq - b.seq))
+  return apply(
+    expectedCheckpoint,
+    events.filter((event) => event.seq > expectedCheckpoint).sort((a, b) => a.seq - b.seq)
+  )
 }
 
 /** What a re-drive did with each dead letter. */
@@ -234,16 +285,28 @@ export interface RedriveResult {
  * after the events that followed it in the log: for tables where the latest row wins, rebuild
  * instead, which projects it in log order.
  */
-export const redriveDeadLetters = (sql: postgres.Sql, projection: Projection, generation: Generation, ids: ReadonlyArray<number>): Promise<RedriveResult> =>
+export const redriveDeadLetters = (
+  sql: postgres.Sql,
+  projection: Projection,
+  generation: Generation,
+  ids: ReadonlyArray<number>
+): Promise<RedriveResult> =>
   sql.begin(async (tx) => {
-    const [row] = await tx`SELECT status, version FROM ingest.projections WHERE name = ${projection.name} AND generation = ${generation.generation} FOR UPDATE`
+    const [row] =
+      await tx`SELECT status, version FROM ingest.projections WHERE name = ${projection.name} AND generation = ${generation.generation} FOR UPDATE`
     if (row !== undefined && Number(row.version) > projection.version) throw newerVersion(projection, Number(row.version))
-    if (row?.status !== "active") throw new CheckpointMoved({ generation: generation.generation, found: undefined, status: row?.status as string | undefined })
+    if (row?.status !== "active")
+      throw new CheckpointMoved({ generation: generation.generation, found: undefined, status: row?.status as string | undefined })
     const letters = await tx`SELECT id, seq, subject, headers, payload FROM ingest.dead_letters
                              WHERE projection = ${projection.name} AND redriven_at IS NULL AND id = ANY(${tx.array(ids.map(String))}::bigint[]) ORDER BY seq`
     const letterOf = new Map<ReadEvent, number>()
     const events = letters.map((letter) => {
-      const event = readEventOf({ seq: Number(letter.seq), subject: letter.subject as string, headers: letter.headers as Record<string, string>, data: letter.payload as string })
+      const event = readEventOf({
+        seq: Number(letter.seq),
+        subject: letter.subject as string,
+        headers: letter.headers as Record<string, string>,
+        data: letter.payload as string
+      })
       letterOf.set(event, Number(letter.id))
       return event
     })
@@ -262,6 +325,7 @@ export const redriveDeadLetters = (sql: postgres.Sql, projection: Projection, ge
     for (const { id, reason } of stillPoison) await tx`UPDATE ingest.dead_letters SET reason = ${reason} WHERE id = ${id}`
     const poisoned = new Set(stillPoison.map((letter) => letter.id))
     const redriven = letters.map((letter) => Number(letter.id)).filter((id) => !poisoned.has(id))
-    if (redriven.length > 0) await tx`UPDATE ingest.dead_letters SET redriven_at = now() WHERE id = ANY(${tx.array(redriven.map(String))}::bigint[])`
+    if (redriven.length > 0)
+      await tx`UPDATE ingest.dead_letters SET redriven_at = now() WHERE id = ANY(${tx.array(redriven.map(String))}::bigint[])`
     return { redriven, stillPoison }
   })

@@ -35,7 +35,11 @@ beforeAll(async () => {
   h.set(LogHeaders.source, "erasure")
   h.set(LogHeaders.key, "era_7")
   h.set(LogHeaders.schema, "warehouse/v1")
-  await stack.js.publish("ingest.warehouse.erasure.erasure_success", '{"id":"era_7","type":"erasure.success","timestamp":"2025-01-15T08:00:00Z","data":{}}', { headers: h })
+  await stack.js.publish(
+    "ingest.warehouse.erasure.erasure_success",
+    '{"id":"era_7","type":"erasure.success","timestamp":"2025-01-15T08:00:00Z","data":{}}',
+    { headers: h }
+  )
   await appendAsEdge(stack.js, "erasure", erasureEvents(12, { firstId: 1 }))
   await appendAsEdge(stack.js, "pos", posEvents())
 }, 120_000)

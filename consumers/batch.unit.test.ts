@@ -39,7 +39,12 @@ const event = (seq: number, dedupeKey: string, payload: { key: string; n: number
 
 describe("a batch's decision", () => {
   it("lets the first event of a key in log order claim it and drops later copies and keys recorded before", () => {
-    const events = [event(1, "a", { key: "x", n: 1 }), event(2, "a", { key: "x", n: 5 }), event(3, "b", { key: "y", n: 2 }), event(4, "c", { key: "z", n: 3 })]
+    const events = [
+      event(1, "a", { key: "x", n: 1 }),
+      event(2, "a", { key: "x", n: 5 }),
+      event(3, "b", { key: "y", n: 2 }),
+      event(4, "c", { key: "z", n: 3 })
+    ]
     const decision = decideBatch(counter, events, new Set(["c"]), "collect")
     expect(decision).toMatchObject({ _tag: "Decided", applied: 2, duplicates: 2, skipped: 0, dead: [] })
     if (decision._tag !== "Decided") throw new Error("decided")
@@ -51,8 +56,21 @@ describe("a batch's decision", () => {
     const decision = decideBatch(counter, events, new Set(), "collect")
     if (decision._tag !== "Decided") throw new Error("decided")
     expect(decision.writes.map((write) => [write.table.name, write.rows])).toEqual([
-      ["totals", [{ key: "x", n: 7 }, { key: "y", n: 2 }]],
-      ["log", [{ id: "1", n: 1 }, { id: "2", n: 7 }, { id: "3", n: 2 }]]
+      [
+        "totals",
+        [
+          { key: "x", n: 7 },
+          { key: "y", n: 2 }
+        ]
+      ],
+      [
+        "log",
+        [
+          { id: "1", n: 1 },
+          { id: "2", n: 7 },
+          { id: "3", n: 2 }
+        ]
+      ]
     ])
   })
 
@@ -78,7 +96,11 @@ describe("a batch's decision", () => {
 
   it("in a rebuild, stops at the first poison event and names it, writing nothing", () => {
     const events = [event(1, "a", { key: "x", n: 1 }), event(2, "b", { key: "y", n: -2 }), event(3, "c", { key: "z", n: -3 })]
-    expect(decideBatch(counter, events, new Set(), "stop")).toEqual({ _tag: "PoisonFound", event: events[1], reason: "n must not be negative, got -2" })
+    expect(decideBatch(counter, events, new Set(), "stop")).toEqual({
+      _tag: "PoisonFound",
+      event: events[1],
+      reason: "n must not be negative, got -2"
+    })
   })
 
   it("decides the same whatever the batch boundaries", () => {
@@ -102,10 +124,18 @@ describe("a batch's decision", () => {
 describe("the state side effects read", () => {
   it("is each key the events name once, and none for events that name none", () => {
     const spec = {
-      state: { table: "totals", keyOf: (e: LogEvent) => ((e.payload as { n: number }).n > 0 ? [(e.payload as { key: string }).key] : undefined) },
+      state: {
+        table: "totals",
+        keyOf: (e: LogEvent) => ((e.payload as { n: number }).n > 0 ? [(e.payload as { key: string }).key] : undefined)
+      },
       decide: () => []
     }
-    const events = [event(1, "a", { key: "x", n: 1 }), event(2, "b", { key: "x", n: 2 }), event(3, "c", { key: "y", n: 0 }), event(4, "d", { key: "z", n: 1 })]
+    const events = [
+      event(1, "a", { key: "x", n: 1 }),
+      event(2, "b", { key: "x", n: 2 }),
+      event(3, "c", { key: "y", n: 0 }),
+      event(4, "d", { key: "z", n: 1 })
+    ]
     expect(effectStateKeys(spec, events)).toEqual([["x"], ["z"]])
   })
 })

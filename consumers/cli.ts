@@ -6,6 +6,7 @@ import postgres from "postgres"
 import { PROJECTOR_INBOX_PREFIX } from "../contracts/log.ts"
 import { logEvent } from "../platform/logger.ts"
 import { databaseUrl, natsSettings, type SettingSource } from "../platform/settings.ts"
+import { publishedSchema } from "../projections/catalogue.ts"
 import { projectionsFor } from "../projections/index.ts"
 import type { Projection } from "../projections/projection.ts"
 import { DEFAULT_DEAD_LETTER_STREAK, redriveDeadLetters } from "./apply.ts"
@@ -24,7 +25,8 @@ export const selectProjections = (source: SettingSource, names: ReadonlyArray<st
   if (names.length === 0) return Object.values(projections)
   return names.map((name) => {
     const projection = projections[name]
-    if (projection === undefined) throw new Error(`no projection named ${JSON.stringify(name)}; known: ${Object.keys(projections).join(", ")}`)
+    if (projection === undefined)
+      throw new Error(`no projection named ${JSON.stringify(name)}; known: ${Object.keys(projections).join(", ")}`)
     return projection
   })
 }
@@ -58,7 +60,12 @@ export const rebuildCommand = async (source: SettingSource, names: ReadonlyArray
   try {
     for (const projection of selected) {
       const bar = new SingleBar(
-        { format: `${projection.name.padEnd(10)} [{bar}] {percentage}% | {value}/{total} events | {rate} ev/s | ETA {eta_formatted}`, noTTYOutput: true, notTTYSchedule: 5000, etaBuffer: 50 },
+        {
+          format: `${projection.name.padEnd(10)} [{bar}] {percentage}% | {value}/{total} events | {rate} ev/s | ETA {eta_formatted}`,
+          noTTYOutput: true,
+          notTTYSchedule: 5000,
+          etaBuffer: 50
+        },
         Presets.shades_classic
       )
       bar.start(1, 0, { rate: 0 })
@@ -72,7 +79,10 @@ export const rebuildCommand = async (source: SettingSource, names: ReadonlyArray
         }
       })
       bar.stop()
-      console.log(`${projection.name}: generation ${result.generation} (${result.schema}) serves mart.* now; ${result.events} events in ${result.seconds.toFixed(1)} s; dropped ${result.dropped.join(", ") || "nothing"}`)
+      console.log(
+        `${projection.name}: generation ${result.generation} (${result.schema}) serves ${publishedSchema(projection)}.* now; ` +
+          `${result.events} events in ${result.seconds.toFixed(1)} s; dropped ${result.dropped.join(", ") || "nothing"}`
+      )
     }
   } finally {
     await close()
@@ -86,9 +96,23 @@ export const statusCommand = async (source: SettingSource): Promise<void> => {
     const rows = await projectionStatus(sql, nc, selectProjections(source, []))
     console.log(["projection", "generation", "version", "checkpoint", "head", "lag", "dead letters", "building"].join("\t"))
     for (const row of rows)
-      console.log([row.projection, row.generation ?? "-", row.version ?? "-", row.checkpoint, row.head, row.lag, row.deadLetters, row.building
-          .map((b) => `g${b.generation}@${b.checkpoint}${b.switchWaitingSince === null ? "" : ` (switch waiting for readers since ${b.switchWaitingSince}, ${b.switchAttempts} tries)`}`)
-          .join(",") || "-"].join("\t"))
+      console.log(
+        [
+          row.projection,
+          row.generation ?? "-",
+          row.version ?? "-",
+          row.checkpoint,
+          row.head,
+          row.lag,
+          row.deadLetters,
+          row.building
+            .map(
+              (b) =>
+                `g${b.generation}@${b.checkpoint}${b.switchWaitingSince === null ? "" : ` (switch waiting for readers since ${b.switchWaitingSince}, ${b.switchAttempts} tries)`}`
+            )
+            .join(",") || "-"
+        ].join("\t")
+      )
   } finally {
     await close()
   }
@@ -114,7 +138,9 @@ export const deadLettersCommand = async (source: SettingSource, args: ReadonlyAr
       if (generation === undefined) throw new Error(`${projection.name} has no active generation yet: run it first`)
       const ids =
         rest[0] === "--all"
-          ? (await sql`SELECT id FROM ingest.dead_letters WHERE projection = ${projection.name} AND redriven_at IS NULL`).map((row) => Number(row.id))
+          ? (await sql`SELECT id FROM ingest.dead_letters WHERE projection = ${projection.name} AND redriven_at IS NULL`).map((row) =>
+              Number(row.id)
+            )
           : rest.map((id) => {
               if (!/^\d+$/.test(id)) throw new Error(`dead letter ids are numbers, got ${JSON.stringify(id)}`)
               return Number(id)
@@ -159,7 +185,17 @@ export const projectCommand = async (source: SettingSource, args: ReadonlyArray<
   process.on("SIGTERM", () => drain("SIGTERM"))
   process.on("SIGINT", () => drain("SIGINT"))
   try {
-    await serveProjections({ sql, nc, jsm: await jetstreamManager(nc), projections: selected, signal: stop.signal, metricsPort: Number(values["metrics-port"]), metricsHost: values["metrics-host"], batchSize, maxDeadLettersInARow })
+    await serveProjections({
+      sql,
+      nc,
+      jsm: await jetstreamManager(nc),
+      projections: selected,
+      signal: stop.signal,
+      metricsPort: Number(values["metrics-port"]),
+      metricsHost: values["metrics-host"],
+      batchSize,
+      maxDeadLettersInARow
+    })
   } finally {
     await close()
   }

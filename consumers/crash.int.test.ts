@@ -17,7 +17,12 @@ beforeAll(async () => {
   const workload = warehouseWorkload(EVENTS)
   head = await appendAsEdge(stack.js, "erasure", workload)
   // Every 10th event again, under another message id: resends that came after the dedupe window.
-  head = await appendAsEdge(stack.js, "erasure", workload.filter((_, i) => i % 10 === 0), { messageId: (message) => `${message.msgId}:late-resend` })
+  head = await appendAsEdge(
+    stack.js,
+    "erasure",
+    workload.filter((_, i) => i % 10 === 0),
+    { messageId: (message) => `${message.msgId}:late-resend` }
+  )
 }, 120_000)
 
 afterAll(async () => {

@@ -16,7 +16,13 @@ const parse = (text: string): unknown => {
 }
 
 /** An event as the projection sees it, from a log message's parts (live, rebuild, or a stored dead letter). */
-export const readEventOf = (message: { seq: number; subject: string; headers: Readonly<Record<string, string>>; data: string; appendedAt?: string }): ReadEvent => {
+export const readEventOf = (message: {
+  seq: number
+  subject: string
+  headers: Readonly<Record<string, string>>
+  data: string
+  appendedAt?: string
+}): ReadEvent => {
   const { headers } = message
   const source = headers[LogHeaders.source] ?? message.subject.split(".")[2] ?? "unknown"
   const key = headers[LogHeaders.key]
@@ -34,4 +40,3 @@ export const readEventOf = (message: { seq: number; subject: string; headers: Re
     data: message.data
   }
 }
-

@@ -33,14 +33,29 @@ const CONNECTION_CODES = new Set([
 ])
 
 /** NATS client errors (nats.js names them) that a reconnect or a later try resolves. */
-const TRANSIENT_NATS_ERRORS = new Set(["TimeoutError", "ConnectionError", "RequestError", "NoResponders", "JetStreamNotEnabled", "JetStreamStatusError"])
+const TRANSIENT_NATS_ERRORS = new Set([
+  "TimeoutError",
+  "ConnectionError",
+  "RequestError",
+  "NoResponders",
+  "JetStreamNotEnabled",
+  "JetStreamStatusError"
+])
 /** NATS client errors no retry resolves: a connection closed for good, a permission, a stream that was never declared. */
-const FATAL_NATS_ERRORS = new Set(["ClosedConnectionError", "PermissionViolationError", "AuthorizationError", "UserAuthenticationExpiredError", "StreamNotFoundError"])
+const FATAL_NATS_ERRORS = new Set([
+  "ClosedConnectionError",
+  "PermissionViolationError",
+  "AuthorizationError",
+  "UserAuthenticationExpiredError",
+  "StreamNotFoundError"
+])
 
 /** The SQLSTATE of a Postgres error, or undefined. */
 export const sqlState = (error: unknown): string | undefined => {
   const code = (error as { code?: unknown } | null)?.code
-  return (error as { name?: unknown } | null)?.name === "PostgresError" && typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
+  return (error as { name?: unknown } | null)?.name === "PostgresError" && typeof code === "string" && /^[0-9A-Z]{5}$/.test(code)
+    ? code
+    : undefined
 }
 
 /** The error and the errors it wraps (`cause`), outermost first: nats.js wraps a permission violation in a RequestError. */
@@ -108,7 +123,8 @@ const FATAL_TAGS = new Set(["FatalFailure", "PoisonInRebuild"])
 export const isFailure = <Tag extends "FatalFailure" | "CheckpointMoved" | "PoisonInRebuild">(
   error: unknown,
   tag: Tag
-): error is Extract<FatalFailure | CheckpointMoved | PoisonInRebuild, { readonly _tag: Tag }> => (error as { _tag?: unknown } | null)?._tag === tag
+): error is Extract<FatalFailure | CheckpointMoved | PoisonInRebuild, { readonly _tag: Tag }> =>
+  (error as { _tag?: unknown } | null)?._tag === tag
 
 /** How often an error of unknown kind is retried before the process gives up on it. */
 export const UNKNOWN_FAILURE_ATTEMPTS = 5
@@ -117,13 +133,16 @@ export const UNKNOWN_FAILURE_ATTEMPTS = 5
 export const backoffMs = (attempt: number): number => Math.min(5000, 100 * 2 ** Math.min(attempt, 6))
 
 /** {@link backoffMs} as the schedule the runtime retries on: the n-th retry waits `backoffMs(n)`. */
-export const ourSideBackoff = Schedule.exponential("100 millis").pipe(Schedule.modifyDelay(({ attempt }) => Effect.succeed(Duration.millis(backoffMs(attempt - 1)))))
+export const ourSideBackoff = Schedule.exponential("100 millis").pipe(
+  Schedule.modifyDelay(({ attempt }) => Effect.succeed(Duration.millis(backoffMs(attempt - 1))))
+)
 
 /**
  * Whether a failure on attempt `attempt` (0-based) is retried: transient ones always (the database
  * or NATS comes back), unknown ones {@link UNKNOWN_FAILURE_ATTEMPTS} times, poison and fatal ones never.
  */
-export const shouldRetry = (kind: FailureKind, attempt: number): boolean => kind === "transient" || (kind === "unknown" && attempt + 1 < UNKNOWN_FAILURE_ATTEMPTS)
+export const shouldRetry = (kind: FailureKind, attempt: number): boolean =>
+  kind === "transient" || (kind === "unknown" && attempt + 1 < UNKNOWN_FAILURE_ATTEMPTS)
 
 /** The one-line reason of an error, with its SQLSTATE when Postgres gave one. */
 export const describeFailure = (error: unknown): string => {

@@ -11,8 +11,10 @@ describe("what kind of failure an error is", () => {
   })
 
   it("takes a database or NATS that is away or busy for transient", () => {
-    for (const code of ["08006", "40001", "40P01", "53300", "55P03", "57P01", "57P03"]) expect(classifyFailure(postgresError(code)), code).toBe("transient")
-    for (const code of ["ECONNREFUSED", "ECONNRESET", "CONNECTION_CLOSED", "CONNECT_TIMEOUT"]) expect(classifyFailure(Object.assign(new Error(code), { code })), code).toBe("transient")
+    for (const code of ["08006", "40001", "40P01", "53300", "55P03", "57P01", "57P03"])
+      expect(classifyFailure(postgresError(code)), code).toBe("transient")
+    for (const code of ["ECONNREFUSED", "ECONNRESET", "CONNECTION_CLOSED", "CONNECT_TIMEOUT"])
+      expect(classifyFailure(Object.assign(new Error(code), { code })), code).toBe("transient")
     for (const name of ["TimeoutError", "ConnectionError", "NoResponders"]) expect(classifyFailure(named(name)), name).toBe("transient")
   })
 
@@ -47,9 +49,15 @@ describe("what kind of failure an error is", () => {
   it("tells the runtime's expected outcomes by their tag, and takes a rebuild's poison for fatal", () => {
     const moved = new CheckpointMoved({ generation: 2, found: 40, status: "active" })
     const poison = new PoisonInRebuild({ seq: 7, subject: "ingest.warehouse.erasure.x", dedupeKey: "erasure:a", reason: "bad" })
-    expect([isFailure(moved, "CheckpointMoved"), isFailure(poison, "CheckpointMoved"), isFailure(new Error("x"), "CheckpointMoved")]).toEqual([true, false, false])
+    expect([
+      isFailure(moved, "CheckpointMoved"),
+      isFailure(poison, "CheckpointMoved"),
+      isFailure(new Error("x"), "CheckpointMoved")
+    ]).toEqual([true, false, false])
     expect(moved.message).toBe("generation 2 is at checkpoint 40 (active); expected to continue from ours")
-    expect(poison.message).toMatch(/^event seq 7 \(ingest.warehouse.erasure.x, key erasure:a\) cannot be projected: bad; the live marts are untouched/)
+    expect(poison.message).toMatch(
+      /^event seq 7 \(ingest.warehouse.erasure.x, key erasure:a\) cannot be projected: bad; the live marts are untouched/
+    )
     expect([classifyFailure(poison), classifyFailure(moved)]).toEqual(["fatal", "unknown"])
     expect(fatal("the marts are newer", "deploy the new code").message).toBe("the marts are newer; deploy the new code")
   })

@@ -37,10 +37,14 @@ describe("a fresh database with every projection starting at once", () => {
       const { url } = await stack.database()
       const pools = Array.from({ length: 4 }, () => postgres(url, { max: 2, onnotice: () => {} }))
       try {
-        await Promise.all(pools.flatMap((pool) => Object.values(projections).map(async (projection) => {
-          await ensureRuntimeTables(pool)
-          return ensureActiveGeneration(pool, projection)
-        })))
+        await Promise.all(
+          pools.flatMap((pool) =>
+            Object.values(projections).map(async (projection) => {
+              await ensureRuntimeTables(pool)
+              return ensureActiveGeneration(pool, projection)
+            })
+          )
+        )
         expect(await registryOf(pools[0] as postgres.Sql)).toEqual(["crm:active", "oee:active", "retail:active", "warehouse:active"])
       } finally {
         await Promise.all(pools.map((pool) => pool.end()))
@@ -53,7 +57,11 @@ describe("a fresh database with every projection starting at once", () => {
     const names = Object.keys(projections)
     const processes = Array.from({ length: 3 }, () => spawnProjector({ nats: stack.nats, databaseUrl: url, names }))
     try {
-      await Promise.all(processes.map((process) => Promise.all(names.map((name) => process.waitFor((line) => line.msg === "projecting" && line.projection === name)))))
+      await Promise.all(
+        processes.map((process) =>
+          Promise.all(names.map((name) => process.waitFor((line) => line.msg === "projecting" && line.projection === name)))
+        )
+      )
       expect(await registryOf(sql)).toEqual(["crm:active", "oee:active", "retail:active", "warehouse:active"])
     } finally {
       for (const process of processes) process.child.kill("SIGTERM")
@@ -70,7 +78,9 @@ describe("marts built by a newer version of a projection", () => {
     await sql`UPDATE ingest.projections SET version = ${warehouseProjection.version + 1} WHERE name = 'warehouse'`
     const projector = spawnProjector({ nats: stack.nats, databaseUrl: url, names: ["crm", "warehouse"] })
     expect(await projector.exited).toBe(1)
-    expect(projector.stderr()).toMatch(/the warehouse marts \(generation built by version 2 of the projection\) are newer than this process's code \(version 1\); stop this process and deploy the new code/)
+    expect(projector.stderr()).toMatch(
+      /the warehouse marts \(generation built by version 2 of the projection\) are newer than this process's code \(version 1\); stop this process and deploy the new code/
+    )
   }, 60_000)
 
   it("stop a live consumer of the old version once a rebuild by the new version switched readers over, and it writes nothing into them", async () => {
@@ -78,7 +88,13 @@ describe("marts built by a newer version of a projection", () => {
     await stack.projectToHead(sql, warehouseProjection)
     const states: Array<string> = []
     const stop = new AbortController()
-    const live = runLive({ sql, nc: stack.projector, projection: warehouseProjection, signal: stop.signal, onState: (state) => states.push(state) })
+    const live = runLive({
+      sql,
+      nc: stack.projector,
+      projection: warehouseProjection,
+      signal: stop.signal,
+      onState: (state) => states.push(state)
+    })
     const newer = { ...warehouseProjection, version: warehouseProjection.version + 1 }
     const rebuilt = await rebuildProjection({ sql, nc: stack.projector, projection: newer })
     await expect(live).rejects.toThrow(FatalFailure)
@@ -86,8 +102,12 @@ describe("marts built by a newer version of a projection", () => {
     expect(states.at(-1)).toBe("failed")
     const generation = await activeGeneration(sql, "warehouse")
     expect(generation).toMatchObject({ generation: rebuilt.generation, version: newer.version })
-    await expect(applyBatch(sql, warehouseProjection, generation as NonNullable<typeof generation>, generation?.checkpoint ?? 0, [], "live")).rejects.toThrow(/deploy the new code/)
-    await expect(rebuildProjection({ sql, nc: stack.projector, projection: warehouseProjection })).rejects.toThrow(/newer than this process's code/)
+    await expect(
+      applyBatch(sql, warehouseProjection, generation as NonNullable<typeof generation>, generation?.checkpoint ?? 0, [], "live")
+    ).rejects.toThrow(/deploy the new code/)
+    await expect(rebuildProjection({ sql, nc: stack.projector, projection: warehouseProjection })).rejects.toThrow(
+      /newer than this process's code/
+    )
     expect((await generations(sql, "warehouse")).map((g) => g.status)).toEqual(["active"])
     stop.abort()
   }, 60_000)

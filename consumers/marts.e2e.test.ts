@@ -93,7 +93,9 @@ describe("warehouse marts from signed erasure webhooks", () => {
     expect(response.status).toBe(202)
     await caughtUp(warehouseProjection)
 
-    expect(plain(await sql`SELECT to_char(date, 'YYYY-MM-DD') AS date, booked_in, erased, qa FROM mart_warehouse.daily_stats ORDER BY date`)).toEqual([
+    expect(
+      plain(await sql`SELECT to_char(date, 'YYYY-MM-DD') AS date, booked_in, erased, qa FROM mart_warehouse.daily_stats ORDER BY date`)
+    ).toEqual([
       { date: "2025-01-15", booked_in: 30, erased: 6, qa: 7 },
       { date: "2025-01-16", booked_in: 0, erased: 0, qa: 4 }
     ])
@@ -113,9 +115,11 @@ describe("warehouse marts from signed erasure webhooks", () => {
       { event: "failure", n: 3 },
       { event: "success", n: 6 }
     ])
-    expect(plain(await sql`SELECT event_id, month, initials, job_id, error_type, duration_seconds::int AS duration_seconds FROM mart_warehouse.erasures WHERE event_id = 'era_3'`)).toEqual([
-      { event_id: "era_3", month: "2025-01", initials: "MR", job_id: "JOB-3", error_type: "drive_locked", duration_seconds: 602 }
-    ])
+    expect(
+      plain(
+        await sql`SELECT event_id, month, initials, job_id, error_type, duration_seconds::int AS duration_seconds FROM mart_warehouse.erasures WHERE event_id = 'era_3'`
+      )
+    ).toEqual([{ event_id: "era_3", month: "2025-01", initials: "MR", job_id: "JOB-3", error_type: "drive_locked", duration_seconds: 602 }])
   })
 
   it("count an event appended again after JetStream's duplicate window once", async () => {
@@ -143,7 +147,11 @@ describe("warehouse marts from signed erasure webhooks", () => {
     h.set(LogHeaders.source, "erasure")
     h.set(LogHeaders.key, "era_poison")
     h.set(LogHeaders.schema, "warehouse/v1")
-    await js.publish("ingest.warehouse.erasure.erasure_success", '{"id":"era_poison","type":"erasure.success","timestamp":"2025-01-21T08:00:00Z","data":{}}', { headers: h })
+    await js.publish(
+      "ingest.warehouse.erasure.erasure_success",
+      '{"id":"era_poison","type":"erasure.success","timestamp":"2025-01-21T08:00:00Z","data":{}}',
+      { headers: h }
+    )
     const response = await postSigned(stack.edge.url, "erasure", good, stack.secrets.erasure as string)
     expect(response.status).toBe(202)
     await caughtUp(warehouseProjection)
@@ -168,12 +176,17 @@ describe("warehouse marts from signed erasure webhooks", () => {
       ...warehouseProjection,
       project: (event) => {
         const payload = event.payload as { data: Record<string, unknown> }
-        return warehouseProjection.project({ ...event, payload: { ...payload, data: { device_type: "unknown", initials: "NA", job_id: "unknown", ...payload.data } } })
+        return warehouseProjection.project({
+          ...event,
+          payload: { ...payload, data: { device_type: "unknown", initials: "NA", job_id: "unknown", ...payload.data } }
+        })
       }
     }
     expect(await redriveDeadLetters(sql, fixed, generation, [id])).toEqual({ redriven: [id], stillPoison: [] })
     expect(plain(await sql`SELECT erased FROM mart_warehouse.daily_stats WHERE date = '2025-01-21'`)).toEqual([{ erased: 2 }])
-    expect(plain(await sql`SELECT count(*)::int AS open FROM ingest.dead_letters WHERE id = ${id} AND redriven_at IS NULL`)).toEqual([{ open: 0 }])
+    expect(plain(await sql`SELECT count(*)::int AS open FROM ingest.dead_letters WHERE id = ${id} AND redriven_at IS NULL`)).toEqual([
+      { open: 0 }
+    ])
     expect(await redriveDeadLetters(sql, fixed, generation, [id])).toEqual({ redriven: [], stillPoison: [] })
     expect(plain(await sql`SELECT erased FROM mart_warehouse.daily_stats WHERE date = '2025-01-21'`)).toEqual([{ erased: 2 }])
   })
@@ -181,16 +194,25 @@ describe("warehouse marts from signed erasure webhooks", () => {
 
 describe("crm marts from signed HubSpot and Aloware webhooks", () => {
   it("count each activity once by day, agent and metric, with the seed's metric mapping", async () => {
-    expect((await postSigned(stack.edge.url, "hubspot", hubspotBatch(8, { firstEventId: 1 }), stack.secrets.hubspot as string)).status).toBe(202)
+    expect(
+      (await postSigned(stack.edge.url, "hubspot", hubspotBatch(8, { firstEventId: 1 }), stack.secrets.hubspot as string)).status
+    ).toBe(202)
     const call = alowareCall(4242, "2025-01-15 10:32:00")
     expect((await postSigned(stack.edge.url, "aloware", call, stack.secrets.aloware as string)).status).toBe(202)
     const summary = { ...call, event: "Call Summarized", data: { ...call.data, updated_at: "2025-01-15 10:40:00" } }
     expect((await postSigned(stack.edge.url, "aloware", summary, stack.secrets.aloware as string)).status).toBe(202)
-    const text = { event: "Text Sent", data: { id: 77, type: "text", direction: "outbound", user_id: 17, user_name: "Dana Agent", created_at: "2025-01-15 15:00:00" } }
+    const text = {
+      event: "Text Sent",
+      data: { id: 77, type: "text", direction: "outbound", user_id: 17, user_name: "Dana Agent", created_at: "2025-01-15 15:00:00" }
+    }
     expect((await postSigned(stack.edge.url, "aloware", text, stack.secrets.aloware as string)).status).toBe(202)
     await caughtUp(crmProjection)
 
-    expect(plain(await sql`SELECT date_key, agent_id, metric_id, event_count FROM mart_crm.fact_daily_metric ORDER BY date_key, agent_id, metric_id`)).toEqual([
+    expect(
+      plain(
+        await sql`SELECT date_key, agent_id, metric_id, event_count FROM mart_crm.fact_daily_metric ORDER BY date_key, agent_id, metric_id`
+      )
+    ).toEqual([
       { date_key: 20250115, agent_id: "aloware:17", metric_id: "CALLS", event_count: 1 },
       { date_key: 20250115, agent_id: "aloware:17", metric_id: "TEXTS", event_count: 1 },
       { date_key: 20250116, agent_id: "unassigned", metric_id: "CASES", event_count: 2 },
@@ -202,12 +224,22 @@ describe("crm marts from signed HubSpot and Aloware webhooks", () => {
       { shift_id: "LATE", n: 1 },
       { shift_id: "NIGHT", n: 6 }
     ])
-    expect(plain(await sql`SELECT agent_id, agent_name FROM mart_crm.dim_agent WHERE agent_id = 'aloware:17'`)).toEqual([{ agent_id: "aloware:17", agent_name: "Dana Agent" }])
+    expect(plain(await sql`SELECT agent_id, agent_name FROM mart_crm.dim_agent WHERE agent_id = 'aloware:17'`)).toEqual([
+      { agent_id: "aloware:17", agent_name: "Dana Agent" }
+    ])
     expect(plain(await sql`SELECT date_key, day_name, quarter, is_weekend FROM mart_crm.dim_date ORDER BY date_key`)).toEqual([
       { date_key: 20250115, day_name: "Wednesday", quarter: 1, is_weekend: false },
       { date_key: 20250116, day_name: "Thursday", quarter: 1, is_weekend: false }
     ])
-    expect((await sql`SELECT metric_id FROM mart_crm.dim_metric ORDER BY metric_id`).map((row) => row.metric_id)).toEqual(["CALLS", "CASES", "CONTACTS", "DEALS", "EMAILS", "INBOUND_CALLS", "TEXTS"])
+    expect((await sql`SELECT metric_id FROM mart_crm.dim_metric ORDER BY metric_id`).map((row) => row.metric_id)).toEqual([
+      "CALLS",
+      "CASES",
+      "CONTACTS",
+      "DEALS",
+      "EMAILS",
+      "INBOUND_CALLS",
+      "TEXTS"
+    ])
   })
 })
 

@@ -16,9 +16,15 @@ export interface StateReport {
 }
 
 /** The process's health from its projections' states: ok when every one runs, else which do not and why. */
-export const healthOf = (states: ReadonlyMap<string, StateReport>): { readonly status: "ok" | "degraded" | "failed"; readonly projections: Record<string, StateReport> } => {
+export const healthOf = (
+  states: ReadonlyMap<string, StateReport>
+): { readonly status: "ok" | "degraded" | "failed"; readonly projections: Record<string, StateReport> } => {
   const all = [...states.values()]
-  const status = all.some((report) => report.state === "failed") ? "failed" : all.every((report) => report.state === "running") ? "ok" : "degraded"
+  const status = all.some((report) => report.state === "failed")
+    ? "failed"
+    : all.every((report) => report.state === "running")
+      ? "ok"
+      : "degraded"
   return { status, projections: Object.fromEntries(states) }
 }
 
@@ -39,8 +45,15 @@ export const projectionMetrics = (jsm: JetStreamManager, projections: ReadonlyAr
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [registry]
   })
-  const retries = new Counter({ name: "ingest_projection_retries_total", help: "Batches retried after a failure on our side", labelNames: ["projection"], registers: [registry] })
-  const states = new Map<string, StateReport>(projections.map((projection) => [projection.name, { state: "starting", since: new Date().toISOString() }]))
+  const retries = new Counter({
+    name: "ingest_projection_retries_total",
+    help: "Batches retried after a failure on our side",
+    labelNames: ["projection"],
+    registers: [registry]
+  })
+  const states = new Map<string, StateReport>(
+    projections.map((projection) => [projection.name, { state: "starting", since: new Date().toISOString() }])
+  )
   new Gauge({
     name: "ingest_projection_state",
     help: "1 for the state each projection's runtime is in (starting, running, retrying, waiting, stopped, failed), 0 for the others",
@@ -66,7 +79,10 @@ export const projectionMetrics = (jsm: JetStreamManager, projections: ReadonlyAr
     registers: [registry],
     async collect() {
       for (const projection of projections) {
-        const head = await jsm.streams.info(streamFor(projection.domain)).then((info) => info.state.last_seq, () => undefined)
+        const head = await jsm.streams.info(streamFor(projection.domain)).then(
+          (info) => info.state.last_seq,
+          () => undefined
+        )
         if (head !== undefined) this.set({ projection: projection.name }, Math.max(0, head - (checkpoints.get(projection.name) ?? 0)))
       }
     }
@@ -84,7 +100,11 @@ export const projectionMetrics = (jsm: JetStreamManager, projections: ReadonlyAr
     recordRetry: (projection: string) => retries.inc({ projection }),
     recordState: (projection: string, state: ProjectionState, detail?: string) => {
       if (states.get(projection)?.state === state && detail === undefined) return
-      states.set(projection, { state, since: states.get(projection)?.state === state ? (states.get(projection)?.since as string) : new Date().toISOString(), ...(detail === undefined ? {} : { detail }) })
+      states.set(projection, {
+        state,
+        since: states.get(projection)?.state === state ? (states.get(projection)?.since as string) : new Date().toISOString(),
+        ...(detail === undefined ? {} : { detail })
+      })
     },
     health: () => healthOf(states)
   }
@@ -94,7 +114,12 @@ export const projectionMetrics = (jsm: JetStreamManager, projections: ReadonlyAr
  * Serves `GET /metrics` in the Prometheus text format and `GET /healthz` (200 when every projection
  * runs, 503 with each one's state and reason otherwise), on loopback unless `host` says otherwise.
  */
-export const serveMetrics = (registry: Registry, port: number, host = "127.0.0.1", health?: () => ReturnType<typeof healthOf>): Promise<Server> =>
+export const serveMetrics = (
+  registry: Registry,
+  port: number,
+  host = "127.0.0.1",
+  health?: () => ReturnType<typeof healthOf>
+): Promise<Server> =>
   new Promise((resolve, reject) => {
     const server = createServer((request, response) => {
       const path = request.url?.split("?")[0]
@@ -104,7 +129,9 @@ export const serveMetrics = (registry: Registry, port: number, host = "127.0.0.1
         return
       }
       if (request.method !== "GET" || path !== "/metrics") {
-        response.writeHead(404, { "content-type": "text/plain" }).end(`metrics are at GET /metrics${health === undefined ? "" : ", health at GET /healthz"}\n`)
+        response
+          .writeHead(404, { "content-type": "text/plain" })
+          .end(`metrics are at GET /metrics${health === undefined ? "" : ", health at GET /healthz"}\n`)
         return
       }
       registry.metrics().then(

@@ -31,10 +31,18 @@ export const OUTBOX_RETENTION_DAYS = 7
 
 /** Deletes the projection's side effects published more than {@link OUTBOX_RETENTION_DAYS} ago. */
 export const pruneOutbox = async (sql: postgres.Sql, projection: string): Promise<number> =>
-  (await sql`DELETE FROM ingest.outbox WHERE projection = ${projection} AND published_at < now() - make_interval(days => ${OUTBOX_RETENTION_DAYS})`).count
+  (
+    await sql`DELETE FROM ingest.outbox WHERE projection = ${projection} AND published_at < now() - make_interval(days => ${OUTBOX_RETENTION_DAYS})`
+  ).count
 
-const publishSome = async (sql: postgres.Sql, js: JetStreamClient, projection: string, limit: number): Promise<{ count: number; failed: boolean }> => {
-  const pending = await sql`SELECT id, subject, data FROM ingest.outbox WHERE projection = ${projection} AND published_at IS NULL ORDER BY seq, id LIMIT ${limit}`
+const publishSome = async (
+  sql: postgres.Sql,
+  js: JetStreamClient,
+  projection: string,
+  limit: number
+): Promise<{ count: number; failed: boolean }> => {
+  const pending =
+    await sql`SELECT id, subject, data FROM ingest.outbox WHERE projection = ${projection} AND published_at IS NULL ORDER BY seq, id LIMIT ${limit}`
   let published = 0
   for (const row of pending) {
     try {

@@ -16,21 +16,37 @@ let stack: LogStack
 let warehouseHead = 0
 
 /** Two intake counts of 2,000,000,000 on one day: each fits the contract, their sum no integer column. */
-const overflowing = [1, 2].map((n) => ({ id: `intake_big_${n}`, type: "intake.booked_in", timestamp: "2025-02-03T09:00:00Z", data: { count: 2_000_000_000 } }))
+const overflowing = [1, 2].map((n) => ({
+  id: `intake_big_${n}`,
+  type: "intake.booked_in",
+  timestamp: "2025-02-03T09:00:00Z",
+  data: { count: 2_000_000_000 }
+}))
 
 beforeAll(async () => {
   stack = await startLogStack()
   const workload = warehouseWorkload(1200)
-  await appendAsEdge(stack.js, "erasure", [...workload.slice(0, 500), overflowing[0], ...workload.slice(500, 900), overflowing[1], ...workload.slice(900)])
+  await appendAsEdge(stack.js, "erasure", [
+    ...workload.slice(0, 500),
+    overflowing[0],
+    ...workload.slice(500, 900),
+    overflowing[1],
+    ...workload.slice(900)
+  ])
   warehouseHead = (await stack.jsm.streams.info("INGEST_WAREHOUSE")).state.last_seq
   // A downtime reason with a NUL in it, as an edge older than the contract's NUL check appended it: Postgres text cannot hold it.
   const [, , downtime] = oeeEvents("M-07")
   const poisoned = { ...downtime, id: "down_nul", data: { ...(downtime?.data as object), downtime_id: "D-NUL", reason: "jam\u0000" } }
   await appendAsEdge(stack.js, "oee", oeeEvents("M-08"))
-  const [message] = toLogMessages("oee", contracts.oee, [{ index: 0, event: { key: "down_nul", type: "downtime.recorded", occurredAt: "2025-01-15T06:15:00.000Z", payload: poisoned } }], {
-    receivedAt: new Date().toISOString(),
-    traceId: "0".repeat(32)
-  })
+  const [message] = toLogMessages(
+    "oee",
+    contracts.oee,
+    [{ index: 0, event: { key: "down_nul", type: "downtime.recorded", occurredAt: "2025-01-15T06:15:00.000Z", payload: poisoned } }],
+    {
+      receivedAt: new Date().toISOString(),
+      traceId: "0".repeat(32)
+    }
+  )
   if (message === undefined) throw new Error("no message")
   await stack.js.publish(message.subject, message.data, { headers: natsHeadersFor(message) })
   await appendAsEdge(stack.js, "oee", oeeEvents("M-09"))
@@ -65,16 +81,26 @@ describe("events Postgres refuses, live", () => {
     const { sql } = await stack.database()
     await stack.projectToHead(sql, oeeProjection, { batchSize: 100 })
     expect((await letters(sql, "oee")).map((letter) => [letter.dedupe_key, letter.sqlstate])).toEqual([["oee:down_nul", "22021"]])
-    expect((await sql`SELECT machine_id FROM mart_oee.oee_snapshots ORDER BY machine_id`).map((row) => row.machine_id)).toEqual(["M-08", "M-09"])
+    expect((await sql`SELECT machine_id FROM mart_oee.oee_snapshots ORDER BY machine_id`).map((row) => row.machine_id)).toEqual([
+      "M-08",
+      "M-09"
+    ])
   })
 
   it("stay dead letters when re-driven while Postgres still refuses them, with the reason, and the re-drive fails nothing else", async () => {
     const { sql } = await stack.database()
     await stack.projectToHead(sql, warehouseProjection, { batchSize: 500 })
     const [letter] = await letters(sql, "warehouse")
-    const result = await redriveDeadLetters(sql, warehouseProjection, (await activeGeneration(sql, "warehouse")) as NonNullable<Awaited<ReturnType<typeof activeGeneration>>>, [Number(letter?.id)])
+    const result = await redriveDeadLetters(
+      sql,
+      warehouseProjection,
+      (await activeGeneration(sql, "warehouse")) as NonNullable<Awaited<ReturnType<typeof activeGeneration>>>,
+      [Number(letter?.id)]
+    )
     expect(result.redriven).toEqual([])
-    expect(result.stillPoison).toEqual([{ id: Number(letter?.id), reason: expect.stringMatching(/^Postgres refused the event's rows: 22003/) }])
+    expect(result.stillPoison).toEqual([
+      { id: Number(letter?.id), reason: expect.stringMatching(/^Postgres refused the event's rows: 22003/) }
+    ])
     expect((await letters(sql, "warehouse"))[0]?.redriven_at).toBeNull()
   })
 })

@@ -52,10 +52,22 @@ describe("Postgres stopped and restarted mid-run", () => {
     const { sql } = await stack.database()
     const port = await freePort()
     const stop = new AbortController()
-    const served = serveProjections({ sql, nc: stack.projector, jsm: stack.jsm, projections: [warehouseProjection], signal: stop.signal, metricsPort: port })
+    const served = serveProjections({
+      sql,
+      nc: stack.projector,
+      jsm: stack.jsm,
+      projections: [warehouseProjection],
+      signal: stop.signal,
+      metricsPort: port
+    })
     const health = async () => {
       const response = await fetch(`http://127.0.0.1:${port}/healthz`).catch(() => undefined)
-      return response === undefined ? undefined : { status: response.status, body: (await response.json()) as { status: string; projections: Record<string, { state: string; detail?: string }> } }
+      return response === undefined
+        ? undefined
+        : {
+            status: response.status,
+            body: (await response.json()) as { status: string; projections: Record<string, { state: string; detail?: string }> }
+          }
     }
     /** Asks /healthz until `accept` takes its answer; each ask is a real request, nothing is slept on. */
     const until = async (accept: (answer: Awaited<ReturnType<typeof health>>) => boolean) => {
@@ -66,10 +78,18 @@ describe("Postgres stopped and restarted mid-run", () => {
       }
     }
     try {
-      expect((await until((answer) => answer?.status === 200))?.body).toMatchObject({ status: "ok", projections: { warehouse: { state: "running" } } })
+      expect((await until((answer) => answer?.status === 200))?.body).toMatchObject({
+        status: "ok",
+        projections: { warehouse: { state: "running" } }
+      })
       await stack.pg.stop()
       const down = await until((answer) => answer?.status === 503)
-      expect(down?.body).toMatchObject({ status: "degraded", projections: { warehouse: { state: "retrying", detail: expect.stringMatching(/ECONNREFUSED|ECONNRESET|CONNECTION|terminat|shut/i) } } })
+      expect(down?.body).toMatchObject({
+        status: "degraded",
+        projections: {
+          warehouse: { state: "retrying", detail: expect.stringMatching(/ECONNREFUSED|ECONNRESET|CONNECTION|terminat|shut/i) }
+        }
+      })
       const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()
       expect(metrics).toContain('ingest_projection_state{projection="warehouse",state="retrying"} 1')
       await stack.pg.start()

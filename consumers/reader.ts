@@ -9,7 +9,8 @@ import type { Generation } from "./registry.ts"
 const PROCESS_TAG = Math.random().toString(36).slice(2, 8)
 
 /** The durable consumer through which this process reads one generation of a projection. */
-export const consumerName = (projection: Projection, generation: Generation): string => `proj_${projection.name}_g${generation.generation}_${PROCESS_TAG}`
+export const consumerName = (projection: Projection, generation: Generation): string =>
+  `proj_${projection.name}_g${generation.generation}_${PROCESS_TAG}`
 
 /**
  * (Re)creates this process's durable pull consumer for the generation, delivering from
@@ -18,7 +19,13 @@ export const consumerName = (projection: Projection, generation: Generation): st
  * idle minutes; two replicas reading at once stay correct (the checkpoint compare-and-set lets one
  * batch win) but waste work, so run one replica per projection.
  */
-export const openConsumer = async (js: JetStreamClient, jsm: JetStreamManager, projection: Projection, generation: Generation, checkpoint: number): Promise<Consumer> => {
+export const openConsumer = async (
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  projection: Projection,
+  generation: Generation,
+  checkpoint: number
+): Promise<Consumer> => {
   const stream = streamFor(projection.domain)
   const name = consumerName(projection, generation)
   await jsm.consumers.delete(stream, name).catch(() => undefined)
@@ -29,7 +36,9 @@ export const openConsumer = async (js: JetStreamClient, jsm: JetStreamManager, p
     max_ack_pending: 20_000,
     filter_subject: domainSubjects(projection.domain),
     inactive_threshold: nanos(5 * 60_000),
-    ...(checkpoint > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: checkpoint + 1 } : { deliver_policy: DeliverPolicy.All })
+    ...(checkpoint > 0
+      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: checkpoint + 1 }
+      : { deliver_policy: DeliverPolicy.All })
   })
   return js.consumers.get(stream, name)
 }
@@ -46,5 +55,11 @@ export const fetchBatch = async (consumer: Consumer, max: number, expiresMs: num
 
 /** A log message as the projection sees it; the dedupe key is the edge's `<source>:<natural key>`. */
 export const toReadEvent = (message: JsMsg): ReadEvent => {
-  return readEventOf({ seq: message.seq, subject: message.subject, headers: headerValues(message.headers), data: message.string(), appendedAt: new Date(message.info.timestampNanos / 1e6).toISOString() })
+  return readEventOf({
+    seq: message.seq,
+    subject: message.subject,
+    headers: headerValues(message.headers),
+    data: message.string(),
+    appendedAt: new Date(message.info.timestampNanos / 1e6).toISOString()
+  })
 }

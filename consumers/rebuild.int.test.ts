@@ -118,13 +118,21 @@ describe("rebuilding a projection from the log", () => {
       const generations = await sql`SELECT generation, status FROM ingest.projections WHERE name = ${projection.name} ORDER BY generation`
       expect(generations.map((row) => [Number(row.generation), row.status])).toEqual([[result.generation, "active"]])
       expect(result.dropped).toEqual([`proj_${projection.name}_g${result.generation - 1}`])
-      const [{ present }] = (await sql`SELECT count(*)::int AS present FROM information_schema.schemata WHERE schema_name = ${result.dropped[0] ?? ""}`) as unknown as [{ present: number }]
+      const [{ present }] =
+        (await sql`SELECT count(*)::int AS present FROM information_schema.schemata WHERE schema_name = ${result.dropped[0] ?? ""}`) as unknown as [
+          { present: number }
+        ]
       expect(present).toBe(0)
     })
   }
 
   it("leaves the live consumer projecting into the new generation", async () => {
-    heads.set("warehouse", await appendAsEdge(stack.js, "erasure", [{ id: "after_rebuild", type: "qa.completed", timestamp: "2025-03-01T09:00:00Z", data: { count: 9 } }]))
+    heads.set(
+      "warehouse",
+      await appendAsEdge(stack.js, "erasure", [
+        { id: "after_rebuild", type: "qa.completed", timestamp: "2025-03-01T09:00:00Z", data: { count: 9 } }
+      ])
+    )
     await caughtUp(warehouseProjection)
     expect(JSON.parse(JSON.stringify(await sql`SELECT qa FROM mart_warehouse.daily_stats WHERE date = '2025-03-01'`))).toEqual([{ qa: 9 }])
   })
@@ -171,7 +179,14 @@ describe("a rebuild's switch while readers stream from the old marts", () => {
       await reading
     })
     await holding
-    const waits: Array<{ attempt: number; nextAttemptInMs: number; waiting: string | null; tries: number; blocked: number; readerRows: number }> = []
+    const waits: Array<{
+      attempt: number
+      nextAttemptInMs: number
+      waiting: string | null
+      tries: number
+      blocked: number
+      readerRows: number
+    }> = []
     const rebuilt = rebuildProjection({
       sql: fresh,
       nc: stack.projector,
@@ -179,11 +194,18 @@ describe("a rebuild's switch while readers stream from the old marts", () => {
       switchLockTimeoutMs: 200,
       onSwitchWait: async (wait) => {
         const [status] = await projectionStatus(fresh, stack.projector, [warehouseProjection])
-        const [{ blocked }] = (await fresh`SELECT count(*)::int AS blocked FROM pg_locks l JOIN pg_namespace n ON n.oid = (SELECT relnamespace FROM pg_class WHERE oid = l.relation)
+        const [{ blocked }] =
+          (await fresh`SELECT count(*)::int AS blocked FROM pg_locks l JOIN pg_namespace n ON n.oid = (SELECT relnamespace FROM pg_class WHERE oid = l.relation)
                                             WHERE NOT l.granted AND n.nspname = 'mart_warehouse'`) as unknown as [{ blocked: number }]
         // A new reader between tries is not held back by the switch.
         const [{ rows }] = (await fresh`SELECT count(*)::int AS rows FROM mart_warehouse.daily_stats`) as unknown as [{ rows: number }]
-        waits.push({ ...wait, waiting: status?.building[0]?.switchWaitingSince ?? null, tries: status?.building[0]?.switchAttempts ?? 0, blocked, readerRows: rows })
+        waits.push({
+          ...wait,
+          waiting: status?.building[0]?.switchWaitingSince ?? null,
+          tries: status?.building[0]?.switchAttempts ?? 0,
+          blocked,
+          readerRows: rows
+        })
         if (waits.length === 2) finishReading()
       }
     })
@@ -211,11 +233,18 @@ describe("a rebuild's switch while readers stream from the old marts", () => {
     const log: Array<ReturnType<typeof readEventOf>> = []
     for (let seq = 1; seq <= head; seq++) {
       const stored = await stack.jsm.streams.getMessage("INGEST_WAREHOUSE", { seq })
-      log.push(readEventOf({ seq, subject: stored?.subject as string, headers: headerValues(stored?.header), data: stored?.string() as string }))
+      log.push(
+        readEventOf({ seq, subject: stored?.subject as string, headers: headerValues(stored?.header), data: stored?.string() as string })
+      )
     }
     const [live] = await generations(fresh, "warehouse")
     // The generation the rebuild makes: the next one, building.
-    const building = { ...(live as NonNullable<typeof live>), generation: (live?.generation ?? 0) + 1, schema: `proj_warehouse_g${(live?.generation ?? 0) + 1}`, status: "building" as const }
+    const building = {
+      ...(live as NonNullable<typeof live>),
+      generation: (live?.generation ?? 0) + 1,
+      schema: `proj_warehouse_g${(live?.generation ?? 0) + 1}`,
+      status: "building" as const
+    }
     let interfered = false
     let interfering: Promise<unknown> = Promise.resolve()
     const result = await rebuildProjection({
@@ -227,7 +256,14 @@ describe("a rebuild's switch while readers stream from the old marts", () => {
       // rebuild's back, as when a commit succeeds and its answer is lost: its next batch finds the checkpoint moved.
       onProgress: (progress) => {
         if (interfered || progress.position >= head - 100) return
-        interfering = applyBatch(fresh, warehouseProjection, building, progress.position, log.slice(progress.position, progress.position + 100), "rebuild").then(
+        interfering = applyBatch(
+          fresh,
+          warehouseProjection,
+          building,
+          progress.position,
+          log.slice(progress.position, progress.position + 100),
+          "rebuild"
+        ).then(
           () => (interfered = true),
           () => undefined
         )
@@ -239,4 +275,3 @@ describe("a rebuild's switch while readers stream from the old marts", () => {
     expect(await martSnapshot(fresh, warehouseProjection)).toEqual(before)
   }, 60_000)
 })
-

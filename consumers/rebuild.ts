@@ -62,7 +62,9 @@ export const rebuildProjection = async (options: {
   // generation still 'building' when we hold the lock was left by a rebuild that died, and goes.
   const lock = await sql.reserve()
   try {
-    const [{ locked }] = (await lock`SELECT pg_try_advisory_lock(hashtext(${rebuildLockKey(projection)})) AS locked`) as unknown as [{ locked: boolean }]
+    const [{ locked }] = (await lock`SELECT pg_try_advisory_lock(hashtext(${rebuildLockKey(projection)})) AS locked`) as unknown as [
+      { locked: boolean }
+    ]
     if (!locked) throw new Error(`another rebuild of ${projection.name} is running`)
     try {
       const live = await activeGeneration(sql, projection.name)
@@ -70,7 +72,10 @@ export const rebuildProjection = async (options: {
       if (live !== undefined && live.version > projection.version) throw newerVersion(projection, live.version)
       for (const stale of (await generations(sql, projection.name)).filter((generation) => generation.status === "building")) {
         await dropGeneration(sql, stale)
-        logEvent("warn", "dropped a generation left by a rebuild that did not finish", { projection: projection.name, schema: stale.schema })
+        logEvent("warn", "dropped a generation left by a rebuild that did not finish", {
+          projection: projection.name,
+          schema: stale.schema
+        })
       }
       return await rebuildLocked(options)
     } finally {
@@ -90,7 +95,9 @@ const rebuildLocked = async (options: Parameters<typeof rebuildProjection>[0]): 
   let position = 0
   // Never replay past the live generation: events after its position must be projected live, so
   // their side effects are recorded. Without a live generation, replay to the stream's head.
-  let target = (await activeGeneration(sql, projection.name))?.checkpoint ?? (await clients.jsm.streams.info(streamFor(projection.domain))).state.last_seq
+  let target =
+    (await activeGeneration(sql, projection.name))?.checkpoint ??
+    (await clients.jsm.streams.info(streamFor(projection.domain))).state.last_seq
   const consumeTo = async (until: number) => {
     target = until
     const outcome = await consumeGeneration(
@@ -107,7 +114,12 @@ const rebuildLocked = async (options: Parameters<typeof rebuildProjection>[0]): 
           position = batch.checkpoint
           const seconds = (performance.now() - started) / 1000
           const eventsPerSecond = position / Math.max(seconds, 0.001)
-          options.onProgress?.({ position, target, eventsPerSecond, etaSeconds: eventsPerSecond > 0 ? Math.max(0, target - position) / eventsPerSecond : undefined })
+          options.onProgress?.({
+            position,
+            target,
+            eventsPerSecond,
+            etaSeconds: eventsPerSecond > 0 ? Math.max(0, target - position) / eventsPerSecond : undefined
+          })
         }
       },
       clients,
@@ -115,12 +127,13 @@ const rebuildLocked = async (options: Parameters<typeof rebuildProjection>[0]): 
       "rebuild",
       () => target
     )
-    if (outcome === "replaced") throw new Error(`generation ${generation.generation} of ${projection.name} was changed by another process during the rebuild`)
+    if (outcome === "replaced")
+      throw new Error(`generation ${generation.generation} of ${projection.name} was changed by another process during the rebuild`)
   }
 
   try {
     await consumeTo(target)
-    for (let attempt = 0; ; ) {
+    for (let attempt = 0; ;) {
       const live = await activeGeneration(sql, projection.name)
       if (live !== undefined && live.checkpoint > position) {
         await consumeTo(live.checkpoint)
@@ -131,7 +144,8 @@ const rebuildLocked = async (options: Parameters<typeof rebuildProjection>[0]): 
         .begin(async (tx) => {
           await lockReaders(tx, projection, options.switchLockTimeoutMs ?? READER_LOCK_TIMEOUT_MS)
           if (live !== undefined) {
-            const [row] = await tx`SELECT checkpoint FROM ingest.projections WHERE name = ${projection.name} AND generation = ${live.generation} FOR UPDATE`
+            const [row] =
+              await tx`SELECT checkpoint FROM ingest.projections WHERE name = ${projection.name} AND generation = ${live.generation} FOR UPDATE`
             if (Number(row?.checkpoint) !== position) return false
           }
           await activate(tx, projection, generation)
@@ -147,7 +161,12 @@ const rebuildLocked = async (options: Parameters<typeof rebuildProjection>[0]): 
       const nextAttemptInMs = switchBackoffMs(attempt)
       await sql`UPDATE ingest.projections SET switch_waiting_since = coalesce(switch_waiting_since, now()), switch_attempts = switch_attempts + 1
                 WHERE name = ${projection.name} AND generation = ${generation.generation}`
-      logEvent("info", "readers of the old marts are still streaming; trying the switch again later", { projection: projection.name, generation: generation.generation, attempt, nextAttemptInMs })
+      logEvent("info", "readers of the old marts are still streaming; trying the switch again later", {
+        projection: projection.name,
+        generation: generation.generation,
+        attempt,
+        nextAttemptInMs
+      })
       await options.onSwitchWait?.({ attempt, nextAttemptInMs })
       await new Promise((resolveLater) => setTimeout(resolveLater, nextAttemptInMs))
       attempt++

@@ -32,7 +32,10 @@ export const activeGeneration = async (sql: Sql, name: string): Promise<Generati
 }
 
 /** The status of one generation now, or undefined once it was dropped. */
-export const generationStatus = async (sql: Sql, generation: Pick<Generation, "name" | "generation">): Promise<Generation["status"] | undefined> => {
+export const generationStatus = async (
+  sql: Sql,
+  generation: Pick<Generation, "name" | "generation">
+): Promise<Generation["status"] | undefined> => {
   const [row] = await sql`SELECT status FROM ingest.projections WHERE name = ${generation.name} AND generation = ${generation.generation}`
   return row?.status as Generation["status"] | undefined
 }
@@ -41,21 +44,26 @@ export const generations = async (sql: Sql, name: string): Promise<ReadonlyArray
   (await sql`SELECT * FROM ingest.projections WHERE name = ${name} ORDER BY generation`).map(toGeneration)
 
 /** Serialises everything that makes or drops one projection's generations, across processes. */
-const lockProjection = (tx: postgres.TransactionSql, projection: Pick<Projection, "name">) => tx`SELECT pg_advisory_xact_lock(hashtext(${`ingest.projection.${projection.name}`}))`
+const lockProjection = (tx: postgres.TransactionSql, projection: Pick<Projection, "name">) =>
+  tx`SELECT pg_advisory_xact_lock(hashtext(${`ingest.projection.${projection.name}`}))`
 
 /** The session lock a rebuild of `projection` holds for its whole run. */
 export const rebuildLockKey = (projection: Pick<Projection, "name">): string => `ingest.rebuild.${projection.name}`
 
 /** The next generation's schema, made inside `tx` (which holds the projection's lock): tables, views, seed rows and the dedupe ledger. */
 const makeGeneration = async (tx: postgres.TransactionSql, projection: Projection): Promise<Generation> => {
-  const [{ next }] = (await tx`SELECT coalesce(max(generation), 0) + 1 AS next FROM ingest.projections WHERE name = ${projection.name}`) as unknown as [{ next: number }]
+  const [{ next }] =
+    (await tx`SELECT coalesce(max(generation), 0) + 1 AS next FROM ingest.projections WHERE name = ${projection.name}`) as unknown as [
+      { next: number }
+    ]
   const schema = `proj_${projection.name}_g${next}`
   await dropSchema(tx, schema)
   await tx.unsafe(`CREATE SCHEMA ${quoteIdent(schema)}`)
   await tx.unsafe(`CREATE TABLE ${qualified(schema, "dedupe_keys")} (key text PRIMARY KEY, seq bigint NOT NULL)`)
   for (const table of projection.tables) for (const statement of tableDdl(schema, table)) await tx.unsafe(statement)
   for (const statement of projection.extraSql?.(schema) ?? []) await tx.unsafe(statement)
-  const [row] = await tx`INSERT INTO ingest.projections (name, generation, version, schema_name, status) VALUES (${projection.name}, ${next}, ${projection.version}, ${schema}, 'building') RETURNING *`
+  const [row] =
+    await tx`INSERT INTO ingest.projections (name, generation, version, schema_name, status) VALUES (${projection.name}, ${next}, ${projection.version}, ${schema}, 'building') RETURNING *`
   return toGeneration(row as Record<string, unknown>)
 }
 
@@ -83,14 +91,20 @@ export const dropGeneration = async (sql: Sql, generation: Pick<Generation, "nam
  * rebuild that died are dropped, unless a rebuild is running (it holds its lock): then undefined,
  * and the caller waits for the rebuild to activate its generation.
  */
-export const ensureActiveGeneration = (sql: postgres.Sql, projection: Projection): Promise<{ readonly generation: Generation; readonly created: boolean } | undefined> =>
+export const ensureActiveGeneration = (
+  sql: postgres.Sql,
+  projection: Projection
+): Promise<{ readonly generation: Generation; readonly created: boolean } | undefined> =>
   sql.begin(async (tx) => {
     await lockProjection(tx, projection)
     const active = await activeGeneration(tx, projection.name)
     if (active !== undefined) return { generation: active, created: false }
-    const [{ free }] = (await tx`SELECT pg_try_advisory_xact_lock(hashtext(${rebuildLockKey(projection)})) AS free`) as unknown as [{ free: boolean }]
+    const [{ free }] = (await tx`SELECT pg_try_advisory_xact_lock(hashtext(${rebuildLockKey(projection)})) AS free`) as unknown as [
+      { free: boolean }
+    ]
     if (!free) return undefined
-    for (const stale of (await generations(tx, projection.name)).filter((generation) => generation.status === "building")) await dropGeneration(tx, stale)
+    for (const stale of (await generations(tx, projection.name)).filter((generation) => generation.status === "building"))
+      await dropGeneration(tx, stale)
     const generation = await makeGeneration(tx, projection)
     await activate(tx, projection, generation)
     return { generation: { ...generation, status: "active" as const }, created: true }

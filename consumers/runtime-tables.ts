@@ -28,7 +28,9 @@ export const ensureRuntimeTables = async (sql: postgres.Sql): Promise<void> => {
       created_at timestamptz NOT NULL DEFAULT now(),
       published_at timestamptz)`)
     await tx.unsafe(`CREATE INDEX IF NOT EXISTS outbox_pending ON ingest.outbox (projection, seq) WHERE published_at IS NULL`)
-    await tx.unsafe(`CREATE INDEX IF NOT EXISTS outbox_published ON ingest.outbox (projection, published_at) WHERE published_at IS NOT NULL`)
+    await tx.unsafe(
+      `CREATE INDEX IF NOT EXISTS outbox_published ON ingest.outbox (projection, published_at) WHERE published_at IS NOT NULL`
+    )
     await tx.unsafe(`CREATE TABLE IF NOT EXISTS ingest.dead_letters (
       id bigserial PRIMARY KEY,
       projection text NOT NULL,

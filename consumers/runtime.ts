@@ -6,7 +6,16 @@ import { streamFor } from "../contracts/log.ts"
 import { logEvent } from "../platform/logger.ts"
 import type { Projection } from "../projections/projection.ts"
 import { applyFindingPoison, type BatchResult, newerVersion, newStreak } from "./apply.ts"
-import { backoffMs, type CheckpointMoved, classifyFailure, describeFailure, fatal, isFailure, ourSideBackoff, shouldRetry } from "./failures.ts"
+import {
+  backoffMs,
+  type CheckpointMoved,
+  classifyFailure,
+  describeFailure,
+  fatal,
+  isFailure,
+  ourSideBackoff,
+  shouldRetry
+} from "./failures.ts"
 import { publishOutbox } from "./outbox.ts"
 import { deleteConsumer, fetchBatch, openConsumer, toReadEvent } from "./reader.ts"
 import { ensureActiveGeneration, type Generation, generationStatus } from "./registry.ts"
@@ -42,10 +51,14 @@ export interface RuntimeOptions {
 const pause = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms)
-    signal?.addEventListener("abort", () => {
-      clearTimeout(timer)
-      resolve()
-    }, { once: true })
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(timer)
+        resolve()
+      },
+      { once: true }
+    )
   })
 
 interface Clients {
@@ -62,7 +75,9 @@ const givesUp = (options: RuntimeOptions, what: string, error: unknown, attempt:
   if (options.nc.isClosed()) return fatal(`the NATS connection closed for good while ${what}`, "restart the process once NATS is reachable")
   const kind = classifyFailure(error)
   if (shouldRetry(kind, attempt)) return undefined
-  return kind === "unknown" ? fatal(`${what} failed ${attempt + 1} times: ${describeFailure(error)}`, "see the error; restart once it is fixed") : error
+  return kind === "unknown"
+    ? fatal(`${what} failed ${attempt + 1} times: ${describeFailure(error)}`, "see the error; restart once it is fixed")
+    : error
 }
 
 const noteRetry = (options: RuntimeOptions, what: string, error: unknown, attempt: number): void => {
@@ -142,11 +157,15 @@ export const consumeGeneration = async (
   const publishEffects = mode === "live" && projection.effects !== undefined && options.publishEffects !== false
   /** Failures leave the effects pending for the next attempt; they never stop the projection. */
   const publishPending = () =>
-    publishOutbox(sql, clients.js, projection.name).catch((error: unknown) => logEvent("warn", "publishing side effects failed; they stay pending", { error: String(error) }))
+    publishOutbox(sql, clients.js, projection.name).catch((error: unknown) =>
+      logEvent("warn", "publishing side effects failed; they stay pending", { error: String(error) })
+    )
   if (publishEffects) await publishPending()
   /** Opens the consumer at `checkpoint + 1`; never reuses one after a failed fetch, whose delivery point may be past messages we dropped. */
   const reopen = async (): Promise<Consumer | undefined> => {
-    const opened = await retrying(options, "opening the log consumer", () => openConsumer(clients.js, clients.jsm, projection, generation, checkpoint))
+    const opened = await retrying(options, "opening the log consumer", () =>
+      openConsumer(clients.js, clients.jsm, projection, generation, checkpoint)
+    )
     return opened === STOPPED ? undefined : opened
   }
   let consumer = await reopen()
@@ -159,7 +178,11 @@ export const consumeGeneration = async (
       if (target !== undefined && checkpoint >= target) return "reached"
       let messages: Array<JsMsg>
       try {
-        messages = await fetchBatch(consumer, target === undefined ? batchSize : Math.min(batchSize, Math.max(1, target - checkpoint)), options.fetchWaitMs ?? 1000)
+        messages = await fetchBatch(
+          consumer,
+          target === undefined ? batchSize : Math.min(batchSize, Math.max(1, target - checkpoint)),
+          options.fetchWaitMs ?? 1000
+        )
         fetchFailures = 0
       } catch (error) {
         await afterFailure(options, "reading the log", error, fetchFailures++)
@@ -197,7 +220,10 @@ export const consumeGeneration = async (
       if (result === STOPPED) return "stopped"
       if ("_tag" in result) {
         if (result.status !== (mode === "live" ? "active" : "building")) return "replaced"
-        logEvent("warn", "checkpoint moved under us; resuming from the committed position", { projection: projection.name, found: result.found })
+        logEvent("warn", "checkpoint moved under us; resuming from the committed position", {
+          projection: projection.name,
+          found: result.found
+        })
         checkpoint = result.found ?? checkpoint
         options.onCheckpoint?.(checkpoint)
         consumer = await reopen()
@@ -238,7 +264,8 @@ export const runLive = async (options: RuntimeOptions): Promise<void> => {
   const { projection } = options
   options.onState?.("starting")
   try {
-    if ((await retrying(options, "preparing the registry", () => ensureRuntimeTables(options.sql))) === STOPPED) return options.onState?.("stopped")
+    if ((await retrying(options, "preparing the registry", () => ensureRuntimeTables(options.sql))) === STOPPED)
+      return options.onState?.("stopped")
     const clients = await retrying(options, "connecting to JetStream", () => clientsOf(options.nc))
     if (clients === STOPPED) return options.onState?.("stopped")
     while (options.signal?.aborted !== true) {
@@ -259,7 +286,12 @@ export const runLive = async (options: RuntimeOptions): Promise<void> => {
           code: projection.version,
           fix: `npm run mesh -- rebuild ${projection.name}`
         })
-      logEvent("info", "projecting", { projection: projection.name, generation: generation.generation, checkpoint: generation.checkpoint, stream: streamFor(projection.domain) })
+      logEvent("info", "projecting", {
+        projection: projection.name,
+        generation: generation.generation,
+        checkpoint: generation.checkpoint,
+        stream: streamFor(projection.domain)
+      })
       const outcome = await consumeGeneration(options, clients, generation, "live")
       if (outcome === "stopped") break
       logEvent("info", "generation replaced; switching", { projection: projection.name, generation: generation.generation })

@@ -27,8 +27,13 @@ export const serveProjections = async (options: {
   const clashes = publishedClashes(options.projections)
   if (clashes.length > 0) throw new Error(`more than one projection publishes ${clashes.join(", ")}: give each its own name`)
   const metrics = projectionMetrics(options.jsm, options.projections)
-  const server = options.metricsPort > 0 ? await serveMetrics(metrics.registry, options.metricsPort, options.metricsHost, metrics.health) : undefined
-  if (server !== undefined) logEvent("info", "metrics", { url: `http://${options.metricsHost ?? "127.0.0.1"}:${options.metricsPort}/metrics`, health: `http://${options.metricsHost ?? "127.0.0.1"}:${options.metricsPort}/healthz` })
+  const server =
+    options.metricsPort > 0 ? await serveMetrics(metrics.registry, options.metricsPort, options.metricsHost, metrics.health) : undefined
+  if (server !== undefined)
+    logEvent("info", "metrics", {
+      url: `http://${options.metricsHost ?? "127.0.0.1"}:${options.metricsPort}/metrics`,
+      health: `http://${options.metricsHost ?? "127.0.0.1"}:${options.metricsPort}/healthz`
+    })
   const stop = new AbortController()
   const stopAll = () => stop.abort()
   options.signal.addEventListener("abort", stopAll, { once: true })
@@ -50,7 +55,10 @@ export const serveProjections = async (options: {
           onRetry: () => metrics.recordRetry(projection.name),
           onState: (state, detail) => metrics.recordState(projection.name, state, detail)
         }).catch((error: unknown) => {
-          logEvent("error", "projection stopped: it cannot go on", { projection: projection.name, error: error instanceof Error ? error.message : String(error) })
+          logEvent("error", "projection stopped: it cannot go on", {
+            projection: projection.name,
+            error: error instanceof Error ? error.message : String(error)
+          })
           stopAll()
           throw error
         })

@@ -14,12 +14,17 @@ export const projectionStatus = async (sql: postgres.Sql, nc: NatsConnection, pr
     projections.map(async (projection) => {
       const active: Generation | undefined = await activeGeneration(sql, projection.name)
       const head = (await clients.jsm.streams.info(streamFor(projection.domain))).state.last_seq
-      const [letters] = await sql`SELECT count(*)::int AS open FROM ingest.dead_letters WHERE projection = ${projection.name} AND redriven_at IS NULL`
-      const building = await sql`SELECT generation, checkpoint, switch_waiting_since, switch_attempts FROM ingest.projections WHERE name = ${projection.name} AND status = 'building'`
+      const [letters] =
+        await sql`SELECT count(*)::int AS open FROM ingest.dead_letters WHERE projection = ${projection.name} AND redriven_at IS NULL`
+      const building =
+        await sql`SELECT generation, checkpoint, switch_waiting_since, switch_attempts FROM ingest.projections WHERE name = ${projection.name} AND status = 'building'`
       return {
         projection: projection.name,
         generation: active?.generation ?? null,
-        version: active === undefined ? null : `${active.version}${active.version === projection.version ? "" : ` (code is ${projection.version}: rebuild)`}`,
+        version:
+          active === undefined
+            ? null
+            : `${active.version}${active.version === projection.version ? "" : ` (code is ${projection.version}: rebuild)`}`,
         schema: active?.schema ?? null,
         checkpoint: active?.checkpoint ?? 0,
         head,

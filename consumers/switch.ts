@@ -14,13 +14,18 @@ export const READER_LOCK_TIMEOUT_MS = 2000
  * the switch (which retries) instead of queueing every other reader and the live consumer behind it.
  * Fails with Postgres' `lock_not_available` (55P03) when the wait runs out.
  */
-export const lockReaders = async (tx: postgres.TransactionSql, projection: Projection, lockTimeoutMs = READER_LOCK_TIMEOUT_MS): Promise<void> => {
+export const lockReaders = async (
+  tx: postgres.TransactionSql,
+  projection: Projection,
+  lockTimeoutMs = READER_LOCK_TIMEOUT_MS
+): Promise<void> => {
   await tx.unsafe(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(lockTimeoutMs))}`)
   const schema = publishedSchema(projection)
-  const existing = (await tx`SELECT name FROM unnest(${tx.array([...projection.published])}::text[]) AS name WHERE to_regclass(quote_ident(${schema}) || '.' || quote_ident(name)) IS NOT NULL`).map(
-    (row) => row.name as string
-  )
-  if (existing.length > 0) await tx.unsafe(`LOCK TABLE ${existing.map((name) => qualified(schema, name)).join(", ")} IN ACCESS EXCLUSIVE MODE`)
+  const existing = (
+    await tx`SELECT name FROM unnest(${tx.array([...projection.published])}::text[]) AS name WHERE to_regclass(quote_ident(${schema}) || '.' || quote_ident(name)) IS NOT NULL`
+  ).map((row) => row.name as string)
+  if (existing.length > 0)
+    await tx.unsafe(`LOCK TABLE ${existing.map((name) => qualified(schema, name)).join(", ")} IN ACCESS EXCLUSIVE MODE`)
 }
 
 /** Whether `error` is a lock wait that ran out ({@link lockReaders}). */
@@ -32,12 +37,17 @@ export const isLockTimeout = (error: unknown): boolean => (error as { code?: str
  * a mix or an empty table. Views an older version published into the shared `mart` schema for this
  * projection are dropped.
  */
-export const activate = async (tx: postgres.TransactionSql, projection: Projection, generation: { readonly generation: number; readonly schema: string }): Promise<void> => {
+export const activate = async (
+  tx: postgres.TransactionSql,
+  projection: Projection,
+  generation: { readonly generation: number; readonly schema: string }
+): Promise<void> => {
   const schema = publishedSchema(projection)
   await tx`UPDATE ingest.projections SET status = 'retired', updated_at = now() WHERE name = ${projection.name} AND status = 'active'`
   await tx`UPDATE ingest.projections SET status = 'active', activated_at = now(), updated_at = now() WHERE name = ${projection.name} AND generation = ${generation.generation}`
   await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`)
-  const grant = (statement: string) => tx.unsafe(`DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '${READER_ROLE}') THEN ${statement}; END IF; END $$`)
+  const grant = (statement: string) =>
+    tx.unsafe(`DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '${READER_ROLE}') THEN ${statement}; END IF; END $$`)
   await grant(`GRANT USAGE ON SCHEMA ${quoteIdent(schema)} TO ${READER_ROLE}`)
   for (const name of projection.published) {
     await tx.unsafe(`DROP VIEW IF EXISTS ${qualified(schema, name)}`)

@@ -6,9 +6,13 @@ const ALOWARE_TIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2
 
 /** Aloware sends `YYYY-MM-DD HH:MM:SS` (UTC) or ISO 8601; both are accepted. */
 const AlowareTime = Schema.String.check(
-  Schema.makeFilter((value: string) => ALOWARE_TIME.test(value) && inYearRange(Date.parse(normaliseAlowareTime(value))) && isCalendarDay(value.slice(0, 10)), {
-    message: "Expected a date-time like 2025-01-15 10:32:00 (UTC) or 2025-01-15T10:32:00Z, years 0001 to 9999"
-  })
+  Schema.makeFilter(
+    (value: string) =>
+      ALOWARE_TIME.test(value) && inYearRange(Date.parse(normaliseAlowareTime(value))) && isCalendarDay(value.slice(0, 10)),
+    {
+      message: "Expected a date-time like 2025-01-15 10:32:00 (UTC) or 2025-01-15T10:32:00Z, years 0001 to 9999"
+    }
+  )
 )
 
 const normaliseAlowareTime = (value: string): string => {
@@ -50,7 +54,9 @@ const AlowareKeyFields = Schema.Struct({
  * well-formed Unicode, checked by the contract).
  */
 export const alowareKey = (event: typeof AlowareKeyFields.Type): string =>
-  [event.event, String(event.data.id), toUtcIso(normaliseAlowareTime(event.data.updated_at ?? event.data.created_at))].map(encodeURIComponent).join(":")
+  [event.event, String(event.data.id), toUtcIso(normaliseAlowareTime(event.data.updated_at ?? event.data.created_at))]
+    .map(encodeURIComponent)
+    .join(":")
 
 export const alowareContract: Contract = makeContract({
   name: "aloware",
@@ -62,7 +68,10 @@ export const alowareContract: Contract = makeContract({
     const decoded = decodeIssues(AlowareEvent, payload, at)
     if (decoded.ok) {
       const event = decoded.value
-      return { _tag: "Valid", event: { key: alowareKey(event), type: event.event, occurredAt: toUtcIso(normaliseAlowareTime(event.data.created_at)), payload } }
+      return {
+        _tag: "Valid",
+        event: { key: alowareKey(event), type: event.event, occurredAt: toUtcIso(normaliseAlowareTime(event.data.created_at)), payload }
+      }
     }
     const key = decodeIssues(AlowareKeyFields, payload)
     return { _tag: "Invalid", key: key.ok ? alowareKey(key.value) : undefined, issues: decoded.issues }

@@ -63,7 +63,9 @@ export const decodeIssues = <S extends Schema.Decoder<unknown>>(schema: S, input
     decoders.set(schema, decode)
   }
   const result = decode(input) as ReturnType<ReturnType<typeof Schema.decodeUnknownResult<S>>>
-  return result._tag === "Success" ? ({ ok: true, value: result.success } as const) : ({ ok: false, issues: issuesOf(result.failure, input, prefix) } as const)
+  return result._tag === "Success"
+    ? ({ ok: true, value: result.success } as const)
+    : ({ ok: false, issues: issuesOf(result.failure, input, prefix) } as const)
 }
 
 export const violation = (...issues: ReadonlyArray<ContractIssue>) => new ContractViolation({ issues })
@@ -105,15 +107,27 @@ export const makeContract = (options: {
     judge,
     split: (body) => {
       const batched = Array.isArray(body)
-      const expected = options.shape === "array" ? `a JSON array of ${options.describe}` : options.shape === "object" ? `one of ${options.describe} as a JSON object` : `one of ${options.describe} or a JSON array of them`
-      const fits = options.shape === "array" ? batched : options.shape === "object" ? kindOf(body) === "object" : batched || kindOf(body) === "object"
+      const expected =
+        options.shape === "array"
+          ? `a JSON array of ${options.describe}`
+          : options.shape === "object"
+            ? `one of ${options.describe} as a JSON object`
+            : `one of ${options.describe} or a JSON array of them`
+      const fits =
+        options.shape === "array" ? batched : options.shape === "object" ? kindOf(body) === "object" : batched || kindOf(body) === "object"
       if (!fits) return Effect.fail(violation({ path: "$", message: `Expected ${expected}, got ${kindOf(body)}` }))
       const deep = tooDeep(body)
-      if (deep !== undefined) return Effect.fail(violation({ path: renderPath(deep), message: `the body nests deeper than ${MAX_NESTING} levels` }))
+      if (deep !== undefined)
+        return Effect.fail(violation({ path: renderPath(deep), message: `the body nests deeper than ${MAX_NESTING} levels` }))
       const items: ReadonlyArray<unknown> = batched ? body : [body]
       if (items.length === 0) return Effect.fail(violation({ path: "$", message: "Expected at least one event, got an empty array" }))
       if (items.length > MAX_EVENTS_PER_REQUEST)
-        return Effect.fail(violation({ path: "$", message: `Expected at most ${MAX_EVENTS_PER_REQUEST} events per request, got ${items.length}: split the batch` }))
+        return Effect.fail(
+          violation({
+            path: "$",
+            message: `Expected at most ${MAX_EVENTS_PER_REQUEST} events per request, got ${items.length}: split the batch`
+          })
+        )
       const judged = items.map((payload, index) => ({ index, payload, judgement: judge(payload, batched ? [index] : []) }))
       return Effect.succeed({ batched, events: refuseConflictingKeys(judged, deliveryFields, batched) })
     }
@@ -134,7 +148,11 @@ export const eventIdentity = (payload: unknown, deliveryFields: ReadonlyArray<st
  * event (identical, or differing only in delivery fields such as HubSpot's `attemptNumber`) stay
  * valid and are stored once.
  */
-export const refuseConflictingKeys = (events: ReadonlyArray<JudgedEvent>, deliveryFields: ReadonlyArray<string>, batched: boolean): ReadonlyArray<JudgedEvent> => {
+export const refuseConflictingKeys = (
+  events: ReadonlyArray<JudgedEvent>,
+  deliveryFields: ReadonlyArray<string>,
+  batched: boolean
+): ReadonlyArray<JudgedEvent> => {
   const first = new Map<string, { index: number; identity: string }>()
   return events.map((item) => {
     if (item.judgement._tag !== "Valid") return item
@@ -151,21 +169,29 @@ export const refuseConflictingKeys = (events: ReadonlyArray<JudgedEvent>, delive
       judgement: {
         _tag: "Invalid",
         key,
-        issues: [{ path: batched ? `$[${item.index}]` : "$", message: `Event key ${JSON.stringify(key)} was already used by $[${seen.index}] with different content; give each event its own id` }]
+        issues: [
+          {
+            path: batched ? `$[${item.index}]` : "$",
+            message: `Event key ${JSON.stringify(key)} was already used by $[${seen.index}] with different content; give each event its own id`
+          }
+        ]
       }
     }
   })
 }
 
 /** Every issue of every invalid event of a split body, in order. */
-export const issuesOfSplit = (split: SplitBody): ReadonlyArray<ContractIssue> => split.events.flatMap((item) => (item.judgement._tag === "Invalid" ? item.judgement.issues : []))
+export const issuesOfSplit = (split: SplitBody): ReadonlyArray<ContractIssue> =>
+  split.events.flatMap((item) => (item.judgement._tag === "Invalid" ? item.judgement.issues : []))
 
 /** The valid events of a split body with their places, in order. */
 export const validEvents = (split: SplitBody): ReadonlyArray<{ readonly index: number; readonly event: ContractEvent }> =>
   split.events.flatMap((item) => (item.judgement._tag === "Valid" ? [{ index: item.index, event: item.judgement.event }] : []))
 
 /** The valid events of a split body; fails with every issue when any event is invalid (a source that refuses whole requests). */
-export const requireAllValid = (split: SplitBody): Effect.Effect<ReadonlyArray<{ readonly index: number; readonly event: ContractEvent }>, ContractViolation> => {
+export const requireAllValid = (
+  split: SplitBody
+): Effect.Effect<ReadonlyArray<{ readonly index: number; readonly event: ContractEvent }>, ContractViolation> => {
   const issues = issuesOfSplit(split)
   return issues.length > 0 ? Effect.fail(violation(...issues)) : Effect.succeed(validEvents(split))
 }

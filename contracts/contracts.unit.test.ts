@@ -52,7 +52,9 @@ describe("HubSpot contract", () => {
   })
 
   it("refuses a single object: HubSpot always sends an array", async () => {
-    expect(await issuesOf(contracts.hubspot, hubspotBatch(1)[0])).toEqual([{ path: "$", message: "Expected a JSON array of HubSpot events, got object" }])
+    expect(await issuesOf(contracts.hubspot, hubspotBatch(1)[0])).toEqual([
+      { path: "$", message: "Expected a JSON array of HubSpot events, got object" }
+    ])
   })
 
   it("refuses an empty batch and a batch of more than 1000 events", async () => {
@@ -67,7 +69,12 @@ describe("own-sender envelope contracts (warehouse, oee, retail)", () => {
     const single = await split(contracts.warehouse, first)
     expect(single._tag === "Success" && single.success.map((event) => event.key)).toEqual(["era_1"])
     const batch = await split(contracts.warehouse, erasureEvents(4))
-    expect(batch._tag === "Success" && batch.success.map((event) => event.type)).toEqual(["erasure.success", "erasure.success", "erasure.failure", "erasure.connected"])
+    expect(batch._tag === "Success" && batch.success.map((event) => event.type)).toEqual([
+      "erasure.success",
+      "erasure.success",
+      "erasure.failure",
+      "erasure.connected"
+    ])
   })
 
   it("accepts the OEE and retail samples", async () => {
@@ -78,7 +85,11 @@ describe("own-sender envelope contracts (warehouse, oee, retail)", () => {
   it("names an unknown event type and lists the known ones", async () => {
     const issues = await issuesOf(contracts.warehouse, { id: "x", type: "erasure.maybe", timestamp: "2025-01-15T10:00:00Z", data: {} })
     expect(issues).toEqual([
-      { path: "$.type", message: 'Unknown event type "erasure.maybe"; expected one of erasure.success, erasure.failure, erasure.connected, intake.booked_in, qa.completed' }
+      {
+        path: "$.type",
+        message:
+          'Unknown event type "erasure.maybe"; expected one of erasure.success, erasure.failure, erasure.connected, intake.booked_in, qa.completed'
+      }
     ])
   })
 
@@ -91,11 +102,18 @@ describe("own-sender envelope contracts (warehouse, oee, retail)", () => {
 
   it("checks data against its type, with paths into the batch", async () => {
     const events = erasureEvents(3)
-    const broken = [events[0], { ...events[2], data: { ...events[2]?.data, error_type: undefined, initials: "J1" } }, { ...events[1], timestamp: "yesterday" }]
+    const broken = [
+      events[0],
+      { ...events[2], data: { ...events[2]?.data, error_type: undefined, initials: "J1" } },
+      { ...events[1], timestamp: "yesterday" }
+    ]
     expect(await issuesOf(contracts.warehouse, broken)).toEqual([
       { path: "$[1].data.initials", message: 'Expected engineer initials, 1 to 8 letters, e.g. JD, got "J1"' },
       { path: "$[1].data.error_type", message: "Missing key" },
-      { path: "$[2].timestamp", message: 'Expected an ISO 8601 date-time with a time zone in years 0001 to 9999 (UTC), e.g. 2025-01-15T10:32:00Z, got "yesterday"' }
+      {
+        path: "$[2].timestamp",
+        message: 'Expected an ISO 8601 date-time with a time zone in years 0001 to 9999 (UTC), e.g. 2025-01-15T10:32:00Z, got "yesterday"'
+      }
     ])
   })
 
@@ -133,7 +151,10 @@ describe("natural keys", () => {
   it("refuse ids with control characters or surrounding spaces, which NATS headers cannot carry", async () => {
     const [event] = erasureEvents(1)
     expect(await issuesOf(contracts.warehouse, { ...event, id: "era_bad\nid" })).toEqual([
-      { path: "$.id", message: 'Expected 1 to 200 characters of well-formed Unicode without control characters or surrounding spaces, got "era_bad\\nid"' }
+      {
+        path: "$.id",
+        message: 'Expected 1 to 200 characters of well-formed Unicode without control characters or surrounding spaces, got "era_bad\\nid"'
+      }
     ])
     expect((await issuesOf(contracts.warehouse, { ...event, id: "era_500 " }))[0]?.path).toBe("$.id")
   })
@@ -153,7 +174,9 @@ describe("natural keys", () => {
     const call = alowareCall(555)
     expect(await keyOf(call)).toBe("Call%20Disposed:555:2025-01-15T10%3A32%3A00.000Z")
     expect(await keyOf(call)).toBe(await keyOf(JSON.parse(JSON.stringify(call))))
-    expect(await keyOf({ ...call, data: { ...call.data, updated_at: "2025-01-15 11:00:00" } })).toBe("Call%20Disposed:555:2025-01-15T11%3A00%3A00.000Z")
+    expect(await keyOf({ ...call, data: { ...call.data, updated_at: "2025-01-15 11:00:00" } })).toBe(
+      "Call%20Disposed:555:2025-01-15T11%3A00%3A00.000Z"
+    )
   })
 
   it("refuse two events of one request that share a key with different content, and allow exact repeats", async () => {
@@ -172,7 +195,11 @@ describe("a batch judged event by event", () => {
     const result = await splitBody(contracts.hubspot, batch)
     if (result._tag !== "Success") throw new Error("the batch is a batch")
     expect(validEvents(result.success).map(({ index }) => index)).toEqual([...Array(100).keys()].filter((i) => i !== 3))
-    expect(result.success.events[3]?.judgement).toEqual({ _tag: "Invalid", key: "62515:4242:4", issues: [{ path: "$[3].propertyValue", message: "Expected string, got 42" }] })
+    expect(result.success.events[3]?.judgement).toEqual({
+      _tag: "Invalid",
+      key: "62515:4242:4",
+      issues: [{ path: "$[3].propertyValue", message: "Expected string, got 42" }]
+    })
   })
 
   it("treats two HubSpot events that differ only in attemptNumber as one event delivered twice", async () => {
@@ -196,7 +223,9 @@ describe("bounds every event keeps, whatever its contract", () => {
   it("refuses a body nested 20,000 levels deep as a whole, without exhausting the stack", async () => {
     const deep = JSON.parse(`${"[".repeat(20_000)}${"]".repeat(20_000)}`) as unknown
     const result = await Effect.runPromise(Effect.result(contracts.hubspot.split(deep)))
-    expect(result._tag === "Failure" && result.failure.issues).toEqual([{ path: `$${"[0]".repeat(32)}`, message: "the body nests deeper than 32 levels" }])
+    expect(result._tag === "Failure" && result.failure.issues).toEqual([
+      { path: `$${"[0]".repeat(32)}`, message: "the body nests deeper than 32 levels" }
+    ])
     const [event] = erasureEvents(1)
     let nested: unknown = "bottom"
     for (let i = 0; i < 40; i++) nested = { inner: nested }
@@ -215,16 +244,26 @@ describe("bounds every event keeps, whatever its contract", () => {
 
   it("refuses NUL characters and lone surrogates in every string, fields the contract does not model and member names included", async () => {
     const [event] = hubspotBatch(1)
-    expect(await issuesOf(contracts.hubspot, [{ ...event, propertyValue: "a\u0000b", futureField: { note: "x\udc00" }, ["k\ud83d"]: 1 }])).toEqual([
+    expect(
+      await issuesOf(contracts.hubspot, [{ ...event, propertyValue: "a\u0000b", futureField: { note: "x\udc00" }, ["k\ud83d"]: 1 }])
+    ).toEqual([
       { path: "$[0]", message: "a member name contains a lone surrogate (\\ud83d) at character 1: strings must be well-formed Unicode" },
-      { path: "$[0].propertyValue", message: "the string contains a NUL character (\\u0000) at character 1, which no text column can hold" },
-      { path: "$[0].futureField.note", message: "the string contains a lone surrogate (\\udc00) at character 1: strings must be well-formed Unicode" }
+      {
+        path: "$[0].propertyValue",
+        message: "the string contains a NUL character (\\u0000) at character 1, which no text column can hold"
+      },
+      {
+        path: "$[0].futureField.note",
+        message: "the string contains a lone surrogate (\\udc00) at character 1: strings must be well-formed Unicode"
+      }
     ])
   })
 
   it("refuses numbers the log cannot keep exactly, rather than storing them changed", async () => {
     const [event] = hubspotBatch(1)
-    const body = JSON.parse(JSON.stringify([{ ...event, extra: 1 }]).replace('"extra":1', '"extra":1e400,"id64":9007199254740993')) as unknown
+    const body = JSON.parse(
+      JSON.stringify([{ ...event, extra: 1 }]).replace('"extra":1', '"extra":1e400,"id64":9007199254740993')
+    ) as unknown
     const result = await Effect.runPromise(Effect.result(contracts.hubspot.split(body)))
     expect(result._tag === "Success" && issuesOfSplit(result.success)).toEqual([
       { path: "$[0].extra", message: "the number is too large for a JSON number (it parses as infinity); send it as a string" },
@@ -235,7 +274,9 @@ describe("bounds every event keeps, whatever its contract", () => {
   it("refuses an object with more than 256 members", async () => {
     const [event] = erasureEvents(1)
     const wide = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`f${i}`, i]))
-    expect(await issuesOf(contracts.warehouse, { ...event, data: { ...event?.data, ...wide } })).toEqual([{ path: "$.data", message: "the object has 304 members, more than 256" }])
+    expect(await issuesOf(contracts.warehouse, { ...event, data: { ...event?.data, ...wide } })).toEqual([
+      { path: "$.data", message: "the object has 304 members, more than 256" }
+    ])
   })
 
   it("refuses times that no column can hold once in UTC, and days the calendar does not have", async () => {
@@ -263,16 +304,22 @@ describe("natural keys are injective", () => {
     const decoder = new TextDecoder()
     const encoder = new TextEncoder()
     await fc.assert(
-      fc.asyncProperty(fc.string({ unit: "binary", minLength: 1, maxLength: 40 }), fc.string({ unit: "binary", minLength: 1, maxLength: 40 }), async (a, b) => {
-        const keys = await Promise.all(
-          [a, b].map(async (id) => {
-            const result = await split(contracts.warehouse, { ...event, id })
-            return result._tag === "Success" ? result.success[0]?.key : undefined
-          })
-        )
-        for (const key of keys) if (key !== undefined) expect(decoder.decode(encoder.encode(messageIdFor("erasure", key)))).toBe(messageIdFor("erasure", key))
-        if (keys[0] !== undefined && keys[1] !== undefined && a !== b) expect(encoder.encode(messageIdFor("erasure", keys[0]))).not.toEqual(encoder.encode(messageIdFor("erasure", keys[1])))
-      }),
+      fc.asyncProperty(
+        fc.string({ unit: "binary", minLength: 1, maxLength: 40 }),
+        fc.string({ unit: "binary", minLength: 1, maxLength: 40 }),
+        async (a, b) => {
+          const keys = await Promise.all(
+            [a, b].map(async (id) => {
+              const result = await split(contracts.warehouse, { ...event, id })
+              return result._tag === "Success" ? result.success[0]?.key : undefined
+            })
+          )
+          for (const key of keys)
+            if (key !== undefined) expect(decoder.decode(encoder.encode(messageIdFor("erasure", key)))).toBe(messageIdFor("erasure", key))
+          if (keys[0] !== undefined && keys[1] !== undefined && a !== b)
+            expect(encoder.encode(messageIdFor("erasure", keys[0]))).not.toEqual(encoder.encode(messageIdFor("erasure", keys[1])))
+        }
+      ),
       { seed, numRuns: 2000 }
     )
   })

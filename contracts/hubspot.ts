@@ -31,7 +31,9 @@ const HubSpotKeyFields = Schema.Struct({ eventId: NonNegativeInt, subscriptionId
 export const hubSpotKey = (event: typeof HubSpotKeyFields.Type): string => `${event.portalId}:${event.subscriptionId}:${event.eventId}`
 
 /** The HubSpot contract with `schema` judging each event: the contract below, or one that grew a field's accepted values. */
-export const hubspotContractFor = (schema: Schema.Decoder<Pick<HubSpotEvent, "eventId" | "subscriptionId" | "portalId" | "subscriptionType" | "occurredAt">>): Contract =>
+export const hubspotContractFor = (
+  schema: Schema.Decoder<Pick<HubSpotEvent, "eventId" | "subscriptionId" | "portalId" | "subscriptionType" | "occurredAt">>
+): Contract =>
   makeContract({
     name: "hubspot",
     domain: "crm",
@@ -44,7 +46,10 @@ export const hubspotContractFor = (schema: Schema.Decoder<Pick<HubSpotEvent, "ev
       const decoded = decodeIssues(schema, payload, at)
       if (decoded.ok) {
         const event = decoded.value
-        return { _tag: "Valid", event: { key: hubSpotKey(event), type: event.subscriptionType, occurredAt: isoFromMillis(event.occurredAt), payload } }
+        return {
+          _tag: "Valid",
+          event: { key: hubSpotKey(event), type: event.subscriptionType, occurredAt: isoFromMillis(event.occurredAt), payload }
+        }
       }
       const key = decodeIssues(HubSpotKeyFields, payload)
       return { _tag: "Invalid", key: key.ok ? hubSpotKey(key.value) : undefined, issues: decoded.issues }

@@ -5,14 +5,17 @@ const formatter = SchemaIssue.makeFormatterStandardSchemaV1()
 
 type PathSegment = PropertyKey | { readonly key: PropertyKey }
 
-const segmentKey = (segment: PathSegment): PropertyKey =>
-  typeof segment === "object" && segment !== null ? segment.key : segment
+const segmentKey = (segment: PathSegment): PropertyKey => (typeof segment === "object" && segment !== null ? segment.key : segment)
 
 /** `$[0].portalId` style rendering of a path into the request body. */
 export const renderPath = (path: ReadonlyArray<PathSegment>): string =>
   path.reduce<string>((out, segment) => {
     const key = segmentKey(segment)
-    return typeof key === "number" ? `${out}[${key}]` : /^[A-Za-z_$][\w$]*$/.test(String(key)) ? `${out}.${String(key)}` : `${out}[${JSON.stringify(String(key))}]`
+    return typeof key === "number"
+      ? `${out}[${key}]`
+      : /^[A-Za-z_$][\w$]*$/.test(String(key))
+        ? `${out}.${String(key)}`
+        : `${out}[${JSON.stringify(String(key))}]`
   }, "$")
 
 const valueAt = (input: unknown, path: ReadonlyArray<PathSegment>): { found: boolean; value?: unknown } => {
@@ -47,4 +50,5 @@ export const issuesOf = (error: Schema.SchemaError, input: unknown, prefix: Read
 export const decodeAll = { errors: "all", onExcessProperty: "ignore" } as const
 
 /** Issues as one line (`$.data.oee_pct: Expected a number, got "x"; …`): a dead letter's reason. */
-export const describeIssues = (issues: ReadonlyArray<ContractIssue>): string => issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ")
+export const describeIssues = (issues: ReadonlyArray<ContractIssue>): string =>
+  issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ")

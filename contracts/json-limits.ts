@@ -22,7 +22,7 @@ export const isWellFormed = (text: string): boolean => !LONE_SURROGATE.test(text
 export const stringProblem = (text: string): string | undefined => {
   const surrogate = LONE_SURROGATE.exec(text)
   if (surrogate !== null) {
-    const code = (surrogate[0].charCodeAt(0)).toString(16)
+    const code = surrogate[0].charCodeAt(0).toString(16)
     return `contains a lone surrogate (\\u${code}) at character ${surrogate.index}: strings must be well-formed Unicode`
   }
   const nul = text.indexOf("\u0000")
@@ -92,7 +92,8 @@ export const jsonIssues = (value: unknown, prefix: ReadonlyArray<Segment> = []):
     if (typeof current === "number") {
       // The log keeps each event as JSON re-serialised: a number it cannot carry exactly would be changed silently.
       if (!Number.isFinite(current)) report(node, "the number is too large for a JSON number (it parses as infinity); send it as a string")
-      else if (Number.isInteger(current) && !Number.isSafeInteger(current)) report(node, `the integer ${current} is beyond ±2^53 and would lose digits; send it as a string`)
+      else if (Number.isInteger(current) && !Number.isSafeInteger(current))
+        report(node, `the integer ${current} is beyond ±2^53 and would lose digits; send it as a string`)
       continue
     }
     if (current === null || typeof current !== "object") continue

@@ -53,15 +53,29 @@ export const ShiftReportSubmitted = Schema.Struct({
   notes: Schema.optionalKey(Schema.String)
 })
 
-export const MachineUpserted = Schema.Struct({ id: Identifier, name: Identifier, code: Schema.optionalKey(Schema.String), line_id: Schema.optionalKey(Identifier) })
+export const MachineUpserted = Schema.Struct({
+  id: Identifier,
+  name: Identifier,
+  code: Schema.optionalKey(Schema.String),
+  line_id: Schema.optionalKey(Identifier)
+})
 export const LineUpserted = Schema.Struct({ id: Identifier, name: Identifier })
 export const ShiftUpserted = Schema.Struct({
   id: Identifier,
   name: Identifier,
-  start_time: Schema.optionalKey(Schema.String.check(Schema.isPattern(/^\d{2}:\d{2}$/, { message: "Expected a time of day HH:MM, e.g. 06:00" }))),
-  end_time: Schema.optionalKey(Schema.String.check(Schema.isPattern(/^\d{2}:\d{2}$/, { message: "Expected a time of day HH:MM, e.g. 14:00" })))
+  start_time: Schema.optionalKey(
+    Schema.String.check(Schema.isPattern(/^\d{2}:\d{2}$/, { message: "Expected a time of day HH:MM, e.g. 06:00" }))
+  ),
+  end_time: Schema.optionalKey(
+    Schema.String.check(Schema.isPattern(/^\d{2}:\d{2}$/, { message: "Expected a time of day HH:MM, e.g. 14:00" }))
+  )
 })
-export const WorkOrderUpserted = Schema.Struct({ id: Identifier, wo_number: Identifier, product_id: Schema.optionalKey(Identifier), status: Schema.optionalKey(Schema.String) })
+export const WorkOrderUpserted = Schema.Struct({
+  id: Identifier,
+  wo_number: Identifier,
+  product_id: Schema.optionalKey(Identifier),
+  status: Schema.optionalKey(Schema.String)
+})
 export const ProductUpserted = Schema.Struct({ id: Identifier, name: Identifier, sku: Schema.optionalKey(Schema.String) })
 
 export const oeeEventTypes = {

@@ -28,9 +28,12 @@ export const IsoDateTime = Schema.String.check(
 
 /** A calendar date `YYYY-MM-DD`, years 0001 to 9999. */
 export const IsoDate = Schema.String.check(
-  Schema.makeFilter((value: string) => /^\d{4}-\d{2}-\d{2}$/.test(value) && isCalendarDay(value) && inYearRange(Date.parse(`${value}T00:00:00Z`)), {
-    message: "Expected a real date YYYY-MM-DD in years 0001 to 9999, e.g. 2025-01-15"
-  })
+  Schema.makeFilter(
+    (value: string) => /^\d{4}-\d{2}-\d{2}$/.test(value) && isCalendarDay(value) && inYearRange(Date.parse(`${value}T00:00:00Z`)),
+    {
+      message: "Expected a real date YYYY-MM-DD in years 0001 to 9999, e.g. 2025-01-15"
+    }
+  )
 )
 
 export const NonNegativeInt = Schema.Int.check(Schema.isGreaterThanOrEqualTo(0))
@@ -55,9 +58,13 @@ const hasControlCharacter = (value: string): boolean => {
  * (UTF-8, where a lone surrogate would turn into U+FFFD and two ids into one).
  */
 export const Identifier = Schema.String.check(
-  Schema.makeFilter((value: string) => value.length > 0 && value.length <= 200 && value.trim() === value && !hasControlCharacter(value) && isWellFormed(value), {
-    message: "Expected 1 to 200 characters of well-formed Unicode without control characters or surrounding spaces"
-  })
+  Schema.makeFilter(
+    (value: string) =>
+      value.length > 0 && value.length <= 200 && value.trim() === value && !hasControlCharacter(value) && isWellFormed(value),
+    {
+      message: "Expected 1 to 200 characters of well-formed Unicode without control characters or surrounding spaces"
+    }
+  )
 )
 /** An id a sender may send as a string or an integer. */
 export const IdLike = Schema.Union([Identifier, Schema.Int])

@@ -12,7 +12,9 @@ export const SaleCompleted = Schema.Struct({
   unit_price: NonNegativeNumber,
   revenue: Schema.optionalKey(NonNegativeNumber),
   cost: Schema.optionalKey(NonNegativeNumber),
-  currency: Schema.optionalKey(Schema.String.check(Schema.isPattern(/^[A-Z]{3}$/, { message: "Expected an ISO 4217 currency code, e.g. EUR" })))
+  currency: Schema.optionalKey(
+    Schema.String.check(Schema.isPattern(/^[A-Z]{3}$/, { message: "Expected an ISO 4217 currency code, e.g. EUR" }))
+  )
 })
 
 export const ReturnProcessed = Schema.Struct({

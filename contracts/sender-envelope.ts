@@ -28,7 +28,12 @@ export type EventTypes = Readonly<Record<string, Schema.Decoder<unknown>>>
 
 /** An envelope whose `data` was decoded by the schema of its `type`: one member per type, so a `switch` on `type` narrows `data`. */
 export type DecodedEnvelope<Types extends EventTypes> = {
-  readonly [K in keyof Types & string]: { readonly id: string; readonly type: K; readonly timestamp: string; readonly data: Types[K]["Type"] }
+  readonly [K in keyof Types & string]: {
+    readonly id: string
+    readonly type: K
+    readonly timestamp: string
+    readonly data: Types[K]["Type"]
+  }
 }[keyof Types & string]
 
 /**
@@ -40,7 +45,8 @@ export const decodeEnvelope = <Types extends EventTypes>(
   types: Types,
   payload: unknown,
   at: ReadonlyArray<PropertyKey> = []
-): { readonly ok: true; readonly value: DecodedEnvelope<Types> } | { readonly ok: false; readonly issues: ReadonlyArray<ContractIssue> } => {
+):
+  { readonly ok: true; readonly value: DecodedEnvelope<Types> } | { readonly ok: false; readonly issues: ReadonlyArray<ContractIssue> } => {
   const envelope = decodeIssues(SenderEnvelope, payload, at)
   if (!envelope.ok) return envelope
   // Own keys only: a type named like an Object method (`toString`, `__proto__`) is unknown, not a schema.
@@ -48,7 +54,12 @@ export const decodeEnvelope = <Types extends EventTypes>(
   if (dataSchema === undefined)
     return {
       ok: false,
-      issues: [{ path: renderPath([...at, "type"]), message: `Unknown event type ${JSON.stringify(envelope.value.type)}; expected one of ${Object.keys(types).join(", ")}` }]
+      issues: [
+        {
+          path: renderPath([...at, "type"]),
+          message: `Unknown event type ${JSON.stringify(envelope.value.type)}; expected one of ${Object.keys(types).join(", ")}`
+        }
+      ]
     }
   const data = decodeIssues(dataSchema, envelope.value.data, [...at, "data"])
   if (!data.ok) return data
@@ -58,7 +69,12 @@ export const decodeEnvelope = <Types extends EventTypes>(
 const EnvelopeKey = Schema.Struct({ id: Identifier })
 
 /** A contract for an own-sender source whose events use {@link SenderEnvelope}. */
-export const envelopeContract = (options: { readonly name: string; readonly domain: Domain; readonly schemaVersion: string; readonly types: EventTypes }): Contract =>
+export const envelopeContract = (options: {
+  readonly name: string
+  readonly domain: Domain
+  readonly schemaVersion: string
+  readonly types: EventTypes
+}): Contract =>
   makeContract({
     name: options.name,
     domain: options.domain,
@@ -67,7 +83,11 @@ export const envelopeContract = (options: { readonly name: string; readonly doma
     describe: "the sender envelope's events",
     judge: (payload, at): Judgement => {
       const decoded = decodeEnvelope(options.types, payload, at)
-      if (decoded.ok) return { _tag: "Valid", event: { key: decoded.value.id, type: decoded.value.type, occurredAt: toUtcIso(decoded.value.timestamp), payload } }
+      if (decoded.ok)
+        return {
+          _tag: "Valid",
+          event: { key: decoded.value.id, type: decoded.value.type, occurredAt: toUtcIso(decoded.value.timestamp), payload }
+        }
       const key = decodeIssues(EnvelopeKey, payload)
       return { _tag: "Invalid", key: key.ok ? key.value.id : undefined, issues: decoded.issues }
     }

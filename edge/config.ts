@@ -17,7 +17,8 @@ const SOURCE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/
 const badSourceName = (setting: string, name: string, known: ReadonlyArray<string>): string | undefined => {
   if (SOURCE_NAME.test(name)) return undefined
   const near = known.find((candidate) => candidate === name.toLowerCase().trim())
-  return `${setting} names ${JSON.stringify(name)}, which is not a source name (lower-case letters, digits, - and _, e.g. erasure-east)${near === undefined ? "" : `; did you mean ${JSON.stringify(near)}?`}`
+  const hint = near === undefined ? "" : `; did you mean ${JSON.stringify(near)}?`
+  return `${setting} names ${JSON.stringify(name)}, which is not a source name (lower-case letters, digits, - and _, e.g. erasure-east)${hint}`
 }
 
 /** A source in `SOURCES`: a new one names its contract and scheme; a default one may change only what it gives. */
@@ -32,7 +33,9 @@ const IntFromString = (minimum: number) => Schema.FiniteFromString.check(Schema.
 
 /** The Worker's settings (wrangler `[vars]` and secrets), all strings as Cloudflare passes them. */
 const EdgeSettings = Schema.Struct({
-  NATS_WS_URL: Schema.String.check(Schema.isPattern(/^wss?:\/\/\S+$/, { message: "Expected a ws:// or wss:// URL of the NATS websocket listener" })),
+  NATS_WS_URL: Schema.String.check(
+    Schema.isPattern(/^wss?:\/\/\S+$/, { message: "Expected a ws:// or wss:// URL of the NATS websocket listener" })
+  ),
   NATS_USER: Schema.optionalKey(Schema.String),
   NATS_PASSWORD: Schema.optionalKey(Schema.String),
   WEBHOOK_SECRETS: Schema.optionalKey(Schema.fromJsonString(Schema.Record(Schema.String, Schema.Array(Schema.NonEmptyString)))),
@@ -44,7 +47,9 @@ const EdgeSettings = Schema.Struct({
   PUBLISH_TIMEOUT_MS: Schema.optionalKey(IntFromString(1)),
   RETRY_AFTER_SECONDS: Schema.optionalKey(IntFromString(1)),
   PUBLISHER_SHARDS: Schema.optionalKey(IntFromString(1)),
-  PUBLIC_BASE_URL: Schema.optionalKey(Schema.String.check(Schema.isPattern(/^https?:\/\/[^/\s]+$/, { message: "Expected an origin like https://hooks.example.com, no path" })))
+  PUBLIC_BASE_URL: Schema.optionalKey(
+    Schema.String.check(Schema.isPattern(/^https?:\/\/[^/\s]+$/, { message: "Expected an origin like https://hooks.example.com, no path" }))
+  )
 })
 
 export interface EdgeSource extends SourceDefinition {
@@ -79,10 +84,17 @@ export const DEFAULTS = {
 
 const parseVersions = (value: string | undefined): Effect.Effect<ReadonlyArray<"v1" | "v2" | "v3">, EdgeMisconfigured> => {
   if (value === undefined) return Effect.succeed(DEFAULTS.hubspotVersions)
-  const versions = value.split(",").map((v) => v.trim()).filter((v) => v !== "")
+  const versions = value
+    .split(",")
+    .map((v) => v.trim())
+    .filter((v) => v !== "")
   const bad = versions.filter((v) => v !== "v1" && v !== "v2" && v !== "v3")
   return bad.length > 0 || versions.length === 0
-    ? Effect.fail(new EdgeMisconfigured({ reason: `HUBSPOT_SIGNATURE_VERSIONS must list v1, v2 and/or v3 separated by commas, got ${JSON.stringify(value)}` }))
+    ? Effect.fail(
+        new EdgeMisconfigured({
+          reason: `HUBSPOT_SIGNATURE_VERSIONS must list v1, v2 and/or v3 separated by commas, got ${JSON.stringify(value)}`
+        })
+      )
     : Effect.succeed(versions as ReadonlyArray<"v1" | "v2" | "v3">)
 }
 
@@ -110,17 +122,26 @@ const secretProblem = (scheme: Scheme, secret: string): string | undefined => {
 export const loadEdgeConfig = (env: Record<string, unknown>): Effect.Effect<EdgeConfig, EdgeMisconfigured> =>
   Effect.gen(function* () {
     const input = Object.fromEntries(Object.entries(env).filter(([, value]) => typeof value === "string"))
-    const redacted = Object.fromEntries(Object.entries(input).map(([name, value]) => [name, SECRET_SETTINGS.includes(name) ? "<redacted>" : value]))
+    const redacted = Object.fromEntries(
+      Object.entries(input).map(([name, value]) => [name, SECRET_SETTINGS.includes(name) ? "<redacted>" : value])
+    )
     const settings = yield* Effect.mapError(
       Schema.decodeUnknownEffect(EdgeSettings, { errors: "all", onExcessProperty: "ignore" })(input),
-      (error) => new EdgeMisconfigured({ reason: `invalid settings: ${issuesOf(error, redacted).map((i) => `${i.path.replace(/^\$\./, "")}: ${i.message}`).join("; ")}` })
+      (error) =>
+        new EdgeMisconfigured({
+          reason: `invalid settings: ${issuesOf(error, redacted)
+            .map((i) => `${i.path.replace(/^\$\./, "")}: ${i.message}`)
+            .join("; ")}`
+        })
     )
     const hubspotVersions = yield* parseVersions(settings.HUBSPOT_SIGNATURE_VERSIONS)
     const secrets = settings.WEBHOOK_SECRETS ?? {}
     const definitions: Record<string, SourceDefinition & { hubspotVersions?: ReadonlyArray<"v1" | "v2" | "v3"> }> = { ...defaultSources }
     const problems: Array<string> = [
       ...Object.keys(settings.SOURCES ?? {}).flatMap((name) => badSourceName("SOURCES", name, Object.keys(defaultSources)) ?? []),
-      ...Object.keys(secrets).flatMap((name) => badSourceName("WEBHOOK_SECRETS", name, [...Object.keys(defaultSources), ...Object.keys(settings.SOURCES ?? {})]) ?? [])
+      ...Object.keys(secrets).flatMap(
+        (name) => badSourceName("WEBHOOK_SECRETS", name, [...Object.keys(defaultSources), ...Object.keys(settings.SOURCES ?? {})]) ?? []
+      )
     ]
     for (const [name, setting] of Object.entries(settings.SOURCES ?? {})) {
       if (!SOURCE_NAME.test(name)) continue
@@ -128,7 +149,9 @@ export const loadEdgeConfig = (env: Record<string, unknown>): Effect.Effect<Edge
       const contract = setting.contract ?? base?.contract
       const scheme = setting.scheme ?? base?.scheme
       if (contract === undefined || scheme === undefined) {
-        problems.push(`SOURCES.${name} is a new source: give its "contract" (${contractNames.join(", ")}) and "scheme" (${SCHEMES.join(", ")})`)
+        problems.push(
+          `SOURCES.${name} is a new source: give its "contract" (${contractNames.join(", ")}) and "scheme" (${SCHEMES.join(", ")})`
+        )
         continue
       }
       definitions[name] = {
@@ -138,15 +161,17 @@ export const loadEdgeConfig = (env: Record<string, unknown>): Effect.Effect<Edge
         ...(setting.hubspotVersions === undefined ? {} : { hubspotVersions: setting.hubspotVersions })
       }
     }
-    problems.push(...Object.entries(secrets).flatMap(([name, list]) => {
-      if (!SOURCE_NAME.test(name)) return []
-      const definition = definitions[name]
-      if (definition === undefined) return [`WEBHOOK_SECRETS names ${JSON.stringify(name)}, which is not a source; declare it in SOURCES`]
-      return list.flatMap((secret, index) => {
-        const problem = secretProblem(definition.scheme, secret)
-        return problem === undefined ? [] : [`WEBHOOK_SECRETS.${name}[${index}] (${definition.scheme}) ${problem}`]
+    problems.push(
+      ...Object.entries(secrets).flatMap(([name, list]) => {
+        if (!SOURCE_NAME.test(name)) return []
+        const definition = definitions[name]
+        if (definition === undefined) return [`WEBHOOK_SECRETS names ${JSON.stringify(name)}, which is not a source; declare it in SOURCES`]
+        return list.flatMap((secret, index) => {
+          const problem = secretProblem(definition.scheme, secret)
+          return problem === undefined ? [] : [`WEBHOOK_SECRETS.${name}[${index}] (${definition.scheme}) ${problem}`]
+        })
       })
-    }))
+    )
     if (problems.length > 0) return yield* new EdgeMisconfigured({ reason: `invalid settings: ${problems.join("; ")}` })
     const sources = new Map<string, EdgeSource>(
       Object.entries(definitions).map(([name, definition]) => [

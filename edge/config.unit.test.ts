@@ -31,23 +31,32 @@ describe("the edge's settings", () => {
   })
 
   it("never repeat a secret in the error, even when its JSON is broken", async () => {
-    const reason = await failure({ ...base, WEBHOOK_SECRETS: '{"hubspot":["hs-client-secret-abcdef0123"' , NATS_PASSWORD: "" })
+    const reason = await failure({ ...base, WEBHOOK_SECRETS: '{"hubspot":["hs-client-secret-abcdef0123"', NATS_PASSWORD: "" })
     expect(reason).toMatch(/WEBHOOK_SECRETS/)
     expect(reason).not.toMatch(/abcdef0123/)
   })
 
   it("check each secret against its source's scheme", async () => {
     const secrets = (value: Record<string, ReadonlyArray<string>>) => failure({ ...base, WEBHOOK_SECRETS: JSON.stringify(value) })
-    expect(await secrets({ erasure: ["whsec_not-standard-base64_"] })).toMatch(/WEBHOOK_SECRETS.erasure\[0\] \(standard-webhooks\) must be whsec_ followed by standard base64/)
+    expect(await secrets({ erasure: ["whsec_not-standard-base64_"] })).toMatch(
+      /WEBHOOK_SECRETS.erasure\[0\] \(standard-webhooks\) must be whsec_ followed by standard base64/
+    )
     expect(await secrets({ erasure: ["whsec_"] })).toMatch(/at least 16 bytes/)
-    expect(await secrets({ aloware: ["short"] })).toMatch(/WEBHOOK_SECRETS.aloware\[0\] \(bearer\) must be a token of at least 16 characters/)
+    expect(await secrets({ aloware: ["short"] })).toMatch(
+      /WEBHOOK_SECRETS.aloware\[0\] \(bearer\) must be a token of at least 16 characters/
+    )
     expect(await secrets({ nosuch: ["a-long-enough-secret"] })).toMatch(/names "nosuch", which is not a source; declare it in SOURCES/)
     expect(await secrets({ erasure: ["whsec_" + Buffer.from("sixteen byte key").toString("base64")] })).toBe("loaded")
   })
 
   it("are answered 503 with Retry-After when wrong, so senders retry once an operator fixed them, telling the caller nothing of the internals", () => {
     const described = describeError(new EdgeMisconfigured({ reason: 'NATS_WS_URL: got "nats://10.0.0.7:4222"' }))
-    expect(described).toMatchObject({ status: 503, retryable: true, body: { error: "edge_misconfigured" }, detail: 'NATS_WS_URL: got "nats://10.0.0.7:4222"' })
+    expect(described).toMatchObject({
+      status: 503,
+      retryable: true,
+      body: { error: "edge_misconfigured" },
+      detail: 'NATS_WS_URL: got "nats://10.0.0.7:4222"'
+    })
     expect(JSON.stringify(described.body)).not.toMatch(/10\.0\.0\.7|NATS_WS_URL/)
   })
 
@@ -55,11 +64,15 @@ describe("the edge's settings", () => {
     expect(await failure({ ...base, WEBHOOK_SECRETS: JSON.stringify({ HubSpot: ["hubspot-client-secret"] }) })).toMatch(
       /WEBHOOK_SECRETS names "HubSpot", which is not a source name .*; did you mean "hubspot"\?/
     )
-    expect(await failure({ ...base, SOURCES: JSON.stringify({ "Erasure East": { contract: "warehouse", scheme: "hub-signature-256" } }) })).toMatch(/SOURCES names "Erasure East"/)
+    expect(
+      await failure({ ...base, SOURCES: JSON.stringify({ "Erasure East": { contract: "warehouse", scheme: "hub-signature-256" } }) })
+    ).toMatch(/SOURCES names "Erasure East"/)
   })
 
   it("quarantine invalid events for senders that never retry a 4xx and refuse them whole for our own, each changeable per source", async () => {
-    const config = await Effect.runPromise(loadEdgeConfig({ ...base, SOURCES: JSON.stringify({ erasure: { onInvalid: "quarantine" }, hubspot: { onInvalid: "reject" } }) }))
+    const config = await Effect.runPromise(
+      loadEdgeConfig({ ...base, SOURCES: JSON.stringify({ erasure: { onInvalid: "quarantine" }, hubspot: { onInvalid: "reject" } }) })
+    )
     expect(Object.fromEntries([...config.sources.values()].map((source) => [source.name, source.onInvalid]))).toEqual({
       hubspot: "reject",
       aloware: "quarantine",
@@ -68,7 +81,9 @@ describe("the edge's settings", () => {
       pos: "reject"
     })
     expect(config.sources.get("erasure")).toMatchObject({ contract: "warehouse", scheme: "standard-webhooks" })
-    expect(await failure({ ...base, SOURCES: JSON.stringify({ east: { onInvalid: "quarantine" } }) })).toMatch(/SOURCES.east is a new source: give its "contract"/)
+    expect(await failure({ ...base, SOURCES: JSON.stringify({ east: { onInvalid: "quarantine" } }) })).toMatch(
+      /SOURCES.east is a new source: give its "contract"/
+    )
     expect(await failure({ ...base, SOURCES: JSON.stringify({ erasure: { onInvalid: "keep" } }) })).toMatch(/SOURCES/)
   })
 

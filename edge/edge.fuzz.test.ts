@@ -39,8 +39,22 @@ const fuzzSources: ReadonlyArray<FuzzSource> = [
     scheme: "hubspot",
     quarantine: true,
     batches: "always",
-    event: (n) => ({ ...(hubspotBatch(1, { firstEventId: n })[0] as Record<string, unknown>), subscriptionType: ["contact.creation", "deal.creation", "ticket.creation"][n % 3] }),
-    fields: ["eventId", "subscriptionId", "portalId", "appId", "occurredAt", "subscriptionType", "attemptNumber", "objectId", "changeSource", "propertyValue"].map((name) => [name])
+    event: (n) => ({
+      ...(hubspotBatch(1, { firstEventId: n })[0] as Record<string, unknown>),
+      subscriptionType: ["contact.creation", "deal.creation", "ticket.creation"][n % 3]
+    }),
+    fields: [
+      "eventId",
+      "subscriptionId",
+      "portalId",
+      "appId",
+      "occurredAt",
+      "subscriptionType",
+      "attemptNumber",
+      "objectId",
+      "changeSource",
+      "propertyValue"
+    ].map((name) => [name])
   },
   {
     name: "aloware",
@@ -48,7 +62,17 @@ const fuzzSources: ReadonlyArray<FuzzSource> = [
     quarantine: true,
     batches: "never",
     event: (n) => alowareCall(n),
-    fields: [["event"], ["data"], ["data", "id"], ["data", "type"], ["data", "direction"], ["data", "user_id"], ["data", "user_name"], ["data", "duration"], ["data", "created_at"]]
+    fields: [
+      ["event"],
+      ["data"],
+      ["data", "id"],
+      ["data", "type"],
+      ["data", "direction"],
+      ["data", "user_id"],
+      ["data", "user_name"],
+      ["data", "duration"],
+      ["data", "created_at"]
+    ]
   },
   {
     name: "aloware-basic",
@@ -64,7 +88,14 @@ const fuzzSources: ReadonlyArray<FuzzSource> = [
     quarantine: false,
     batches: "either",
     event: (n) => ({ ...(erasureEvents(1, { firstId: n })[0] as Record<string, unknown>), id: `era_f${n}` }),
-    fields: [...envelopeFields, ["data", "device_type"], ["data", "initials"], ["data", "job_id"], ["data", "duration_seconds"], ["data", "error_type"]]
+    fields: [
+      ...envelopeFields,
+      ["data", "device_type"],
+      ["data", "initials"],
+      ["data", "job_id"],
+      ["data", "duration_seconds"],
+      ["data", "error_type"]
+    ]
   },
   {
     name: "erasure-hub",
@@ -80,7 +111,14 @@ const fuzzSources: ReadonlyArray<FuzzSource> = [
     quarantine: false,
     batches: "either",
     event: (n) => ({ ...(oeeEvents("M-01", Date.parse(at(n)))[1] as Record<string, unknown>), id: `snap_f${n}` }),
-    fields: [...envelopeFields, ["data", "machine_id"], ["data", "snapshot_time"], ["data", "oee_pct"], ["data", "total_pieces"], ["data", "planned_production_time"]]
+    fields: [
+      ...envelopeFields,
+      ["data", "machine_id"],
+      ["data", "snapshot_time"],
+      ["data", "oee_pct"],
+      ["data", "total_pieces"],
+      ["data", "planned_production_time"]
+    ]
   },
   {
     name: "pos",
@@ -88,7 +126,14 @@ const fuzzSources: ReadonlyArray<FuzzSource> = [
     quarantine: false,
     batches: "either",
     event: (n) => ({ ...(retailEvents("47", Date.parse(at(n)))[0] as Record<string, unknown>), id: `sale_f${n}` }),
-    fields: [...envelopeFields, ["data", "sale_id"], ["data", "store_id"], ["data", "quantity"], ["data", "unit_price"], ["data", "currency"]]
+    fields: [
+      ...envelopeFields,
+      ["data", "sale_id"],
+      ["data", "store_id"],
+      ["data", "quantity"],
+      ["data", "unit_price"],
+      ["data", "currency"]
+    ]
   }
 ]
 
@@ -129,7 +174,10 @@ const nastyValue: fc.Arbitrary<unknown> = fc.oneof(
   fc.string({ unit: "binary", maxLength: 30 })
 )
 
-type Mutation = { readonly op: "set"; readonly field: number; readonly value: unknown } | { readonly op: "delete"; readonly field: number } | { readonly op: "extra"; readonly name: string; readonly value: unknown }
+type Mutation =
+  | { readonly op: "set"; readonly field: number; readonly value: unknown }
+  | { readonly op: "delete"; readonly field: number }
+  | { readonly op: "extra"; readonly name: string; readonly value: unknown }
 
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ op: fc.constant("set" as const), field: fc.nat(), value: nastyValue }),
@@ -137,7 +185,11 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ op: fc.constant("extra" as const), name: fc.string({ unit: "binary", minLength: 1, maxLength: 12 }), value: nastyValue })
 )
 
-const mutate = (event: Record<string, unknown>, change: Mutation, fields: ReadonlyArray<ReadonlyArray<string>>): Record<string, unknown> => {
+const mutate = (
+  event: Record<string, unknown>,
+  change: Mutation,
+  fields: ReadonlyArray<ReadonlyArray<string>>
+): Record<string, unknown> => {
   const copy = structuredClone(event)
   if (change.op === "extra") {
     copy[change.name] = change.value
@@ -181,15 +233,37 @@ const caseOf = (source: FuzzSource): fc.Arbitrary<Case> =>
       })
     },
     { weight: 8, arbitrary: fc.record({ kind: fc.constant("truncated" as const), events: fc.integer({ min: 1, max: 5 }), cut: fc.nat() }) },
-    { weight: 4, arbitrary: fc.record({ kind: fc.constant("raw-number" as const), literal: fc.constantFrom("1e400", "-1e400", "123456789012345678901234567890", "-0", "0.0000001e-400") }) },
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        kind: fc.constant("raw-number" as const),
+        literal: fc.constantFrom("1e400", "-1e400", "123456789012345678901234567890", "-0", "0.0000001e-400")
+      })
+    },
     { weight: 5, arbitrary: fc.record({ kind: fc.constant("json" as const), value: fc.jsonValue({ maxDepth: 4 }) }) },
     { weight: 3, arbitrary: fc.record({ kind: fc.constant("deep" as const), depth: fc.integer({ min: 33, max: 20_000 }) }) },
     { weight: 2, arbitrary: fc.constant({ kind: "too-many" as const }) },
     { weight: 1, arbitrary: fc.constant({ kind: "huge" as const }) },
-    { weight: 5, arbitrary: fc.record({ kind: fc.constant("invalid-utf8" as const), at: fc.nat(), bytes: fc.constantFrom([0xff], [0xc3, 0x28], [0xe2, 0x82], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80]) }) },
+    {
+      weight: 5,
+      arbitrary: fc.record({
+        kind: fc.constant("invalid-utf8" as const),
+        at: fc.nat(),
+        bytes: fc.constantFrom([0xff], [0xc3, 0x28], [0xe2, 0x82], [0xed, 0xa0, 0x80], [0xf8, 0x88, 0x80, 0x80, 0x80])
+      })
+    },
     { weight: 3, arbitrary: fc.constant({ kind: "empty" as const }) },
-    { weight: 3, arbitrary: fc.record({ kind: fc.constant("content-type" as const), contentType: fc.constantFrom("text/plain", "application/xml", "application/x-www-form-urlencoded", null) }) },
-    { weight: 4, arbitrary: fc.record({ kind: fc.constant("signature" as const), how: fc.constantFrom("missing" as const, "wrong" as const) }) }
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        kind: fc.constant("content-type" as const),
+        contentType: fc.constantFrom("text/plain", "application/xml", "application/x-www-form-urlencoded", null)
+      })
+    },
+    {
+      weight: 4,
+      arbitrary: fc.record({ kind: fc.constant("signature" as const), how: fc.constantFrom("missing" as const, "wrong" as const) })
+    }
   )
 
 let stack: EdgeStack
@@ -205,7 +279,11 @@ const extraSources = {
 
 beforeAll(async () => {
   stack = await startEdgeStack({
-    secrets: { ...generateSecrets(), "erasure-hub": randomBytes(24).toString("hex"), "aloware-basic": `agent:${randomBytes(12).toString("hex")}` },
+    secrets: {
+      ...generateSecrets(),
+      "erasure-hub": randomBytes(24).toString("hex"),
+      "aloware-basic": `agent:${randomBytes(12).toString("hex")}`
+    },
     settings: { SOURCES: JSON.stringify(extraSources) }
   })
   console.log(`fuzz seed ${SEED} (FUZZ_SEED=${SEED} reproduces this run), ${RUNS} bodies per source`)
@@ -225,15 +303,19 @@ const postEarlyAnswered = (source: FuzzSource, body: string): Promise<Response> 
   const headers = { "content-type": "application/json", ...signFor(source.scheme, stack.secrets[source.name] as string, url, body) }
   return new Promise((resolveAnswer, reject) => {
     let answered = false
-    const request = httpRequest(url, { method: "POST", headers: { ...headers, "content-length": String(Buffer.byteLength(body)) } }, (incoming) => {
-      answered = true
-      const chunks: Array<Buffer> = []
-      const answer = () => resolveAnswer(new Response(Buffer.concat(chunks), { status: incoming.statusCode ?? 0 }))
-      incoming.on("data", (chunk: Buffer) => chunks.push(chunk))
-      incoming.on("end", answer)
-      // The reset that follows the answer (our write of the rest of the body) is not part of it.
-      incoming.on("error", answer)
-    })
+    const request = httpRequest(
+      url,
+      { method: "POST", headers: { ...headers, "content-length": String(Buffer.byteLength(body)) } },
+      (incoming) => {
+        answered = true
+        const chunks: Array<Buffer> = []
+        const answer = () => resolveAnswer(new Response(Buffer.concat(chunks), { status: incoming.statusCode ?? 0 }))
+        incoming.on("data", (chunk: Buffer) => chunks.push(chunk))
+        incoming.on("end", answer)
+        // The reset that follows the answer (our write of the rest of the body) is not part of it.
+        incoming.on("error", answer)
+      }
+    )
     request.on("error", (error) => (answered ? undefined : reject(error)))
     request.on("socket", (socket) => socket.on("error", () => undefined))
     request.end(body)
@@ -245,7 +327,8 @@ const send = async (source: FuzzSource, fuzz: Case): Promise<{ response: Respons
   const secret = stack.secrets[source.name] as string
   const fresh = () => source.event(100_000 + counter++)
   const json = (events: ReadonlyArray<unknown>, batched: boolean) => JSON.stringify(batched ? events : events[0])
-  const post = (body: string | Uint8Array, init: { headers?: Record<string, string> } = {}) => postSigned(stack.edge.url, source.name, body, secret, { scheme: source.scheme, ...init })
+  const post = (body: string | Uint8Array, init: { headers?: Record<string, string> } = {}) =>
+    postSigned(stack.edge.url, source.name, body, secret, { scheme: source.scheme, ...init })
   switch (fuzz.kind) {
     case "events": {
       const changes = fuzz.batched ? fuzz.mutations : fuzz.mutations.slice(0, 1)
@@ -269,7 +352,10 @@ const send = async (source: FuzzSource, fuzz: Case): Promise<{ response: Respons
     case "too-many":
       return { response: await post(JSON.stringify(Array.from({ length: 1001 }, fresh))), events: undefined }
     case "huge":
-      return { response: await postEarlyAnswered(source, json([{ ...fresh(), note: "x".repeat(5 * 1024 * 1024) }], source.batches !== "never")), events: undefined }
+      return {
+        response: await postEarlyAnswered(source, json([{ ...fresh(), note: "x".repeat(5 * 1024 * 1024) }], source.batches !== "never")),
+        events: undefined
+      }
     case "invalid-utf8": {
       const bytes = new TextEncoder().encode(json([fresh()], source.batches !== "never"))
       const cut = 1 + (fuzz.at % (bytes.length - 1))
@@ -278,12 +364,27 @@ const send = async (source: FuzzSource, fuzz: Case): Promise<{ response: Respons
     case "empty":
       return { response: await post(""), events: undefined }
     case "content-type":
-      return { response: await post(json([fresh()], source.batches !== "never"), { headers: fuzz.contentType === null ? { "content-type": "" } : { "content-type": fuzz.contentType } }), events: undefined }
+      return {
+        response: await post(json([fresh()], source.batches !== "never"), {
+          headers: fuzz.contentType === null ? { "content-type": "" } : { "content-type": fuzz.contentType }
+        }),
+        events: undefined
+      }
     case "signature": {
       const body = json([fresh()], source.batches !== "never")
-      const wrong = source.scheme === "standard-webhooks" ? `whsec_${randomBytes(32).toString("base64")}` : source.scheme === "basic" ? "agent:not-the-password" : "not-the-right-secret-at-all"
-      if (fuzz.how === "wrong") return { response: await postSigned(stack.edge.url, source.name, body, wrong, { scheme: source.scheme }), events: undefined }
-      const response = await fetch(`${stack.edge.url}/v1/hooks/${source.name}`, { method: "POST", body, headers: { "content-type": "application/json" } })
+      const wrong =
+        source.scheme === "standard-webhooks"
+          ? `whsec_${randomBytes(32).toString("base64")}`
+          : source.scheme === "basic"
+            ? "agent:not-the-password"
+            : "not-the-right-secret-at-all"
+      if (fuzz.how === "wrong")
+        return { response: await postSigned(stack.edge.url, source.name, body, wrong, { scheme: source.scheme }), events: undefined }
+      const response = await fetch(`${stack.edge.url}/v1/hooks/${source.name}`, {
+        method: "POST",
+        body,
+        headers: { "content-type": "application/json" }
+      })
       return { response, events: undefined }
     }
   }
@@ -356,18 +457,23 @@ const judge = async (source: FuzzSource, fuzz: Case): Promise<void> => {
     if (!source.quarantine) expect(quarantined, context).toEqual([])
   }
   for (const entry of quarantined) expect(entry.issues.length, context).toBeGreaterThan(0)
-  for (const receipt of appended) receipts.push({ stream: streamFor(receipt.subject.split(".")[1] as (typeof DOMAINS)[number]), seq: receipt.seq, id: receipt.id })
+  for (const receipt of appended)
+    receipts.push({ stream: streamFor(receipt.subject.split(".")[1] as (typeof DOMAINS)[number]), seq: receipt.seq, id: receipt.id })
   quarantinedIds.push(...quarantined.map((entry) => entry.id))
 }
 
 /** Every message of `stream`, by sequence: its message id. */
 const readIds = async (stream: string): Promise<Map<number, string>> =>
-  new Map((await readStream(jetstream(stack.admin), stack.jsm, stream)).map((message) => [message.seq, message.headers["Nats-Msg-Id"] ?? ""]))
+  new Map(
+    (await readStream(jetstream(stack.admin), stack.jsm, stream)).map((message) => [message.seq, message.headers["Nats-Msg-Id"] ?? ""])
+  )
 
 describe(`${RUNS} generated requests per source through the Worker in workerd`, () => {
   it("are never answered 5xx, always name the problem, and append exactly the events they accepted or quarantined", async () => {
     const streams = [...DOMAINS.map(streamFor), QUARANTINE_STREAM]
-    const before = Object.fromEntries(await Promise.all(streams.map(async (stream) => [stream, (await stack.jsm.streams.info(stream)).state.messages] as const)))
+    const before = Object.fromEntries(
+      await Promise.all(streams.map(async (stream) => [stream, (await stack.jsm.streams.info(stream)).state.messages] as const))
+    )
     await Promise.all(
       fuzzSources.map((source, i) =>
         fc.assert(
@@ -377,11 +483,17 @@ describe(`${RUNS} generated requests per source through the Worker in workerd`, 
       )
     )
     const logged = Object.fromEntries(await Promise.all(streams.map(async (stream) => [stream, await readIds(stream)] as const)))
-    for (const receipt of receipts) expect(logged[receipt.stream]?.get(receipt.seq), `${receipt.stream} seq ${receipt.seq}`).toBe(receipt.id)
+    for (const receipt of receipts)
+      expect(logged[receipt.stream]?.get(receipt.seq), `${receipt.stream} seq ${receipt.seq}`).toBe(receipt.id)
     for (const id of quarantinedIds) expect(logged[QUARANTINE_STREAM]?.has(id), `quarantine ${id}`).toBe(true)
     const distinct = (stream: string) =>
-      new Set(stream === QUARANTINE_STREAM ? quarantinedIds : receipts.filter((receipt) => receipt.stream === stream).map((receipt) => receipt.seq)).size
-    for (const stream of streams) expect((logged[stream]?.size ?? 0) - (before[stream] ?? 0), `${stream}: messages beyond what was answered`).toBe(distinct(stream))
+      new Set(
+        stream === QUARANTINE_STREAM
+          ? quarantinedIds
+          : receipts.filter((receipt) => receipt.stream === stream).map((receipt) => receipt.seq)
+      ).size
+    for (const stream of streams)
+      expect((logged[stream]?.size ?? 0) - (before[stream] ?? 0), `${stream}: messages beyond what was answered`).toBe(distinct(stream))
     expect(receipts.length).toBeGreaterThan(RUNS)
     expect(quarantinedIds.length).toBeGreaterThan(0)
   }, 900_000)

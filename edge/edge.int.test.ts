@@ -18,7 +18,12 @@ afterAll(async () => {
 const messageCount = async (jsm: JetStreamManager, stream: string) => (await jsm.streams.info(stream)).state.messages
 
 /** Messages in every stream the edge appends to, the quarantine included. */
-const allCounts = async () => Object.fromEntries(await Promise.all([...DOMAINS.map(streamFor), QUARANTINE_STREAM].map(async (stream) => [stream, await messageCount(stack.jsm, stream)] as const)))
+const allCounts = async () =>
+  Object.fromEntries(
+    await Promise.all(
+      [...DOMAINS.map(streamFor), QUARANTINE_STREAM].map(async (stream) => [stream, await messageCount(stack.jsm, stream)] as const)
+    )
+  )
 
 const storedMessage = async (stream: string, seq: number) => {
   const message = await stack.jsm.streams.getMessage(stream, { seq })
@@ -36,14 +41,22 @@ describe("a signed HubSpot batch", () => {
       headers: { traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" }
     })
     expect(response.status).toBe(202)
-    const answer = (await response.json()) as { accepted: number; duplicates: number; trace_id: string; events: Array<{ id: string; subject: string; seq: number }> }
+    const answer = (await response.json()) as {
+      accepted: number
+      duplicates: number
+      trace_id: string
+      events: Array<{ id: string; subject: string; seq: number }>
+    }
     expect(answer).toMatchObject({ accepted: 100, duplicates: 0, quarantined: [], trace_id: "4bf92f3577b34da6a3ce929d0e0e4736" })
     expect(await messageCount(stack.jsm, "INGEST_CRM")).toBe(before + 100)
 
     for (const [index, event] of batch.entries()) {
       const receipt = answer.events[index]
       const key = `${event.portalId}:${event.subscriptionId}:${event.eventId}`
-      expect(receipt).toMatchObject({ id: `hubspot:${key}`, subject: `ingest.crm.hubspot.${event.subscriptionType.replace(".", "_").toLowerCase()}` })
+      expect(receipt).toMatchObject({
+        id: `hubspot:${key}`,
+        subject: `ingest.crm.hubspot.${event.subscriptionType.replace(".", "_").toLowerCase()}`
+      })
       const stored = await storedMessage("INGEST_CRM", receipt?.seq as number)
       expect(stored.subject).toBe(receipt?.subject)
       expect(stored.json()).toEqual(event)
@@ -77,7 +90,11 @@ describe("requests the edge refuses", () => {
     ...signHubSpotV3(secret, "POST", hubspotUrl(), payload, Date.now())
   })
   const post = (init: { body: string; headers: Record<string, string>; method?: string; path?: string }) =>
-    fetch(init.path === undefined ? hubspotUrl() : `${stack.edge.url}${init.path}`, { method: init.method ?? "POST", body: init.body, headers: init.headers })
+    fetch(init.path === undefined ? hubspotUrl() : `${stack.edge.url}${init.path}`, {
+      method: init.method ?? "POST",
+      body: init.body,
+      headers: init.headers
+    })
 
   const cases: ReadonlyArray<{ name: string; status: number; error: string; message: RegExp; request: () => Promise<Response> }> = [
     {
@@ -87,7 +104,13 @@ describe("requests the edge refuses", () => {
       message: /X-HubSpot-Signature-v3 does not match/,
       request: () => post({ body: body.replace('"objectId":1000', '"objectId":1001'), headers: signed(body) })
     },
-    { name: "a signature made with a wrong secret", status: 401, error: "unauthorized", message: /does not match/, request: () => post({ body, headers: signed(body, "not-the-secret") }) },
+    {
+      name: "a signature made with a wrong secret",
+      status: 401,
+      error: "unauthorized",
+      message: /does not match/,
+      request: () => post({ body, headers: signed(body, "not-the-secret") })
+    },
     {
       name: "a missing signature",
       status: 401,
@@ -101,7 +124,9 @@ describe("requests the edge refuses", () => {
       error: "payload_too_large",
       message: /exceeds the limit of 1048576 bytes/,
       request: () => {
-        const big = JSON.stringify(hubspotBatch(1, { firstEventId: 6000 }).map((event) => ({ ...event, propertyValue: "x".repeat(1024 * 1024) })))
+        const big = JSON.stringify(
+          hubspotBatch(1, { firstEventId: 6000 }).map((event) => ({ ...event, propertyValue: "x".repeat(1024 * 1024) }))
+        )
         return post({ body: big, headers: signed(big) })
       }
     },
@@ -173,11 +198,28 @@ describe("requests the edge refuses", () => {
       message: /in 1 place\(s\)/,
       request: () => {
         const events = erasureEvents(5, { firstId: 8100 })
-        return postSigned(stack.edge.url, "erasure", events.map((event, i) => (i === 3 ? { ...event, id: "era_bad\nid" } : event)), stack.secrets.erasure as string)
+        return postSigned(
+          stack.edge.url,
+          "erasure",
+          events.map((event, i) => (i === 3 ? { ...event, id: "era_bad\nid" } : event)),
+          stack.secrets.erasure as string
+        )
       }
     },
-    { name: "an unknown source", status: 404, error: "unknown_source", message: /no webhook source named "nosuch"/, request: () => post({ path: "/v1/hooks/nosuch", body, headers: signed(body) }) },
-    { name: "a GET on a hook", status: 405, error: "method_not_allowed", message: /delivered with POST/, request: () => fetch(hubspotUrl()) },
+    {
+      name: "an unknown source",
+      status: 404,
+      error: "unknown_source",
+      message: /no webhook source named "nosuch"/,
+      request: () => post({ path: "/v1/hooks/nosuch", body, headers: signed(body) })
+    },
+    {
+      name: "a GET on a hook",
+      status: 405,
+      error: "method_not_allowed",
+      message: /delivered with POST/,
+      request: () => fetch(hubspotUrl())
+    },
     {
       name: "a body that is not declared as JSON",
       status: 415,
@@ -202,11 +244,19 @@ describe("requests the edge refuses", () => {
 
   it("lists each contract issue with its path", async () => {
     const [good, bad] = erasureEvents(2, { firstId: 7100 })
-    const response = await postSigned(stack.edge.url, "erasure", [good, { ...bad, id: 7, timestamp: "yesterday" }], stack.secrets.erasure as string)
+    const response = await postSigned(
+      stack.edge.url,
+      "erasure",
+      [good, { ...bad, id: 7, timestamp: "yesterday" }],
+      stack.secrets.erasure as string
+    )
     expect(await response.json()).toMatchObject({
       issues: [
         { path: "$[1].id", message: "Expected string, got 7" },
-        { path: "$[1].timestamp", message: 'Expected an ISO 8601 date-time with a time zone in years 0001 to 9999 (UTC), e.g. 2025-01-15T10:32:00Z, got "yesterday"' }
+        {
+          path: "$[1].timestamp",
+          message: 'Expected an ISO 8601 date-time with a time zone in years 0001 to 9999 (UTC), e.g. 2025-01-15T10:32:00Z, got "yesterday"'
+        }
       ]
     })
   })
@@ -219,10 +269,25 @@ describe("every default source", () => {
       source: "erasure",
       payload: erasureEvents(4, { firstId: 900 }),
       stream: "INGEST_WAREHOUSE",
-      subjects: ["ingest.warehouse.erasure.erasure_success", "ingest.warehouse.erasure.erasure_success", "ingest.warehouse.erasure.erasure_failure", "ingest.warehouse.erasure.erasure_connected"]
+      subjects: [
+        "ingest.warehouse.erasure.erasure_success",
+        "ingest.warehouse.erasure.erasure_success",
+        "ingest.warehouse.erasure.erasure_failure",
+        "ingest.warehouse.erasure.erasure_connected"
+      ]
     },
-    { source: "oee", payload: oeeEvents(), stream: "INGEST_OEE", subjects: ["ingest.oee.oee.machine_upserted", "ingest.oee.oee.snapshot_recorded", "ingest.oee.oee.downtime_recorded"] },
-    { source: "pos", payload: retailEvents(), stream: "INGEST_RETAIL", subjects: ["ingest.retail.pos.sale_completed", "ingest.retail.pos.inventory_updated", "ingest.retail.pos.traffic_counted"] }
+    {
+      source: "oee",
+      payload: oeeEvents(),
+      stream: "INGEST_OEE",
+      subjects: ["ingest.oee.oee.machine_upserted", "ingest.oee.oee.snapshot_recorded", "ingest.oee.oee.downtime_recorded"]
+    },
+    {
+      source: "pos",
+      payload: retailEvents(),
+      stream: "INGEST_RETAIL",
+      subjects: ["ingest.retail.pos.sale_completed", "ingest.retail.pos.inventory_updated", "ingest.retail.pos.traffic_counted"]
+    }
   ]
 
   for (const sample of samples) {
@@ -239,6 +304,9 @@ describe("every default source", () => {
   it("answers /healthz with the log's round trip", async () => {
     const response = await fetch(`${stack.edge.url}/healthz`)
     expect(response.status).toBe(200)
-    expect(await response.json()).toMatchObject({ status: "ok", log: { connected: true, server_version: expect.stringMatching(/^\d+\.\d+\.\d+/) } })
+    expect(await response.json()).toMatchObject({
+      status: "ok",
+      log: { connected: true, server_version: expect.stringMatching(/^\d+\.\d+\.\d+/) }
+    })
   })
 })

@@ -36,7 +36,16 @@ export class EdgeMisconfigured extends Schema.TaggedError<EdgeMisconfigured>()("
   reason: Schema.String
 }) {}
 
-export type EdgeError = UnknownSource | UnsupportedMediaType | PayloadTooLarge | EventTooLarge | SignatureRejected | MalformedBody | ContractViolation | LogUnavailable | EdgeMisconfigured
+export type EdgeError =
+  | UnknownSource
+  | UnsupportedMediaType
+  | PayloadTooLarge
+  | EventTooLarge
+  | SignatureRejected
+  | MalformedBody
+  | ContractViolation
+  | LogUnavailable
+  | EdgeMisconfigured
 
 /** The body of every error answer. */
 export interface ErrorBody {
@@ -52,11 +61,26 @@ export interface ErrorBody {
 export const describeError = (error: EdgeError): { status: number; retryable: boolean; body: ErrorBody; detail?: string } => {
   switch (error._tag) {
     case "UnknownSource":
-      return { status: 404, retryable: false, body: { error: "unknown_source", message: `no webhook source named ${JSON.stringify(error.source)}` } }
+      return {
+        status: 404,
+        retryable: false,
+        body: { error: "unknown_source", message: `no webhook source named ${JSON.stringify(error.source)}` }
+      }
     case "UnsupportedMediaType":
-      return { status: 415, retryable: false, body: { error: "unsupported_media_type", message: `Content-Type must be application/json, got ${JSON.stringify(error.contentType)}` } }
+      return {
+        status: 415,
+        retryable: false,
+        body: {
+          error: "unsupported_media_type",
+          message: `Content-Type must be application/json, got ${JSON.stringify(error.contentType)}`
+        }
+      }
     case "PayloadTooLarge":
-      return { status: 413, retryable: false, body: { error: "payload_too_large", message: `the body exceeds the limit of ${error.limitBytes} bytes; split the batch` } }
+      return {
+        status: 413,
+        retryable: false,
+        body: { error: "payload_too_large", message: `the body exceeds the limit of ${error.limitBytes} bytes; split the batch` }
+      }
     case "EventTooLarge":
       return {
         status: 413,
@@ -74,7 +98,11 @@ export const describeError = (error: EdgeError): { status: number; retryable: bo
       return {
         status: 422,
         retryable: false,
-        body: { error: "contract_violation", message: `the body breaks the source's contract in ${error.issues.length} place(s)`, issues: error.issues }
+        body: {
+          error: "contract_violation",
+          message: `the body breaks the source's contract in ${error.issues.length} place(s)`,
+          issues: error.issues
+        }
       }
     case "LogUnavailable":
       return {
@@ -82,13 +110,19 @@ export const describeError = (error: EdgeError): { status: number; retryable: bo
         retryable: true,
         body: {
           error: "log_unavailable",
-          message: "the event log did not acknowledge every event in time; retry the same request later: events already appended are recognised by their keys and counted once"
+          message:
+            "the event log did not acknowledge every event in time; retry the same request later: events already appended are recognised by their keys and counted once"
         },
         detail: error.reason
       }
     case "EdgeMisconfigured":
       // The reason may name internals (a NATS URL, a source's secrets); the caller is not authenticated yet.
-      return { status: 503, retryable: true, body: { error: "edge_misconfigured", message: "the edge is misconfigured; its operator has been told, retry later" }, detail: error.reason }
+      return {
+        status: 503,
+        retryable: true,
+        body: { error: "edge_misconfigured", message: "the edge is misconfigured; its operator has been told, retry later" },
+        detail: error.reason
+      }
   }
 }
 

@@ -3,7 +3,16 @@ import { issuesOfSplit, validEvents, violation } from "../contracts/contract.ts"
 import type { ContractIssue } from "../contracts/event.ts"
 import { contracts, type Scheme } from "../contracts/sources.ts"
 import type { EdgeConfig, EdgeSource } from "./config.ts"
-import { EdgeMisconfigured, type EdgeError, type EventTooLarge, LogUnavailable, MalformedBody, PayloadTooLarge, UnknownSource, UnsupportedMediaType } from "./errors.ts"
+import {
+  EdgeMisconfigured,
+  type EdgeError,
+  type EventTooLarge,
+  LogUnavailable,
+  MalformedBody,
+  PayloadTooLarge,
+  UnknownSource,
+  UnsupportedMediaType
+} from "./errors.ts"
 import { type LogMessage, type LogReceipt, toLogMessages } from "./log-message.ts"
 import { type InvalidEvent, quarantineMessages } from "./quarantine.ts"
 import { concatBytes } from "../platform/text.ts"
@@ -47,7 +56,11 @@ export const findSource = (config: EdgeConfig, name: string): Effect.Effect<Edge
   const source = config.sources.get(name)
   if (source === undefined) return Effect.fail(new UnknownSource({ source: name }))
   if (source.secrets.length === 0)
-    return Effect.fail(new EdgeMisconfigured({ reason: `source ${JSON.stringify(name)} has no secret configured (WEBHOOK_SECRETS); refusing unauthenticated events` }))
+    return Effect.fail(
+      new EdgeMisconfigured({
+        reason: `source ${JSON.stringify(name)} has no secret configured (WEBHOOK_SECRETS); refusing unauthenticated events`
+      })
+    )
   return Effect.succeed(source)
 }
 
@@ -94,14 +107,20 @@ export const readBody = (request: Request, limit: number): Effect.Effect<Uint8Ar
       if (total > limit || declared > limit) throw new PayloadTooLarge({ limitBytes: limit })
       return concatBytes(...chunks)
     },
-    catch: (error) => (error instanceof PayloadTooLarge ? error : new MalformedBody({ reason: `the body could not be read: ${String(error)}` }))
+    catch: (error) =>
+      error instanceof PayloadTooLarge ? error : new MalformedBody({ reason: `the body could not be read: ${String(error)}` })
   })
 
 export const parseJson = (body: Uint8Array): Effect.Effect<unknown, MalformedBody> =>
   Effect.try({
     try: () => JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body)) as unknown,
     catch: (error) =>
-      new MalformedBody({ reason: body.byteLength === 0 ? "the body is empty; expected JSON" : `the body is not valid UTF-8 JSON: ${error instanceof Error ? error.message : String(error)}` })
+      new MalformedBody({
+        reason:
+          body.byteLength === 0
+            ? "the body is empty; expected JSON"
+            : `the body is not valid UTF-8 JSON: ${error instanceof Error ? error.message : String(error)}`
+      })
   })
 
 const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/
@@ -144,7 +163,9 @@ export const ingestWebhook = (
     const contract = contracts[source.contract]
     const split = yield* contract.split(json)
     const invalid: ReadonlyArray<InvalidEvent> = split.events.flatMap((item) =>
-      item.judgement._tag === "Invalid" ? [{ index: item.index, payload: item.payload, key: item.judgement.key, issues: item.judgement.issues }] : []
+      item.judgement._tag === "Invalid"
+        ? [{ index: item.index, payload: item.payload, key: item.judgement.key, issues: item.judgement.issues }]
+        : []
     )
     if (invalid.length > 0 && source.onInvalid === "reject") return yield* violation(...issuesOfSplit(split))
     const valid = validEvents(split)
@@ -157,7 +178,13 @@ export const ingestWebhook = (
       duplicates: appended.filter((receipt) => receipt.duplicate).length,
       quarantined: invalid.map((event, i) => {
         const receipt = receipts[valid.length + i] as LogReceipt
-        return { index: event.index, ...(event.key === undefined ? {} : { key: event.key }), id: receipt.seq, duplicate: receipt.duplicate, issues: event.issues }
+        return {
+          index: event.index,
+          ...(event.key === undefined ? {} : { key: event.key }),
+          id: receipt.seq,
+          duplicate: receipt.duplicate,
+          issues: event.issues
+        }
       }),
       trace_id: context.traceId,
       events: appended.map((receipt) => ({ id: receipt.msgId, subject: receipt.subject, seq: receipt.seq, duplicate: receipt.duplicate }))
@@ -166,6 +193,12 @@ export const ingestWebhook = (
 
 /** Fails with {@link LogUnavailable} when `append` rejects or exceeds `deadlineMs`. */
 export const withDeadline = <A>(append: () => Promise<A>, deadlineMs: number): Effect.Effect<A, LogUnavailable> =>
-  Effect.tryPromise({ try: append, catch: (error) => new LogUnavailable({ reason: error instanceof Error ? error.message : String(error) }) }).pipe(
-    Effect.timeoutOrElse({ duration: deadlineMs, orElse: () => Effect.fail(new LogUnavailable({ reason: `no PubAck within ${deadlineMs} ms` })) })
+  Effect.tryPromise({
+    try: append,
+    catch: (error) => new LogUnavailable({ reason: error instanceof Error ? error.message : String(error) })
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: deadlineMs,
+      orElse: () => Effect.fail(new LogUnavailable({ reason: `no PubAck within ${deadlineMs} ms` }))
+    })
   )

@@ -13,7 +13,10 @@ beforeAll(async () => {
   // One publisher shard, so every request shares one Durable Object and its one NATS connection.
   stack = await startEdgeStack({
     secrets: { ...generateSecrets(), "erasure-q": generateSecrets().erasure as string },
-    settings: { PUBLISHER_SHARDS: "1", SOURCES: JSON.stringify({ "erasure-q": { contract: "warehouse", scheme: "standard-webhooks", onInvalid: "quarantine" } }) }
+    settings: {
+      PUBLISHER_SHARDS: "1",
+      SOURCES: JSON.stringify({ "erasure-q": { contract: "warehouse", scheme: "standard-webhooks", onInvalid: "quarantine" } })
+    }
   })
 })
 
@@ -23,7 +26,9 @@ afterAll(async () => {
 
 const monitor = async <T>(path: string): Promise<T> => (await (await fetch(`${stack.nats.monitorUrl}${path}`)).json()) as T
 const edgeConnections = async () =>
-  (await monitor<{ connections: Array<{ cid: number; name?: string }> }>("/connz")).connections.filter((connection) => connection.name === "ingest-edge").map((connection) => connection.cid)
+  (await monitor<{ connections: Array<{ cid: number; name?: string }> }>("/connz")).connections
+    .filter((connection) => connection.name === "ingest-edge")
+    .map((connection) => connection.cid)
 
 /** An erasure event padded with `size` characters in a field the contract does not model. */
 const padded = (size: number) => ({
@@ -92,14 +97,21 @@ describe("ids that only differ in how a lone surrogate is written", () => {
     const events = erasureEvents(3, { firstId: 62_000 }).map((event, i) => ({ ...event, id: ids[i] as string }))
     const response = await postSigned(stack.edge.url, "erasure", JSON.stringify(events), stack.secrets.erasure as string)
     expect(response.status).toBe(422)
-    expect(((await response.json()) as { issues: Array<{ path: string }> }).issues.map((issue) => issue.path)).toEqual(["$[0].id", "$[1].id"])
+    expect(((await response.json()) as { issues: Array<{ path: string }> }).issues.map((issue) => issue.path)).toEqual([
+      "$[0].id",
+      "$[1].id"
+    ])
   })
 
   it("are quarantined by a source that quarantines, and never collapse into the one well-formed key", async () => {
     const events = erasureEvents(3, { firstId: 62_100 }).map((event, i) => ({ ...event, id: ids[i] as string }))
     const response = await postSigned(stack.edge.url, "erasure-q", JSON.stringify(events), stack.secrets["erasure-q"] as string)
     expect(response.status).toBe(202)
-    const answer = (await response.json()) as { accepted: number; quarantined: Array<{ index: number; key?: string }>; events: Array<{ id: string }> }
+    const answer = (await response.json()) as {
+      accepted: number
+      quarantined: Array<{ index: number; key?: string }>
+      events: Array<{ id: string }>
+    }
     expect(answer.quarantined.map((entry) => [entry.index, entry.key])).toEqual([
       [0, undefined],
       [1, undefined]
@@ -110,13 +122,20 @@ describe("ids that only differ in how a lone surrogate is written", () => {
 
 describe("an edge with a wrong setting", () => {
   it("answers 503 with Retry-After and no word of its internals, which it logs instead", async () => {
-    const broken = await startEdge({ natsWsUrl: "nats://10.0.0.7:4222", natsPassword: "x", secrets: { erasure: [stack.secrets.erasure as string] } })
+    const broken = await startEdge({
+      natsWsUrl: "nats://10.0.0.7:4222",
+      natsPassword: "x",
+      secrets: { erasure: [stack.secrets.erasure as string] }
+    })
     try {
       const response = await postSigned(broken.url, "erasure", erasureEvents(1), stack.secrets.erasure as string)
       expect(response.status).toBe(503)
       expect(Number(response.headers.get("retry-after"))).toBeGreaterThan(0)
       const text = await response.text()
-      expect(JSON.parse(text)).toEqual({ error: "edge_misconfigured", message: "the edge is misconfigured; its operator has been told, retry later" })
+      expect(JSON.parse(text)).toEqual({
+        error: "edge_misconfigured",
+        message: "the edge is misconfigured; its operator has been told, retry later"
+      })
       expect(text).not.toMatch(/10\.0\.0\.7|NATS_WS_URL/)
       const health = await fetch(`${broken.url}/healthz`)
       expect(health.status).toBe(503)

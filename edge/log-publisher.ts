@@ -73,7 +73,10 @@ export class LogPublisher extends DurableObject<EdgeEnv> {
    * and headers) is the sender's fault, answered without publishing anything and without touching
    * the connection other requests share.
    */
-  async append(messages: ReadonlyArray<LogMessage>, options: ConnectOptions & { readonly publishTimeoutMs: number }): Promise<AppendOutcome> {
+  async append(
+    messages: ReadonlyArray<LogMessage>,
+    options: ConnectOptions & { readonly publishTimeoutMs: number }
+  ): Promise<AppendOutcome> {
     const connection = this.openConnection(options)
     try {
       const nc = await connection

@@ -47,14 +47,22 @@ describe("a HubSpot batch with one event that breaks the contract", () => {
     const answer = (await response.json()) as Answer
     expect(answer).toMatchObject({ accepted: 99, duplicates: 0 })
     expect(answer.quarantined).toEqual([
-      { index: 3, key: "62515:4242:20003", id: expect.any(Number), duplicate: false, issues: [{ path: "$[3].propertyValue", message: "Expected string, got 42" }] }
+      {
+        index: 3,
+        key: "62515:4242:20003",
+        id: expect.any(Number),
+        duplicate: false,
+        issues: [{ path: "$[3].propertyValue", message: "Expected string, got 42" }]
+      }
     ])
     expect(await count("INGEST_CRM")).toBe(crm + 99)
     expect(await count(QUARANTINE_STREAM)).toBe(quarantined + 1)
     const stored = await stack.jsm.streams.getMessage(QUARANTINE_STREAM, { seq: answer.quarantined[0]?.id as number })
     expect(stored?.subject).toBe("ingest.quarantine.hubspot")
     expect(stored?.json()).toEqual(batch[3])
-    expect(JSON.parse(stored?.header.get(LogHeaders.issues) ?? "")).toEqual([{ path: "$[3].propertyValue", message: "Expected string, got 42" }])
+    expect(JSON.parse(stored?.header.get(LogHeaders.issues) ?? "")).toEqual([
+      { path: "$[3].propertyValue", message: "Expected string, got 42" }
+    ])
     expect(stored?.header.get(LogHeaders.key)).toBe("62515:4242:20003")
     expect(stored?.header.get(LogHeaders.schema)).toBe("hubspot/v1")
   })
@@ -69,10 +77,14 @@ describe("a HubSpot batch with one event that breaks the contract", () => {
   })
 
   it("is listed with its issues by `mesh quarantine list hubspot`", async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", join(ROOT, "infra", "cli.ts"), "quarantine", "list", "hubspot"], {
-      cwd: ROOT,
-      env: { ...process.env, NATS_URL: stack.nats.url, NATS_USER: "admin", NATS_PASSWORD: stack.nats.admin.password }
-    })
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ["--import", "tsx", join(ROOT, "infra", "cli.ts"), "quarantine", "list", "hubspot"],
+      {
+        cwd: ROOT,
+        env: { ...process.env, NATS_URL: stack.nats.url, NATS_USER: "admin", NATS_PASSWORD: stack.nats.admin.password }
+      }
+    )
     expect(stdout).toMatch(/#\d+ {2}hubspot {2}key 62515:4242:20003 .* waiting/)
     expect(stdout).toContain("$[3].propertyValue: Expected string, got 42")
   })
@@ -80,12 +92,22 @@ describe("a HubSpot batch with one event that breaks the contract", () => {
 
 describe("re-driving quarantined events", () => {
   /** The HubSpot contract as it might be fixed: numeric property values accepted (and kept as sent). */
-  const fixedHubSpot = hubspotContractFor(Schema.Struct({ ...HubSpotEvent.fields, propertyValue: Schema.optionalKey(Schema.Union([Schema.String, Schema.Finite])) }))
+  const fixedHubSpot = hubspotContractFor(
+    Schema.Struct({ ...HubSpotEvent.fields, propertyValue: Schema.optionalKey(Schema.Union([Schema.String, Schema.Finite])) })
+  )
 
   it("appends those the current contract accepts under their natural key, once however often re-driven, and keeps the others with the new reason", async () => {
     const [fixable, hopeless] = hubspotBatch(2, { firstEventId: 30_000 })
     const answer = (await (
-      await postSigned(stack.edge.url, "hubspot", [{ ...fixable, propertyValue: 7 }, { ...hopeless, eventId: "x", propertyValue: 8 }], stack.secrets.hubspot as string)
+      await postSigned(
+        stack.edge.url,
+        "hubspot",
+        [
+          { ...fixable, propertyValue: 7 },
+          { ...hopeless, eventId: "x", propertyValue: 8 }
+        ],
+        stack.secrets.hubspot as string
+      )
     ).json()) as Answer
     const [fixableId, hopelessId] = answer.quarantined.map((entry) => entry.id) as [number, number]
     const js = jetstream(stack.admin)
@@ -101,17 +123,24 @@ describe("re-driving quarantined events", () => {
     expect(appended?.header.get(LogHeaders.key)).toBe("62515:4242:30000")
     expect(appended?.json()).toEqual({ ...fixable, propertyValue: 7 })
 
-    expect((await redriveQuarantined(js, stack.jsm, [fixableId], resolveFixed)).map((report) => report.outcome)).toEqual(["already redriven"])
+    expect((await redriveQuarantined(js, stack.jsm, [fixableId], resolveFixed)).map((report) => report.outcome)).toEqual([
+      "already redriven"
+    ])
     expect(await count("INGEST_CRM")).toBe(crm + 1)
 
     const records = await readQuarantine(js, stack.jsm, "hubspot")
     expect(records.find((record) => record.id === fixableId)?.redriven).toMatchObject({ subject: "ingest.crm.hubspot.contact_creation" })
-    expect(records.find((record) => record.id === hopelessId)).toMatchObject({ redriven: undefined, issues: [{ path: "$.eventId", message: 'Expected number, got "x"' }] })
+    expect(records.find((record) => record.id === hopelessId)).toMatchObject({
+      redriven: undefined,
+      issues: [{ path: "$.eventId", message: 'Expected number, got "x"' }]
+    })
   })
 
   it("with the contract the edge runs, leaves an event that still breaks it where it is", async () => {
     const [event] = hubspotBatch(1, { firstEventId: 31_000 })
-    const answer = (await (await postSigned(stack.edge.url, "hubspot", [{ ...event, propertyValue: 9 }], stack.secrets.hubspot as string)).json()) as Answer
+    const answer = (await (
+      await postSigned(stack.edge.url, "hubspot", [{ ...event, propertyValue: 9 }], stack.secrets.hubspot as string)
+    ).json()) as Answer
     const id = answer.quarantined[0]?.id as number
     const reports = await redriveQuarantined(jetstream(stack.admin), stack.jsm, [id])
     expect(reports).toEqual([{ id, outcome: "invalid", detail: "$.propertyValue: Expected string, got 9" }])
@@ -122,7 +151,9 @@ describe("re-driving quarantined events", () => {
 describe("other senders' batches with bad events", () => {
   it("from a source that quarantines: the valid events appended, the bad ones quarantined", async () => {
     const events = erasureEvents(5, { firstId: 40_000 })
-    const body = events.map((event, i) => (i === 1 ? { ...event, data: { ...event.data, initials: "J1" } } : i === 4 ? { ...event, timestamp: "soon" } : event))
+    const body = events.map((event, i) =>
+      i === 1 ? { ...event, data: { ...event.data, initials: "J1" } } : i === 4 ? { ...event, timestamp: "soon" } : event
+    )
     const warehouse = await count("INGEST_WAREHOUSE")
     const answer = (await (await postSigned(stack.edge.url, "erasure-q", body, stack.secrets["erasure-q"] as string)).json()) as Answer
     expect(answer.accepted).toBe(3)
@@ -136,16 +167,29 @@ describe("other senders' batches with bad events", () => {
   it("from a source that refuses whole requests: 422 and nothing appended anywhere", async () => {
     const events = erasureEvents(3, { firstId: 41_000 })
     const before = [await count("INGEST_WAREHOUSE"), await count(QUARANTINE_STREAM)]
-    const response = await postSigned(stack.edge.url, "erasure", [events[0], { ...events[1], data: {} }, events[2]], stack.secrets.erasure as string)
+    const response = await postSigned(
+      stack.edge.url,
+      "erasure",
+      [events[0], { ...events[1], data: {} }, events[2]],
+      stack.secrets.erasure as string
+    )
     expect(response.status).toBe(422)
     expect([await count("INGEST_WAREHOUSE"), await count(QUARANTINE_STREAM)]).toEqual(before)
   })
 
   it("an Aloware event with a lone surrogate in its name is quarantined, not answered as our failure", async () => {
-    const response = await postSigned(stack.edge.url, "aloware", JSON.stringify({ ...alowareCall(51_000), event: "Call \ud800Disposed" }), stack.secrets.aloware as string)
+    const response = await postSigned(
+      stack.edge.url,
+      "aloware",
+      JSON.stringify({ ...alowareCall(51_000), event: "Call \ud800Disposed" }),
+      stack.secrets.aloware as string
+    )
     expect(response.status).toBe(202)
     const answer = (await response.json()) as Answer
-    expect(answer.quarantined[0]?.issues).toContainEqual({ path: "$.event", message: "the string contains a lone surrogate (\\ud800) at character 5: strings must be well-formed Unicode" })
+    expect(answer.quarantined[0]?.issues).toContainEqual({
+      path: "$.event",
+      message: "the string contains a lone surrogate (\\ud800) at character 5: strings must be well-formed Unicode"
+    })
     const stored = await stack.jsm.streams.getMessage(QUARANTINE_STREAM, { seq: answer.quarantined[0]?.id as number })
     expect(stored?.json()).toMatchObject({ event: "Call \ud800Disposed" })
   })

@@ -41,7 +41,12 @@ export const issuesHeader = (issues: ReadonlyArray<ContractIssue>): string => {
  * `ingest.quarantine.<source>`, its issues in a header, and a message id from its content (delivery
  * fields aside), so a sender's resend of the same request is stored once.
  */
-export const quarantineMessages = async (source: string, contract: Contract, events: ReadonlyArray<InvalidEvent>, request: RequestContext): Promise<ReadonlyArray<LogMessage>> =>
+export const quarantineMessages = async (
+  source: string,
+  contract: Contract,
+  events: ReadonlyArray<InvalidEvent>,
+  request: RequestContext
+): Promise<ReadonlyArray<LogMessage>> =>
   Promise.all(
     events.map(async (event) => {
       const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", utf8(eventIdentity(event.payload, contract.deliveryFields))))
@@ -96,7 +101,11 @@ const parseIssues = (text: string | undefined): ReadonlyArray<ContractIssue> => 
 }
 
 /** A quarantine message back as a record (no re-drive applied yet). */
-export const quarantineRecordOf = (message: { readonly seq: number; readonly headers: Readonly<Record<string, string>>; readonly data: string }): QuarantineRecord => ({
+export const quarantineRecordOf = (message: {
+  readonly seq: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly data: string
+}): QuarantineRecord => ({
   id: message.seq,
   source: message.headers[LogHeaders.source] ?? "unknown",
   schema: message.headers[LogHeaders.schema] ?? "unknown",
@@ -110,14 +119,19 @@ export const quarantineRecordOf = (message: { readonly seq: number; readonly hea
 })
 
 /** Applies re-drive outcomes, in stream order, to the records they name. */
-export const applyOutcomes = (records: ReadonlyArray<QuarantineRecord>, outcomes: ReadonlyArray<RedriveOutcome>): ReadonlyArray<QuarantineRecord> => {
+export const applyOutcomes = (
+  records: ReadonlyArray<QuarantineRecord>,
+  outcomes: ReadonlyArray<RedriveOutcome>
+): ReadonlyArray<QuarantineRecord> => {
   const byId = new Map(records.map((record) => [record.id, record]))
   for (const outcome of outcomes) {
     const record = byId.get(outcome.id)
     if (record === undefined) continue
     byId.set(
       outcome.id,
-      outcome.outcome === "redriven" ? { ...record, redriven: { at: outcome.at, subject: outcome.subject, seq: outcome.seq } } : { ...record, issues: outcome.issues }
+      outcome.outcome === "redriven"
+        ? { ...record, redriven: { at: outcome.at, subject: outcome.subject, seq: outcome.seq } }
+        : { ...record, issues: outcome.issues }
     )
   }
   return records.map((record) => byId.get(record.id) as QuarantineRecord)
@@ -131,15 +145,23 @@ export const applyOutcomes = (records: ReadonlyArray<QuarantineRecord>, outcomes
 export const redrive = (
   record: QuarantineRecord,
   contract: Contract
-): { readonly _tag: "Append"; readonly message: LogMessage } | { readonly _tag: "StillInvalid"; readonly issues: ReadonlyArray<ContractIssue> } => {
+):
+  | { readonly _tag: "Append"; readonly message: LogMessage }
+  | { readonly _tag: "StillInvalid"; readonly issues: ReadonlyArray<ContractIssue> } => {
   let payload: unknown
   try {
     payload = JSON.parse(record.data) as unknown
   } catch (error) {
-    return { _tag: "StillInvalid", issues: [{ path: "$", message: `the stored event is not JSON: ${error instanceof Error ? error.message : String(error)}` }] }
+    return {
+      _tag: "StillInvalid",
+      issues: [{ path: "$", message: `the stored event is not JSON: ${error instanceof Error ? error.message : String(error)}` }]
+    }
   }
   const judged = contract.judge(payload)
   if (judged._tag === "Invalid") return { _tag: "StillInvalid", issues: judged.issues }
-  const [message] = toLogMessages(record.source, contract, [{ index: record.index, event: judged.event }], { receivedAt: record.receivedAt, traceId: record.traceId })
+  const [message] = toLogMessages(record.source, contract, [{ index: record.index, event: judged.event }], {
+    receivedAt: record.receivedAt,
+    traceId: record.traceId
+  })
   return { _tag: "Append", message: message as LogMessage }
 }

@@ -14,7 +14,12 @@ const request = (bytes: number, declare: boolean) => {
       controller.enqueue(chunk.subarray(0, size))
     }
   })
-  return new Request("http://edge.test/v1/hooks/erasure", { method: "POST", body, headers: declare ? { "content-length": String(bytes) } : {}, duplex: "half" } as RequestInit)
+  return new Request("http://edge.test/v1/hooks/erasure", {
+    method: "POST",
+    body,
+    headers: declare ? { "content-length": String(bytes) } : {},
+    duplex: "half"
+  } as RequestInit)
 }
 
 const read = (bytes: number, limit: number, declare = false) => Effect.runPromise(Effect.result(readBody(request(bytes, declare), limit)))

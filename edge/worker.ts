@@ -36,7 +36,8 @@ const errorResponse = (error: EdgeError, retryAfterSeconds: number): Response =>
   const { status, retryable, body, detail } = describeError(error)
   const headers: Record<string, string> = { "content-type": "application/json" }
   if (retryable) headers["retry-after"] = String(retryAfterSeconds)
-  if (error._tag === "UnknownSource" || status >= 500) logEvent(status >= 500 ? "error" : "warn", "webhook rejected", { status, error: body.error, reason: detail ?? body.message })
+  if (error._tag === "UnknownSource" || status >= 500)
+    logEvent(status >= 500 ? "error" : "warn", "webhook rejected", { status, error: body.error, reason: detail ?? body.message })
   return new Response(JSON.stringify(body), { status, headers })
 }
 
@@ -56,7 +57,9 @@ app.get("/healthz", async (c) => {
   const exit = await Effect.runPromise(Effect.result(program))
   return exit._tag === "Success"
     ? c.json(exit.success)
-    : c.json({ status: "unavailable", reason: describeError(exit.failure).body.message }, 503, { "retry-after": String(HEALTH_RETRY_AFTER_SECONDS) })
+    : c.json({ status: "unavailable", reason: describeError(exit.failure).body.message }, 503, {
+        "retry-after": String(HEALTH_RETRY_AFTER_SECONDS)
+      })
 })
 
 app.post("/v1/hooks/:source", async (c) => {
@@ -70,7 +73,9 @@ app.post("/v1/hooks/:source", async (c) => {
         config.connectTimeoutMs + config.publishTimeoutMs + 500
       ),
       ({ receipts, tooLarge }) =>
-        tooLarge === null ? Effect.succeed(receipts) : Effect.fail(new EventTooLarge({ index: tooLarge.index, bytes: tooLarge.bytes, limitBytes: tooLarge.limit }))
+        tooLarge === null
+          ? Effect.succeed(receipts)
+          : Effect.fail(new EventTooLarge({ index: tooLarge.index, bytes: tooLarge.bytes, limitBytes: tooLarge.limit }))
     )
   const result = await Effect.runPromise(Effect.result(ingestWebhook(config, c.req.param("source"), c.req.raw, appendToLog)))
   return result._tag === "Success"
@@ -79,13 +84,20 @@ app.post("/v1/hooks/:source", async (c) => {
 })
 
 app.all("/v1/hooks/:source", (c) =>
-  c.json({ error: "method_not_allowed", message: `${c.req.method} is not allowed here; webhooks are delivered with POST` }, 405, { allow: "POST" })
+  c.json({ error: "method_not_allowed", message: `${c.req.method} is not allowed here; webhooks are delivered with POST` }, 405, {
+    allow: "POST"
+  })
 )
 
-app.notFound((c) => c.json({ error: "not_found", message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}; webhooks go to POST /v1/hooks/:source` }, 404))
+app.notFound((c) =>
+  c.json(
+    { error: "not_found", message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}; webhooks go to POST /v1/hooks/:source` },
+    404
+  )
+)
 
 app.onError((error, c) => {
-  logEvent("error", "unhandled edge failure", { error: error instanceof Error ? error.stack ?? error.message : String(error) })
+  logEvent("error", "unhandled edge failure", { error: error instanceof Error ? (error.stack ?? error.message) : String(error) })
   return c.json({ error: "internal", message: "the edge failed on its side; retry the same request later" }, 503, { "retry-after": "10" })
 })
 

@@ -11,7 +11,14 @@ import { deadLettersCommand, projectCommand, rebuildCommand, statusCommand } fro
 import { defaultSources } from "../contracts/sources.ts"
 import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retailEvents } from "./local/samples.ts"
 import { generateSecrets, startEdgeStack } from "./local/stack.ts"
-import { LOCAL_STATE_DIR as STATE_DIR, LOCAL_STATE_FILE as STATE_FILE, type LocalState, readLocalState, withLocalMesh, writeLocalState } from "./local/state.ts"
+import {
+  LOCAL_STATE_DIR as STATE_DIR,
+  LOCAL_STATE_FILE as STATE_FILE,
+  type LocalState,
+  readLocalState,
+  withLocalMesh,
+  writeLocalState
+} from "./local/state.ts"
 import { NATS_URL, natsSettings, requiredSetting, type SettingSource } from "../platform/settings.ts"
 import { chaosLine, runChaos } from "./local/chaos.ts"
 import { setLogLevel } from "../platform/logger.ts"
@@ -77,13 +84,23 @@ const signalListeners = () => {
   const before = new Map(SHUTDOWN_SIGNALS.map((signal) => [signal, process.listeners(signal)]))
   return {
     removeAdded: () => {
-      for (const signal of SHUTDOWN_SIGNALS) for (const listener of process.listeners(signal)) if (!before.get(signal)?.includes(listener)) process.off(signal, listener)
+      for (const signal of SHUTDOWN_SIGNALS)
+        for (const listener of process.listeners(signal)) if (!before.get(signal)?.includes(listener)) process.off(signal, listener)
     }
   }
 }
 
 const up = async (args: ReadonlyArray<string>) => {
-  const { values } = parseArgs({ args: [...args], options: { port: { type: "string", default: "8787" }, "nats-port": { type: "string", default: "14222" }, "pg-port": { type: "string", default: "15432" }, "metrics-port": { type: "string", default: "9464" }, "api-port": { type: "string", default: "8788" } } })
+  const { values } = parseArgs({
+    args: [...args],
+    options: {
+      port: { type: "string", default: "8787" },
+      "nats-port": { type: "string", default: "14222" },
+      "pg-port": { type: "string", default: "15432" },
+      "metrics-port": { type: "string", default: "9464" },
+      "api-port": { type: "string", default: "8788" }
+    }
+  })
   const port = Number(values.port)
   const natsPort = Number(values["nats-port"])
   const created = loadOrCreateState(`http://127.0.0.1:${port}`)
@@ -98,14 +115,30 @@ const up = async (args: ReadonlyArray<string>) => {
     secrets: state.secrets,
     edgePort: port,
     verbose: true,
-    nats: { port: natsPort, wsPort: natsPort + 1, monitorPort: natsPort + 2, storeDir: join(STATE_DIR, "nats"), passwords: state.natsPasswords, name: "ingest-local" }
+    nats: {
+      port: natsPort,
+      wsPort: natsPort + 1,
+      monitorPort: natsPort + 2,
+      storeDir: join(STATE_DIR, "nats"),
+      passwords: state.natsPasswords,
+      name: "ingest-local"
+    }
   })
   const sql = postgres(pg.url, { onnotice: () => {}, max: Object.keys(projections).length + 1 })
   await ensureApiKeys(sql)
   // The saved key, unless this database does not know it (a new DATABASE_URL, a wiped .mesh/postgres).
-  const saved = state.apiKey === undefined ? undefined : await authenticate(sql, state.apiKey).then(() => state.apiKey, () => undefined)
+  const saved =
+    state.apiKey === undefined
+      ? undefined
+      : await authenticate(sql, state.apiKey).then(
+          () => state.apiKey,
+          () => undefined
+        )
   const apiKey = saved ?? (await createApiKey(sql, "local mesh (npm run up)", ["*"], marts)).key
-  const reader = postgres(await ensureReaderLogin(sql, pg.url, "ingest_api", state.readerPassword), { ...readerConnection, max: READ_POOL_SIZE })
+  const reader = postgres(await ensureReaderLogin(sql, pg.url, "ingest_api", state.readerPassword), {
+    ...readerConnection,
+    max: READ_POOL_SIZE
+  })
   const api = await serveReadApi({ sql: reader, port: Number(values["api-port"]), maxStreams: streamsFor(READ_POOL_SIZE) })
   writeLocalState({ ...state, apiKey, apiUrl: api.url, edgeUrl: stack.edge.url, natsUrl: stack.nats.url, databaseUrl: pg.url })
   const projector = await connectProjector(stack.nats)
@@ -169,13 +202,18 @@ const samples = async () => {
   for (const [source, payload] of traffic) {
     const response = await postSigned(state.edgeUrl, source, payload, state.secrets[source] as string)
     const answer = (await response.json()) as { accepted?: number; duplicates?: number; message?: string }
-    console.log(`${source.padEnd(8)} ${response.status} ${response.status === 202 ? `accepted ${answer.accepted}, duplicates ${answer.duplicates}` : answer.message}`)
+    console.log(
+      `${source.padEnd(8)} ${response.status} ${response.status === 202 ? `accepted ${answer.accepted}, duplicates ${answer.duplicates}` : answer.message}`
+    )
   }
 }
 
 const streamsApply = async (settings: SettingSource, args: ReadonlyArray<string>) => {
   // A password on the command line ends up in the shell's history and in every `ps` listing.
-  if (args.some((arg) => arg === "--password" || arg.startsWith("--password="))) throw new Error("streams apply takes the password from NATS_PASSWORD, not the command line: NATS_PASSWORD=… npm run mesh -- streams apply …")
+  if (args.some((arg) => arg === "--password" || arg.startsWith("--password=")))
+    throw new Error(
+      "streams apply takes the password from NATS_PASSWORD, not the command line: NATS_PASSWORD=… npm run mesh -- streams apply …"
+    )
   const { values } = parseArgs({
     args: [...args],
     options: {
@@ -200,16 +238,29 @@ const streamsApply = async (settings: SettingSource, args: ReadonlyArray<string>
 
 /** An admin connection to NATS: NATS_URL, NATS_USER (admin) and NATS_PASSWORD. */
 const connectAdmin = async (source: SettingSource) => {
-  requiredSetting(source, NATS_URL, "set NATS_URL, NATS_USER and NATS_PASSWORD (an admin of the log), or start a local mesh with `npm run up`")
+  requiredSetting(
+    source,
+    NATS_URL,
+    "set NATS_URL, NATS_USER and NATS_PASSWORD (an admin of the log), or start a local mesh with `npm run up`"
+  )
   const nats = natsSettings(source, "admin")
-  return connect({ servers: nats.url, user: nats.user, ...(nats.password === undefined ? {} : { pass: nats.password }), name: "ingest-admin" })
+  return connect({
+    servers: nats.url,
+    user: nats.user,
+    ...(nats.password === undefined ? {} : { pass: nats.password }),
+    name: "ingest-admin"
+  })
 }
 
 const QUARANTINE_USAGE = "usage: npm run mesh -- quarantine list [source] [--all] | quarantine redrive <id>..."
 
 /** `mesh quarantine list [source] [--all] | redrive <id...>` */
 const quarantine = async (source: SettingSource, args: ReadonlyArray<string>) => {
-  const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, options: { all: { type: "boolean", default: false } } })
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    allowPositionals: true,
+    options: { all: { type: "boolean", default: false } }
+  })
   const [action, ...rest] = positionals
   if (action !== "list" && action !== "redrive") throw new Error(QUARANTINE_USAGE)
   const nc = await connectAdmin(source)
@@ -218,12 +269,20 @@ const quarantine = async (source: SettingSource, args: ReadonlyArray<string>) =>
     const jsm = await jetstreamManager(nc)
     if (action === "list") {
       const records = (await readQuarantine(js, jsm, rest[0])).filter((record) => values.all || record.redriven === undefined)
-      if (records.length === 0) console.log(values.all ? "the quarantine is empty" : "no quarantined events waiting (--all lists re-driven ones too)")
+      if (records.length === 0)
+        console.log(values.all ? "the quarantine is empty" : "no quarantined events waiting (--all lists re-driven ones too)")
       for (const record of records) {
-        const status = record.redriven === undefined ? "waiting" : `re-driven ${record.redriven.at} as ${record.redriven.subject} seq ${record.redriven.seq}`
-        console.log(`#${record.id}  ${record.source}  key ${record.key ?? "-"}  received ${record.receivedAt}  event $[${record.index}] of its request  ${status}`)
+        const status =
+          record.redriven === undefined
+            ? "waiting"
+            : `re-driven ${record.redriven.at} as ${record.redriven.subject} seq ${record.redriven.seq}`
+        console.log(
+          `#${record.id}  ${record.source}  key ${record.key ?? "-"}  received ${record.receivedAt}  event $[${record.index}] of its request  ${status}`
+        )
         for (const issue of record.issues) console.log(`    ${issue.path}: ${issue.message}`)
-        console.log(`    event: ${record.data.length > 300 ? `${record.data.slice(0, 300)}… (${record.data.length} characters)` : record.data}`)
+        console.log(
+          `    event: ${record.data.length > 300 ? `${record.data.slice(0, 300)}… (${record.data.length} characters)` : record.data}`
+        )
       }
       return
     }
@@ -240,13 +299,19 @@ const quarantine = async (source: SettingSource, args: ReadonlyArray<string>) =>
 
 /** `mesh chaos [--events N]`: the chaos run against a mesh of its own; exits non-zero if anything was lost or doubled. */
 const chaos = async (args: ReadonlyArray<string>) => {
-  const { values } = parseArgs({ args: [...args], options: { events: { type: "string", default: "50000" }, "kill-every-ms": { type: "string", default: "3000" } } })
+  const { values } = parseArgs({
+    args: [...args],
+    options: { events: { type: "string", default: "50000" }, "kill-every-ms": { type: "string", default: "3000" } }
+  })
   const events = Number(values.events)
-  if (!Number.isInteger(events) || events < 100) throw new Error(`--events must be a whole number of at least 100, got ${JSON.stringify(values.events)}`)
+  if (!Number.isInteger(events) || events < 100)
+    throw new Error(`--events must be a whole number of at least 100, got ${JSON.stringify(values.events)}`)
   // Progress on stderr, the verdict alone on stdout; the clean run's own log lines would drown it.
   setLogLevel("warn")
   const report = await runChaos({ events, killEveryMs: Number(values["kill-every-ms"]), log: (line) => console.error(line) })
-  console.error(`chaos: ${report.kills} projection processes killed, nats-server restarted ${report.natsRestarts}, Postgres restarted ${report.postgresRestarts}, ${report.seconds.toFixed(0)} s`)
+  console.error(
+    `chaos: ${report.kills} projection processes killed, nats-server restarted ${report.natsRestarts}, Postgres restarted ${report.postgresRestarts}, ${report.seconds.toFixed(0)} s`
+  )
   console.log(chaosLine(report))
   if (report.lost > 0 || report.doubled > 0) process.exitCode = 1
 }

@@ -30,7 +30,10 @@ afterAll(async () => {
 describe("the local mesh's secrets", () => {
   it("are written readable by their owner only, also over a file an older version left readable by all", () => {
     const file = join(folder, ".mesh", "local.json")
-    writeLocalState({ edgeUrl: "http://127.0.0.1:8787", secrets: { hubspot: "s" }, natsPasswords: { admin: "a", edge: "e", projector: "p" } }, file)
+    writeLocalState(
+      { edgeUrl: "http://127.0.0.1:8787", secrets: { hubspot: "s" }, natsPasswords: { admin: "a", edge: "e", projector: "p" } },
+      file
+    )
     expect(statSync(file).mode & 0o777).toBe(0o600)
     chmodSync(file, 0o644)
     writeFileSync(file, "{}")
@@ -52,7 +55,10 @@ describe("the projection metrics listener", () => {
 
 describe("`mesh streams apply`", () => {
   const apply = (args: ReadonlyArray<string>, env: Record<string, string>) =>
-    promisify(execFile)(process.execPath, ["--import", "tsx", join(ROOT, "infra", "cli.ts"), "streams", "apply", ...args], { cwd: ROOT, env: { ...process.env, ...env } }).then(
+    promisify(execFile)(process.execPath, ["--import", "tsx", join(ROOT, "infra", "cli.ts"), "streams", "apply", ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env }
+    }).then(
       ({ stdout }) => ({ code: 0, stdout, stderr: "" }),
       (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr })
     )

@@ -7,21 +7,28 @@ import { natsHeadersFor } from "../edge/log-message.ts"
 import { applyOutcomes, type QuarantineRecord, quarantineRecordOf, redrive, type RedriveOutcome } from "../edge/quarantine.ts"
 
 /** The quarantined events (of `source`, or all), with what re-drives made of them, oldest first. */
-export const readQuarantine = async (js: JetStreamClient, jsm: JetStreamManager, source?: string): Promise<ReadonlyArray<QuarantineRecord>> => {
+export const readQuarantine = async (
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  source?: string
+): Promise<ReadonlyArray<QuarantineRecord>> => {
   const messages = await readStream(js, jsm, QUARANTINE_STREAM)
   const records = messages.filter((message) => message.subject.startsWith("ingest.quarantine.")).map(quarantineRecordOf)
-  const outcomes = messages.filter((message) => message.subject.startsWith("quarantine.outcome.")).flatMap((message) => {
-    try {
-      return [JSON.parse(message.data) as RedriveOutcome]
-    } catch {
-      return []
-    }
-  })
+  const outcomes = messages
+    .filter((message) => message.subject.startsWith("quarantine.outcome."))
+    .flatMap((message) => {
+      try {
+        return [JSON.parse(message.data) as RedriveOutcome]
+      } catch {
+        return []
+      }
+    })
   return applyOutcomes(records, outcomes).filter((record) => source === undefined || record.source === source)
 }
 
 /** The contract a quarantined event was judged by, from its `Ingest-Schema` (so operator-declared sources are found too). */
-export const currentContract = (record: QuarantineRecord): Contract | undefined => Object.values(contracts).find((contract) => contract.schemaVersion === record.schema)
+export const currentContract = (record: QuarantineRecord): Contract | undefined =>
+  Object.values(contracts).find((contract) => contract.schemaVersion === record.schema)
 
 export interface RedriveReport {
   readonly id: number
@@ -50,7 +57,11 @@ export const redriveQuarantined = async (
       continue
     }
     if (record.redriven !== undefined) {
-      reports.push({ id, outcome: "already redriven", detail: `appended at ${record.redriven.at} as ${record.redriven.subject} seq ${record.redriven.seq}` })
+      reports.push({
+        id,
+        outcome: "already redriven",
+        detail: `appended at ${record.redriven.at} as ${record.redriven.subject} seq ${record.redriven.seq}`
+      })
       continue
     }
     const contract = contractFor(record)
@@ -70,7 +81,11 @@ export const redriveQuarantined = async (
     const ack = await js.publish(message.subject, message.data, { headers: natsHeadersFor(message) })
     const outcome: RedriveOutcome = { id, at, outcome: "redriven", subject: message.subject, seq: ack.seq }
     await js.publish(quarantineOutcomeSubject(record.source), JSON.stringify(outcome))
-    reports.push({ id, outcome: "redriven", detail: `appended as ${message.subject} seq ${ack.seq}${ack.duplicate ? " (the log already had it: stored once)" : ""}` })
+    reports.push({
+      id,
+      outcome: "redriven",
+      detail: `appended as ${message.subject} seq ${ack.seq}${ack.duplicate ? " (the log already had it: stored once)" : ""}`
+    })
   }
   return reports
 }

@@ -30,7 +30,14 @@ describe("applying the stream declarations", () => {
       { name: "DERIVED", action: "created" },
       { name: "QUARANTINE", action: "created" }
     ])
-    expect((await applyStreams(jsm, streamDeclarations(settings))).map((change) => change.action)).toEqual(["unchanged", "unchanged", "unchanged", "unchanged", "unchanged", "unchanged"])
+    expect((await applyStreams(jsm, streamDeclarations(settings))).map((change) => change.action)).toEqual([
+      "unchanged",
+      "unchanged",
+      "unchanged",
+      "unchanged",
+      "unchanged",
+      "unchanged"
+    ])
     const crm = await jsm.streams.info("INGEST_CRM")
     expect(crm.config.subjects).toEqual(["ingest.crm.>"])
     expect(millis(crm.config.duplicate_window)).toBe(5 * 60_000)

@@ -1,6 +1,22 @@
-import { DiscardPolicy, type JetStreamClient, type JetStreamManager, RetentionPolicy, StorageType, type StreamConfig } from "@nats-io/jetstream"
+import {
+  DiscardPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig
+} from "@nats-io/jetstream"
 import { nanos } from "@nats-io/nats-core"
-import { DERIVED_STREAM, DERIVED_SUBJECTS, DOMAINS, domainSubjects, headerValues, QUARANTINE_STREAM, QUARANTINE_SUBJECTS, streamFor } from "../contracts/log.ts"
+import {
+  DERIVED_STREAM,
+  DERIVED_SUBJECTS,
+  DOMAINS,
+  domainSubjects,
+  headerValues,
+  QUARANTINE_STREAM,
+  QUARANTINE_SUBJECTS,
+  streamFor
+} from "../contracts/log.ts"
 
 export interface StreamSettings {
   /** How long JetStream remembers a `Nats-Msg-Id` to drop a resend; longer windows cost server memory. */
@@ -17,13 +33,27 @@ export const DEFAULT_STREAM_SETTINGS: StreamSettings = { duplicateWindowMs: 10 *
  * the truth: nothing ages out, no message can be deleted or purged, and a full stream refuses new
  * events (the edge answers 503) rather than dropping old ones.
  */
-export const streamDeclarations = (settings: StreamSettings = DEFAULT_STREAM_SETTINGS): ReadonlyArray<Partial<StreamConfig> & { name: string }> => [
-  ...DOMAINS.map((domain) => stream(streamFor(domain), `Events of the ${domain} domain as their senders sent them`, [domainSubjects(domain)], settings)),
+export const streamDeclarations = (
+  settings: StreamSettings = DEFAULT_STREAM_SETTINGS
+): ReadonlyArray<Partial<StreamConfig> & { name: string }> => [
+  ...DOMAINS.map((domain) =>
+    stream(streamFor(domain), `Events of the ${domain} domain as their senders sent them`, [domainSubjects(domain)], settings)
+  ),
   stream(DERIVED_STREAM, "Events the projections derive and publish back, e.g. restock alerts", [DERIVED_SUBJECTS], settings),
-  stream(QUARANTINE_STREAM, "Events the contracts refused, as received, with their issues; and the outcomes of their re-drives", QUARANTINE_SUBJECTS, settings)
+  stream(
+    QUARANTINE_STREAM,
+    "Events the contracts refused, as received, with their issues; and the outcomes of their re-drives",
+    QUARANTINE_SUBJECTS,
+    settings
+  )
 ]
 
-const stream = (name: string, description: string, subjects: ReadonlyArray<string>, settings: StreamSettings): Partial<StreamConfig> & { name: string } => ({
+const stream = (
+  name: string,
+  description: string,
+  subjects: ReadonlyArray<string>,
+  settings: StreamSettings
+): Partial<StreamConfig> & { name: string } => ({
   name,
   description,
   subjects: [...subjects],
@@ -80,7 +110,7 @@ export const readStream = async (js: JetStreamClient, jsm: JetStreamManager, str
   const messages: Array<StoredMessage> = []
   if (last === 0) return messages
   const consumer = await js.consumers.get(stream)
-  for (let seq = 0; seq < last; ) {
+  for (let seq = 0; seq < last;) {
     let got = 0
     for await (const message of await consumer.fetch({ max_messages: 1000, expires: 2000 })) {
       got++

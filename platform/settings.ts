@@ -45,7 +45,10 @@ export const wholeNumberSetting = (source: SettingSource, name: SettingName, fal
   const given = optionalSetting(source, name)
   if (given === undefined) return fallback
   if (!/^\d+$/.test(given) || Number(given) < minimum)
-    throw new SettingError({ setting: name.env, message: `${nameOf(name)} must be a whole number of at least ${minimum}, got ${JSON.stringify(given)}` })
+    throw new SettingError({
+      setting: name.env,
+      message: `${nameOf(name)} must be a whole number of at least ${minimum}, got ${JSON.stringify(given)}`
+    })
   return Number(given)
 }
 
@@ -57,7 +60,11 @@ export const NATS_PASSWORD: SettingName = { env: "NATS_PASSWORD" }
 
 /** The marts' database as its owner. */
 export const databaseUrl = (source: SettingSource): string =>
-  requiredSetting(source, DATABASE_URL, "set it to the marts' Postgres (postgres://user:password@host:5432/db), or start a local mesh with `npm run up`")
+  requiredSetting(
+    source,
+    DATABASE_URL,
+    "set it to the marts' Postgres (postgres://user:password@host:5432/db), or start a local mesh with `npm run up`"
+  )
 
 /** How a process reaches the log: NATS URL, user (`defaultUser` when not set) and password. */
 export interface NatsSettings {

@@ -32,7 +32,8 @@ export interface PublishedObject {
 export const publishedObjects = (marts: MartSet): ReadonlyArray<PublishedObject> =>
   marts.published.map((name) => {
     const shape = marts.tables.find((table) => table.name === name) ?? marts.views?.find((view) => view.name === name)
-    if (shape === undefined) throw new Error(`mart set ${marts.name} publishes ${name} but declares neither a table nor a view of that name`)
+    if (shape === undefined)
+      throw new Error(`mart set ${marts.name} publishes ${name} but declares neither a table nor a view of that name`)
     return { mart: marts.name, name, columns: shape.columns, key: shape.key }
   })
 

@@ -50,7 +50,8 @@ export interface SideEffects {
 }
 
 /** The key under which {@link SideEffects.decide} finds a state row. */
-export const stateKey = (values: ReadonlyArray<unknown>): string => JSON.stringify(values.map((value) => (value === null || value === undefined ? null : String(value))))
+export const stateKey = (values: ReadonlyArray<unknown>): string =>
+  JSON.stringify(values.map((value) => (value === null || value === undefined ? null : String(value))))
 
 /**
  * A projection is pure: event in, rows out, over the marts it declares ({@link MartSet}). The

@@ -18,7 +18,13 @@ describe("published names", () => {
 
   it("are found clashing when a projection publishes one twice or two projections share a name", () => {
     expect(publishedClashes([{ name: "a", published: ["x", "y", "x"] }])).toEqual(["mart_a.x"])
-    expect(publishedClashes([{ name: "a", published: ["x"] }, { name: "a", published: ["x"] }, { name: "b", published: ["x"] }])).toEqual(["mart_a.x"])
+    expect(
+      publishedClashes([
+        { name: "a", published: ["x"] },
+        { name: "a", published: ["x"] },
+        { name: "b", published: ["x"] }
+      ])
+    ).toEqual(["mart_a.x"])
   })
 
   it("are the catalogue's: the read side's mart sets are the very ones each projection writes", () => {
@@ -33,6 +39,8 @@ describe("published names", () => {
 
   it("each have a declared shape, or the catalogue refuses the mart set naming the object", () => {
     for (const marts of catalogue) expect(publishedObjects(marts).map((object) => object.name)).toEqual(marts.published)
-    expect(() => publishedObjects({ name: "a", tables: [], published: ["ghost"] })).toThrow("mart set a publishes ghost but declares neither a table nor a view of that name")
+    expect(() => publishedObjects({ name: "a", tables: [], published: ["ghost"] })).toThrow(
+      "mart set a publishes ghost but declares neither a table nor a view of that name"
+    )
   })
 })

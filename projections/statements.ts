@@ -8,7 +8,10 @@ export const tableDdl = (schema: string, spec: TableSpec): ReadonlyArray<string>
   `CREATE TABLE ${qualified(schema, spec.name)} (${spec.columns
     .map((column) => `${quoteIdent(column.name)} ${column.type}${column.nullable === true ? "" : " NOT NULL"}`)
     .join(", ")}, PRIMARY KEY (${spec.key.map(quoteIdent).join(", ")}))`,
-  ...(spec.indexes ?? []).map((columns, i) => `CREATE INDEX ${quoteIdent(`${spec.name}_ix${i}`)} ON ${qualified(schema, spec.name)} (${columns.map(quoteIdent).join(", ")})`)
+  ...(spec.indexes ?? []).map(
+    (columns, i) =>
+      `CREATE INDEX ${quoteIdent(`${spec.name}_ix${i}`)} ON ${qualified(schema, spec.name)} (${columns.map(quoteIdent).join(", ")})`
+  )
 ]
 
 const keyOf = (spec: TableSpec, row: Row): string => JSON.stringify(spec.key.map((column) => row[column] ?? null))
@@ -35,7 +38,11 @@ export const mergeRows = (spec: TableSpec, rows: ReadonlyArray<Row>): ReadonlyAr
 }
 
 /** The bulk statement for `rows` (already merged): text arrays unnested and cast, one round trip. */
-export const bulkWrite = (schema: string, spec: TableSpec, rows: ReadonlyArray<Row>): { text: string; columns: ReadonlyArray<ReadonlyArray<string | null>> } => {
+export const bulkWrite = (
+  schema: string,
+  spec: TableSpec,
+  rows: ReadonlyArray<Row>
+): { text: string; columns: ReadonlyArray<ReadonlyArray<string | null>> } => {
   const names = spec.columns.map((column) => column.name)
   const others = names.filter((name) => !spec.key.includes(name))
   const target = qualified(schema, spec.name)
@@ -53,7 +60,10 @@ export const bulkWrite = (schema: string, spec: TableSpec, rows: ReadonlyArray<R
     spec.merge === "increment"
       ? `SELECT ${spec.columns.map((column, i) => (spec.key.includes(column.name) ? cast(column, i) : `sum(${cast(column, i)})::${column.type}`)).join(", ")}`
       : `SELECT ${spec.columns.map(cast).join(", ")}`
-  const groupBy = spec.merge === "increment" ? ` GROUP BY ${spec.columns.flatMap((column, i) => (spec.key.includes(column.name) ? [cast(column, i)] : [])).join(", ")}` : ""
+  const groupBy =
+    spec.merge === "increment"
+      ? ` GROUP BY ${spec.columns.flatMap((column, i) => (spec.key.includes(column.name) ? [cast(column, i)] : [])).join(", ")}`
+      : ""
   const text = `INSERT INTO ${target} (${names.map(quoteIdent).join(", ")}) ${select} FROM unnest(${names.map((_, i) => `$${i + 1}::text[]`).join(", ")}) AS u(${names
     .map((_, i) => `c${i}`)
     .join(", ")})${groupBy} ON CONFLICT (${spec.key.map(quoteIdent).join(", ")}) ${conflict}`
@@ -62,4 +72,5 @@ export const bulkWrite = (schema: string, spec: TableSpec, rows: ReadonlyArray<R
 }
 
 /** A view's SELECT list from its declared columns: `expression AS "name"`, in order. */
-export const selectList = (columns: ReadonlyArray<DerivedColumn>): string => columns.map(([column, expression]) => `${expression} AS ${quoteIdent(column.name)}`).join(", ")
+export const selectList = (columns: ReadonlyArray<DerivedColumn>): string =>
+  columns.map(([column, expression]) => `${expression} AS ${quoteIdent(column.name)}`).join(", ")

@@ -32,14 +32,24 @@ export const keysCommand = async (source: SettingSource, args: ReadonlyArray<str
   try {
     if (action === "create") {
       const { values } = parseArgs({ args: rest, options: { name: { type: "string" }, marts: { type: "string" } } })
-      if (values.name === undefined || values.marts === undefined) throw new Error(`usage: keys create --name <who it is for> --marts <${marts.join(",")}|*>`)
-      const { key, apiKey } = await createApiKey(sql, values.name, values.marts.split(",").map((mart) => mart.trim()), marts)
-      console.log(`created key ${apiKey.id} "${apiKey.name}" for marts ${apiKey.marts.join(", ")}\n\n  ${key}\n\nThis is the only time the key is shown: only its hash is stored.`)
+      if (values.name === undefined || values.marts === undefined)
+        throw new Error(`usage: keys create --name <who it is for> --marts <${marts.join(",")}|*>`)
+      const { key, apiKey } = await createApiKey(
+        sql,
+        values.name,
+        values.marts.split(",").map((mart) => mart.trim()),
+        marts
+      )
+      console.log(
+        `created key ${apiKey.id} "${apiKey.name}" for marts ${apiKey.marts.join(", ")}\n\n  ${key}\n\nThis is the only time the key is shown: only its hash is stored.`
+      )
       return
     }
     if (action === "list") {
       for (const key of await listApiKeys(sql)) {
-        console.log(`${key.id}  ${key.revokedAt === null ? "active " : "revoked"}  ${key.marts.join(",").padEnd(24)}  ${key.createdAt}  ${key.name}`)
+        console.log(
+          `${key.id}  ${key.revokedAt === null ? "active " : "revoked"}  ${key.marts.join(",").padEnd(24)}  ${key.createdAt}  ${key.name}`
+        )
       }
       return
     }
@@ -63,7 +73,11 @@ export const keysCommand = async (source: SettingSource, args: ReadonlyArray<str
  * READER_PASSWORD; prints its URL. `--marts-only` for a BI user (the key table stays out of reach).
  */
 export const readerLoginCommand = async (source: SettingSource, args: ReadonlyArray<string>): Promise<void> => {
-  const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, options: { "marts-only": { type: "boolean", default: false } } })
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    allowPositionals: true,
+    options: { "marts-only": { type: "boolean", default: false } }
+  })
   const [login] = positionals
   const usage = "usage: READER_PASSWORD=… npm run mesh -- reader-login <login> [--marts-only]"
   if (login === undefined) throw new Error(usage)

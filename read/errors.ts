@@ -45,7 +45,16 @@ export class ReadUnavailable extends Schema.TaggedError<ReadUnavailable>()("Read
 
 export type ReadError = BadParameter | Unauthenticated | Forbidden | NotFound | MartNotReady | Busy | QueryTimedOut | ReadUnavailable
 
-const READ_ERROR_TAGS: ReadonlySet<string> = new Set(["BadParameter", "Unauthenticated", "Forbidden", "NotFound", "MartNotReady", "Busy", "QueryTimedOut", "ReadUnavailable"] satisfies ReadonlyArray<ReadError["_tag"]>)
+const READ_ERROR_TAGS: ReadonlySet<string> = new Set([
+  "BadParameter",
+  "Unauthenticated",
+  "Forbidden",
+  "NotFound",
+  "MartNotReady",
+  "Busy",
+  "QueryTimedOut",
+  "ReadUnavailable"
+] satisfies ReadonlyArray<ReadError["_tag"]>)
 
 /** Whether `error` is one of the read side's own errors, told by its tag. */
 export const isReadError = (error: unknown): error is ReadError => READ_ERROR_TAGS.has(String((error as { _tag?: unknown } | null)?._tag))
@@ -60,23 +69,35 @@ export interface ReadErrorBody {
  * The status, body and headers a reader gets for each error. Our own failures are 503 with a
  * `Retry-After` in delta-seconds at most 120, the form and range Power BI's Web.Contents honours.
  */
-export const describeReadError = (error: ReadError): { status: 400 | 401 | 403 | 404 | 503; body: ReadErrorBody; headers?: Record<string, string> } => {
+export const describeReadError = (
+  error: ReadError
+): { status: 400 | 401 | 403 | 404 | 503; body: ReadErrorBody; headers?: Record<string, string> } => {
   switch (error._tag) {
     case "BadParameter":
       return { status: 400, body: { error: "bad_parameter", parameter: error.parameter, message: `${error.parameter}: ${error.message}` } }
     case "Unauthenticated":
-      return { status: 401, body: { error: "unauthorized", message: error.message }, headers: { "WWW-Authenticate": 'ApiKey header="X-API-Key", query="api_key"' } }
+      return {
+        status: 401,
+        body: { error: "unauthorized", message: error.message },
+        headers: { "WWW-Authenticate": 'ApiKey header="X-API-Key", query="api_key"' }
+      }
     case "Forbidden":
       return {
         status: 403,
-        body: { error: "forbidden", message: `this API key may read the ${error.allowed.join(", ")} mart(s), not ${error.mart}; create a key scoped to ${error.mart}` }
+        body: {
+          error: "forbidden",
+          message: `this API key may read the ${error.allowed.join(", ")} mart(s), not ${error.mart}; create a key scoped to ${error.mart}`
+        }
       }
     case "NotFound":
       return { status: 404, body: { error: "not_found", message: error.message } }
     case "MartNotReady":
       return {
         status: 503,
-        body: { error: "mart_not_ready", message: `the ${error.mart} mart has not been projected yet; retry once its projection has caught up with the log` },
+        body: {
+          error: "mart_not_ready",
+          message: `the ${error.mart} mart has not been projected yet; retry once its projection has caught up with the log`
+        },
         headers: { "Retry-After": "30" }
       }
     case "Busy":
@@ -101,7 +122,11 @@ export const describeReadError = (error: ReadError): { status: 400 | 401 | 403 |
         headers: { "Retry-After": "30" }
       }
     case "ReadUnavailable":
-      return { status: 503, body: { error: "unavailable", message: "the marts' database is unavailable; retry shortly" }, headers: { "Retry-After": "5" } }
+      return {
+        status: 503,
+        body: { error: "unavailable", message: "the marts' database is unavailable; retry shortly" },
+        headers: { "Retry-After": "5" }
+      }
   }
 }
 
@@ -109,7 +134,12 @@ export const describeReadError = (error: ReadError): { status: 400 | 401 | 403 |
  * Postgres failures as reader-facing errors: a missing `mart` view means the mart is not built
  * yet; a value Postgres could not take (class 22) is the fault of `parameter`.
  */
-export const fromDatabase = (error: unknown, mart: string, parameter: string, timeout?: { readonly limitMs: number; readonly setting: string }): ReadError => {
+export const fromDatabase = (
+  error: unknown,
+  mart: string,
+  parameter: string,
+  timeout?: { readonly limitMs: number; readonly setting: string }
+): ReadError => {
   if (isReadError(error)) return error
   const code = (error as { code?: string }).code ?? ""
   if (code === "57014" && timeout !== undefined) return new QueryTimedOut(timeout)
@@ -119,7 +149,12 @@ export const fromDatabase = (error: unknown, mart: string, parameter: string, ti
 }
 
 /** Runs a query for `mart`, its failures mapped by {@link fromDatabase}. */
-export const runQuery = async <A>(mart: string, action: () => Promise<A>, parameter = "query", timeout?: { readonly limitMs: number; readonly setting: string }): Promise<A> => {
+export const runQuery = async <A>(
+  mart: string,
+  action: () => Promise<A>,
+  parameter = "query",
+  timeout?: { readonly limitMs: number; readonly setting: string }
+): Promise<A> => {
   try {
     return await action()
   } catch (error) {

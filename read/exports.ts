@@ -34,26 +34,58 @@ export interface ExportEndpoint {
 
 const FORMATS: ReadonlyArray<Format> = ["csv", "json", "xlsx"]
 
-const formatParam = (formats: ReadonlyArray<Format> = FORMATS): ParamSpec => ({ name: "format", kind: "format", formats, description: `Response format: ${formats.join(", ")}.` })
+const formatParam = (formats: ReadonlyArray<Format> = FORMATS): ParamSpec => ({
+  name: "format",
+  kind: "format",
+  formats,
+  description: `Response format: ${formats.join(", ")}.`
+})
 const windowParams = (fromName: string, toName: string, what: string): ReadonlyArray<ParamSpec> => [
-  { name: fromName, kind: "from", description: `First ${what} included: YYYY-MM-DD (from the start of that UTC day) or an ISO 8601 instant (inclusive).` },
-  { name: toName, kind: "to", description: `Last ${what} included: YYYY-MM-DD (to the end of that UTC day), or an ISO 8601 instant (exclusive), so adjacent windows never overlap.` }
+  {
+    name: fromName,
+    kind: "from",
+    description: `First ${what} included: YYYY-MM-DD (from the start of that UTC day) or an ISO 8601 instant (inclusive).`
+  },
+  {
+    name: toName,
+    kind: "to",
+    description: `Last ${what} included: YYYY-MM-DD (to the end of that UTC day), or an ISO 8601 instant (exclusive), so adjacent windows never overlap.`
+  }
 ]
-const headersParam: ParamSpec = { name: "include_headers", kind: "boolean", default: true, description: "CSV only: write the header row (default true)." }
+const headersParam: ParamSpec = {
+  name: "include_headers",
+  kind: "boolean",
+  default: true,
+  description: "CSV only: write the header row (default true)."
+}
 const csvRawParam: ParamSpec = {
   name: "csv_raw",
   kind: "boolean",
   default: false,
-  description: "CSV only: leave text that starts with = + - @ or a tab as stored (default false: such text gets a leading ' so a spreadsheet shows it instead of running it). For BI tools that must read values unchanged."
+  description:
+    "CSV only: leave text that starts with = + - @ or a tab as stored (default false: such text gets a leading ' " +
+    "so a spreadsheet shows it instead of running it). For BI tools that must read values unchanged."
 }
-const limitParam: ParamSpec = { name: "limit", kind: "limit", description: "Return at most this many rows, 1 to 100000; without it every row in the window streams." }
+const limitParam: ParamSpec = {
+  name: "limit",
+  kind: "limit",
+  description: "Return at most this many rows, 1 to 100000; without it every row in the window streams."
+}
 const textParam = (name: string, description: string): ParamSpec => ({ name, kind: "text", description })
 
 /** A published object of a mart, as the read-only role reads it: `mart_<mart>.<name>`. */
 const m = (mart: string, name: string) => `${quoteIdent(publishedSchema({ name: mart }))}.${quoteIdent(name)}`
 const col = (column: Column, sql: string) => ({ column, sql })
 
-const warehouseExport = (path: string, table: string, summary: string, fileName: string, columns: ReadonlyArray<Column>, time: string, orderBy: string): ExportEndpoint => ({
+const warehouseExport = (
+  path: string,
+  table: string,
+  summary: string,
+  fileName: string,
+  columns: ReadonlyArray<Column>,
+  time: string,
+  orderBy: string
+): ExportEndpoint => ({
   path,
   mart: "warehouse",
   summary,
@@ -68,17 +100,43 @@ const warehouseExport = (path: string, table: string, summary: string, fileName:
 
 /** Seed 000: the stats page's Power BI endpoints, JSON by default. */
 const warehouseExports: ReadonlyArray<ExportEndpoint> = [
-  warehouseExport("/api/powerbi/daily-stats", "daily_stats", "Daily counts: devices booked in, erased and QA-checked per UTC day.", "Warehouse_Daily_Stats", [date("date"), integer("booked_in"), integer("erased"), integer("qa")], "date", "t.date"),
+  warehouseExport(
+    "/api/powerbi/daily-stats",
+    "daily_stats",
+    "Daily counts: devices booked in, erased and QA-checked per UTC day.",
+    "Warehouse_Daily_Stats",
+    [date("date"), integer("booked_in"), integer("erased"), integer("qa")],
+    "date",
+    "t.date"
+  ),
   warehouseExport(
     "/api/powerbi/erasure-events",
     "erasures",
     "Every erasure event: success, failure or connected, with device type, engineer, duration, error and job.",
     "Warehouse_Erasure_Events",
-    [timestamp("timestamp"), date("date"), text("month"), text("event"), text("device_type"), text("initials"), numeric("duration_seconds", true), text("error_type", true), text("job_id")],
+    [
+      timestamp("timestamp"),
+      date("date"),
+      text("month"),
+      text("event"),
+      text("device_type"),
+      text("initials"),
+      numeric("duration_seconds", true),
+      text("error_type", true),
+      text("job_id")
+    ],
     "timestamp",
     "t.timestamp, t.event_id"
   ),
-  warehouseExport("/api/powerbi/engineer-stats", "engineer_stats", "Successful erasures per engineer (initials) per UTC day.", "Warehouse_Engineer_Stats", [date("date"), text("initials"), integer("count")], "date", "t.date, t.initials")
+  warehouseExport(
+    "/api/powerbi/engineer-stats",
+    "engineer_stats",
+    "Successful erasures per engineer (initials) per UTC day.",
+    "Warehouse_Engineer_Stats",
+    [date("date"), text("initials"), integer("count")],
+    "date",
+    "t.date, t.initials"
+  )
 ]
 
 const oeeFilters = ["machine_id", "line_id", "shift_id"]
@@ -139,7 +197,12 @@ const oeeExports: ReadonlyArray<ExportEndpoint> = [
     params: [
       formatParam(),
       ...windowParams("date_from", "date_to", "day"),
-      { name: "include_resolved", kind: "boolean", default: true, description: "Include stops marked resolved (default true); false returns only open ones." },
+      {
+        name: "include_resolved",
+        kind: "boolean",
+        default: true,
+        description: "Include stops marked resolved (default true); false returns only open ones."
+      },
       textParam("machine_id", "Only this machine."),
       textParam("line_id", "Only this production line."),
       headersParam,
@@ -173,7 +236,16 @@ const oeeExports: ReadonlyArray<ExportEndpoint> = [
       col(text("notes", true), "r.notes")
     ],
     time: "r.report_date",
-    params: [formatParam(), ...windowParams("date_from", "date_to", "day"), textParam("status", "Only reports with this status."), textParam("shift_id", "Only this shift."), textParam("line_id", "Only this production line."), headersParam, csvRawParam, limitParam],
+    params: [
+      formatParam(),
+      ...windowParams("date_from", "date_to", "day"),
+      textParam("status", "Only reports with this status."),
+      textParam("shift_id", "Only this shift."),
+      textParam("line_id", "Only this production line."),
+      headersParam,
+      csvRawParam,
+      limitParam
+    ],
     equals: { status: "r.status", shift_id: "r.shift_id", line_id: "r.line_id" },
     orderBy: "r.report_date, r.id",
     defaultFormat: "json"
@@ -184,9 +256,18 @@ const oeeExports: ReadonlyArray<ExportEndpoint> = [
     summary: "The denormalised OEE data mart: each snapshot with machine, line, shift, work order, product and the downtime in its window.",
     fileName: "OEE_Data_Mart",
     from: `${m("oee", "oee_data_mart")} v`,
-    columns: (martFeeds.oee?.find((feed) => feed.name === "oee_data_mart")?.columns ?? []).map((column) => col(column, `v.${quoteIdent(column.name)}`)),
+    columns: (martFeeds.oee?.find((feed) => feed.name === "oee_data_mart")?.columns ?? []).map((column) =>
+      col(column, `v.${quoteIdent(column.name)}`)
+    ),
     time: "v.snapshot_time",
-    params: [formatParam(), ...windowParams("date_from", "date_to", "day"), ...oeeFilters.map((name) => textParam(name, `Only this ${name.replace("_id", "")}.`)), headersParam, csvRawParam, limitParam],
+    params: [
+      formatParam(),
+      ...windowParams("date_from", "date_to", "day"),
+      ...oeeFilters.map((name) => textParam(name, `Only this ${name.replace("_id", "")}.`)),
+      headersParam,
+      csvRawParam,
+      limitParam
+    ],
     equals: Object.fromEntries(oeeFilters.map((name) => [name, `v.${name}`])),
     orderBy: "v.snapshot_time, v.machine_id, v.snapshot_id",
     defaultFormat: "json"
@@ -209,7 +290,13 @@ export const genericExport = (feed: Feed): ExportEndpoint => ({
   from: `${m(feed.mart, feed.name)} t`,
   columns: feed.columns.map((column) => col(column, `t.${quoteIdent(column.name)}`)),
   ...(feed.time === undefined ? {} : { time: `t.${quoteIdent(feed.time.name)}` }),
-  params: [formatParam(), ...(feed.time === undefined ? [] : windowParams("date_from", "date_to", feed.time.type === "date" ? "day" : "day or instant")), headersParam, csvRawParam, limitParam],
+  params: [
+    formatParam(),
+    ...(feed.time === undefined ? [] : windowParams("date_from", "date_to", feed.time.type === "date" ? "day" : "day or instant")),
+    headersParam,
+    csvRawParam,
+    limitParam
+  ],
   orderBy: feed.key.map((name) => `t.${quoteIdent(name)}`).join(", "),
   defaultFormat: "json"
 })
@@ -229,8 +316,10 @@ export const exportEndpoints: ReadonlyArray<ExportEndpoint> = [
 export const exportQuery = (endpoint: ExportEndpoint, params: ParsedParams): RowQuery => {
   const { params: values, bind } = binder()
   const where: Array<string> = []
-  if (endpoint.time !== undefined && params.window.from !== undefined) where.push(`${endpoint.time} >= ${bind(params.window.from, "timestamptz")}`)
-  if (endpoint.time !== undefined && params.window.to !== undefined) where.push(`${endpoint.time} < ${bind(params.window.to, "timestamptz")}`)
+  if (endpoint.time !== undefined && params.window.from !== undefined)
+    where.push(`${endpoint.time} >= ${bind(params.window.from, "timestamptz")}`)
+  if (endpoint.time !== undefined && params.window.to !== undefined)
+    where.push(`${endpoint.time} < ${bind(params.window.to, "timestamptz")}`)
   for (const [name, expression] of Object.entries(endpoint.equals ?? {})) {
     const value = params.texts[name]
     if (value !== undefined) where.push(`${expression} = ${bind(value, "text")}`)

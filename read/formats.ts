@@ -36,7 +36,9 @@ export const neutraliseFormula = (text: string): string => (FORMULA_START.test(t
  */
 export async function* csvChunks(columns: ReadonlyArray<Column>, batches: Batches, header: boolean, raw = false): AsyncGenerator<string> {
   if (header) yield `${columns.map((column) => csvField(column.name)).join(",")}\r\n`
-  const fields = columns.map((column) => (column.type === "text" && !raw ? (value: unknown) => csvField(typeof value === "string" ? neutraliseFormula(value) : value) : csvField))
+  const fields = columns.map((column) =>
+    column.type === "text" && !raw ? (value: unknown) => csvField(typeof value === "string" ? neutraliseFormula(value) : value) : csvField
+  )
   for await (const rows of batches) {
     let chunk = ""
     for (const cells of rows) {
@@ -77,7 +79,12 @@ const jsonMembers = (columns: ReadonlyArray<Column>): ((cells: Cells) => string)
  * REST exports, `{"@odata.context":…,"value":[…],"@odata.nextLink":…}` for OData. `close` is asked
  * for after the last row, so it can depend on what was streamed (the next page's link).
  */
-export async function* jsonChunks(columns: ReadonlyArray<Column>, batches: Batches, open = "[", close: () => string = () => "]"): AsyncGenerator<string> {
+export async function* jsonChunks(
+  columns: ReadonlyArray<Column>,
+  batches: Batches,
+  open = "[",
+  close: () => string = () => "]"
+): AsyncGenerator<string> {
   const members = jsonMembers(columns)
   let first = true
   yield open

@@ -14,13 +14,16 @@ async function* batches(...rows: Array<Array<unknown>>) {
 
 describe("CSV formula neutralisation (OWASP)", () => {
   it("prefixes text starting with = + - @ tab or carriage return with a quote, and nothing else", () => {
-    for (const formula of ["=1+1", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx"]) expect(neutraliseFormula(formula)).toBe(`'${formula}`)
+    for (const formula of ["=1+1", "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)", "\tx", "\rx"])
+      expect(neutraliseFormula(formula)).toBe(`'${formula}`)
     for (const plain of ["plain", "a=b", "", "'quoted", " =spaced"]) expect(neutraliseFormula(plain)).toBe(plain)
   })
 
   it("applies to text columns only, so negative numbers stay numbers, and not at all when raw", async () => {
     const columns = [text("name"), numeric("delta"), boolean("ok")]
-    expect(await collect(csvChunks(columns, batches(["=A1", "-5", true], ["-x, y", "-0.5", false]), true))).toBe(`name,delta,ok\r\n'=A1,-5,true\r\n"'-x, y",-0.5,false\r\n`)
+    expect(await collect(csvChunks(columns, batches(["=A1", "-5", true], ["-x, y", "-0.5", false]), true))).toBe(
+      `name,delta,ok\r\n'=A1,-5,true\r\n"'-x, y",-0.5,false\r\n`
+    )
     expect(await collect(csvChunks(columns, batches(["=A1", "-5", true]), false, true))).toBe("=A1,-5,true\r\n")
   })
 })

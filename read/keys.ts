@@ -42,15 +42,23 @@ const toKey = (row: Record<string, unknown>): ApiKey => ({
 })
 
 /** Creates a key; the returned `key` is shown once and never stored. */
-export const createApiKey = async (sql: postgres.Sql, name: string, marts: ReadonlyArray<string>, known: ReadonlyArray<string>): Promise<{ key: string; apiKey: ApiKey }> => {
+export const createApiKey = async (
+  sql: postgres.Sql,
+  name: string,
+  marts: ReadonlyArray<string>,
+  known: ReadonlyArray<string>
+): Promise<{ key: string; apiKey: ApiKey }> => {
   const unknown = marts.filter((mart) => mart !== ALL_MARTS && !known.includes(mart))
   if (marts.length === 0 || unknown.length > 0) {
-    throw new Error(`--marts must list marts from ${known.join(", ")} (or ${ALL_MARTS} for all)${unknown.length > 0 ? `; unknown: ${unknown.join(", ")}` : ""}`)
+    throw new Error(
+      `--marts must list marts from ${known.join(", ")} (or ${ALL_MARTS} for all)${unknown.length > 0 ? `; unknown: ${unknown.join(", ")}` : ""}`
+    )
   }
   await ensureApiKeys(sql)
   const id = randomBytes(8).toString("hex")
   const secret = randomBytes(32).toString("base64url")
-  const [row] = await sql`INSERT INTO ingest.api_keys (id, name, secret_sha256, marts) VALUES (${id}, ${name}, ${digest(secret)}, ${sql.array([...marts])}) RETURNING *`
+  const [row] =
+    await sql`INSERT INTO ingest.api_keys (id, name, secret_sha256, marts) VALUES (${id}, ${name}, ${digest(secret)}, ${sql.array([...marts])}) RETURNING *`
   return { key: `imk_${id}.${secret}`, apiKey: toKey(row as Record<string, unknown>) }
 }
 
@@ -73,16 +81,24 @@ export const parseApiKey = (presented: string | undefined): { readonly id: strin
     throw new Unauthenticated({ message: "an API key is required: send it in the X-API-Key header or the api_key query parameter" })
   }
   const match = KEY_FORM.exec(presented)
-  if (match === null) throw new Unauthenticated({ message: "the API key is malformed: keys look like imk_<16 hex>.<43 characters>, as printed by `npm run mesh -- keys create`" })
+  if (match === null)
+    throw new Unauthenticated({
+      message: "the API key is malformed: keys look like imk_<16 hex>.<43 characters>, as printed by `npm run mesh -- keys create`"
+    })
   const [, id, secret] = match as unknown as [string, string, string]
   return { id, secret }
 }
 
 /** The key's id and marts, or why it does not authenticate. Revocation takes effect on the next request. */
-export const authenticate = async (sql: postgres.Sql, presented: string | undefined): Promise<{ id: string; marts: ReadonlyArray<string> }> => {
+export const authenticate = async (
+  sql: postgres.Sql,
+  presented: string | undefined
+): Promise<{ id: string; marts: ReadonlyArray<string> }> => {
   const { id, secret } = parseApiKey(presented)
   const [row] = await sql`SELECT secret_sha256, marts, revoked_at FROM ingest.api_keys WHERE id = ${id}`
-  if (row === undefined || !timingSafeEqual(row.secret_sha256 as Buffer, digest(secret))) throw new Unauthenticated({ message: "the API key is not recognised" })
-  if (row.revoked_at !== null) throw new Unauthenticated({ message: `the API key ${id} was revoked at ${(row.revoked_at as Date).toISOString()}; ask for a new one` })
+  if (row === undefined || !timingSafeEqual(row.secret_sha256 as Buffer, digest(secret)))
+    throw new Unauthenticated({ message: "the API key is not recognised" })
+  if (row.revoked_at !== null)
+    throw new Unauthenticated({ message: `the API key ${id} was revoked at ${(row.revoked_at as Date).toISOString()}; ask for a new one` })
   return { id, marts: row.marts as ReadonlyArray<string> }
 }

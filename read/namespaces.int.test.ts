@@ -16,11 +16,22 @@ beforeAll(async () => {
   stack = await startLogStack()
   const { sql, url } = await stack.database()
   // CRM activity on the 20th and 21st, sales on the 22nd: the two domains' calendars have no day in common.
-  await appendAsEdge(stack.js, "hubspot", [...hubspotBatch(3, { firstEventId: 1, occurredAt: Date.parse("2025-01-20T09:00:00Z") }), ...hubspotBatch(3, { firstEventId: 10, occurredAt: Date.parse("2025-01-21T09:00:00Z") })])
+  await appendAsEdge(stack.js, "hubspot", [
+    ...hubspotBatch(3, { firstEventId: 1, occurredAt: Date.parse("2025-01-20T09:00:00Z") }),
+    ...hubspotBatch(3, { firstEventId: 10, occurredAt: Date.parse("2025-01-21T09:00:00Z") })
+  ])
   await appendAsEdge(stack.js, "pos", retailEvents("47", Date.parse("2025-01-22T12:00:00Z")))
   // Agent names are whatever Aloware's users typed: one that a spreadsheet would run as a formula.
   await appendAsEdge(stack.js, "aloware", [
-    { ...alowareCall(7, "2025-01-21 10:00:00"), data: { ...alowareCall(7).data, created_at: "2025-01-21 10:00:00", user_id: 66, user_name: '=HYPERLINK("http://evil.example","open me")' } }
+    {
+      ...alowareCall(7, "2025-01-21 10:00:00"),
+      data: {
+        ...alowareCall(7).data,
+        created_at: "2025-01-21 10:00:00",
+        user_id: 66,
+        user_name: '=HYPERLINK("http://evil.example","open me")'
+      }
+    }
   ])
   const retail = retailProjection({ latenessMs: 600_000 })
   // Activated one after the other, crm first: before namespaces, mart.dim_date then showed retail's days only.
@@ -67,8 +78,12 @@ describe("CSV exports of text a sender controls", () => {
   })
 
   it("leave it as stored with csv_raw=true, for BI tools that must read values unchanged; JSON is never changed", async () => {
-    expect(await csv("/api/crm/export/dim-agent?format=csv&csv_raw=true")).toContain(`aloware:66,"=HYPERLINK(""http://evil.example"",""open me"")",aloware`)
-    const rows = (await (await fetch(`${api.url}/api/crm/export/dim-agent?format=json`, { headers: { "X-API-Key": key } })).json()) as Array<{ agent_name: string | null }>
+    expect(await csv("/api/crm/export/dim-agent?format=csv&csv_raw=true")).toContain(
+      `aloware:66,"=HYPERLINK(""http://evil.example"",""open me"")",aloware`
+    )
+    const rows = (await (
+      await fetch(`${api.url}/api/crm/export/dim-agent?format=json`, { headers: { "X-API-Key": key } })
+    ).json()) as Array<{ agent_name: string | null }>
     expect(rows.map((row) => row.agent_name)).toContain('=HYPERLINK("http://evil.example","open me")')
   })
 })

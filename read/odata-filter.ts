@@ -19,7 +19,11 @@ type Literal =
   | { readonly kind: "date"; readonly value: string }
   | { readonly kind: "instant"; readonly value: string }
 
-type Token = { readonly at: number } & ({ readonly kind: "(" | ")" | "," } | { readonly kind: "word"; readonly value: string } | { readonly kind: "literal"; readonly literal: Literal })
+type Token = { readonly at: number } & (
+  | { readonly kind: "(" | ")" | "," }
+  | { readonly kind: "word"; readonly value: string }
+  | { readonly kind: "literal"; readonly literal: Literal }
+)
 
 const PARAMETER = "$filter"
 const MAX_LENGTH = 4096
@@ -111,7 +115,8 @@ const tokenize = (input: string): ReadonlyArray<Token> => {
 
 /** Casts for a literal compared with a column, or why the two do not compare. */
 const castFor = (column: Column, literal: Literal): { value: string | boolean; cast: string } => {
-  const mismatch = (expected: string) => fail(`${column.name} is ${column.type === "timestamptz" ? "an instant" : `of type ${column.type}`}; compare it with ${expected}`)
+  const mismatch = (expected: string) =>
+    fail(`${column.name} is ${column.type === "timestamptz" ? "an instant" : `of type ${column.type}`}; compare it with ${expected}`)
   switch (column.type) {
     case "text":
       return literal.kind === "string" ? { value: literal.value, cast: "text" } : mismatch("a 'quoted string'")
@@ -144,7 +149,11 @@ export const filterSql = (input: string, columns: ReadonlyArray<Column>, params:
   const { bind } = binder(params)
   const peek = () => tokens[position]
   const describe = (token: Token | undefined) =>
-    token === undefined ? "the end of the filter" : token.kind === "word" ? `${JSON.stringify(token.value)} at position ${token.at + 1}` : `${token.kind === "literal" ? "a literal" : JSON.stringify(token.kind)} at position ${token.at + 1}`
+    token === undefined
+      ? "the end of the filter"
+      : token.kind === "word"
+        ? `${JSON.stringify(token.value)} at position ${token.at + 1}`
+        : `${token.kind === "literal" ? "a literal" : JSON.stringify(token.kind)} at position ${token.at + 1}`
   const expect = (kind: "(" | ")" | ",") => {
     const token = tokens[position]
     if (token?.kind !== kind) fail(`expected ${JSON.stringify(kind)} but found ${describe(token)}`)
@@ -167,7 +176,8 @@ export const filterSql = (input: string, columns: ReadonlyArray<Column>, params:
   const comparison = (): string => {
     const left = operand()
     const operator = peek()
-    if (operator?.kind !== "word" || COMPARISONS[operator.value] === undefined) return fail(`expected one of eq, ne, gt, ge, lt, le but found ${describe(operator)}`)
+    if (operator?.kind !== "word" || COMPARISONS[operator.value] === undefined)
+      return fail(`expected one of eq, ne, gt, ge, lt, le but found ${describe(operator)}`)
     position++
     const right = operand()
     const [column, literal, op] =
@@ -195,11 +205,17 @@ export const filterSql = (input: string, columns: ReadonlyArray<Column>, params:
     if (column.type !== "text") fail(`${name}() works on text properties; ${column.name} is ${column.type}`)
     expect(",")
     const needle = tokens[position++]
-    if (needle?.kind !== "literal" || needle.literal.kind !== "string") return fail(`${name}() takes a 'quoted string' second, found ${describe(needle)}`)
+    if (needle?.kind !== "literal" || needle.literal.kind !== "string")
+      return fail(`${name}() takes a 'quoted string' second, found ${describe(needle)}`)
     expect(")")
     const c = quoteIdent(column.name)
     const v = bind(needle.literal.value, "text")
-    const condition = name === "contains" ? `strpos(${c}, ${v}) > 0` : name === "startswith" ? `starts_with(${c}, ${v})` : `right(${c}, length(${v})) = ${v}`
+    const condition =
+      name === "contains"
+        ? `strpos(${c}, ${v}) > 0`
+        : name === "startswith"
+          ? `starts_with(${c}, ${v})`
+          : `right(${c}, length(${v})) = ${v}`
     if (isWord("eq") || isWord("ne")) {
       const negate = (peek() as { value: string }).value === "ne"
       position++
@@ -219,7 +235,8 @@ export const filterSql = (input: string, columns: ReadonlyArray<Column>, params:
       return `(${inner})`
     }
     if (token?.kind === "word" && FUNCTIONS.includes(token.value) && tokens[position + 1]?.kind === "(") return call(token.value)
-    if (token?.kind === "word" && tokens[position + 1]?.kind === "(") fail(`function ${token.value}() is not supported; supported: ${FUNCTIONS.join(", ")}`)
+    if (token?.kind === "word" && tokens[position + 1]?.kind === "(")
+      fail(`function ${token.value}() is not supported; supported: ${FUNCTIONS.join(", ")}`)
     return comparison()
   }
   const not = (depth: number): string => {

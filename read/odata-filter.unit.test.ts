@@ -3,7 +3,15 @@ import { boolean, date, integer, numeric, text, timestamp } from "../projections
 import { BadParameter } from "./errors.ts"
 import { filterSql } from "./odata-filter.ts"
 
-const columns = [text("machine_id"), text("name", true), integer("pieces"), numeric("oee_pct"), date("report_date"), timestamp("snapshot_time"), boolean("resolved", true)]
+const columns = [
+  text("machine_id"),
+  text("name", true),
+  integer("pieces"),
+  numeric("oee_pct"),
+  date("report_date"),
+  timestamp("snapshot_time"),
+  boolean("resolved", true)
+]
 
 const compile = (filter: string) => {
   const params: Array<string | number | boolean | null> = []
@@ -49,7 +57,9 @@ describe("$filter to SQL", () => {
   it("supports contains, startswith and endswith on text, with or without eq true/false", () => {
     expect(compile("contains(name,'ress')").sql).toBe(`(strpos("name", $1::text) > 0)`)
     expect(compile("startswith(machine_id, 'M-') eq false").sql).toBe(`NOT (starts_with("machine_id", $1::text))`)
-    expect(compile("endswith(name,'1') and resolved eq true").sql).toBe(`(right("name", length($1::text)) = $1::text) AND "resolved" = $2::boolean`)
+    expect(compile("endswith(name,'1') and resolved eq true").sql).toBe(
+      `(right("name", length($1::text)) = $1::text) AND "resolved" = $2::boolean`
+    )
   })
 
   it("compares a date column with a date and an instant column with either", () => {

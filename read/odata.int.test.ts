@@ -74,11 +74,15 @@ describe("OData server-driven paging", () => {
     const added: Array<{ remove: () => Promise<unknown> }> = []
     const before = await owner`SELECT id FROM mart_oee.oee_snapshots WHERE machine_id = 'M-11'`
     const { rows } = await walk(
-      `${api.url}/odata/oee/oee_snapshots?$select=id,snapshot_time&$filter=machine_id eq 'M-11'&$orderby=snapshot_time desc,oee_pct`.replaceAll(" ", "%20"),
+      `${api.url}/odata/oee/oee_snapshots?$select=id,snapshot_time&$filter=machine_id eq 'M-11'&$orderby=snapshot_time desc,oee_pct`.replaceAll(
+        " ",
+        "%20"
+      ),
       { headers: { Prefer: "odata.maxpagesize=1000" } },
       async (pages) => {
         // New snapshots sort before the walk's position: an offset would now re-read 100 rows per page.
-        if (pages <= 3) added.push(await addSnapshots(owner, { prefix: `late-${pages}-`, from: "2030-01-01T00:00:00Z", count: 100, machine: "M-11" }))
+        if (pages <= 3)
+          added.push(await addSnapshots(owner, { prefix: `late-${pages}-`, from: "2030-01-01T00:00:00Z", count: 100, machine: "M-11" }))
       }
     )
     expect(rows.map((row) => row.id).sort()).toEqual(before.map((row) => row.id as string).sort())
@@ -87,14 +91,25 @@ describe("OData server-driven paging", () => {
   }, 60_000)
 
   it("honours Prefer: odata.maxpagesize, $top across pages, and $orderby across pages", async () => {
-    const small = await fetch(`${api.url}/odata/oee/oee_snapshots?$select=id&$filter=machine_id eq 'M-07'`.replaceAll(" ", "%20"), { headers: { "X-API-Key": key, Prefer: "odata.maxpagesize=700" } })
+    const small = await fetch(`${api.url}/odata/oee/oee_snapshots?$select=id&$filter=machine_id eq 'M-07'`.replaceAll(" ", "%20"), {
+      headers: { "X-API-Key": key, Prefer: "odata.maxpagesize=700" }
+    })
     expect(small.headers.get("preference-applied")).toBe("odata.maxpagesize=700")
-    const topped = await walk(`${api.url}/odata/oee/oee_snapshots?$select=id,snapshot_time&$filter=machine_id eq 'M-07'&$top=1500`.replaceAll(" ", "%20"), { headers: { Prefer: "odata.maxpagesize=700" } })
+    const topped = await walk(
+      `${api.url}/odata/oee/oee_snapshots?$select=id,snapshot_time&$filter=machine_id eq 'M-07'&$top=1500`.replaceAll(" ", "%20"),
+      { headers: { Prefer: "odata.maxpagesize=700" } }
+    )
     expect(topped.pages).toBe(3)
     expect(topped.rows).toHaveLength(1500)
-    const ordered = await walk(`${api.url}/odata/oee/oee_snapshots?$select=id,snapshot_time&$filter=machine_id eq 'M-07'&$orderby=snapshot_time desc`.replaceAll(" ", "%20"), {
-      headers: { Prefer: "odata.maxpagesize=1000" }
-    })
+    const ordered = await walk(
+      `${api.url}/odata/oee/oee_snapshots?$select=id,snapshot_time&$filter=machine_id eq 'M-07'&$orderby=snapshot_time desc`.replaceAll(
+        " ",
+        "%20"
+      ),
+      {
+        headers: { Prefer: "odata.maxpagesize=1000" }
+      }
+    )
     expect(ordered.rows).toHaveLength(SLOTS)
     expect(new Set(ordered.rows.map((row) => row.id)).size).toBe(SLOTS)
     expect(ordered.rows[0]?.snapshot_time).toBe(new Date(Date.parse(START) + (SLOTS - 1) * 15 * 60_000).toISOString())
@@ -104,14 +119,17 @@ describe("OData server-driven paging", () => {
 describe("incremental refresh windows", () => {
   const window = (from: string, to: string) => `snapshot_time ge ${from} and snapshot_time lt ${to}`
   const inWindow = async (from: string, to: string) => {
-    const { rows } = await walk(`${api.url}/odata/oee/oee_snapshots?$select=id,snapshot_time&$filter=${encodeURIComponent(window(from, to))}`)
+    const { rows } = await walk(
+      `${api.url}/odata/oee/oee_snapshots?$select=id,snapshot_time&$filter=${encodeURIComponent(window(from, to))}`
+    )
     return rows
   }
 
   it("a RangeStart/RangeEnd $filter returns exactly the half-open window [RangeStart, RangeEnd)", async () => {
     const [from, to] = ["2025-03-02T00:00:00Z", "2025-03-03T00:00:00Z"]
     const rows = await inWindow(from, to)
-    const expected = await owner`SELECT id FROM mart_oee.oee_snapshots WHERE snapshot_time >= ${from}::timestamptz AND snapshot_time < ${to}::timestamptz ORDER BY id`
+    const expected =
+      await owner`SELECT id FROM mart_oee.oee_snapshots WHERE snapshot_time >= ${from}::timestamptz AND snapshot_time < ${to}::timestamptz ORDER BY id`
     expect(rows.map((row) => row.id).sort()).toEqual(expected.map((row) => row.id as string).sort())
     expect(rows).toHaveLength(MACHINES * 96)
     expect(rows.some((row) => row.snapshot_time === "2025-03-02T00:00:00.000Z")).toBe(true)
@@ -119,7 +137,12 @@ describe("incremental refresh windows", () => {
   })
 
   it("adjacent partitions, in the offset form .NET writes, share no row and miss none", async () => {
-    const bounds = ["2025-03-04T00:00:00.0000000+00:00", "2025-03-04T06:00:00.0000000+00:00", "2025-03-04T13:30:00.0000000+00:00", "2025-03-05T00:00:00.0000000+00:00"]
+    const bounds = [
+      "2025-03-04T00:00:00.0000000+00:00",
+      "2025-03-04T06:00:00.0000000+00:00",
+      "2025-03-04T13:30:00.0000000+00:00",
+      "2025-03-05T00:00:00.0000000+00:00"
+    ]
     const partitions: Array<Awaited<ReturnType<typeof inWindow>>> = []
     for (const [i, to] of bounds.slice(1).entries()) partitions.push(await inWindow(bounds[i] as string, to))
     const ids = partitions.flat().map((row) => row.id)
@@ -131,16 +154,26 @@ describe("incremental refresh windows", () => {
 
 describe("behind a proxy", () => {
   it("links (@odata.context, @odata.nextLink) point at PUBLIC_URL, not at the address the API listens on", async () => {
-    const proxied = await serveReadApi({ sql: api.sql, port: 0, maxStreams: 2, accessLog: false, publicUrl: "https://reports.example.com/mesh/" })
+    const proxied = await serveReadApi({
+      sql: api.sql,
+      port: 0,
+      maxStreams: 2,
+      accessLog: false,
+      publicUrl: "https://reports.example.com/mesh/"
+    })
     try {
-      const page = await fetchPage(`${proxied.url}/odata/oee/oee_snapshots?$select=id&api_key=${encodeURIComponent(key)}`, { headers: { Prefer: "odata.maxpagesize=5" } })
+      const page = await fetchPage(`${proxied.url}/odata/oee/oee_snapshots?$select=id&api_key=${encodeURIComponent(key)}`, {
+        headers: { Prefer: "odata.maxpagesize=5" }
+      })
       expect(page.value).toHaveLength(5)
       const next = new URL(page["@odata.nextLink"] as string)
       expect(`${next.origin}${next.pathname}`).toBe("https://reports.example.com/mesh/odata/oee/oee_snapshots")
       expect(next.searchParams.get("$select")).toBe("id")
       expect(next.searchParams.get("api_key")).toBe(key)
       expect(next.searchParams.get("$skiptoken")).not.toBeNull()
-      expect((page as unknown as Record<string, string>)["@odata.context"]).toBe("https://reports.example.com/mesh/odata/oee/$metadata#oee_snapshots(id)")
+      expect((page as unknown as Record<string, string>)["@odata.context"]).toBe(
+        "https://reports.example.com/mesh/odata/oee/$metadata#oee_snapshots(id)"
+      )
     } finally {
       await proxied.close()
     }
@@ -157,7 +190,9 @@ describe("hard limits on every query and response", () => {
       const held = await fetch(`${narrow.url}/api/oee/export/snapshots?format=csv`, { headers: headers() })
       const reader = (held.body as ReadableStream<Uint8Array>).getReader()
       await reader.read()
-      const count = await fetch(`${narrow.url}/odata/oee/oee_snapshots/$count?$filter=${encodeURIComponent("contains(machine_id,'1')")}`, { headers: headers() })
+      const count = await fetch(`${narrow.url}/odata/oee/oee_snapshots/$count?$filter=${encodeURIComponent("contains(machine_id,'1')")}`, {
+        headers: headers()
+      })
       expect(count.status).toBe(503)
       expect(count.headers.get("retry-after")).toBe("5")
       expect(((await count.json()) as { error: { code: string } }).error.code).toBe("busy")
@@ -167,7 +202,13 @@ describe("hard limits on every query and response", () => {
       expect((await fetch(`${narrow.url}/odata/oee/`, { headers: headers() })).status).toBe(200)
       await reader.cancel()
       await api.cursorsClosed()
-      expect(await (await fetch(`${narrow.url}/odata/oee/oee_snapshots/$count?$filter=${encodeURIComponent("machine_id eq 'M-01'")}`, { headers: headers() })).text()).toBe(String(SLOTS))
+      expect(
+        await (
+          await fetch(`${narrow.url}/odata/oee/oee_snapshots/$count?$filter=${encodeURIComponent("machine_id eq 'M-01'")}`, {
+            headers: headers()
+          })
+        ).text()
+      ).toBe(String(SLOTS))
     } finally {
       await narrow.close()
     }
@@ -176,12 +217,15 @@ describe("hard limits on every query and response", () => {
   it("puts every query under a statement timeout, answered 503 with Retry-After naming the limit, and frees its slot", async () => {
     const hasty = await serveReadApi({ sql: api.sql, port: 0, maxStreams: 1, exportTimeoutMs: 1, pageTimeoutMs: 1, accessLog: false })
     try {
-      const count = await fetch(`${hasty.url}/odata/oee/oee_snapshots/$count?$filter=${encodeURIComponent("contains(machine_id,'1')")}`, { headers: headers() })
+      const count = await fetch(`${hasty.url}/odata/oee/oee_snapshots/$count?$filter=${encodeURIComponent("contains(machine_id,'1')")}`, {
+        headers: headers()
+      })
       expect(count.status).toBe(503)
       expect(count.headers.get("retry-after")).toBe("30")
       expect(((await count.json()) as { error: { code: string; message: string } }).error).toEqual({
         code: "query_timeout",
-        message: "the query ran past its statement timeout of 1 ms (READ_PAGE_TIMEOUT_MS); ask for a narrower window (date_from/date_to, $filter) or retry later"
+        message:
+          "the query ran past its statement timeout of 1 ms (READ_PAGE_TIMEOUT_MS); ask for a narrower window (date_from/date_to, $filter) or retry later"
       })
       // A fetch that finds its rows slowly (a filter no index serves, a sort of the whole view) is cancelled when its time is up.
       const exported = await fetch(`${hasty.url}/api/oee/export/data-mart?format=csv&shift_id=S-2&line_id=L-3`, { headers: headers() })
@@ -189,7 +233,9 @@ describe("hard limits on every query and response", () => {
       expect(((await exported.json()) as { message: string }).message).toMatch(/statement timeout of 1 ms \(READ_EXPORT_TIMEOUT_MS\)/)
       const sorted = await fetch(`${hasty.url}/odata/oee/oee_data_mart?$orderby=oee_pct desc`, { headers: headers() })
       expect(sorted.status).toBe(503)
-      expect(((await sorted.json()) as { error: { message: string } }).error.message).toMatch(/statement timeout of 1 ms \(READ_PAGE_TIMEOUT_MS\)/)
+      expect(((await sorted.json()) as { error: { message: string } }).error.message).toMatch(
+        /statement timeout of 1 ms \(READ_PAGE_TIMEOUT_MS\)/
+      )
       // The slot and the connection are given back as they were: the API's own limits apply again.
       await api.cursorsClosed()
       const page = await fetchPage(`${api.url}/odata/oee/oee_snapshots?$top=3`)
@@ -213,12 +259,18 @@ describe("hard limits on every query and response", () => {
   })
 
   it("ends a response whose client reads slower than the minimum rate, closing its cursor and freeing its slot", async () => {
-    const strict = await serveReadApi({ sql: api.sql, port: 0, maxStreams: 1, streamLimits: { minBytesPerSecond: 256 * 1024, slowWindowMs: 1000 }, accessLog: false })
+    const strict = await serveReadApi({
+      sql: api.sql,
+      port: 0,
+      maxStreams: 1,
+      streamLimits: { minBytesPerSecond: 256 * 1024, slowWindowMs: 1000 },
+      accessLog: false
+    })
     try {
       const slow = readSlowly(`${strict.url}/api/oee/export/snapshots?format=csv`, headers(), 16 * 1024)
       // The one long slot is the slow export's until the server ends it: ask until another export gets it.
       let next: Response
-      for (next = await fetch(`${strict.url}/api/oee/export/snapshots?format=csv&limit=10`, { headers: headers() }); next.status === 503; ) {
+      for (next = await fetch(`${strict.url}/api/oee/export/snapshots?format=csv&limit=10`, { headers: headers() }); next.status === 503;) {
         await next.body?.cancel()
         next = await fetch(`${strict.url}/api/oee/export/snapshots?format=csv&limit=10`, { headers: headers() })
       }

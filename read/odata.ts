@@ -24,24 +24,30 @@ const edmTypes: Readonly<Record<Column["type"], string>> = {
   boolean: "Edm.Boolean"
 }
 
-
 /** The CSDL of one mart: an entity type and entity set per published object, keyed as the mart is. */
 export const metadataXml = (mart: string, feeds: ReadonlyArray<Feed>): string => {
   const namespace = escapeXml(`IngestMesh.${mart}`)
   const types = feeds.map(
-    (feed) => `<EntityType Name="${escapeXml(feed.name)}"><Key>${feed.key.map((name) => `<PropertyRef Name="${escapeXml(name)}"/>`).join("")}</Key>${feed.columns
-      .map(
-        (column) =>
-          `<Property Name="${escapeXml(column.name)}" Type="${edmTypes[column.type]}" Nullable="${column.nullable === true ? "true" : "false"}"${column.type === "numeric" ? ' Scale="variable"' : ""}${
-            column.type === "timestamptz" ? ' Precision="3"' : ""
-          }/>`
-      )
-      .join("")}</EntityType>`
+    (feed) =>
+      `<EntityType Name="${escapeXml(feed.name)}"><Key>${feed.key.map((name) => `<PropertyRef Name="${escapeXml(name)}"/>`).join("")}</Key>${feed.columns
+        .map(
+          (column) =>
+            `<Property Name="${escapeXml(column.name)}" Type="${edmTypes[column.type]}" Nullable="${column.nullable === true ? "true" : "false"}"${column.type === "numeric" ? ' Scale="variable"' : ""}${
+              column.type === "timestamptz" ? ' Precision="3"' : ""
+            }/>`
+        )
+        .join("")}</EntityType>`
   )
   const sets = feeds.map((feed) => `<EntitySet Name="${escapeXml(feed.name)}" EntityType="${namespace}.${escapeXml(feed.name)}"/>`)
-  return `<?xml version="1.0" encoding="utf-8"?><edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices><Schema Namespace="${namespace}" xmlns="http://docs.oasis-open.org/odata/ns/edm">${types.join(
-    ""
-  )}<EntityContainer Name="${escapeXml(mart)}">${sets.join("")}</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>`
+  return [
+    `<?xml version="1.0" encoding="utf-8"?>`,
+    `<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices>`,
+    `<Schema Namespace="${namespace}" xmlns="http://docs.oasis-open.org/odata/ns/edm">`,
+    ...types,
+    `<EntityContainer Name="${escapeXml(mart)}">`,
+    ...sets,
+    `</EntityContainer></Schema></edmx:DataServices></edmx:Edmx>`
+  ].join("")
 }
 
 export const serviceDocument = (root: string, feeds: ReadonlyArray<Feed>) => ({
@@ -64,14 +70,18 @@ export interface ODataOptions {
 const SUPPORTED_OPTIONS = ["$select", "$filter", "$orderby", "$top", "$skip", "$skiptoken", "$count", "$format"]
 
 const wholeNumber = (parameter: string, value: string): number => {
-  if (!/^\d{1,9}$/.test(value)) throw new BadParameter({ parameter, message: `${JSON.stringify(value)} is not a whole number; use 0 or more` })
+  if (!/^\d{1,9}$/.test(value))
+    throw new BadParameter({ parameter, message: `${JSON.stringify(value)} is not a whole number; use 0 or more` })
   return Number(value)
 }
 
 const columnOf = (feed: Feed, parameter: string, name: string): Column => {
   const column = feed.columns.find((candidate) => candidate.name === name)
   if (column === undefined) {
-    throw new BadParameter({ parameter, message: `unknown property ${JSON.stringify(name)} of ${feed.name}; properties: ${feed.columns.map((candidate) => candidate.name).join(", ")}` })
+    throw new BadParameter({
+      parameter,
+      message: `unknown property ${JSON.stringify(name)} of ${feed.name}; properties: ${feed.columns.map((candidate) => candidate.name).join(", ")}`
+    })
   }
   return column
 }
@@ -88,7 +98,10 @@ const decodeSkipToken = (feed: Feed, orderBy: number, token: string): ReadonlyAr
   } catch {
     // falls through to the error below
   }
-  throw new BadParameter({ parameter: "$skiptoken", message: "not a token this service issued for this entity set and $orderby; follow @odata.nextLink as given" })
+  throw new BadParameter({
+    parameter: "$skiptoken",
+    message: "not a token this service issued for this entity set and $orderby; follow @odata.nextLink as given"
+  })
 }
 
 /** Parses the request's `$` options; custom (non-`$`) options are ignored, as OData allows. */
@@ -96,7 +109,10 @@ export const parseODataOptions = (feed: Feed, query: URLSearchParams): ODataOpti
   for (const name of new Set(query.keys())) {
     if (!name.startsWith("$")) continue
     if (!SUPPORTED_OPTIONS.includes(name)) {
-      throw new BadParameter({ parameter: name, message: `this service does not support ${name}; supported: ${SUPPORTED_OPTIONS.join(", ")}` })
+      throw new BadParameter({
+        parameter: name,
+        message: `this service does not support ${name}; supported: ${SUPPORTED_OPTIONS.join(", ")}`
+      })
     }
     if (query.getAll(name).length > 1) throw new BadParameter({ parameter: name, message: "given more than once; give it once" })
   }
@@ -109,7 +125,14 @@ export const parseODataOptions = (feed: Feed, query: URLSearchParams): ODataOpti
     select === null || select.trim() === "*"
       ? feed.columns
       : [...new Set(select.split(",").map((name) => name.trim()))].map((name) =>
-          name === "" ? (() => { throw new BadParameter({ parameter: "$select", message: "has an empty property name; give a comma-separated list of properties" }) })() : columnOf(feed, "$select", name)
+          name === ""
+            ? (() => {
+                throw new BadParameter({
+                  parameter: "$select",
+                  message: "has an empty property name; give a comma-separated list of properties"
+                })
+              })()
+            : columnOf(feed, "$select", name)
         )
   const orderBy = (query.get("$orderby") ?? "")
     .split(",")
@@ -118,7 +141,10 @@ export const parseODataOptions = (feed: Feed, query: URLSearchParams): ODataOpti
     .map((part) => {
       const [name, direction, extra] = part.split(/\s+/)
       if (extra !== undefined || (direction !== undefined && direction !== "asc" && direction !== "desc")) {
-        throw new BadParameter({ parameter: "$orderby", message: `${JSON.stringify(part)} is not "property", "property asc" or "property desc"` })
+        throw new BadParameter({
+          parameter: "$orderby",
+          message: `${JSON.stringify(part)} is not "property", "property asc" or "property desc"`
+        })
       }
       return { column: columnOf(feed, "$orderby", name as string), descending: direction === "desc" }
     })
@@ -126,7 +152,8 @@ export const parseODataOptions = (feed: Feed, query: URLSearchParams): ODataOpti
   const skip = query.get("$skip")
   const token = query.get("$skiptoken")
   const count = query.get("$count")
-  if (count !== null && count !== "true" && count !== "false") throw new BadParameter({ parameter: "$count", message: `${JSON.stringify(count)} is not true or false` })
+  if (count !== null && count !== "true" && count !== "false")
+    throw new BadParameter({ parameter: "$count", message: `${JSON.stringify(count)} is not true or false` })
   return {
     select: selected,
     ...(query.get("$filter") === null ? {} : { filter: query.get("$filter") as string }),
@@ -164,19 +191,29 @@ interface SortKey {
  * earlier column equal and this one strictly past. The key comes last and is never null, so the
  * order is total and a walk reads each row once even while rows are added.
  */
-const afterSql = (keys: ReadonlyArray<SortKey>, after: ReadonlyArray<string | null>, bind: (value: string, cast: string) => string): string => {
+const afterSql = (
+  keys: ReadonlyArray<SortKey>,
+  after: ReadonlyArray<string | null>,
+  bind: (value: string, cast: string) => string
+): string => {
   // All ascending and never null (the usual case: the key alone): one row comparison, which an index on the key serves directly.
   if (keys.every(({ column, descending }, i) => !descending && column.nullable !== true && after[i] !== null)) {
     return `(${keys.map(({ column }) => quoteIdent(column.name)).join(", ")}) > (${keys.map(({ column }, i) => bind(after[i] as string, column.type)).join(", ")})`
   }
-  const equal = ({ column }: SortKey, value: string | null) => (value === null ? `${quoteIdent(column.name)} IS NULL` : `${quoteIdent(column.name)} = ${bind(value, column.type)}`)
+  const equal = ({ column }: SortKey, value: string | null) =>
+    value === null ? `${quoteIdent(column.name)} IS NULL` : `${quoteIdent(column.name)} = ${bind(value, column.type)}`
   const past = ({ column, descending }: SortKey, value: string | null) => {
     const name = quoteIdent(column.name)
     if (descending) return value === null ? `${name} IS NOT NULL` : `${name} < ${bind(value, column.type)}`
     if (value === null) return "false"
     return column.nullable === true ? `(${name} > ${bind(value, column.type)} OR ${name} IS NULL)` : `${name} > ${bind(value, column.type)}`
   }
-  return keys.map((key, i) => `(${[...keys.slice(0, i).map((earlier, j) => equal(earlier, after[j] ?? null)), past(key, after[i] ?? null)].join(" AND ")})`).join(" OR ")
+  return keys
+    .map(
+      (key, i) =>
+        `(${[...keys.slice(0, i).map((earlier, j) => equal(earlier, after[j] ?? null)), past(key, after[i] ?? null)].join(" AND ")})`
+    )
+    .join(" OR ")
 }
 
 /**
@@ -192,17 +229,31 @@ export const pageQuery = (feed: Feed, options: ODataOptions, pageSize: number): 
   const countWhere = [...where]
   const countParams = [...params]
   const keyColumns = feed.key.map((name) => feed.columns.find((column) => column.name === name) as Column)
-  const sortKeys: ReadonlyArray<SortKey> = [...options.orderBy, ...keyColumns.filter((column) => !options.orderBy.some((order) => order.column.name === column.name)).map((column) => ({ column, descending: false }))]
+  const sortKeys: ReadonlyArray<SortKey> = [
+    ...options.orderBy,
+    ...keyColumns
+      .filter((column) => !options.orderBy.some((order) => order.column.name === column.name))
+      .map((column) => ({ column, descending: false }))
+  ]
   if (options.after !== undefined) where.push(`(${afterSql(sortKeys, positionOf(options, feed, options.after), bind)})`)
   const order = sortKeys.map(({ column, descending }) => `${quoteIdent(column.name)} ${descending ? "DESC NULLS FIRST" : "ASC NULLS LAST"}`)
   const pageRows = Math.min(pageSize, options.top ?? Number.MAX_SAFE_INTEGER)
   const from = `${schema}.${quoteIdent(feed.name)}${where.length === 0 ? "" : ` WHERE ${where.join(" AND ")}`}`
-  const select = [...options.select.map((column) => `${cellSql(column)} AS ${quoteIdent(column.name)}`), ...sortKeys.map(({ column }, i) => `(${quoteIdent(column.name)})::text AS "$position${i}"`)]
+  const select = [
+    ...options.select.map((column) => `${cellSql(column)} AS ${quoteIdent(column.name)}`),
+    ...sortKeys.map(({ column }, i) => `(${quoteIdent(column.name)})::text AS "$position${i}"`)
+  ]
   const text = `SELECT ${select.join(", ")} FROM ${from} ORDER BY ${order.join(", ")} LIMIT ${bind(pageRows + 1, "bigint")}${options.skip > 0 ? ` OFFSET ${bind(options.skip, "bigint")}` : ""}`
   return {
     rows: { text, params, columns: options.select },
     ...(options.count
-      ? { count: { text: `SELECT count(*)::bigint FROM ${schema}.${quoteIdent(feed.name)}${countWhere.length === 0 ? "" : ` WHERE ${countWhere.join(" AND ")}`}`, params: countParams, columns: [] } }
+      ? {
+          count: {
+            text: `SELECT count(*)::bigint FROM ${schema}.${quoteIdent(feed.name)}${countWhere.length === 0 ? "" : ` WHERE ${countWhere.join(" AND ")}`}`,
+            params: countParams,
+            columns: []
+          }
+        }
       : {}),
     pageRows
   }
@@ -215,7 +266,10 @@ export const pageQuery = (feed: Feed, options: ODataOptions, pageSize: number): 
 const positionOf = (options: ODataOptions, feed: Feed, after: ReadonlyArray<string | null>): ReadonlyArray<string | null> => {
   const ordered = after.slice(0, options.orderBy.length)
   const key = after.slice(options.orderBy.length)
-  return [...ordered, ...feed.key.flatMap((name, i) => (options.orderBy.some((order) => order.column.name === name) ? [] : [key[i] ?? null]))]
+  return [
+    ...ordered,
+    ...feed.key.flatMap((name, i) => (options.orderBy.some((order) => order.column.name === name) ? [] : [key[i] ?? null]))
+  ]
 }
 
 /** The token for the position of a page's last row, read from its trailing `$position` cells. */
@@ -282,6 +336,8 @@ export const odataPage = (page: {
   const topLeft = options.top === undefined ? Number.MAX_SAFE_INTEGER : options.top - query.pageRows
   const open = `{"@odata.context":${JSON.stringify(`${page.root}/$metadata#${feed.name}${selected}`)},${page.total === undefined ? "" : `"@odata.count":${page.total},`}"value":[`
   const close = () =>
-    more && topLeft > 0 && last !== undefined ? `],"@odata.nextLink":${JSON.stringify(nextLink(page.url, options, query.pageRows, positionToken(options, feed, last)))}}` : "]}"
+    more && topLeft > 0 && last !== undefined
+      ? `],"@odata.nextLink":${JSON.stringify(nextLink(page.url, options, query.pageRows, positionToken(options, feed, last)))}}`
+      : "]}"
   return jsonChunks(options.select, pageRows(), open, close)
 }

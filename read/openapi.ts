@@ -47,7 +47,10 @@ const paramSchema = (spec: ParamSpec): JsonSchema => {
   }
 }
 
-const errorResponse = (description: string) => ({ description, content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } } })
+const errorResponse = (description: string) => ({
+  description,
+  content: { "application/json": { schema: { $ref: "#/components/schemas/Error" } } }
+})
 
 /** The OpenAPI 3.1 document of the read API, generated from the same declarations the handlers use. */
 export const openApiDocument = (serverUrl: string) => ({
@@ -57,7 +60,7 @@ export const openApiDocument = (serverUrl: string) => ({
     version: "1",
     description:
       "Read the projected marts: the seeds' REST endpoints and exports (CSV, JSON, XLSX, streamed) and an OData v4 feed per mart. " +
-      "Authenticate with an API key in the X-API-Key header or the api_key query parameter (Power BI's Web API credential with ApiKeyName=\"api_key\"). " +
+      'Authenticate with an API key in the X-API-Key header or the api_key query parameter (Power BI\'s Web API credential with ApiKeyName="api_key"). ' +
       "Date windows are half-open: a YYYY-MM-DD bound covers that whole UTC day, an instant bound is exact, the end is exclusive."
   },
   servers: [{ url: serverUrl }],
@@ -70,12 +73,20 @@ export const openApiDocument = (serverUrl: string) => ({
           get: {
             tags: [endpoint.mart],
             summary: endpoint.summary,
-            parameters: endpoint.params.map((spec) => ({ name: spec.name, in: "query", required: false, description: spec.description, schema: paramSchema(spec) })),
+            parameters: endpoint.params.map((spec) => ({
+              name: spec.name,
+              in: "query",
+              required: false,
+              description: spec.description,
+              schema: paramSchema(spec)
+            })),
             responses: {
               "200": {
                 description: `Rows in ${endpoint.columns.length} columns, streamed; CSV and XLSX come as ${endpoint.fileName}_<UTC date>.<format>.`,
                 content: {
-                  [contentTypes.json.split(";")[0] as string]: { schema: { type: "array", items: rowSchema(endpoint.columns.map(({ column }) => column)) } },
+                  [contentTypes.json.split(";")[0] as string]: {
+                    schema: { type: "array", items: rowSchema(endpoint.columns.map(({ column }) => column)) }
+                  },
                   [contentTypes.csv.split(";")[0] as string]: { schema: { type: "string" } },
                   [contentTypes.xlsx]: { schema: { type: "string", format: "binary" } }
                 }
@@ -89,8 +100,30 @@ export const openApiDocument = (serverUrl: string) => ({
         }
       ])
     ),
-    "/metrics/today": { get: { tags: ["warehouse"], summary: "Today's (UTC) warehouse counts and per-engineer erasures.", responses: { "200": { description: "The day's summary", content: { "application/json": { schema: { $ref: "#/components/schemas/DaySummary" } } } } } } },
-    "/metrics/yesterday": { get: { tags: ["warehouse"], summary: "Yesterday's (UTC) warehouse counts and per-engineer erasures.", responses: { "200": { description: "The day's summary", content: { "application/json": { schema: { $ref: "#/components/schemas/DaySummary" } } } } } } },
+    "/metrics/today": {
+      get: {
+        tags: ["warehouse"],
+        summary: "Today's (UTC) warehouse counts and per-engineer erasures.",
+        responses: {
+          "200": {
+            description: "The day's summary",
+            content: { "application/json": { schema: { $ref: "#/components/schemas/DaySummary" } } }
+          }
+        }
+      }
+    },
+    "/metrics/yesterday": {
+      get: {
+        tags: ["warehouse"],
+        summary: "Yesterday's (UTC) warehouse counts and per-engineer erasures.",
+        responses: {
+          "200": {
+            description: "The day's summary",
+            content: { "application/json": { schema: { $ref: "#/components/schemas/DaySummary" } } }
+          }
+        }
+      }
+    },
     ...Object.fromEntries(
       marts.map((mart) => [
         `/odata/${mart}/{entitySet}`,
@@ -98,10 +131,17 @@ export const openApiDocument = (serverUrl: string) => ({
           get: {
             tags: [mart, "odata"],
             summary: `OData v4 feed of the ${mart} mart: service document at /odata/${mart}/, CSDL at /odata/${mart}/$metadata.`,
-            description: `Supports $select, $filter (eq ne gt ge lt le, and/or/not, contains/startswith/endswith), $orderby, $top, $skip, $count. Pages hold ${DEFAULT_PAGE_SIZE} rows (Prefer: odata.maxpagesize up to ${MAX_PAGE_SIZE}); follow @odata.nextLink.`,
+            description:
+              "Supports $select, $filter (eq ne gt ge lt le, and/or/not, contains/startswith/endswith), $orderby, $top, $skip, $count. " +
+              `Pages hold ${DEFAULT_PAGE_SIZE} rows (Prefer: odata.maxpagesize up to ${MAX_PAGE_SIZE}); follow @odata.nextLink.`,
             parameters: [
               { name: "entitySet", in: "path", required: true, schema: { type: "string" } },
-              ...["$select", "$filter", "$orderby", "$top", "$skip", "$skiptoken", "$count"].map((name) => ({ name, in: "query", required: false, schema: { type: "string" } }))
+              ...["$select", "$filter", "$orderby", "$top", "$skip", "$skiptoken", "$count"].map((name) => ({
+                name,
+                in: "query",
+                required: false,
+                schema: { type: "string" }
+              }))
             ],
             responses: { "200": { description: "A page of rows" }, "400": errorResponse("A query option is malformed; `target` names it.") }
           }
@@ -115,7 +155,11 @@ export const openApiDocument = (serverUrl: string) => ({
       ApiKeyQuery: { type: "apiKey", in: "query", name: API_KEY_PARAM }
     },
     schemas: {
-      Error: { type: "object", properties: { error: { type: "string" }, message: { type: "string" }, parameter: { type: "string" } }, required: ["error", "message"] },
+      Error: {
+        type: "object",
+        properties: { error: { type: "string" }, message: { type: "string" }, parameter: { type: "string" } },
+        required: ["error", "message"]
+      },
       DaySummary: {
         type: "object",
         properties: {
@@ -135,15 +179,42 @@ const html = (value: unknown) => escapeXml(String(value))
 /** A self-contained page rendering the OpenAPI document: every endpoint, its parameters and columns. */
 export const docsPage = (document: ReturnType<typeof openApiDocument>): string => {
   const sections = Object.entries(document.paths).map(([path, item]) => {
-    const get = (item as { get: { summary: string; description?: string; parameters?: ReadonlyArray<{ name: string; description?: string; schema: JsonSchema }>; responses: Record<string, { content?: Record<string, { schema: JsonSchema }> }> } }).get
-    const params = (get.parameters ?? []).map((p) => `<tr><td><code>${html(p.name)}</code></td><td>${html(JSON.stringify(p.schema))}</td><td>${html(p.description ?? "")}</td></tr>`).join("")
-    const rows = get.responses["200"]?.content?.["application/json"]?.schema as { items?: { properties?: Record<string, JsonSchema> } } | undefined
-    const columns = Object.entries(rows?.items?.properties ?? {}).map(([name, schema]) => `<code>${html(name)}</code> <small>${html(JSON.stringify(schema.type))}${schema.format === undefined ? "" : ` ${html(schema.format)}`}</small>`)
+    const get = (
+      item as {
+        get: {
+          summary: string
+          description?: string
+          parameters?: ReadonlyArray<{ name: string; description?: string; schema: JsonSchema }>
+          responses: Record<string, { content?: Record<string, { schema: JsonSchema }> }>
+        }
+      }
+    ).get
+    const params = (get.parameters ?? [])
+      .map(
+        (p) =>
+          `<tr><td><code>${html(p.name)}</code></td><td>${html(JSON.stringify(p.schema))}</td><td>${html(p.description ?? "")}</td></tr>`
+      )
+      .join("")
+    const rows = get.responses["200"]?.content?.["application/json"]?.schema as
+      { items?: { properties?: Record<string, JsonSchema> } } | undefined
+    const columns = Object.entries(rows?.items?.properties ?? {}).map(
+      ([name, schema]) =>
+        `<code>${html(name)}</code> <small>${html(JSON.stringify(schema.type))}${schema.format === undefined ? "" : ` ${html(schema.format)}`}</small>`
+    )
     return `<section><h2><code>GET ${html(path)}</code></h2><p>${html(get.summary)}</p>${get.description === undefined ? "" : `<p>${html(get.description)}</p>`}${
       params === "" ? "" : `<table><tr><th>parameter</th><th>schema</th><th>meaning</th></tr>${params}</table>`
     }${columns.length === 0 ? "" : `<p>Columns: ${columns.join(", ")}</p>`}</section>`
   })
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${html(document.info.title)}</title><style>body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;line-height:1.4}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}code{background:#f4f4f4;padding:0 .2rem}section{border-top:1px solid #ddd;margin-top:1.5rem}</style></head><body><h1>${html(
-    document.info.title
-  )}</h1><p>${html(document.info.description)}</p><p>Machine-readable: <a href="${html(document.servers[0]?.url)}/openapi.json">openapi.json</a>.</p>${sections.join("")}</body></html>`
+  const style = [
+    "body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;line-height:1.4}",
+    "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left;vertical-align:top}",
+    "code{background:#f4f4f4;padding:0 .2rem}section{border-top:1px solid #ddd;margin-top:1.5rem}"
+  ].join("")
+  return [
+    `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${html(document.info.title)}</title><style>${style}</style></head>`,
+    `<body><h1>${html(document.info.title)}</h1><p>${html(document.info.description)}</p>`,
+    `<p>Machine-readable: <a href="${html(document.servers[0]?.url)}/openapi.json">openapi.json</a>.</p>`,
+    ...sections,
+    `</body></html>`
+  ].join("")
 }

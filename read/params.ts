@@ -80,7 +80,10 @@ export const parseParams = (specs: ReadonlyArray<ParamSpec>, query: URLSearchPar
   for (const name of query.keys()) {
     if (name === API_KEY_PARAM) continue
     if (!known.has(name)) {
-      throw new BadParameter({ parameter: name, message: `unknown parameter; this endpoint accepts ${specs.map((spec) => spec.name).join(", ")}` })
+      throw new BadParameter({
+        parameter: name,
+        message: `unknown parameter; this endpoint accepts ${specs.map((spec) => spec.name).join(", ")}`
+      })
     }
     if (seen.has(name)) throw new BadParameter({ parameter: name, message: "given more than once; give it once" })
     seen.add(name)
@@ -98,7 +101,10 @@ export const parseParams = (specs: ReadonlyArray<ParamSpec>, query: URLSearchPar
     switch (spec.kind) {
       case "format":
         if (!(spec.formats as ReadonlyArray<string>).includes(value)) {
-          throw new BadParameter({ parameter: spec.name, message: `${JSON.stringify(value)} is not a format of this endpoint; use one of ${spec.formats.join(", ")}` })
+          throw new BadParameter({
+            parameter: spec.name,
+            message: `${JSON.stringify(value)} is not a format of this endpoint; use one of ${spec.formats.join(", ")}`
+          })
         }
         format = value as Format
         break
@@ -110,12 +116,16 @@ export const parseParams = (specs: ReadonlyArray<ParamSpec>, query: URLSearchPar
         break
       case "limit":
         if (!/^\d{1,7}$/.test(value) || Number(value) < 1 || Number(value) > MAX_LIMIT) {
-          throw new BadParameter({ parameter: spec.name, message: `${JSON.stringify(value)} is not allowed; use a whole number from 1 to ${MAX_LIMIT}, or leave it out for every row in the window` })
+          throw new BadParameter({
+            parameter: spec.name,
+            message: `${JSON.stringify(value)} is not allowed; use a whole number from 1 to ${MAX_LIMIT}, or leave it out for every row in the window`
+          })
         }
         limit = Number(value)
         break
       case "text":
-        if (value.length === 0 || value.length > 200) throw new BadParameter({ parameter: spec.name, message: "must be 1 to 200 characters" })
+        if (value.length === 0 || value.length > 200)
+          throw new BadParameter({ parameter: spec.name, message: "must be 1 to 200 characters" })
         texts[spec.name] = value
         break
     }

@@ -17,7 +17,10 @@ export interface Timeout {
  * responses and counts on the long slots, key checks and small lookups on the short ones, with
  * their failures answered as reader-facing errors.
  */
-export const readerQueries = (sql: postgres.Sql, options: { readonly maxStreams: number; readonly keyCheckSlots: number; readonly pageTimeout: Timeout }) => {
+export const readerQueries = (
+  sql: postgres.Sql,
+  options: { readonly maxStreams: number; readonly keyCheckSlots: number; readonly pageTimeout: Timeout }
+) => {
   const slots = admission(sql, { long: options.maxStreams, short: options.keyCheckSlots })
   const { pageTimeout } = options
   /** A cursor for `query` on a long slot of its own, each fetch under `timeout`, held until the stream closes. */
@@ -37,8 +40,12 @@ export const readerQueries = (sql: postgres.Sql, options: { readonly maxStreams:
     runQuery(mart, () => slots.run("long", pageTimeout.limitMs, (slot) => query(slot.sql)), parameter, pageTimeout)
   /** A key check, health probe or stats summary (indexed lookups), on a slot of their own. */
   const shortQuery = <A>(mart: string, query: (sql: postgres.Sql) => Promise<A>) =>
-    runQuery(mart, () => slots.run("short", KEY_CHECK_TIMEOUT_MS, (slot) => query(slot.sql)), "query", { limitMs: KEY_CHECK_TIMEOUT_MS, setting: "the key check timeout" })
+    runQuery(mart, () => slots.run("short", KEY_CHECK_TIMEOUT_MS, (slot) => query(slot.sql)), "query", {
+      limitMs: KEY_CHECK_TIMEOUT_MS,
+      setting: "the key check timeout"
+    })
   /** The row count of an OData query (its `$filter` the only input that can fail it). */
-  const countOf = (mart: string, count: RowQuery) => longQuery(mart, async (sql) => String((await sql.unsafe(count.text, [...count.params]))[0]?.count ?? 0), "$filter")
+  const countOf = (mart: string, count: RowQuery) =>
+    longQuery(mart, async (sql) => String((await sql.unsafe(count.text, [...count.params]))[0]?.count ?? 0), "$filter")
   return { stream, longQuery, shortQuery, countOf }
 }

@@ -32,19 +32,67 @@ const warehouseEvents = [
   envelope("intake_1", "intake.booked_in", "2025-01-15T07:00:00Z", { count: 5 }),
   envelope("qa_1", "qa.completed", "2025-01-15T18:00:00Z", { count: 3 })
 ]
-const snapshotTimes = ["2025-01-15T06:15:00Z", "2025-01-15T06:30:00Z", "2025-01-15T06:45:00Z", "2025-01-15T07:00:00Z", "2025-01-16T00:00:00Z"]
+const snapshotTimes = [
+  "2025-01-15T06:15:00Z",
+  "2025-01-15T06:30:00Z",
+  "2025-01-15T06:45:00Z",
+  "2025-01-15T07:00:00Z",
+  "2025-01-16T00:00:00Z"
+]
 const snapshots = ["M-01", "M-02"].flatMap((machine, m) =>
   snapshotTimes.map((time, k) => ({
-    machine_id: machine, line_id: "L-1", shift_id: k < 4 ? "S-1" : "S-3", snapshot_time: time, oee_pct: 70 + k + m / 4, availability_pct: 90.5, performance_pct: 88,
-    quality_pct: 97.25, total_pieces: 120 + k, good_pieces: 116, rejected_pieces: 4 + k, planned_production_time: 15, actual_production_time: 13.5
+    machine_id: machine,
+    line_id: "L-1",
+    shift_id: k < 4 ? "S-1" : "S-3",
+    snapshot_time: time,
+    oee_pct: 70 + k + m / 4,
+    availability_pct: 90.5,
+    performance_pct: 88,
+    quality_pct: 97.25,
+    total_pieces: 120 + k,
+    good_pieces: 116,
+    rejected_pieces: 4 + k,
+    planned_production_time: 15,
+    actual_production_time: 13.5
   }))
 )
 const downtimes = [
-  { downtime_id: "D1", machine_id: "M-01", line_id: "L-1", start_time: "2025-01-15T06:20:00Z", end_time: "2025-01-15T06:27:00Z", duration_minutes: 7, is_planned: false, reason: "jam", resolved: true },
-  { downtime_id: "D2", machine_id: "M-02", line_id: "L-1", start_time: "2025-01-15T06:50:00Z", end_time: null, duration_minutes: 12.5, is_planned: true, reason: "changeover" }
+  {
+    downtime_id: "D1",
+    machine_id: "M-01",
+    line_id: "L-1",
+    start_time: "2025-01-15T06:20:00Z",
+    end_time: "2025-01-15T06:27:00Z",
+    duration_minutes: 7,
+    is_planned: false,
+    reason: "jam",
+    resolved: true
+  },
+  {
+    downtime_id: "D2",
+    machine_id: "M-02",
+    line_id: "L-1",
+    start_time: "2025-01-15T06:50:00Z",
+    end_time: null,
+    duration_minutes: 12.5,
+    is_planned: true,
+    reason: "changeover"
+  }
 ]
 const reports = [
-  { report_id: "R1", shift_id: "S-1", line_id: "L-1", report_date: "2025-01-15", status: "submitted", oee_pct: 71.5, total_pieces: 486, good_pieces: 464, rejected_pieces: 22, downtime_minutes: 19.5, notes: "belt, \"B\"; fixed" },
+  {
+    report_id: "R1",
+    shift_id: "S-1",
+    line_id: "L-1",
+    report_date: "2025-01-15",
+    status: "submitted",
+    oee_pct: 71.5,
+    total_pieces: 486,
+    good_pieces: 464,
+    rejected_pieces: 22,
+    downtime_minutes: 19.5,
+    notes: 'belt, "B"; fixed'
+  },
   { report_id: "R2", shift_id: "S-3", line_id: "L-1", report_date: "2025-01-16", status: "approved" }
 ]
 const oeeEvents = [
@@ -58,7 +106,8 @@ const oeeEvents = [
 ]
 
 /** `key` null: no key at all. */
-const get = (path: string, key: string | null = keys.all) => fetch(`${api.url}${path}`, { headers: key === null ? {} : { "X-API-Key": key } })
+const get = (path: string, key: string | null = keys.all) =>
+  fetch(`${api.url}${path}`, { headers: key === null ? {} : { "X-API-Key": key } })
 
 /** Excel keeps instants as fractions of a day: they read back within a millisecond. */
 const toMillisecond = (value: unknown) => (value instanceof Date ? Math.round(value.getTime() / 10) * 10 : value)
@@ -138,22 +187,42 @@ describe("the seeds' REST endpoints", () => {
       { date: "2025-01-15", booked_in: 5, erased: 4, qa: 3 },
       { date: "2025-01-16", booked_in: 0, erased: 2, qa: 0 }
     ])
-    expect(await json("/api/powerbi/daily-stats?start_date=2025-01-16&end_date=2025-01-16")).toEqual([{ date: "2025-01-16", booked_in: 0, erased: 2, qa: 0 }])
+    expect(await json("/api/powerbi/daily-stats?start_date=2025-01-16&end_date=2025-01-16")).toEqual([
+      { date: "2025-01-16", booked_in: 0, erased: 2, qa: 0 }
+    ])
     expect(await json("/api/powerbi/erasure-events?start_date=2025-01-01&end_date=2025-01-31")).toEqual(expectedErasures)
-    expect(await json("/api/powerbi/erasure-events?start_date=2025-01-16")).toEqual(expectedErasures.filter((row) => row.date === "2025-01-16"))
+    expect(await json("/api/powerbi/erasure-events?start_date=2025-01-16")).toEqual(
+      expectedErasures.filter((row) => row.date === "2025-01-16")
+    )
     const successes = expectedErasures.filter((row) => row.event === "success" && row.date === "2025-01-15")
-    const perEngineer = [...new Set(successes.map((row) => row.initials))].sort().map((initials) => ({ date: "2025-01-15", initials, count: successes.filter((row) => row.initials === initials).length }))
+    const perEngineer = [...new Set(successes.map((row) => row.initials))]
+      .sort()
+      .map((initials) => ({ date: "2025-01-15", initials, count: successes.filter((row) => row.initials === initials).length }))
     expect(await json("/api/powerbi/engineer-stats?start_date=2025-01-15&end_date=2025-01-15")).toEqual(perEngineer)
   })
 
   it("erasure-events as CSV parses back to the same rows, and as XLSX reads back with the same rows and types", async () => {
     const { text } = await csv("/api/powerbi/erasure-events?format=csv")
     const parsed = parseCsv(text, { columns: true }) as Array<Record<string, string>>
-    expect(parsed).toEqual(expectedErasures.map((row) => Object.fromEntries(Object.entries(row).map(([name, value]) => [name, value === null ? "" : String(value)]))))
+    expect(parsed).toEqual(
+      expectedErasures.map((row) =>
+        Object.fromEntries(Object.entries(row).map(([name, value]) => [name, value === null ? "" : String(value)]))
+      )
+    )
     const { sheet } = await xlsx("/api/powerbi/erasure-events?format=xlsx")
     expect(sheet[0]).toEqual(Object.keys(expectedErasures[0] as object))
     expect(sheet.slice(1).map((cells) => cells.map(toMillisecond))).toEqual(
-      expectedErasures.map((row) => [Date.parse(row.timestamp), Date.parse(row.date), row.month, row.event, row.device_type, row.initials, row.duration_seconds, row.error_type, row.job_id])
+      expectedErasures.map((row) => [
+        Date.parse(row.timestamp),
+        Date.parse(row.date),
+        row.month,
+        row.event,
+        row.device_type,
+        row.initials,
+        row.duration_seconds,
+        row.error_type,
+        row.job_id
+      ])
     )
   })
 
@@ -166,9 +235,19 @@ describe("the seeds' REST endpoints", () => {
 
   it("OEE snapshots as CSV have the seed's columns, file name and rows, and filter by machine, shift and window", async () => {
     const { response, text } = await csv("/api/oee/export/snapshots?format=csv&date_from=2025-01-15&date_to=2025-01-16")
-    expect(response.headers.get("content-disposition")).toBe(`attachment; filename="OEE_Snapshots_${new Date().toISOString().slice(0, 10)}.csv"`)
-    expect(text.split("\r\n")[0]).toBe("snapshot_time,machine_id,machine_name,oee_pct,availability_pct,performance_pct,quality_pct,shift_id")
-    const parsed = parseCsv(text, { columns: true, cast: (value, context) => (context.header || ["snapshot_time", "machine_id", "machine_name", "shift_id"].includes(String(context.column)) ? value : Number(value)) })
+    expect(response.headers.get("content-disposition")).toBe(
+      `attachment; filename="OEE_Snapshots_${new Date().toISOString().slice(0, 10)}.csv"`
+    )
+    expect(text.split("\r\n")[0]).toBe(
+      "snapshot_time,machine_id,machine_name,oee_pct,availability_pct,performance_pct,quality_pct,shift_id"
+    )
+    const parsed = parseCsv(text, {
+      columns: true,
+      cast: (value, context) =>
+        context.header || ["snapshot_time", "machine_id", "machine_name", "shift_id"].includes(String(context.column))
+          ? value
+          : Number(value)
+    })
     expect(parsed).toEqual(expectedSnapshots)
     const m2 = await csv("/api/oee/export/snapshots?format=csv&machine_id=M-02&shift_id=S-1&include_headers=false")
     expect(parseCsv(m2.text)).toHaveLength(4)
@@ -186,19 +265,72 @@ describe("the seeds' REST endpoints", () => {
   it("downtime, shift reports and the data mart export with their filters, and the data mart's XLSX keeps its column types", async () => {
     const stops = await json("/api/oee/export/downtime?date_from=2025-01-15&date_to=2025-01-15")
     expect(stops).toEqual([
-      { downtime_id: "D1", machine_id: "M-01", machine_name: "Press 1", line_id: "L-1", start_time: "2025-01-15T06:20:00.000Z", end_time: "2025-01-15T06:27:00.000Z", duration_minutes: 7, is_planned: false, reason: "jam", category: null, resolved: true },
-      { downtime_id: "D2", machine_id: "M-02", machine_name: "Press 2", line_id: "L-1", start_time: "2025-01-15T06:50:00.000Z", end_time: null, duration_minutes: 12.5, is_planned: true, reason: "changeover", category: null, resolved: null }
+      {
+        downtime_id: "D1",
+        machine_id: "M-01",
+        machine_name: "Press 1",
+        line_id: "L-1",
+        start_time: "2025-01-15T06:20:00.000Z",
+        end_time: "2025-01-15T06:27:00.000Z",
+        duration_minutes: 7,
+        is_planned: false,
+        reason: "jam",
+        category: null,
+        resolved: true
+      },
+      {
+        downtime_id: "D2",
+        machine_id: "M-02",
+        machine_name: "Press 2",
+        line_id: "L-1",
+        start_time: "2025-01-15T06:50:00.000Z",
+        end_time: null,
+        duration_minutes: 12.5,
+        is_planned: true,
+        reason: "changeover",
+        category: null,
+        resolved: null
+      }
     ])
     expect((await json("/api/oee/export/downtime?include_resolved=false")).map((row) => row.downtime_id)).toEqual(["D2"])
     const submitted = await json("/api/oee/export/shift-reports?status=submitted")
-    expect(submitted).toEqual([{ report_id: "R1", report_date: "2025-01-15", shift_id: "S-1", shift_name: "Early", line_id: "L-1", machine_id: null, status: "submitted", oee_pct: 71.5, total_pieces: 486, good_pieces: 464, rejected_pieces: 22, downtime_minutes: 19.5, notes: 'belt, "B"; fixed' }])
-    const reportsCsv = parseCsv((await csv("/api/oee/export/shift-reports?format=csv")).text, { columns: true }) as Array<Record<string, string>>
-    expect(reportsCsv.map((row) => [row.report_id, row.notes, row.oee_pct])).toEqual([["R1", 'belt, "B"; fixed', "71.5"], ["R2", "", ""]])
+    expect(submitted).toEqual([
+      {
+        report_id: "R1",
+        report_date: "2025-01-15",
+        shift_id: "S-1",
+        shift_name: "Early",
+        line_id: "L-1",
+        machine_id: null,
+        status: "submitted",
+        oee_pct: 71.5,
+        total_pieces: 486,
+        good_pieces: 464,
+        rejected_pieces: 22,
+        downtime_minutes: 19.5,
+        notes: 'belt, "B"; fixed'
+      }
+    ])
+    const reportsCsv = parseCsv((await csv("/api/oee/export/shift-reports?format=csv")).text, { columns: true }) as Array<
+      Record<string, string>
+    >
+    expect(reportsCsv.map((row) => [row.report_id, row.notes, row.oee_pct])).toEqual([
+      ["R1", 'belt, "B"; fixed', "71.5"],
+      ["R2", "", ""]
+    ])
 
     const mart = await json("/api/oee/export/data-mart?date_from=2025-01-15&date_to=2025-01-15")
     expect(mart).toHaveLength(8)
     const at0630 = mart.find((row) => row.machine_id === "M-01" && row.snapshot_time === "2025-01-15T06:30:00.000Z")
-    expect(at0630).toMatchObject({ machine_name: "Press 1", line_name: "Pressing", shift_name: "Early", oee_pct: 71, downtime_minutes: 7, unplanned_downtime_minutes: 7, planned_downtime_minutes: 0 })
+    expect(at0630).toMatchObject({
+      machine_name: "Press 1",
+      line_name: "Pressing",
+      shift_name: "Early",
+      oee_pct: 71,
+      downtime_minutes: 7,
+      unplanned_downtime_minutes: 7,
+      planned_downtime_minutes: 0
+    })
     const { response, sheet } = await xlsx("/api/oee/export/data-mart?format=xlsx&date_from=2025-01-15&date_to=2025-01-15")
     expect(response.headers.get("content-type")).toBe("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     const header = sheet[0] as Array<string>
@@ -221,7 +353,9 @@ describe("the seeds' REST endpoints", () => {
     for (const mart of ["crm", "retail"]) {
       for (const name of (projections[mart]?.published ?? []).filter((name) => !name.startsWith("dim_date"))) {
         const rows = await json(`/api/${mart}/export/${name.replaceAll("_", "-")}`)
-        const [{ count }] = (await owner.unsafe(`SELECT count(*)::int AS count FROM mart_${mart}."${name}"`)) as unknown as [{ count: number }]
+        const [{ count }] = (await owner.unsafe(`SELECT count(*)::int AS count FROM mart_${mart}."${name}"`)) as unknown as [
+          { count: number }
+        ]
         expect(rows, `${mart}.${name}`).toHaveLength(count)
       }
     }
@@ -238,10 +372,18 @@ describe("the seeds' REST endpoints", () => {
 const fromCsv = (type: string, text: string): unknown =>
   text === "" ? null : ["integer", "bigint", "numeric"].includes(type) ? Number(text) : type === "boolean" ? text === "true" : text
 const fromXlsx = (type: string, cell: unknown): unknown =>
-  cell === null || cell === undefined ? null : type === "date" ? (cell as Date).toISOString().slice(0, 10) : type === "timestamptz" ? new Date(toMillisecond(cell) as number).toISOString() : cell
+  cell === null || cell === undefined
+    ? null
+    : type === "date"
+      ? (cell as Date).toISOString().slice(0, 10)
+      : type === "timestamptz"
+        ? new Date(toMillisecond(cell) as number).toISOString()
+        : cell
 
 describe("every seed endpoint in every format", () => {
-  const seedPaths = ["daily-stats", "erasure-events", "engineer-stats"].map((name) => `/api/powerbi/${name}`).concat(["snapshots", "downtime", "shift-reports", "data-mart"].map((name) => `/api/oee/export/${name}`))
+  const seedPaths = ["daily-stats", "erasure-events", "engineer-stats"]
+    .map((name) => `/api/powerbi/${name}`)
+    .concat(["snapshots", "downtime", "shift-reports", "data-mart"].map((name) => `/api/oee/export/${name}`))
   const seedEndpoints = exportEndpoints.filter((endpoint) => seedPaths.includes(endpoint.path))
 
   it("are declared once each, and no other export takes their paths", () => {
@@ -249,17 +391,22 @@ describe("every seed endpoint in every format", () => {
     expect(new Set(exportEndpoints.map((endpoint) => endpoint.path)).size).toBe(exportEndpoints.length)
   })
 
-  it.each(seedEndpoints.map((endpoint) => [endpoint.path]))("%s: the CSV parses back and the XLSX reads back to the JSON rows", async (path) => {
-    const endpoint = seedEndpoints.find((candidate) => candidate.path === path)
-    const types = (endpoint?.columns ?? []).map(({ column }) => [column.name, column.type] as const)
-    const rows = await json(path)
-    expect(rows.length).toBeGreaterThan(0)
-    const parsed = parseCsv((await csv(`${path}?format=csv`)).text, { columns: true }) as Array<Record<string, string>>
-    expect(parsed.map((row) => Object.fromEntries(types.map(([name, type]) => [name, fromCsv(type, row[name] as string)])))).toEqual(rows)
-    const { sheet } = await xlsx(`${path}?format=xlsx`)
-    expect(sheet[0]).toEqual(types.map(([name]) => name))
-    expect(sheet.slice(1).map((cells) => Object.fromEntries(types.map(([name, type], i) => [name, fromXlsx(type, cells[i])])))).toEqual(rows)
-  })
+  it.each(seedEndpoints.map((endpoint) => [endpoint.path]))(
+    "%s: the CSV parses back and the XLSX reads back to the JSON rows",
+    async (path) => {
+      const endpoint = seedEndpoints.find((candidate) => candidate.path === path)
+      const types = (endpoint?.columns ?? []).map(({ column }) => [column.name, column.type] as const)
+      const rows = await json(path)
+      expect(rows.length).toBeGreaterThan(0)
+      const parsed = parseCsv((await csv(`${path}?format=csv`)).text, { columns: true }) as Array<Record<string, string>>
+      expect(parsed.map((row) => Object.fromEntries(types.map(([name, type]) => [name, fromCsv(type, row[name] as string)])))).toEqual(rows)
+      const { sheet } = await xlsx(`${path}?format=xlsx`)
+      expect(sheet[0]).toEqual(types.map(([name]) => name))
+      expect(sheet.slice(1).map((cells) => Object.fromEntries(types.map(([name, type], i) => [name, fromXlsx(type, cells[i])])))).toEqual(
+        rows
+      )
+    }
+  )
 })
 
 describe("API keys", () => {
@@ -284,7 +431,9 @@ describe("API keys", () => {
   })
 
   it("is accepted as the api_key query parameter, as Power BI's Web API credential sends it", async () => {
-    const response = await fetch(`${api.url}/api/powerbi/daily-stats?start_date=2025-01-15&end_date=2025-01-15&api_key=${encodeURIComponent(keys.all)}`)
+    const response = await fetch(
+      `${api.url}/api/powerbi/daily-stats?start_date=2025-01-15&end_date=2025-01-15&api_key=${encodeURIComponent(keys.all)}`
+    )
     expect(response.status).toBe(200)
   })
 
@@ -293,20 +442,29 @@ describe("API keys", () => {
     const logging = await serveReadApi({ sql: readerSql, port: 0, maxStreams: 1 })
     let lines: Array<string> = []
     try {
-      expect((await fetch(`${logging.url}/api/powerbi/daily-stats?start_date=2025-01-15&api_key=${encodeURIComponent(keys.all)}`)).status).toBe(200)
+      expect(
+        (await fetch(`${logging.url}/api/powerbi/daily-stats?start_date=2025-01-15&api_key=${encodeURIComponent(keys.all)}`)).status
+      ).toBe(200)
       lines = logged.mock.calls.map(([line]) => String(line)).filter((line) => line.includes('"msg":"read"'))
     } finally {
       await logging.close()
       logged.mockRestore()
     }
     expect(lines).toHaveLength(1)
-    expect(JSON.parse(lines[0] as string)).toMatchObject({ method: "GET", path: "/api/powerbi/daily-stats", status: 200, key: keys.all.slice(4, 20) })
+    expect(JSON.parse(lines[0] as string)).toMatchObject({
+      method: "GET",
+      path: "/api/powerbi/daily-stats",
+      status: 200,
+      key: keys.all.slice(4, 20)
+    })
     expect(lines[0]).not.toContain(keys.all.slice(21))
   })
 
   it("the API's database role can read the marts but write nothing", async () => {
     expect((await readerSql`SELECT count(*)::int AS n FROM mart_oee.oee_snapshots`)[0]?.n).toBe(10)
-    await expect(readerSql`INSERT INTO ingest.api_keys (id, name, secret_sha256, marts) VALUES ('x', 'x', '\\x00', '{*}')`).rejects.toThrow()
+    await expect(
+      readerSql`INSERT INTO ingest.api_keys (id, name, secret_sha256, marts) VALUES ('x', 'x', '\\x00', '{*}')`
+    ).rejects.toThrow()
     await expect(readerSql.unsafe(`DELETE FROM mart_oee.oee_snapshots`)).rejects.toThrow()
     await expect(readerSql.begin("read write", (tx) => tx`UPDATE ingest.api_keys SET revoked_at = NULL`)).rejects.toThrow()
   })
@@ -361,15 +519,22 @@ describe("malformed requests", () => {
   })
 
   it("an injection attempt in $filter is bound as a value or rejected, and the database is unchanged", async () => {
-    const before = await owner`SELECT (SELECT count(*) FROM mart_oee.oee_snapshots)::int AS snapshots, (SELECT count(*) FROM ingest.api_keys)::int AS keys`
-    const bound = await get(`/odata/oee/oee_snapshots?$filter=${encodeURIComponent("machine_id eq 'M-01''; DROP TABLE ingest.api_keys; --'")}`)
+    const before =
+      await owner`SELECT (SELECT count(*) FROM mart_oee.oee_snapshots)::int AS snapshots, (SELECT count(*) FROM ingest.api_keys)::int AS keys`
+    const bound = await get(
+      `/odata/oee/oee_snapshots?$filter=${encodeURIComponent("machine_id eq 'M-01''; DROP TABLE ingest.api_keys; --'")}`
+    )
     expect(bound.status).toBe(200)
     expect(((await bound.json()) as { value: Array<unknown> }).value).toEqual([])
-    const rejected = await get(`/odata/oee/oee_snapshots?$filter=${encodeURIComponent("machine_id eq 'M-01' or 1 eq 1; DELETE FROM mart_oee.oee_snapshots")}`)
+    const rejected = await get(
+      `/odata/oee/oee_snapshots?$filter=${encodeURIComponent("machine_id eq 'M-01' or 1 eq 1; DELETE FROM mart_oee.oee_snapshots")}`
+    )
     expect(rejected.status).toBe(400)
     const exported = await get(`/api/oee/export/snapshots?machine_id=${encodeURIComponent("M-01' OR '1'='1")}`)
     expect(await exported.json()).toEqual([])
-    expect(await owner`SELECT (SELECT count(*) FROM mart_oee.oee_snapshots)::int AS snapshots, (SELECT count(*) FROM ingest.api_keys)::int AS keys`).toEqual(before)
+    expect(
+      await owner`SELECT (SELECT count(*) FROM mart_oee.oee_snapshots)::int AS snapshots, (SELECT count(*) FROM ingest.api_keys)::int AS keys`
+    ).toEqual(before)
   })
 })
 
@@ -380,7 +545,9 @@ describe("OData and the documents", () => {
     const metadata = await (await get("/odata/oee/$metadata")).text()
     expect(metadata).toContain('<EntityType Name="oee_data_mart"><Key><PropertyRef Name="snapshot_id"/></Key>')
     expect(metadata).toContain('<Property Name="snapshot_time" Type="Edm.DateTimeOffset" Nullable="false" Precision="3"/>')
-    const page = (await json("/odata/oee/oee_snapshots?$select=machine_id,oee_pct&$filter=machine_id eq 'M-02' and snapshot_time lt 2025-01-16&$orderby=oee_pct desc&$count=true")) as unknown as {
+    const page = (await json(
+      "/odata/oee/oee_snapshots?$select=machine_id,oee_pct&$filter=machine_id eq 'M-02' and snapshot_time lt 2025-01-16&$orderby=oee_pct desc&$count=true"
+    )) as unknown as {
       "@odata.count": number
       value: Array<unknown>
     }
@@ -390,7 +557,12 @@ describe("OData and the documents", () => {
   })
 
   it("keeps rows whose property is null under ne and not, as OData and Power Query do", async () => {
-    const ids = async (filter: string) => ((await json(`/odata/oee/shift_reports?$select=id&$filter=${encodeURIComponent(filter)}`)) as unknown as { value: Array<{ id: string }> }).value.map((row) => row.id)
+    const ids = async (filter: string) =>
+      (
+        (await json(`/odata/oee/shift_reports?$select=id&$filter=${encodeURIComponent(filter)}`)) as unknown as {
+          value: Array<{ id: string }>
+        }
+      ).value.map((row) => row.id)
     expect(await ids("machine_id ne 'M-01'")).toEqual(["R1", "R2"])
     expect(await ids("not (oee_pct gt 80)")).toEqual(["R1", "R2"])
     expect(await ids("oee_pct le 80")).toEqual(["R1"])
@@ -400,7 +572,10 @@ describe("OData and the documents", () => {
   it("pages an $orderby on a column with nulls, nulls last ascending and first descending", async () => {
     const walk = async (order: string) => {
       const ids: Array<string> = []
-      for (let next: string | undefined = `${api.url}/odata/oee/shift_reports?$select=id&$orderby=${encodeURIComponent(order)}`; next !== undefined; ) {
+      for (
+        let next: string | undefined = `${api.url}/odata/oee/shift_reports?$select=id&$orderby=${encodeURIComponent(order)}`;
+        next !== undefined;
+      ) {
         const response = await fetch(next, { headers: { "X-API-Key": keys.all, Prefer: "odata.maxpagesize=1" } })
         const page = (await response.json()) as { value: Array<{ id: string }>; "@odata.nextLink"?: string }
         ids.push(...page.value.map((row) => row.id))
@@ -415,13 +590,37 @@ describe("OData and the documents", () => {
 
   it("takes an instant as date_from and a whole day as date_to in one window", async () => {
     const rows = await json("/api/oee/export/snapshots?date_from=2025-01-15T06:45:00Z&date_to=2025-01-15")
-    expect(rows.map((row) => row.snapshot_time)).toEqual(["2025-01-15T06:45:00.000Z", "2025-01-15T06:45:00.000Z", "2025-01-15T07:00:00.000Z", "2025-01-15T07:00:00.000Z"])
+    expect(rows.map((row) => row.snapshot_time)).toEqual([
+      "2025-01-15T06:45:00.000Z",
+      "2025-01-15T06:45:00.000Z",
+      "2025-01-15T07:00:00.000Z",
+      "2025-01-15T07:00:00.000Z"
+    ])
   })
 
   it("publishes an OpenAPI document listing every export with its parameters, and a docs page", async () => {
-    const document = (await (await fetch(`${api.url}/openapi.json`)).json()) as { paths: Record<string, { get: { parameters?: Array<{ name: string }> } }> }
-    expect(document.paths["/api/oee/export/snapshots"]?.get.parameters?.map((p) => p.name)).toEqual(["format", "date_from", "date_to", "machine_id", "line_id", "shift_id", "include_headers", "csv_raw", "limit"])
-    for (const path of ["/api/powerbi/daily-stats", "/api/crm/export/fact-event", "/api/retail/export/fact-sales", "/metrics/today", "/odata/retail/{entitySet}"]) expect(document.paths[path], path).toBeDefined()
+    const document = (await (await fetch(`${api.url}/openapi.json`)).json()) as {
+      paths: Record<string, { get: { parameters?: Array<{ name: string }> } }>
+    }
+    expect(document.paths["/api/oee/export/snapshots"]?.get.parameters?.map((p) => p.name)).toEqual([
+      "format",
+      "date_from",
+      "date_to",
+      "machine_id",
+      "line_id",
+      "shift_id",
+      "include_headers",
+      "csv_raw",
+      "limit"
+    ])
+    for (const path of [
+      "/api/powerbi/daily-stats",
+      "/api/crm/export/fact-event",
+      "/api/retail/export/fact-sales",
+      "/metrics/today",
+      "/odata/retail/{entitySet}"
+    ])
+      expect(document.paths[path], path).toBeDefined()
     const page = await fetch(`${api.url}/docs`)
     expect(page.headers.get("content-type")).toMatch(/text\/html/)
     expect(await page.text()).toContain("GET /api/oee/export/data-mart")
@@ -430,9 +629,21 @@ describe("OData and the documents", () => {
   it("declares each view's columns as the database has them", async () => {
     for (const projection of Object.values(projections)) {
       for (const view of projection.views ?? []) {
-        const actual = await owner`SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ${publishedSchema(projection)} AND table_name = ${view.name} ORDER BY ordinal_position`
-        const pgType: Record<string, string> = { text: "text", integer: "integer", bigint: "bigint", numeric: "numeric", date: "date", timestamptz: "timestamp with time zone", boolean: "boolean" }
-        expect(actual.map((row) => [row.column_name, row.data_type]), view.name).toEqual(view.columns.map((column) => [column.name, pgType[column.type]]))
+        const actual =
+          await owner`SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ${publishedSchema(projection)} AND table_name = ${view.name} ORDER BY ordinal_position`
+        const pgType: Record<string, string> = {
+          text: "text",
+          integer: "integer",
+          bigint: "bigint",
+          numeric: "numeric",
+          date: "date",
+          timestamptz: "timestamp with time zone",
+          boolean: "boolean"
+        }
+        expect(
+          actual.map((row) => [row.column_name, row.data_type]),
+          view.name
+        ).toEqual(view.columns.map((column) => [column.name, pgType[column.type]]))
       }
     }
   })
@@ -445,7 +656,10 @@ describe("streams and the database", () => {
   it("a client that goes away, or asks for HEAD, leaves no cursor open", async () => {
     for (let i = 0; i < 6; i++) {
       const stop = new AbortController()
-      const response = await fetch(`${api.url}/api/oee/export/data-mart?format=${["csv", "json", "xlsx"][i % 3]}`, { headers: { "X-API-Key": keys.all }, signal: stop.signal })
+      const response = await fetch(`${api.url}/api/oee/export/data-mart?format=${["csv", "json", "xlsx"][i % 3]}`, {
+        headers: { "X-API-Key": keys.all },
+        signal: stop.signal
+      })
       expect(response.status).toBe(200)
       await response.body?.getReader().read()
       stop.abort()
@@ -503,8 +717,9 @@ describe("streams and the database", () => {
       return result
     })
     // The rebuild reaches the switch and waits on the streaming export's lock; poll until it does.
-    for (let waiting = false; !waiting; ) {
-      const [row] = await owner`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT l.granted AND n.nspname = 'mart_oee'`
+    for (let waiting = false; !waiting;) {
+      const [row] =
+        await owner`SELECT count(*)::int AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT l.granted AND n.nspname = 'mart_oee'`
       waiting = (row?.n as number) > 0 || rebuilt
     }
     expect(await json("/api/oee/export/snapshots?machine_id=M-01&date_from=2025-01-01")).toHaveLength(5)

@@ -30,10 +30,18 @@ const checkLogin = (login: string): void => {
  * A login in the reader group with `password`, read-only by default; returns `url` rewritten to
  * log in as it. The read API's login (`apiKeys`) may also read the key table; a BI user's may not.
  */
-export const ensureReaderLogin = async (sql: postgres.Sql, url: string, login: string, password: string, options: { readonly apiKeys: boolean } = { apiKeys: true }): Promise<string> => {
+export const ensureReaderLogin = async (
+  sql: postgres.Sql,
+  url: string,
+  login: string,
+  password: string,
+  options: { readonly apiKeys: boolean } = { apiKeys: true }
+): Promise<string> => {
   checkLogin(login)
   await ensureReaderRole(sql)
-  await sql.unsafe(`DO $$ BEGIN CREATE ROLE ${login} LOGIN IN ROLE ${READER_ROLE}; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`)
+  await sql.unsafe(
+    `DO $$ BEGIN CREATE ROLE ${login} LOGIN IN ROLE ${READER_ROLE}; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`
+  )
   await sql.unsafe(`ALTER ROLE ${login} WITH LOGIN PASSWORD ${quoteLiteral(password)}`)
   await sql.unsafe(`ALTER ROLE ${login} SET default_transaction_read_only = on`)
   await sql.unsafe(`GRANT ${READER_ROLE} TO ${login}`)

@@ -48,7 +48,12 @@ export interface RowStream {
  * `statement_timeout`, which runs on while the cursor waits for a slow client between fetches and
  * would cut off any response that takes longer than it to read.
  */
-export const openRows = async (sql: postgres.Sql, query: RowQuery, timeout?: { readonly limitMs: number; readonly setting: string }, batchSize = CURSOR_BATCH): Promise<RowStream> => {
+export const openRows = async (
+  sql: postgres.Sql,
+  query: RowQuery,
+  timeout?: { readonly limitMs: number; readonly setting: string },
+  batchSize = CURSOR_BATCH
+): Promise<RowStream> => {
   const pending = sql.unsafe(query.text, [...query.params]).values()
   const cursor = pending.cursor(batchSize)[Symbol.asyncIterator]() as AsyncIterator<ReadonlyArray<Cells>>
   const fetch = async (): Promise<IteratorResult<ReadonlyArray<Cells>>> => {

@@ -53,7 +53,8 @@ const dropConnectionOf = (c: ApiContext) => (reason: string) => c.env?.outgoing?
 const today = () => new Date().toISOString().slice(0, 10)
 
 /** HEAD asks for the headers only: answered without opening a cursor. */
-const headersOnly = (c: ApiContext, headers: Record<string, string>) => (c.req.method === "HEAD" ? new Response(null, { headers }) : undefined)
+const headersOnly = (c: ApiContext, headers: Record<string, string>) =>
+  c.req.method === "HEAD" ? new Response(null, { headers }) : undefined
 
 const allow = (c: ApiContext, mart: string) => {
   const granted = c.get("marts")
@@ -65,7 +66,11 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
   const limits: StreamLimits = { ...DEFAULT_STREAM_LIMITS, ...options.streamLimits }
   const exportTimeout = { limitMs: options.exportTimeoutMs ?? DEFAULT_EXPORT_TIMEOUT_MS, setting: "READ_EXPORT_TIMEOUT_MS" }
   const pageTimeout = { limitMs: options.pageTimeoutMs ?? DEFAULT_PAGE_TIMEOUT_MS, setting: "READ_PAGE_TIMEOUT_MS" }
-  const { stream, shortQuery, countOf } = readerQueries(options.sql, { maxStreams: options.maxStreams, keyCheckSlots: options.keyCheckSlots ?? 2, pageTimeout })
+  const { stream, shortQuery, countOf } = readerQueries(options.sql, {
+    maxStreams: options.maxStreams,
+    keyCheckSlots: options.keyCheckSlots ?? 2,
+    pageTimeout
+  })
   const app = new Hono<Env>()
   const origin = (c: ApiContext) => options.publicUrl?.replace(/\/$/, "") ?? new URL(c.req.url).origin
 
@@ -74,7 +79,13 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
       const started = performance.now()
       await next()
       // The path only: the query may carry the key (api_key).
-      logEvent("info", "read", { method: c.req.method, path: c.req.path, status: c.res.status, ms: Math.round(performance.now() - started), key: c.get("keyId") ?? null })
+      logEvent("info", "read", {
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round(performance.now() - started),
+        key: c.get("keyId") ?? null
+      })
     })
   }
 
@@ -85,12 +96,17 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
     for (const [name, value] of Object.entries(headers ?? {})) c.header(name, value)
     if (c.req.path.startsWith("/odata")) {
       c.header("OData-Version", "4.0")
-      return c.json({ error: { code: body.error, message: body.message, ...(body.parameter === undefined ? {} : { target: body.parameter }) } }, status)
+      return c.json(
+        { error: { code: body.error, message: body.message, ...(body.parameter === undefined ? {} : { target: body.parameter }) } },
+        status
+      )
     }
     return c.json(body, status)
   })
   app.notFound((c) => {
-    throw new NotFound({ message: `no endpoint ${c.req.method} ${c.req.path}; the endpoints are listed at ${origin(c)}/openapi.json and ${origin(c)}/docs` })
+    throw new NotFound({
+      message: `no endpoint ${c.req.method} ${c.req.path}; the endpoints are listed at ${origin(c)}/openapi.json and ${origin(c)}/docs`
+    })
   })
 
   app.get("/", (c) =>
@@ -206,10 +222,14 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
 }
 
 /** Serves the read API on `port` (0: any free port) until `close`. */
-export const serveReadApi = async (options: ReadApiOptions & { readonly port: number; readonly host?: string }): Promise<{ url: string; close: () => Promise<void> }> => {
+export const serveReadApi = async (
+  options: ReadApiOptions & { readonly port: number; readonly host?: string }
+): Promise<{ url: string; close: () => Promise<void> }> => {
   const app = readApi(options)
   const server = await new Promise<ReturnType<typeof serve>>((resolveListening) => {
-    const listening = serve({ fetch: app.fetch, port: options.port, hostname: options.host ?? "127.0.0.1" }, () => resolveListening(listening))
+    const listening = serve({ fetch: app.fetch, port: options.port, hostname: options.host ?? "127.0.0.1" }, () =>
+      resolveListening(listening)
+    )
   })
   const { port } = server.address() as AddressInfo
   return {

@@ -12,7 +12,8 @@ export interface WarehouseDay {
 /** The warehouse mart's figures for `day` (`YYYY-MM-DD`): zeros for a day nothing was booked. */
 export const warehouseDay = async (sql: postgres.Sql, day: string): Promise<WarehouseDay> => {
   const [stats] = await sql`SELECT booked_in, erased, qa FROM mart_warehouse.daily_stats WHERE date = ${day}::date`
-  const engineers = await sql`SELECT initials, count FROM mart_warehouse.engineer_stats WHERE date = ${day}::date ORDER BY count DESC, initials`
+  const engineers =
+    await sql`SELECT initials, count FROM mart_warehouse.engineer_stats WHERE date = ${day}::date ORDER BY count DESC, initials`
   return {
     date: day,
     booked_in: (stats?.booked_in as number | undefined) ?? 0,

@@ -13,7 +13,12 @@ export interface StreamLimits {
   readonly maxMs: number
 }
 
-export const DEFAULT_STREAM_LIMITS: StreamLimits = { stallMs: 300_000, minBytesPerSecond: 8 * 1024, slowWindowMs: 30_000, maxMs: 30 * 60_000 }
+export const DEFAULT_STREAM_LIMITS: StreamLimits = {
+  stallMs: 300_000,
+  minBytesPerSecond: 8 * 1024,
+  slowWindowMs: 30_000,
+  maxMs: 30 * 60_000
+}
 
 /** One handover of a chunk to the client: when it asked for it, how long we waited for it to ask, and the chunk's size. */
 interface Delivery {
@@ -27,7 +32,12 @@ interface Delivery {
  * it to read on, and it took less than `minBytesPerSecond` in that time. Time spent producing rows
  * (a slow query) never counts against the client.
  */
-export const tooSlow = (deliveries: ReadonlyArray<Delivery>, waitingSince: number | undefined, now: number, limits: Pick<StreamLimits, "minBytesPerSecond" | "slowWindowMs">): boolean => {
+export const tooSlow = (
+  deliveries: ReadonlyArray<Delivery>,
+  waitingSince: number | undefined,
+  now: number,
+  limits: Pick<StreamLimits, "minBytesPerSecond" | "slowWindowMs">
+): boolean => {
   const from = now - limits.slowWindowMs
   let waited = waitingSince === undefined ? 0 : now - Math.max(waitingSince, from)
   let bytes = 0
@@ -89,12 +99,16 @@ export const pullStream = (
     {
       start: (controller) => {
         armStall(controller)
-        watch = setInterval(() => {
-          const now = Date.now()
-          if (now - started > limits.maxMs) return end(controller, `the response streamed for longer than ${limits.maxMs} ms`)
-          while (deliveries.length > 0 && (deliveries[0] as Delivery).at <= now - limits.slowWindowMs) deliveries.shift()
-          if (tooSlow(deliveries, waitingSince, now, limits)) end(controller, `the client read slower than ${limits.minBytesPerSecond} bytes/s for ${limits.slowWindowMs} ms`)
-        }, Math.max(10, Math.min(1000, limits.slowWindowMs / 10, limits.maxMs / 2)))
+        watch = setInterval(
+          () => {
+            const now = Date.now()
+            if (now - started > limits.maxMs) return end(controller, `the response streamed for longer than ${limits.maxMs} ms`)
+            while (deliveries.length > 0 && (deliveries[0] as Delivery).at <= now - limits.slowWindowMs) deliveries.shift()
+            if (tooSlow(deliveries, waitingSince, now, limits))
+              end(controller, `the client read slower than ${limits.minBytesPerSecond} bytes/s for ${limits.slowWindowMs} ms`)
+          },
+          Math.max(10, Math.min(1000, limits.slowWindowMs / 10, limits.maxMs / 2))
+        )
         watch.unref()
       },
       pull: async (controller) => {

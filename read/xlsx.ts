@@ -57,9 +57,8 @@ const STYLES = [
   `<xf numFmtId="165" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>`,
   `</cellXfs>`,
   `<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>`,
-  `</styleSheet>`,
+  `</styleSheet>`
 ].join("")
-
 
 /** `A`, `B`, …, `Z`, `AA`, …: a column's letters. */
 const columnLetters = (index: number): string => {
@@ -91,7 +90,9 @@ const cellWriter = (column: Column): CellWriter => {
     default:
       return (value, ref) => {
         const text = escapeXml(String(value).slice(0, EXCEL_CELL_CHARACTERS))
-        return LEADING_OR_TRAILING_SPACE.test(text) ? `<c r="${ref}" t="inlineStr"><is><t xml:space="preserve">${text}</t></is></c>` : `<c r="${ref}" t="inlineStr"><is><t>${text}</t></is></c>`
+        return LEADING_OR_TRAILING_SPACE.test(text)
+          ? `<c r="${ref}" t="inlineStr"><is><t xml:space="preserve">${text}</t></is></c>`
+          : `<c r="${ref}" t="inlineStr"><is><t>${text}</t></is></c>`
       }
   }
 }
@@ -113,7 +114,11 @@ const deflatedEntry = (filename: string) => {
 
 const width = (column: Column) => Math.max(12, column.name.length + 3, column.type === "timestamptz" ? 20 : 0)
 
-export async function* xlsxChunks(columns: ReadonlyArray<Column>, batches: AsyncIterable<ReadonlyArray<Cells>>, sheetName: string): AsyncGenerator<Uint8Array> {
+export async function* xlsxChunks(
+  columns: ReadonlyArray<Column>,
+  batches: AsyncIterable<ReadonlyArray<Cells>>,
+  sheetName: string
+): AsyncGenerator<Uint8Array> {
   const pending: Array<Uint8Array> = []
   let failure: Error | undefined
   const zip = new Zip((error, chunk) => {
@@ -134,21 +139,46 @@ export async function* xlsxChunks(columns: ReadonlyArray<Column>, batches: Async
   const lastColumn = letters[letters.length - 1] ?? "A"
   constant(
     "[Content_Types].xml",
-    `${DECLARATION}<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/><Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/></Types>`
+    [
+      `${DECLARATION}<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">`,
+      `<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>`,
+      `<Default Extension="xml" ContentType="application/xml"/>`,
+      `<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>`,
+      `<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>`,
+      `<Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>`,
+      `</Types>`
+    ].join("")
   )
-  constant("_rels/.rels", `${DECLARATION}<Relationships xmlns="${PACKAGE_RELATIONSHIPS}"><Relationship Id="rId1" Type="${RELATIONSHIPS}/officeDocument" Target="xl/workbook.xml"/></Relationships>`)
+  constant(
+    "_rels/.rels",
+    [
+      `${DECLARATION}<Relationships xmlns="${PACKAGE_RELATIONSHIPS}">`,
+      `<Relationship Id="rId1" Type="${RELATIONSHIPS}/officeDocument" Target="xl/workbook.xml"/></Relationships>`
+    ].join("")
+  )
   constant(
     "xl/workbook.xml",
-    `${DECLARATION}<workbook xmlns="${MAIN}" xmlns:r="${RELATIONSHIPS}"><sheets><sheet name="${name}" sheetId="1" r:id="rId1"/></sheets><definedNames><definedName name="_xlnm._FilterDatabase" localSheetId="0" hidden="1">'${name.replaceAll("'", "''")}'!$A$1:$${lastColumn}$1</definedName></definedNames></workbook>`
+    [
+      `${DECLARATION}<workbook xmlns="${MAIN}" xmlns:r="${RELATIONSHIPS}"><sheets>`,
+      `<sheet name="${name}" sheetId="1" r:id="rId1"/></sheets><definedNames>`,
+      `<definedName name="_xlnm._FilterDatabase" localSheetId="0" hidden="1">'${name.replaceAll("'", "''")}'!$A$1:$${lastColumn}$1</definedName>`,
+      `</definedNames></workbook>`
+    ].join("")
   )
   constant(
     "xl/_rels/workbook.xml.rels",
-    `${DECLARATION}<Relationships xmlns="${PACKAGE_RELATIONSHIPS}"><Relationship Id="rId1" Type="${RELATIONSHIPS}/worksheet" Target="worksheets/sheet1.xml"/><Relationship Id="rId2" Type="${RELATIONSHIPS}/styles" Target="styles.xml"/></Relationships>`
+    [
+      `${DECLARATION}<Relationships xmlns="${PACKAGE_RELATIONSHIPS}">`,
+      `<Relationship Id="rId1" Type="${RELATIONSHIPS}/worksheet" Target="worksheets/sheet1.xml"/>`,
+      `<Relationship Id="rId2" Type="${RELATIONSHIPS}/styles" Target="styles.xml"/></Relationships>`
+    ].join("")
   )
   constant("xl/styles.xml", STYLES)
   const sheet = deflatedEntry("xl/worksheets/sheet1.xml")
   zip.add(sheet.entry)
-  const header = columns.map((column, i) => `<c r="${letters[i]}1" s="${STYLE.header}" t="inlineStr"><is><t>${escapeXml(column.name)}</t></is></c>`).join("")
+  const header = columns
+    .map((column, i) => `<c r="${letters[i]}1" s="${STYLE.header}" t="inlineStr"><is><t>${escapeXml(column.name)}</t></is></c>`)
+    .join("")
   sheet.push(
     `${DECLARATION}<worksheet xmlns="${MAIN}" xmlns:r="${RELATIONSHIPS}"><sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/></sheetView></sheetViews><cols>${columns
       .map((column, i) => `<col min="${i + 1}" max="${i + 1}" width="${width(column)}" customWidth="1"/>`)

@@ -1,7 +1,6 @@
 /** WebCrypto helpers shared by the verifiers; the same code runs in workerd and Node. */
 import { utf8 } from "../../platform/text.ts"
 
-
 /** Secrets are few and long-lived: keep their imported keys and digests for the isolate's life. */
 const MAX_CACHED = 256
 const cached = <V>(cache: Map<string, V>, id: string, make: () => V): V => {
@@ -16,10 +15,13 @@ const cached = <V>(cache: Map<string, V>, id: string, make: () => V): V => {
 const hmacKeys = new Map<string, Promise<CryptoKey>>()
 const secretDigests = new Map<string, Promise<Uint8Array>>()
 
-export const sha256 = async (data: Uint8Array<ArrayBuffer>): Promise<Uint8Array> => new Uint8Array(await crypto.subtle.digest("SHA-256", data))
+export const sha256 = async (data: Uint8Array<ArrayBuffer>): Promise<Uint8Array> =>
+  new Uint8Array(await crypto.subtle.digest("SHA-256", data))
 
 export const hmacSha256 = async (key: Uint8Array<ArrayBuffer>, data: Uint8Array<ArrayBuffer>): Promise<Uint8Array> => {
-  const cryptoKey = await cached(hmacKeys, toHex(key), () => crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]))
+  const cryptoKey = await cached(hmacKeys, toHex(key), () =>
+    crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"])
+  )
   return new Uint8Array(await crypto.subtle.sign("HMAC", cryptoKey, data))
 }
 

@@ -12,7 +12,11 @@ export * from "./hub-signature.ts"
 export * from "./signed-request.ts"
 export * from "./standard-webhooks.ts"
 
-export type Verifier = (request: SignedRequest, secrets: ReadonlyArray<string>, options: VerifyOptions) => Effect.Effect<Verified, SignatureRejected>
+export type Verifier = (
+  request: SignedRequest,
+  secrets: ReadonlyArray<string>,
+  options: VerifyOptions
+) => Effect.Effect<Verified, SignatureRejected>
 
 /** The verifier of each scheme a source can be configured with. */
 export const verifiers: Readonly<Record<Scheme, Verifier>> = {

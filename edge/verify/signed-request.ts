@@ -32,7 +32,9 @@ export interface Verified {
 /** The header's value, trimmed; refused, naming it, when it is missing or blank. */
 export const requireHeader = (headers: Headers, name: string): Effect.Effect<string, SignatureRejected> => {
   const value = headers.get(name)
-  return value === null || value.trim() === "" ? Effect.fail(new SignatureRejected({ reason: `missing ${name} header` })) : Effect.succeed(value.trim())
+  return value === null || value.trim() === ""
+    ? Effect.fail(new SignatureRejected({ reason: `missing ${name} header` }))
+    : Effect.succeed(value.trim())
 }
 
 /** Runs `matches` for each secret; succeeds with the index of the first that matches. */

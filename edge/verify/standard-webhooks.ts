@@ -9,14 +9,19 @@ const header = (headers: Headers, name: "id" | "timestamp" | "signature"): strin
   (headers.get(`webhook-${name}`) ?? headers.get(`svix-${name}`))?.trim() || undefined
 
 /** A `whsec_<base64>` secret as HMAC key bytes. */
-export const standardWebhooksKey = (secret: string): Uint8Array<ArrayBuffer> | undefined => fromBase64(secret.startsWith("whsec_") ? secret.slice(6) : secret)
+export const standardWebhooksKey = (secret: string): Uint8Array<ArrayBuffer> | undefined =>
+  fromBase64(secret.startsWith("whsec_") ? secret.slice(6) : secret)
 
 /**
  * Standard Webhooks v1: base64 HMAC-SHA256 of `${webhook-id}.${webhook-timestamp}.${body}`,
  * keyed with the base64-decoded `whsec_` secret; `webhook-signature` is a space-separated list
  * of `v1,<sig>` (several during key rotation); the timestamp is epoch seconds.
  */
-export const verifyStandardWebhook = (request: SignedRequest, secrets: ReadonlyArray<string>, options: VerifyOptions): Effect.Effect<Verified, SignatureRejected> =>
+export const verifyStandardWebhook = (
+  request: SignedRequest,
+  secrets: ReadonlyArray<string>,
+  options: VerifyOptions
+): Effect.Effect<Verified, SignatureRejected> =>
   Effect.gen(function* () {
     const id = header(request.headers, "id")
     const timestamp = header(request.headers, "timestamp")
@@ -26,7 +31,9 @@ export const verifyStandardWebhook = (request: SignedRequest, secrets: ReadonlyA
     if (signature === undefined) return yield* new SignatureRejected({ reason: "missing webhook-signature header" })
     if (id.includes(".")) return yield* new SignatureRejected({ reason: "webhook-id must not contain '.'" })
     if (!/^\d{1,12}$/.test(timestamp))
-      return yield* new SignatureRejected({ reason: `webhook-timestamp must be epoch seconds, got ${JSON.stringify(timestamp.slice(0, 40))}` })
+      return yield* new SignatureRejected({
+        reason: `webhook-timestamp must be epoch seconds, got ${JSON.stringify(timestamp.slice(0, 40))}`
+      })
     yield* checkTimestamp("webhook-timestamp", Number(timestamp) * 1000, options.now, options.toleranceMs)
     const given = signature
       .split(" ")

@@ -8,7 +8,12 @@ import type { SignedRequest, VerifyOptions } from "./signed-request.ts"
 const NOW = 1_737_000_000_000
 const options: VerifyOptions = { toleranceMs: 300_000, now: NOW, hubspotVersions: ["v3", "v2", "v1"] }
 
-const request = (headers: Record<string, string>, body: string, url = "https://hooks.example.com/v1/hooks/hubspot", method = "POST"): SignedRequest => ({
+const request = (
+  headers: Record<string, string>,
+  body: string,
+  url = "https://hooks.example.com/v1/hooks/hubspot",
+  method = "POST"
+): SignedRequest => ({
   method,
   url,
   headers: new Headers(headers),
@@ -29,31 +34,52 @@ describe("HubSpot v1 and v2, against HubSpot's published examples", () => {
     '[{"eventId":1,"subscriptionId":12345,"portalId":62515,"occurredAt":1564113600000,"subscriptionType":"contact.creation","attemptNumber":0,"objectId":123,"changeSource":"CRM","changeFlag":"NEW","appId":54321}]'
 
   it("accepts the documented v1 signature 232db261…17de of the documented body", async () => {
-    const headers = { "X-HubSpot-Signature": "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de", "X-HubSpot-Signature-Version": "v1" }
+    const headers = {
+      "X-HubSpot-Signature": "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de",
+      "X-HubSpot-Signature-Version": "v1"
+    }
     expect(await outcome(verifyHubSpot(request(headers, v1Body), [secret], options))).toBe("verified")
   })
 
   it("accepts the documented v2 signature eee2dddc…200e of a GET to https://www.example.com/webhook_uri", async () => {
-    const headers = { "X-HubSpot-Signature": "eee2dddcc73c94d699f5e395f4b9d454a069a6855fbfa152e91e88823087200e", "X-HubSpot-Signature-Version": "v2" }
-    expect(await outcome(verifyHubSpot(request(headers, "", "https://www.example.com/webhook_uri", "GET"), [secret], options))).toBe("verified")
+    const headers = {
+      "X-HubSpot-Signature": "eee2dddcc73c94d699f5e395f4b9d454a069a6855fbfa152e91e88823087200e",
+      "X-HubSpot-Signature-Version": "v2"
+    }
+    expect(await outcome(verifyHubSpot(request(headers, "", "https://www.example.com/webhook_uri", "GET"), [secret], options))).toBe(
+      "verified"
+    )
   })
 
   it("rejects the documented v1 signature when one byte of the body changed", async () => {
-    const headers = { "X-HubSpot-Signature": "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de", "X-HubSpot-Signature-Version": "v1" }
-    expect(await outcome(verifyHubSpot(request(headers, v1Body.replace('"objectId":123', '"objectId":124')), [secret], options))).toMatch(/does not match/)
+    const headers = {
+      "X-HubSpot-Signature": "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de",
+      "X-HubSpot-Signature-Version": "v1"
+    }
+    expect(await outcome(verifyHubSpot(request(headers, v1Body.replace('"objectId":123', '"objectId":124')), [secret], options))).toMatch(
+      /does not match/
+    )
   })
 
   it("accepts the v1 and v2 signatures of HubSpot's SDK test vectors (69fc6631…, 4fe4e3a7…)", async () => {
     const body = "{'example_field':'example_value'}"
-    const v1 = { "X-HubSpot-Signature": "69fc6631a867edd4f9e9e627fc5c1148e3fbdd8b21837b6d2b8901c1fa57f750", "X-HubSpot-Signature-Version": "v1" }
-    const v2 = { "X-HubSpot-Signature": "4fe4e3a7d3cf09db53be39d0a58130e2aaba074ec123a9e355b876a689a1c383", "X-HubSpot-Signature-Version": "v2" }
+    const v1 = {
+      "X-HubSpot-Signature": "69fc6631a867edd4f9e9e627fc5c1148e3fbdd8b21837b6d2b8901c1fa57f750",
+      "X-HubSpot-Signature-Version": "v1"
+    }
+    const v2 = {
+      "X-HubSpot-Signature": "4fe4e3a7d3cf09db53be39d0a58130e2aaba074ec123a9e355b876a689a1c383",
+      "X-HubSpot-Signature-Version": "v2"
+    }
     expect(await outcome(verifyHubSpot(request(v1, body, "https://www.example.com/webhook_uri"), [secret], options))).toBe("verified")
     expect(await outcome(verifyHubSpot(request(v2, body, "https://www.example.com/webhook_uri"), [secret], options))).toBe("verified")
   })
 
   it("refuses v1 and v2 where the source accepts only v3, saying why", async () => {
     const headers = signHubSpotLegacy(secret, "v1", "POST", "", v1Body)
-    expect(await outcome(verifyHubSpot(request(headers, v1Body), [secret], { ...options, hubspotVersions: ["v3"] }))).toMatch(/carry no timestamp and are not accepted/)
+    expect(await outcome(verifyHubSpot(request(headers, v1Body), [secret], { ...options, hubspotVersions: ["v3"] }))).toMatch(
+      /carry no timestamp and are not accepted/
+    )
   })
 })
 
@@ -61,13 +87,18 @@ describe("HubSpot v3", () => {
   it("accepts the v3 signature of HubSpot's SDK test vector (HPW73RUt…), signed at 15000000 ms", async () => {
     const headers = { "X-HubSpot-Signature-v3": "HPW73RUtKmcYoEDADG0s6MmGFWUzWJKAW07r8RDgcQw=", "X-HubSpot-Request-Timestamp": "15000000" }
     const vector = request(headers, "{'example_field':'example_value'}", "https://www.example.com/webhook_uri")
-    expect(await outcome(verifyHubSpot(vector, ["yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"], { ...options, now: 15_000_000 + 60_000 }))).toBe("verified")
-    expect(await outcome(verifyHubSpot(vector, ["yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"], { ...options, now: 15_000_000 + 300_001 }))).toMatch(/s old/)
+    expect(await outcome(verifyHubSpot(vector, ["yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"], { ...options, now: 15_000_000 + 60_000 }))).toBe(
+      "verified"
+    )
+    expect(
+      await outcome(verifyHubSpot(vector, ["yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"], { ...options, now: 15_000_000 + 300_001 }))
+    ).toMatch(/s old/)
   })
 
   const secret = "client-secret-1"
   const url = "https://hooks.example.com/v1/hooks/hubspot?portal=62515"
-  const body = '[{"eventId":7,"subscriptionId":1,"portalId":62515,"occurredAt":1737000000000,"subscriptionType":"deal.creation","attemptNumber":0}]'
+  const body =
+    '[{"eventId":7,"subscriptionId":1,"portalId":62515,"occurredAt":1737000000000,"subscriptionType":"deal.creation","attemptNumber":0}]'
   const signed = (overrides: { secret?: string; timestamp?: number; body?: string; url?: string } = {}) =>
     signHubSpotV3(overrides.secret ?? secret, "POST", overrides.url ?? url, overrides.body ?? body, overrides.timestamp ?? NOW)
 
@@ -80,12 +111,16 @@ describe("HubSpot v3", () => {
   })
 
   it("rejects a tampered body", async () => {
-    expect(await outcome(verifyHubSpot(request(signed(), body.replace("deal.creation", "deal.deletion"), url), [secret], options))).toMatch(/does not match/)
+    expect(await outcome(verifyHubSpot(request(signed(), body.replace("deal.creation", "deal.deletion"), url), [secret], options))).toMatch(
+      /does not match/
+    )
   })
 
   it("rejects a timestamp older than the tolerance", async () => {
     const stale = NOW - 300_001
-    expect(await outcome(verifyHubSpot(request(signed({ timestamp: stale }), body, url), [secret], options))).toMatch(/s old, more than the 300 s tolerance/)
+    expect(await outcome(verifyHubSpot(request(signed({ timestamp: stale }), body, url), [secret], options))).toMatch(
+      /s old, more than the 300 s tolerance/
+    )
   })
 
   it("rejects a timestamp further in the future than the tolerance", async () => {
@@ -98,13 +133,17 @@ describe("HubSpot v3", () => {
   })
 
   it("accepts a request signed with a rotated secret while both are configured", async () => {
-    expect(await outcome(verifyHubSpot(request(signed({ secret: "client-secret-2" }), body, url), [secret, "client-secret-2"], options))).toBe("verified")
+    expect(
+      await outcome(verifyHubSpot(request(signed({ secret: "client-secret-2" }), body, url), [secret, "client-secret-2"], options))
+    ).toBe("verified")
   })
 
   it("rejects a request without the timestamp header", async () => {
     const headers: Record<string, string> = { ...signed() }
     delete headers["X-HubSpot-Request-Timestamp"]
-    expect(await outcome(verifyHubSpot(request(headers, body, url), [secret], options))).toBe("rejected: missing X-HubSpot-Request-Timestamp header")
+    expect(await outcome(verifyHubSpot(request(headers, body, url), [secret], options))).toBe(
+      "rejected: missing X-HubSpot-Request-Timestamp header"
+    )
   })
 
   it("rejects a request with no HubSpot signature at all", async () => {
@@ -117,7 +156,9 @@ describe("HubSpot v3", () => {
   })
 
   it("signs the URI with HubSpot's listed characters decoded", async () => {
-    expect(hubSpotV3Uri("https://h.example/p?a=%3A%2F%3F%40%21%24%27%28%29%2A%2C%3B&b=%20%2b")).toBe("https://h.example/p?a=:/?@!$'()*,;&b=%20%2b")
+    expect(hubSpotV3Uri("https://h.example/p?a=%3A%2F%3F%40%21%24%27%28%29%2A%2C%3B&b=%20%2b")).toBe(
+      "https://h.example/p?a=:/?@!$'()*,;&b=%20%2b"
+    )
     const encoded = "https://hooks.example.com/v1/hooks/hubspot?tag=a%3Ab"
     const headers = signHubSpotV3(secret, "POST", "https://hooks.example.com/v1/hooks/hubspot?tag=a:b", body, NOW)
     expect(await outcome(verifyHubSpot(request(headers, body, encoded), [secret], options))).toBe("verified")
@@ -131,7 +172,11 @@ describe("Standard Webhooks v1", () => {
   const specNow = 1614265330 * 1000
 
   it("accepts the specification's example signature g0hM9SsE…1OE=", async () => {
-    const headers = { "webhook-id": id, "webhook-timestamp": "1614265330", "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=" }
+    const headers = {
+      "webhook-id": id,
+      "webhook-timestamp": "1614265330",
+      "webhook-signature": "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    }
     expect(await outcome(verifyStandardWebhook(request(headers, body), [secret], { ...options, now: specNow }))).toBe("verified")
   })
 
@@ -151,7 +196,11 @@ describe("Standard Webhooks v1", () => {
 
   it("rejects the example with a wrong secret", async () => {
     const headers = signStandardWebhook(secret, id, NOW / 1000, body)
-    expect(await outcome(verifyStandardWebhook(request(headers, body), ["whsec_" + Buffer.from("another key of 24 bytes!").toString("base64")], options))).toMatch(/does not match/)
+    expect(
+      await outcome(
+        verifyStandardWebhook(request(headers, body), ["whsec_" + Buffer.from("another key of 24 bytes!").toString("base64")], options)
+      )
+    ).toMatch(/does not match/)
   })
 
   it("rejects a tampered body", async () => {
@@ -184,9 +233,13 @@ describe("Standard Webhooks v1", () => {
   it("rejects a truncated signature", async () => {
     const headers = { ...signStandardWebhook(secret, id, NOW / 1000, body) }
     headers["webhook-signature"] = (headers["webhook-signature"] as string).slice(0, 11)
-    expect(await outcome(verifyStandardWebhook(request(headers, body), [secret], options))).toBe("rejected: webhook-signature does not match the body with any configured secret")
+    expect(await outcome(verifyStandardWebhook(request(headers, body), [secret], options))).toBe(
+      "rejected: webhook-signature does not match the body with any configured secret"
+    )
     headers["webhook-signature"] = "v1,"
-    expect(await outcome(verifyStandardWebhook(request(headers, body), [secret], options))).toBe("rejected: webhook-signature does not match the body with any configured secret")
+    expect(await outcome(verifyStandardWebhook(request(headers, body), [secret], options))).toBe(
+      "rejected: webhook-signature does not match the body with any configured secret"
+    )
   })
 })
 

@@ -26,7 +26,10 @@ export const appendAsEdge = async (
   for (let start = 0; start < payloads.length; start += MAX_EVENTS_PER_REQUEST) {
     const events = payloads.slice(start, start + MAX_EVENTS_PER_REQUEST).map((payload, offset) => {
       const judged = contract.judge(payload)
-      if (judged._tag === "Invalid") throw new Error(`payload ${start + offset} breaks the ${contract.name} contract: ${judged.issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ")}`)
+      if (judged._tag === "Invalid")
+        throw new Error(
+          `payload ${start + offset} breaks the ${contract.name} contract: ${judged.issues.map((issue) => `${issue.path}: ${issue.message}`).join("; ")}`
+        )
       return { index: offset, event: judged.event }
     })
     const messages = toLogMessages(source, contract, events, { receivedAt: new Date().toISOString(), traceId: "0".repeat(31) + "1" })

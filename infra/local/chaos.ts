@@ -66,23 +66,34 @@ const DUPLICATE_WINDOW_MS = 3000
 
 /** Two intake counts of 2,000,000,000 on one day: the second one's rows Postgres refuses (integer out of range). */
 const overflowPair = (n: number) =>
-  [0, 1].map((k) => ({ id: `intake_chaos_${n}_${k}`, type: "intake.booked_in", timestamp: `2026-0${1 + (n % 9)}-1${n % 10}T09:0${k}:00Z`, data: { count: 2_000_000_000 } }))
+  [0, 1].map((k) => ({
+    id: `intake_chaos_${n}_${k}`,
+    type: "intake.booked_in",
+    timestamp: `2026-0${1 + (n % 9)}-1${n % 10}T09:0${k}:00Z`,
+    data: { count: 2_000_000_000 }
+  }))
 
 /** The plan of a chaos run: about `total` events over every source, in requests of `batch`. */
 export const chaosPlan = (total: number, batch: number): ReadonlyArray<Request> => {
   const requests: Array<Request> = []
   const share = (fraction: number) => Math.max(batch, Math.round(total * fraction))
-  const chunks = <T>(items: ReadonlyArray<T>) => Array.from({ length: Math.ceil(items.length / batch) }, (_, i) => items.slice(i * batch, (i + 1) * batch))
+  const chunks = <T>(items: ReadonlyArray<T>) =>
+    Array.from({ length: Math.ceil(items.length / batch) }, (_, i) => items.slice(i * batch, (i + 1) * batch))
   const warehouse = warehouseWorkload(share(0.4))
   chunks(warehouse).forEach((events, i) => requests.push({ source: "erasure", body: events, events: events.length, resend: i % 17 === 5 }))
-  chunks(oeeWorkload(share(0.2))).forEach((events, i) => requests.push({ source: "oee", body: events, events: events.length, resend: i % 19 === 3 }))
-  chunks(retailWorkload(share(0.2))).forEach((events, i) => requests.push({ source: "pos", body: events, events: events.length, resend: i % 13 === 7 }))
+  chunks(oeeWorkload(share(0.2))).forEach((events, i) =>
+    requests.push({ source: "oee", body: events, events: events.length, resend: i % 19 === 3 })
+  )
+  chunks(retailWorkload(share(0.2))).forEach((events, i) =>
+    requests.push({ source: "pos", body: events, events: events.length, resend: i % 13 === 7 })
+  )
   const hubspotBatches = Math.ceil(share(0.15) / batch)
   for (let i = 0; i < hubspotBatches; i++) {
     // Every fifth HubSpot batch carries one event that breaks the contract: it is quarantined, the rest appended.
-    const events = hubspotBatch(batch, { firstEventId: 1_000_000 + i * batch, occurredAt: Date.parse("2025-02-01T08:00:00Z") + i * 60_000 }).map((event, k) =>
-      i % 5 === 2 && k === 3 ? { ...event, propertyValue: 42 } : event
-    )
+    const events = hubspotBatch(batch, {
+      firstEventId: 1_000_000 + i * batch,
+      occurredAt: Date.parse("2025-02-01T08:00:00Z") + i * 60_000
+    }).map((event, k) => (i % 5 === 2 && k === 3 ? { ...event, propertyValue: 42 } : event))
     requests.push({ source: "hubspot", body: events, events: events.length, resend: i % 11 === 4 })
   }
   const calls = share(0.05)
@@ -95,7 +106,10 @@ export const chaosPlan = (total: number, batch: number): ReadonlyArray<Request> 
   const pairs = Math.max(2, Math.floor(total / 5000))
   for (let n = 0; n < pairs; n++) requests.push({ source: "erasure", body: overflowPair(n), events: 2, resend: false })
   // Interleave the sources as real traffic does, the same way every run.
-  return requests.map((request, i) => ({ request, order: (i * 7919) % requests.length })).sort((a, b) => a.order - b.order).map(({ request }) => request)
+  return requests
+    .map((request, i) => ({ request, order: (i * 7919) % requests.length }))
+    .sort((a, b) => a.order - b.order)
+    .map(({ request }) => request)
 }
 
 interface Answer {
@@ -140,7 +154,13 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     const plan = chaosPlan(options.events, batch)
     const total = plan.reduce((sum, request) => sum + request.events, 0)
     log(`chaos: ${total} events in ${plan.length} requests over ${Object.keys(stack.secrets).join(", ")}`)
-    const startProjector = () => (projector = spawnProjector({ nats: stack.nats, databaseUrl: chaosDb.url, names: all.map((projection) => projection.name), batchSize: 200 }))
+    const startProjector = () =>
+      (projector = spawnProjector({
+        nats: stack.nats,
+        databaseUrl: chaosDb.url,
+        names: all.map((projection) => projection.name),
+        batchSize: 200
+      }))
     startProjector()
     // The projection process dies at random moments, as a host does: mid-batch, between commit and ack, at start.
     const killer = (async () => {
@@ -163,15 +183,19 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     /** Sends until the edge answers 202, as webhook senders retry a 5xx or a dropped connection. */
     const deliver = async (request: Request, first: boolean) => {
       for (let attempt = 0; attempt < 600; attempt++) {
-        const response = await postSigned(stack.edge.url, request.source, request.body, stack.secrets[request.source] as string).catch(() => undefined)
+        const response = await postSigned(stack.edge.url, request.source, request.body, stack.secrets[request.source] as string).catch(
+          () => undefined
+        )
         if (response?.status === 202) {
           const answer = (await response.json()) as Answer
-          for (const event of answer.events ?? []) receipts.push({ stream: streamFor(event.subject.split(".")[1] as Domain), seq: event.seq, id: event.id })
+          for (const event of answer.events ?? [])
+            receipts.push({ stream: streamFor(event.subject.split(".")[1] as Domain), seq: event.seq, id: event.id })
           for (const entry of answer.quarantined ?? []) quarantinedIds.add(entry.id)
           if (first) quarantined += answer.quarantined?.length ?? 0
           return
         }
-        if (response !== undefined && response.status < 500) throw new Error(`the edge refused a chaos request with ${response.status}: ${await response.text()}`)
+        if (response !== undefined && response.status < 500)
+          throw new Error(`the edge refused a chaos request with ${response.status}: ${await response.text()}`)
         await response?.body?.cancel()
         await pause(100)
       }
@@ -225,7 +249,9 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     log(`chaos: sent; ${kills} kills; waiting for the projections to reach the head of the log`)
 
     // The last projection process runs until every projection has committed its stream's head.
-    const heads = Object.fromEntries(await Promise.all(DOMAINS.map(async (domain) => [domain, (await stack.jsm.streams.info(streamFor(domain))).state.last_seq] as const)))
+    const heads = Object.fromEntries(
+      await Promise.all(DOMAINS.map(async (domain) => [domain, (await stack.jsm.streams.info(streamFor(domain))).state.last_seq] as const))
+    )
     const chaosSql = postgres(chaosDb.url, { onnotice: () => {}, max: 2 })
     try {
       for (;;) {
@@ -235,7 +261,8 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
         await pause(200)
       }
       // Side effects are published after their commit: give the process a moment with nothing left to do, then stop it.
-      const pending = async () => Number((await chaosSql`SELECT count(*)::int AS n FROM ingest.outbox WHERE published_at IS NULL`)[0]?.n ?? 0)
+      const pending = async () =>
+        Number((await chaosSql`SELECT count(*)::int AS n FROM ingest.outbox WHERE published_at IS NULL`)[0]?.n ?? 0)
       while ((await pending()) > 0) await pause(200)
       projector?.child.kill("SIGTERM")
       await projector?.exited
@@ -245,11 +272,21 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
       const nc = await connectProjector(stack.nats)
       try {
         // Side effects recorded, not published: the chaos run's are the ones counted in DERIVED.
-        await Promise.all(all.map((projection) => projectUntil(cleanSql, nc, projection, heads[projection.domain] ?? 0, { batchSize: 1000, publishEffects: false })))
+        await Promise.all(
+          all.map((projection) =>
+            projectUntil(cleanSql, nc, projection, heads[projection.domain] ?? 0, { batchSize: 1000, publishEffects: false })
+          )
+        )
         let lost = gaveUp
         let doubled = 0
         // Every event answered 202 is in the log under its message id.
-        const ids = Object.fromEntries(await Promise.all([...DOMAINS.map(streamFor), QUARANTINE_STREAM].map(async (stream) => [stream, await messageIds(jetstream(stack.admin), stack.jsm, stream)] as const)))
+        const ids = Object.fromEntries(
+          await Promise.all(
+            [...DOMAINS.map(streamFor), QUARANTINE_STREAM].map(
+              async (stream) => [stream, await messageIds(jetstream(stack.admin), stack.jsm, stream)] as const
+            )
+          )
+        )
         for (const receipt of receipts) if (ids[receipt.stream]?.get(receipt.seq) !== receipt.id) lost++
         for (const id of quarantinedIds) if (!(ids[QUARANTINE_STREAM]?.has(id) ?? false)) lost++
         for (const projection of all) {
@@ -264,7 +301,8 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
         const decided = Number((await cleanSql`SELECT count(*)::int AS n FROM ingest.outbox`)[0]?.n ?? 0)
         lost += Math.max(0, decided - alerts)
         doubled += Math.max(0, alerts - decided)
-        const letters = async (sql: postgres.Sql) => (await sql`SELECT projection, seq FROM ingest.dead_letters ORDER BY projection, seq`).map((row) => `${row.projection}:${row.seq}`)
+        const letters = async (sql: postgres.Sql) =>
+          (await sql`SELECT projection, seq FROM ingest.dead_letters ORDER BY projection, seq`).map((row) => `${row.projection}:${row.seq}`)
         const [chaosLetters, cleanLetters] = [await letters(chaosSql), await letters(cleanSql)]
         lost += missing(cleanLetters, chaosLetters)
         doubled += missing(chaosLetters, cleanLetters)

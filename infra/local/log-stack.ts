@@ -26,7 +26,13 @@ export interface LogStack {
 }
 
 /** Runs `projection` live into `sql` until it has committed stream sequence `head`. */
-export const projectUntil = async (sql: postgres.Sql, nc: NatsConnection, projection: Projection, head: number, runtime: Partial<RuntimeOptions> = {}): Promise<void> => {
+export const projectUntil = async (
+  sql: postgres.Sql,
+  nc: NatsConnection,
+  projection: Projection,
+  head: number,
+  runtime: Partial<RuntimeOptions> = {}
+): Promise<void> => {
   const stop = new AbortController()
   await runLive({
     sql,
@@ -46,7 +52,9 @@ export const projectUntil = async (sql: postgres.Sql, nc: NatsConnection, projec
  * The harness of the projection tests and benchmarks: the project's nats-server with the streams
  * declared, and Postgres (`DATABASE_URL`, the project's own, or one passed in to share).
  */
-export const startLogStack = async (options: { readonly postgres?: StartPostgresOptions; readonly pg?: PostgresServer } = {}): Promise<LogStack> => {
+export const startLogStack = async (
+  options: { readonly postgres?: StartPostgresOptions; readonly pg?: PostgresServer } = {}
+): Promise<LogStack> => {
   const nats = await startNatsServer()
   const admin = await connectAdmin(nats)
   const jsm = await jetstreamManager(admin)

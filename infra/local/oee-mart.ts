@@ -12,15 +12,24 @@ import { oeeProjection } from "../../projections/oee/projection.ts"
  * planned) every 10th slot. For read-side tests and benchmarks that need hundreds of thousands of
  * rows in seconds; the projection tests show the same tables come from the log.
  */
-export const seedOeeMart = async (sql: postgres.Sql, options: { readonly machines: number; readonly slots: number; readonly start: string }): Promise<{ snapshots: number }> => {
+export const seedOeeMart = async (
+  sql: postgres.Sql,
+  options: { readonly machines: number; readonly slots: number; readonly start: string }
+): Promise<{ snapshots: number }> => {
   await ensureRuntimeTables(sql)
   const generation = await createGeneration(sql, oeeProjection)
   const t = (name: string) => qualified(generation.schema, name)
   const step = `interval '${SNAPSHOT_MINUTES} minutes'`
   await sql.unsafe(`INSERT INTO ${t("production_lines")} (id, name) SELECT 'L-' || l, 'Line ' || l FROM generate_series(0, 4) l`)
-  await sql.unsafe(`INSERT INTO ${t("shifts")} (id, name, start_time, end_time) VALUES ('S-1', 'Early', '06:00', '14:00'), ('S-2', 'Late', '14:00', '22:00'), ('S-3', 'Night', '22:00', '06:00')`)
-  await sql.unsafe(`INSERT INTO ${t("products")} (id, name, sku) SELECT 'PR-' || p, 'Product ' || p, 'SKU-' || p FROM generate_series(0, 9) p`)
-  await sql.unsafe(`INSERT INTO ${t("work_orders")} (id, wo_number, product_id, status) SELECT 'WO-' || w, 'WO-2025-' || lpad(w::text, 4, '0'), 'PR-' || (w % 10), 'released' FROM generate_series(0, 19) w`)
+  await sql.unsafe(
+    `INSERT INTO ${t("shifts")} (id, name, start_time, end_time) VALUES ('S-1', 'Early', '06:00', '14:00'), ('S-2', 'Late', '14:00', '22:00'), ('S-3', 'Night', '22:00', '06:00')`
+  )
+  await sql.unsafe(
+    `INSERT INTO ${t("products")} (id, name, sku) SELECT 'PR-' || p, 'Product ' || p, 'SKU-' || p FROM generate_series(0, 9) p`
+  )
+  await sql.unsafe(
+    `INSERT INTO ${t("work_orders")} (id, wo_number, product_id, status) SELECT 'WO-' || w, 'WO-2025-' || lpad(w::text, 4, '0'), 'PR-' || (w % 10), 'released' FROM generate_series(0, 19) w`
+  )
   await sql.unsafe(
     `INSERT INTO ${t("machines")} (id, name, code, line_id) SELECT 'M-' || lpad(m::text, 2, '0'), 'Machine ' || m, 'MC' || m, 'L-' || (m % 5) FROM generate_series(0, $1::int - 1) m`,
     [options.machines]
@@ -52,8 +61,14 @@ export const seedOeeMart = async (sql: postgres.Sql, options: { readonly machine
  * into the active OEE generation (for read-side tests that need rows beyond what they projected);
  * `remove` deletes them again.
  */
-export const addSnapshots = async (sql: postgres.Sql, options: { readonly prefix: string; readonly from: string; readonly count: number; readonly machine: string }) => {
-  const [{ schema }] = (await sql`SELECT schema_name AS schema FROM ingest.projections WHERE name = 'oee' AND status = 'active'`) as unknown as [{ schema: string }]
+export const addSnapshots = async (
+  sql: postgres.Sql,
+  options: { readonly prefix: string; readonly from: string; readonly count: number; readonly machine: string }
+) => {
+  const [{ schema }] =
+    (await sql`SELECT schema_name AS schema FROM ingest.projections WHERE name = 'oee' AND status = 'active'`) as unknown as [
+      { schema: string }
+    ]
   await sql.unsafe(
     `INSERT INTO "${schema}".oee_snapshots (id, snapshot_time, machine_id, oee_pct, availability_pct, performance_pct, quality_pct, total_pieces, good_pieces, rejected_pieces, planned_production_time, actual_production_time)
      SELECT $1::text || g, $2::timestamptz + g * interval '1 minute', $4::text, 50, 50, 50, 50, 1, 1, 0, 15, 15 FROM generate_series(1, $3::int) g`,

@@ -16,11 +16,30 @@ export interface ProjectorProcess {
 }
 
 /** `mesh project` as its own OS process, so tests can SIGKILL it like a crashed host; no metrics listener unless `metricsPort` is given. */
-export const spawnProjector = (options: { nats: NatsServer; databaseUrl: string; names: ReadonlyArray<string>; batchSize?: number; metricsPort?: number }): ProjectorProcess => {
-  const args = ["project", "--batch-size", String(options.batchSize ?? 500), "--metrics-port", String(options.metricsPort ?? 0), ...options.names]
+export const spawnProjector = (options: {
+  nats: NatsServer
+  databaseUrl: string
+  names: ReadonlyArray<string>
+  batchSize?: number
+  metricsPort?: number
+}): ProjectorProcess => {
+  const args = [
+    "project",
+    "--batch-size",
+    String(options.batchSize ?? 500),
+    "--metrics-port",
+    String(options.metricsPort ?? 0),
+    ...options.names
+  ]
   const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "infra", "cli.ts"), ...args], {
     cwd: ROOT,
-    env: { ...process.env, NATS_URL: options.nats.url, NATS_USER: options.nats.projector.user, NATS_PASSWORD: options.nats.projector.password, DATABASE_URL: options.databaseUrl },
+    env: {
+      ...process.env,
+      NATS_URL: options.nats.url,
+      NATS_USER: options.nats.projector.user,
+      NATS_PASSWORD: options.nats.projector.password,
+      DATABASE_URL: options.databaseUrl
+    },
     stdio: ["ignore", "pipe", "pipe"]
   })
   const lines: Array<Record<string, unknown>> = []

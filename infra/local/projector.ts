@@ -5,4 +5,10 @@ import type { NatsServer } from "../nats/server.ts"
 
 /** A connection as the least-privilege projector user. */
 export const connectProjector = (nats: Pick<NatsServer, "url" | "projector">): Promise<NatsConnection> =>
-  connect({ servers: nats.url, user: nats.projector.user, pass: nats.projector.password, name: "ingest-projector", inboxPrefix: PROJECTOR_INBOX_PREFIX })
+  connect({
+    servers: nats.url,
+    user: nats.projector.user,
+    pass: nats.projector.password,
+    name: "ingest-projector",
+    inboxPrefix: PROJECTOR_INBOX_PREFIX
+  })

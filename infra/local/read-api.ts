@@ -20,7 +20,11 @@ export interface ReadApiHarness {
  * the reader group (a pool of 4) that `owner` creates, and drops again on `close`: roles outlive
  * the database on a shared DATABASE_URL server.
  */
-export const startReadApi = async (owner: postgres.Sql, databaseUrl: string, options: Omit<ReadApiOptions, "sql">): Promise<ReadApiHarness> => {
+export const startReadApi = async (
+  owner: postgres.Sql,
+  databaseUrl: string,
+  options: Omit<ReadApiOptions, "sql">
+): Promise<ReadApiHarness> => {
   const login = `ingest_api_${Math.random().toString(36).slice(2, 10)}`
   const sql = postgres(await ensureReaderLogin(owner, databaseUrl, login, "reader-secret"), { ...readerConnection, max: 4 })
   const api = await serveReadApi({ ...options, sql, port: 0 })
@@ -29,7 +33,13 @@ export const startReadApi = async (owner: postgres.Sql, databaseUrl: string, opt
     sql,
     login,
     cursorsClosed: async () => {
-      while (((await owner`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = ${login} AND state <> 'idle'`) as unknown as [{ n: number }])[0].n > 0);
+      while (
+        (
+          (await owner`SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = ${login} AND state <> 'idle'`) as unknown as [
+            { n: number }
+          ]
+        )[0].n > 0
+      );
     },
     close: async () => {
       await api.close()

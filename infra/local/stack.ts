@@ -35,7 +35,14 @@ export const connectAdmin = (nats: NatsServer): Promise<NatsConnection> =>
  * front of it: the harness of the tests, the benchmark and `npm run up`.
  */
 export const startEdgeStack = async (
-  options: { settings?: Readonly<Record<string, string>>; nats?: StartNatsOptions; streams?: StreamSettings; secrets?: Record<string, string>; edgePort?: number; verbose?: boolean } = {}
+  options: {
+    settings?: Readonly<Record<string, string>>
+    nats?: StartNatsOptions
+    streams?: StreamSettings
+    secrets?: Record<string, string>
+    edgePort?: number
+    verbose?: boolean
+  } = {}
 ): Promise<EdgeStack> => {
   const nats = await startNatsServer(options.nats)
   const admin = await connectAdmin(nats)

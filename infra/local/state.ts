@@ -42,9 +42,17 @@ export const withLocalMesh = (env: Env, role: "projector" | "owner" | "admin", l
   if (local === undefined) return env
   const unset = (name: string) => env[name] === undefined || env[name] === ""
   if (role === "admin")
-    return !unset("NATS_URL") || local.natsUrl === undefined ? env : { ...env, NATS_URL: local.natsUrl, NATS_PASSWORD: env.NATS_PASSWORD ?? local.natsPasswords.admin }
+    return !unset("NATS_URL") || local.natsUrl === undefined
+      ? env
+      : { ...env, NATS_URL: local.natsUrl, NATS_PASSWORD: env.NATS_PASSWORD ?? local.natsPasswords.admin }
   if (!unset("DATABASE_URL") || local.databaseUrl === undefined) return env
   if (role === "owner") return { ...env, DATABASE_URL: local.databaseUrl }
   if (local.natsUrl === undefined) return env
-  return { ...env, DATABASE_URL: local.databaseUrl, NATS_URL: local.natsUrl, NATS_USER: "projector", NATS_PASSWORD: local.natsPasswords.projector }
+  return {
+    ...env,
+    DATABASE_URL: local.databaseUrl,
+    NATS_URL: local.natsUrl,
+    NATS_USER: "projector",
+    NATS_PASSWORD: local.natsPasswords.projector
+  }
 }

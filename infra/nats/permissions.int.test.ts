@@ -39,17 +39,21 @@ describe("the edge user on the real nats-server", () => {
 
   it("cannot call the JetStream API, so cannot create or read streams", async () => {
     await expect(jetstreamManager(edge, { timeout: 2000 })).rejects.toThrow(/Permissions Violation for Publish to "\$JS.API.INFO"/)
-    const streams = await edge.request("$JS.API.STREAM.CREATE.EVIL", JSON.stringify({ name: "EVIL", subjects: ["evil.>"] }), { timeout: 2000 }).then(
-      () => "created",
-      (error: Error) => error.message
-    )
+    const streams = await edge
+      .request("$JS.API.STREAM.CREATE.EVIL", JSON.stringify({ name: "EVIL", subjects: ["evil.>"] }), { timeout: 2000 })
+      .then(
+        () => "created",
+        (error: Error) => error.message
+      )
     expect(streams).toMatch(/Permissions Violation for Publish to "\$JS.API.STREAM.CREATE.EVIL"/)
     const names = await (await jetstreamManager(admin)).streams.names().next()
     expect(names).not.toContain("EVIL")
   })
 
   it("cannot publish outside ingest.>", async () => {
-    await expect(jetstream(edge, { timeout: 2000 }).publish("derived.retail.restock", "{}")).rejects.toThrow(/Permissions Violation for Publish to "derived.retail.restock"/)
+    await expect(jetstream(edge, { timeout: 2000 }).publish("derived.retail.restock", "{}")).rejects.toThrow(
+      /Permissions Violation for Publish to "derived.retail.restock"/
+    )
   })
 })
 
@@ -59,7 +63,11 @@ describe("the projector user on the real nats-server", () => {
     try {
       const js = jetstream(projector)
       const jsm = await jetstreamManager(projector)
-      await jsm.consumers.add("INGEST_CRM", { durable_name: "permissions-projector", ack_policy: AckPolicy.Explicit, filter_subject: "ingest.crm.>" })
+      await jsm.consumers.add("INGEST_CRM", {
+        durable_name: "permissions-projector",
+        ack_policy: AckPolicy.Explicit,
+        filter_subject: "ingest.crm.>"
+      })
       const messages = await (await js.consumers.get("INGEST_CRM", "permissions-projector")).fetch({ max_messages: 1, expires: 1000 })
       let read = 0
       for await (const message of messages) {

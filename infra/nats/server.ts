@@ -67,7 +67,9 @@ export const natsServerBinary = (): string => {
   try {
     return execFileSync("sh", ["-c", "command -v nats-server"], { encoding: "utf8" }).trim()
   } catch {
-    throw new Error("nats-server is not installed: run `bash infra/scripts/install-deps.sh` (Debian: apt-get install nats-server) or set NATS_SERVER_BIN")
+    throw new Error(
+      "nats-server is not installed: run `bash infra/scripts/install-deps.sh` (Debian: apt-get install nats-server) or set NATS_SERVER_BIN"
+    )
   }
 }
 

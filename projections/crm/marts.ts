@@ -25,33 +25,20 @@ export const crmTables: ReadonlyArray<TableSpec> = [
   },
   {
     name: "dim_agent",
-    columns: [
-      text("agent_id"),
-      text("agent_name", true),
-      text("source")
-    ],
+    columns: [text("agent_id"), text("agent_name", true), text("source")],
     key: ["agent_id"],
     merge: "upsert"
   },
   { name: "dim_date", columns: dimDateColumns, key: ["date_key"], merge: "insert" },
   {
     name: "dim_metric",
-    columns: [
-      text("metric_id"),
-      text("metric_name"),
-      text("description")
-    ],
+    columns: [text("metric_id"), text("metric_name"), text("description")],
     key: ["metric_id"],
     merge: "upsert"
   },
   {
     name: "dim_shift",
-    columns: [
-      text("shift_id"),
-      text("shift_name"),
-      integer("start_hour"),
-      integer("end_hour")
-    ],
+    columns: [text("shift_id"), text("shift_name"), integer("start_hour"), integer("end_hour")],
     key: ["shift_id"],
     merge: "upsert"
   }
@@ -97,7 +84,9 @@ export const crmMarts: MartSet = {
     `INSERT INTO ${qualified(schema, "dim_metric")} (metric_id, metric_name, description) VALUES ${Object.entries(METRICS)
       .map(([id, [name, description]]) => `(${quoteLiteral(id)}, ${quoteLiteral(name)}, ${quoteLiteral(description)})`)
       .join(", ")}`,
-    `INSERT INTO ${qualified(schema, "dim_shift")} (shift_id, shift_name, start_hour, end_hour) VALUES ${SHIFTS.map((s) => `(${quoteLiteral(s.shift_id)}, ${quoteLiteral(s.shift_name)}, ${s.start_hour}, ${s.end_hour})`).join(", ")}`,
+    `INSERT INTO ${qualified(schema, "dim_shift")} (shift_id, shift_name, start_hour, end_hour) VALUES ${SHIFTS.map(
+      (s) => `(${quoteLiteral(s.shift_id)}, ${quoteLiteral(s.shift_name)}, ${s.start_hour}, ${s.end_hour})`
+    ).join(", ")}`,
     `INSERT INTO ${qualified(schema, "dim_agent")} (agent_id, agent_name, source) VALUES ('unassigned', NULL, 'any')`,
     `CREATE VIEW ${qualified(schema, "fact_daily_metric")} AS
        SELECT ${selectList(dailyMetricColumns)}

@@ -14,7 +14,11 @@ const shiftOf = (iso: string): string => {
 
 /** HubSpot object type ids of the generic `object.creation` subscriptions we count. */
 const HUBSPOT_OBJECT_METRICS: Readonly<Record<string, MetricId>> = { "0-1": "CONTACTS", "0-3": "DEALS", "0-5": "CASES", "0-49": "EMAILS" }
-const HUBSPOT_LEGACY_METRICS: Readonly<Record<string, MetricId>> = { "contact.creation": "CONTACTS", "deal.creation": "DEALS", "ticket.creation": "CASES" }
+const HUBSPOT_LEGACY_METRICS: Readonly<Record<string, MetricId>> = {
+  "contact.creation": "CONTACTS",
+  "deal.creation": "DEALS",
+  "ticket.creation": "CASES"
+}
 
 /** A table's own entry for `key`: a key named like an Object method (`toString`) has none. */
 const ownValue = <V>(table: Readonly<Record<string, V>>, key: string): V | undefined => (Object.hasOwn(table, key) ? table[key] : undefined)
@@ -44,10 +48,15 @@ const projectHubSpot = (event: LogEvent): Outcome => {
   if (!decoded.ok) return poison(describeIssues(decoded.issues))
   const hubspot = decoded.value
   const metric =
-    hubspot.subscriptionType === "object.creation" ? ownValue(HUBSPOT_OBJECT_METRICS, hubspot.objectTypeId ?? "") : ownValue(HUBSPOT_LEGACY_METRICS, hubspot.subscriptionType)
+    hubspot.subscriptionType === "object.creation"
+      ? ownValue(HUBSPOT_OBJECT_METRICS, hubspot.objectTypeId ?? "")
+      : ownValue(HUBSPOT_LEGACY_METRICS, hubspot.subscriptionType)
   if (metric === undefined || hubspot.objectId === undefined) return skip
   const user = /^userId:(\d+)$/.exec(hubspot.sourceId ?? "")?.[1]
-  const agent: Row = user === undefined ? { agent_id: "unassigned", agent_name: null, source: "hubspot" } : { agent_id: `hubspot:${user}`, agent_name: null, source: "hubspot" }
+  const agent: Row =
+    user === undefined
+      ? { agent_id: "unassigned", agent_name: null, source: "hubspot" }
+      : { agent_id: `hubspot:${user}`, agent_name: null, source: "hubspot" }
   return fact(event, metric, `hubspot:${hubspot.portalId}:${metric}:${hubspot.objectId}`, agent)
 }
 
@@ -58,14 +67,24 @@ const projectAloware = (event: LogEvent): Outcome => {
   const name = decoded.value.event.toLowerCase()
   const channel = data.type ?? (/call/.test(name) ? "call" : /text|sms/.test(name) ? "text" : /email/.test(name) ? "email" : undefined)
   const metric: MetricId | undefined =
-    channel === "call" ? (data.direction === "inbound" ? "INBOUND_CALLS" : "CALLS") : channel === "text" || channel === "sms" ? "TEXTS" : channel === "email" ? "EMAILS" : undefined
+    channel === "call"
+      ? data.direction === "inbound"
+        ? "INBOUND_CALLS"
+        : "CALLS"
+      : channel === "text" || channel === "sms"
+        ? "TEXTS"
+        : channel === "email"
+          ? "EMAILS"
+          : undefined
   if (metric === undefined) return skip
   const agent: Row =
     data.user_id === undefined
       ? { agent_id: "unassigned", agent_name: null, source: "aloware" }
       : { agent_id: `aloware:${data.user_id}`, agent_name: data.user_name ?? null, source: "aloware" }
   // Several Aloware events describe one communication: the communication is counted once.
-  return fact(event, metric, `aloware:${channel}:${data.id}`, agent, { duration_seconds: channel === "call" ? (data.duration ?? null) : null })
+  return fact(event, metric, `aloware:${channel}:${data.id}`, agent, {
+    duration_seconds: channel === "call" ? (data.duration ?? null) : null
+  })
 }
 
 /** HubSpot and Aloware events become counted activities by agent, day, metric and shift. */
@@ -73,5 +92,6 @@ export const crmProjection: Projection = {
   ...crmMarts,
   version: 2,
   domain: "crm",
-  project: (event) => (event.schema.startsWith("hubspot/") ? projectHubSpot(event) : event.schema.startsWith("aloware/") ? projectAloware(event) : skip)
+  project: (event) =>
+    event.schema.startsWith("hubspot/") ? projectHubSpot(event) : event.schema.startsWith("aloware/") ? projectAloware(event) : skip
 }

@@ -171,7 +171,9 @@ describe("crm projection: HubSpot events", () => {
 
   it("skips a subscription or object type named like an Object method: no metric is counted for it", () => {
     expect(crmProjection.project(hubspotEvent(hubspot({ subscriptionType: "toString" })))).toEqual({ _tag: "Skip" })
-    expect(crmProjection.project(hubspotEvent(hubspot({ subscriptionType: "object.creation", objectTypeId: "constructor" })))).toEqual({ _tag: "Skip" })
+    expect(crmProjection.project(hubspotEvent(hubspot({ subscriptionType: "object.creation", objectTypeId: "constructor" })))).toEqual({
+      _tag: "Skip"
+    })
   })
 
   it("counts the sample batch's creations and skips its property changes", () => {

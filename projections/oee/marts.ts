@@ -10,9 +10,22 @@ export const oeeTables: ReadonlyArray<TableSpec> = [
   {
     name: "oee_snapshots",
     columns: [
-      text("id"), timestamp("snapshot_time"), text("org_id", true), text("machine_id"), text("line_id", true), text("shift_id", true),
-      text("work_order_id", true), numeric("oee_pct"), numeric("availability_pct"), numeric("performance_pct"), numeric("quality_pct"),
-      integer("total_pieces"), integer("good_pieces"), integer("rejected_pieces"), numeric("planned_production_time"), numeric("actual_production_time")
+      text("id"),
+      timestamp("snapshot_time"),
+      text("org_id", true),
+      text("machine_id"),
+      text("line_id", true),
+      text("shift_id", true),
+      text("work_order_id", true),
+      numeric("oee_pct"),
+      numeric("availability_pct"),
+      numeric("performance_pct"),
+      numeric("quality_pct"),
+      integer("total_pieces"),
+      integer("good_pieces"),
+      integer("rejected_pieces"),
+      numeric("planned_production_time"),
+      numeric("actual_production_time")
     ],
     key: ["id"],
     merge: "upsert",
@@ -21,8 +34,16 @@ export const oeeTables: ReadonlyArray<TableSpec> = [
   {
     name: "oee_downtime_events",
     columns: [
-      text("id"), text("machine_id"), text("line_id", true), timestamp("start_time"), timestamp("end_time", true),
-      numeric("duration_minutes"), boolean("is_planned"), text("reason", true), text("category", true), boolean("resolved", true)
+      text("id"),
+      text("machine_id"),
+      text("line_id", true),
+      timestamp("start_time"),
+      timestamp("end_time", true),
+      numeric("duration_minutes"),
+      boolean("is_planned"),
+      text("reason", true),
+      text("category", true),
+      boolean("resolved", true)
     ],
     key: ["id"],
     merge: "upsert",
@@ -31,8 +52,18 @@ export const oeeTables: ReadonlyArray<TableSpec> = [
   {
     name: "shift_reports",
     columns: [
-      text("id"), text("shift_id"), text("line_id", true), text("machine_id", true), date("report_date"), text("status"),
-      numeric("oee_pct", true), integer("total_pieces", true), integer("good_pieces", true), integer("rejected_pieces", true), numeric("downtime_minutes", true), text("notes", true)
+      text("id"),
+      text("shift_id"),
+      text("line_id", true),
+      text("machine_id", true),
+      date("report_date"),
+      text("status"),
+      numeric("oee_pct", true),
+      integer("total_pieces", true),
+      integer("good_pieces", true),
+      integer("rejected_pieces", true),
+      numeric("downtime_minutes", true),
+      text("notes", true)
     ],
     key: ["id"],
     merge: "upsert",
@@ -41,7 +72,12 @@ export const oeeTables: ReadonlyArray<TableSpec> = [
   { name: "machines", columns: [text("id"), text("name"), text("code", true), text("line_id", true)], key: ["id"], merge: "upsert" },
   { name: "production_lines", columns: [text("id"), text("name")], key: ["id"], merge: "upsert" },
   { name: "shifts", columns: [text("id"), text("name"), text("start_time", true), text("end_time", true)], key: ["id"], merge: "upsert" },
-  { name: "work_orders", columns: [text("id"), text("wo_number"), text("product_id", true), text("status", true)], key: ["id"], merge: "upsert" },
+  {
+    name: "work_orders",
+    columns: [text("id"), text("wo_number"), text("product_id", true), text("status", true)],
+    key: ["id"],
+    merge: "upsert"
+  },
   { name: "products", columns: [text("id"), text("name"), text("sku", true)], key: ["id"], merge: "upsert" }
 ]
 

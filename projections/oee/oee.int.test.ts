@@ -29,31 +29,138 @@ const day = () => [
       type: "snapshot.recorded",
       timestamp: at(15 * (k + 1)),
       data: {
-        machine_id: machine, line_id: "L-1", shift_id: "S-1", work_order_id: "WO-1", snapshot_time: at(15 * (k + 1)),
-        oee_pct: 80, availability_pct: 90, performance_pct: 95, quality_pct: 93.6, total_pieces: 100, good_pieces: 94, rejected_pieces: 6,
-        planned_production_time: 15, actual_production_time: 13.5
+        machine_id: machine,
+        line_id: "L-1",
+        shift_id: "S-1",
+        work_order_id: "WO-1",
+        snapshot_time: at(15 * (k + 1)),
+        oee_pct: 80,
+        availability_pct: 90,
+        performance_pct: 95,
+        quality_pct: 93.6,
+        total_pieces: 100,
+        good_pieces: 94,
+        rejected_pieces: 6,
+        planned_production_time: 15,
+        actual_production_time: 13.5
       }
     }))
   ),
-  event("d1", "downtime.recorded", { downtime_id: "D1", machine_id: "M-01", start_time: at(10 * 60 + 5), end_time: at(10 * 60 + 40), duration_minutes: 35, is_planned: false }),
-  event("d2", "downtime.recorded", { downtime_id: "D2", machine_id: "M-01", start_time: at(12 * 60), end_time: at(12 * 60 + 30), duration_minutes: 30, is_planned: true }),
-  event("d3", "downtime.recorded", { downtime_id: "D3", machine_id: "M-01", start_time: at(15 * 60 + 50), end_time: null, duration_minutes: 20, is_planned: false }),
-  event("d4", "downtime.recorded", { downtime_id: "D4", machine_id: "M-02", start_time: at(23 * 60 + 50), end_time: at(24 * 60 + 20), duration_minutes: 30, is_planned: false }),
-  event("d5", "downtime.recorded", { downtime_id: "D5", machine_id: "M-02", start_time: at(6 * 60), end_time: at(6 * 60 + 5), duration_minutes: 5, is_planned: true }),
-  event("d6", "downtime.recorded", { downtime_id: "D6", machine_id: "M-02", start_time: at(6 * 60 + 5), end_time: at(6 * 60 + 14), duration_minutes: 9, is_planned: false })
+  event("d1", "downtime.recorded", {
+    downtime_id: "D1",
+    machine_id: "M-01",
+    start_time: at(10 * 60 + 5),
+    end_time: at(10 * 60 + 40),
+    duration_minutes: 35,
+    is_planned: false
+  }),
+  event("d2", "downtime.recorded", {
+    downtime_id: "D2",
+    machine_id: "M-01",
+    start_time: at(12 * 60),
+    end_time: at(12 * 60 + 30),
+    duration_minutes: 30,
+    is_planned: true
+  }),
+  event("d3", "downtime.recorded", {
+    downtime_id: "D3",
+    machine_id: "M-01",
+    start_time: at(15 * 60 + 50),
+    end_time: null,
+    duration_minutes: 20,
+    is_planned: false
+  }),
+  event("d4", "downtime.recorded", {
+    downtime_id: "D4",
+    machine_id: "M-02",
+    start_time: at(23 * 60 + 50),
+    end_time: at(24 * 60 + 20),
+    duration_minutes: 30,
+    is_planned: false
+  }),
+  event("d5", "downtime.recorded", {
+    downtime_id: "D5",
+    machine_id: "M-02",
+    start_time: at(6 * 60),
+    end_time: at(6 * 60 + 5),
+    duration_minutes: 5,
+    is_planned: true
+  }),
+  event("d6", "downtime.recorded", {
+    downtime_id: "D6",
+    machine_id: "M-02",
+    start_time: at(6 * 60 + 5),
+    end_time: at(6 * 60 + 14),
+    duration_minutes: 9,
+    is_planned: false
+  })
 ]
 
 /** Worked by hand: minutes of each stop inside each snapshot's window [t - 15 min, t). */
 const HAND_COMPUTED = [
-  { machine_id: "M-01", snapshot_time: "2025-01-15T10:15:00.000Z", downtime_minutes: 10, planned_downtime_minutes: 0, unplanned_downtime_minutes: 10 },
-  { machine_id: "M-01", snapshot_time: "2025-01-15T10:30:00.000Z", downtime_minutes: 15, planned_downtime_minutes: 0, unplanned_downtime_minutes: 15 },
-  { machine_id: "M-01", snapshot_time: "2025-01-15T10:45:00.000Z", downtime_minutes: 10, planned_downtime_minutes: 0, unplanned_downtime_minutes: 10 },
-  { machine_id: "M-01", snapshot_time: "2025-01-15T12:15:00.000Z", downtime_minutes: 15, planned_downtime_minutes: 15, unplanned_downtime_minutes: 0 },
-  { machine_id: "M-01", snapshot_time: "2025-01-15T12:30:00.000Z", downtime_minutes: 15, planned_downtime_minutes: 15, unplanned_downtime_minutes: 0 },
-  { machine_id: "M-01", snapshot_time: "2025-01-15T16:00:00.000Z", downtime_minutes: 10, planned_downtime_minutes: 0, unplanned_downtime_minutes: 10 },
-  { machine_id: "M-01", snapshot_time: "2025-01-15T16:15:00.000Z", downtime_minutes: 10, planned_downtime_minutes: 0, unplanned_downtime_minutes: 10 },
-  { machine_id: "M-02", snapshot_time: "2025-01-15T06:15:00.000Z", downtime_minutes: 14, planned_downtime_minutes: 5, unplanned_downtime_minutes: 9 },
-  { machine_id: "M-02", snapshot_time: "2025-01-16T00:00:00.000Z", downtime_minutes: 10, planned_downtime_minutes: 0, unplanned_downtime_minutes: 10 }
+  {
+    machine_id: "M-01",
+    snapshot_time: "2025-01-15T10:15:00.000Z",
+    downtime_minutes: 10,
+    planned_downtime_minutes: 0,
+    unplanned_downtime_minutes: 10
+  },
+  {
+    machine_id: "M-01",
+    snapshot_time: "2025-01-15T10:30:00.000Z",
+    downtime_minutes: 15,
+    planned_downtime_minutes: 0,
+    unplanned_downtime_minutes: 15
+  },
+  {
+    machine_id: "M-01",
+    snapshot_time: "2025-01-15T10:45:00.000Z",
+    downtime_minutes: 10,
+    planned_downtime_minutes: 0,
+    unplanned_downtime_minutes: 10
+  },
+  {
+    machine_id: "M-01",
+    snapshot_time: "2025-01-15T12:15:00.000Z",
+    downtime_minutes: 15,
+    planned_downtime_minutes: 15,
+    unplanned_downtime_minutes: 0
+  },
+  {
+    machine_id: "M-01",
+    snapshot_time: "2025-01-15T12:30:00.000Z",
+    downtime_minutes: 15,
+    planned_downtime_minutes: 15,
+    unplanned_downtime_minutes: 0
+  },
+  {
+    machine_id: "M-01",
+    snapshot_time: "2025-01-15T16:00:00.000Z",
+    downtime_minutes: 10,
+    planned_downtime_minutes: 0,
+    unplanned_downtime_minutes: 10
+  },
+  {
+    machine_id: "M-01",
+    snapshot_time: "2025-01-15T16:15:00.000Z",
+    downtime_minutes: 10,
+    planned_downtime_minutes: 0,
+    unplanned_downtime_minutes: 10
+  },
+  {
+    machine_id: "M-02",
+    snapshot_time: "2025-01-15T06:15:00.000Z",
+    downtime_minutes: 14,
+    planned_downtime_minutes: 5,
+    unplanned_downtime_minutes: 9
+  },
+  {
+    machine_id: "M-02",
+    snapshot_time: "2025-01-16T00:00:00.000Z",
+    downtime_minutes: 10,
+    planned_downtime_minutes: 0,
+    unplanned_downtime_minutes: 10
+  }
 ]
 
 beforeAll(async () => {
@@ -70,14 +177,19 @@ afterAll(async () => {
 
 describe("the oee_data_mart view over a known day", () => {
   it("has one row per snapshot, 96 per machine", async () => {
-    expect(JSON.parse(JSON.stringify(await sql`SELECT machine_id, count(*)::int AS n FROM mart_oee.oee_data_mart GROUP BY machine_id ORDER BY machine_id`))).toEqual([
+    expect(
+      JSON.parse(
+        JSON.stringify(await sql`SELECT machine_id, count(*)::int AS n FROM mart_oee.oee_data_mart GROUP BY machine_id ORDER BY machine_id`)
+      )
+    ).toEqual([
       { machine_id: "M-01", n: 96 },
       { machine_id: "M-02", n: 96 }
     ])
   })
 
   it("splits downtime between the snapshots it spans, planned and unplanned, as computed by hand", async () => {
-    const rows = await sql`SELECT machine_id, snapshot_time, downtime_minutes::float8 AS downtime_minutes, planned_downtime_minutes::float8 AS planned_downtime_minutes,
+    const rows =
+      await sql`SELECT machine_id, snapshot_time, downtime_minutes::float8 AS downtime_minutes, planned_downtime_minutes::float8 AS planned_downtime_minutes,
                                   unplanned_downtime_minutes::float8 AS unplanned_downtime_minutes
                            FROM mart_oee.oee_data_mart WHERE downtime_minutes > 0 ORDER BY machine_id, snapshot_time`
     expect(rows.map((row) => ({ ...row, snapshot_time: (row.snapshot_time as Date).toISOString() }))).toEqual(HAND_COMPUTED)
@@ -86,7 +198,15 @@ describe("the oee_data_mart view over a known day", () => {
   it("joins each snapshot to its machine, line, shift, work order and product", async () => {
     const [row] = await sql`SELECT machine_name, machine_code, line_name, shift_name, wo_number, product_name, oee_pct::float8 AS oee_pct
                             FROM mart_oee.oee_data_mart WHERE snapshot_id = 'snap-M-02-0'`
-    expect(row).toEqual({ machine_name: "Press 2", machine_code: "P2", line_name: "Pressing", shift_name: "Day", wo_number: "WO-2025-0001", product_name: "Bracket", oee_pct: 80 })
+    expect(row).toEqual({
+      machine_name: "Press 2",
+      machine_code: "P2",
+      line_name: "Pressing",
+      shift_name: "Day",
+      wo_number: "WO-2025-0001",
+      product_name: "Bracket",
+      oee_pct: 80
+    })
   })
 
   it("is rebuilt from the log equal to the live marts", async () => {

@@ -20,10 +20,22 @@ export const oeeProjection: Projection = {
         return rows({
           oee_snapshots: [
             {
-              id: s.snapshot_id ?? machineEvent.id, snapshot_time: iso(s.snapshot_time), org_id: s.org_id ?? null, machine_id: s.machine_id, line_id: s.line_id ?? null,
-              shift_id: s.shift_id ?? null, work_order_id: s.work_order_id ?? null, oee_pct: s.oee_pct, availability_pct: s.availability_pct,
-              performance_pct: s.performance_pct, quality_pct: s.quality_pct, total_pieces: s.total_pieces, good_pieces: s.good_pieces,
-              rejected_pieces: s.rejected_pieces, planned_production_time: s.planned_production_time, actual_production_time: s.actual_production_time
+              id: s.snapshot_id ?? machineEvent.id,
+              snapshot_time: iso(s.snapshot_time),
+              org_id: s.org_id ?? null,
+              machine_id: s.machine_id,
+              line_id: s.line_id ?? null,
+              shift_id: s.shift_id ?? null,
+              work_order_id: s.work_order_id ?? null,
+              oee_pct: s.oee_pct,
+              availability_pct: s.availability_pct,
+              performance_pct: s.performance_pct,
+              quality_pct: s.quality_pct,
+              total_pieces: s.total_pieces,
+              good_pieces: s.good_pieces,
+              rejected_pieces: s.rejected_pieces,
+              planned_production_time: s.planned_production_time,
+              actual_production_time: s.actual_production_time
             }
           ]
         })
@@ -33,9 +45,16 @@ export const oeeProjection: Projection = {
         return rows({
           oee_downtime_events: [
             {
-              id: d.downtime_id, machine_id: d.machine_id, line_id: d.line_id ?? null, start_time: iso(d.start_time),
-              end_time: d.end_time === undefined || d.end_time === null ? null : iso(d.end_time), duration_minutes: d.duration_minutes,
-              is_planned: d.is_planned, reason: d.reason ?? null, category: d.category ?? null, resolved: d.resolved ?? null
+              id: d.downtime_id,
+              machine_id: d.machine_id,
+              line_id: d.line_id ?? null,
+              start_time: iso(d.start_time),
+              end_time: d.end_time === undefined || d.end_time === null ? null : iso(d.end_time),
+              duration_minutes: d.duration_minutes,
+              is_planned: d.is_planned,
+              reason: d.reason ?? null,
+              category: d.category ?? null,
+              resolved: d.resolved ?? null
             }
           ]
         })
@@ -45,9 +64,18 @@ export const oeeProjection: Projection = {
         return rows({
           shift_reports: [
             {
-              id: r.report_id, shift_id: r.shift_id, line_id: r.line_id ?? null, machine_id: r.machine_id ?? null, report_date: r.report_date, status: r.status,
-              oee_pct: r.oee_pct ?? null, total_pieces: r.total_pieces ?? null, good_pieces: r.good_pieces ?? null, rejected_pieces: r.rejected_pieces ?? null,
-              downtime_minutes: r.downtime_minutes ?? null, notes: r.notes ?? null
+              id: r.report_id,
+              shift_id: r.shift_id,
+              line_id: r.line_id ?? null,
+              machine_id: r.machine_id ?? null,
+              report_date: r.report_date,
+              status: r.status,
+              oee_pct: r.oee_pct ?? null,
+              total_pieces: r.total_pieces ?? null,
+              good_pieces: r.good_pieces ?? null,
+              rejected_pieces: r.rejected_pieces ?? null,
+              downtime_minutes: r.downtime_minutes ?? null,
+              notes: r.notes ?? null
             }
           ]
         })

@@ -6,39 +6,111 @@ import { type DerivedColumn, integer, type MartSet, numeric, type TableSpec, tex
 /** Length of the tumbling windows of the real-time metrics. */
 export const WINDOW_MINUTES = 5
 
-
 /** Seed 002's star schema, the supporting facts, and the windowed real-time metrics. */
 export const retailTables: ReadonlyArray<TableSpec> = [
   {
     name: "fact_sales",
-    columns: [text("sale_id"), integer("date_key"), text("product_key"), text("store_key"), integer("quantity"), numeric("revenue"), numeric("cost", true), numeric("profit", true), timestamp("sold_at")],
+    columns: [
+      text("sale_id"),
+      integer("date_key"),
+      text("product_key"),
+      text("store_key"),
+      integer("quantity"),
+      numeric("revenue"),
+      numeric("cost", true),
+      numeric("profit", true),
+      timestamp("sold_at")
+    ],
     key: ["sale_id"],
     merge: "insert",
     indexes: [["date_key"], ["sold_at"]]
   },
   {
     name: "fact_inventory",
-    columns: [text("inventory_id"), integer("date_key"), text("product_key"), text("store_key"), integer("quantity_on_hand"), integer("reorder_point", true), integer("safety_stock", true), timestamp("counted_at")],
+    columns: [
+      text("inventory_id"),
+      integer("date_key"),
+      text("product_key"),
+      text("store_key"),
+      integer("quantity_on_hand"),
+      integer("reorder_point", true),
+      integer("safety_stock", true),
+      timestamp("counted_at")
+    ],
     key: ["inventory_id"],
     merge: "insert",
     indexes: [["date_key"]]
   },
-  { name: "fact_traffic", columns: [text("traffic_id"), integer("date_key"), text("store_key"), integer("visitors"), numeric("basket_size", true), timestamp("counted_at")], key: ["traffic_id"], merge: "insert" },
-  { name: "fact_shipments", columns: [text("shipment_id"), integer("date_key"), text("supplier"), text("product_key"), text("store_key"), integer("quantity"), timestamp("received_at")], key: ["shipment_id"], merge: "insert" },
-  { name: "price_history", columns: [text("price_id"), text("product_key"), text("store_key"), numeric("old_price", true), numeric("new_price"), timestamp("changed_at")], key: ["price_id"], merge: "insert" },
+  {
+    name: "fact_traffic",
+    columns: [
+      text("traffic_id"),
+      integer("date_key"),
+      text("store_key"),
+      integer("visitors"),
+      numeric("basket_size", true),
+      timestamp("counted_at")
+    ],
+    key: ["traffic_id"],
+    merge: "insert"
+  },
+  {
+    name: "fact_shipments",
+    columns: [
+      text("shipment_id"),
+      integer("date_key"),
+      text("supplier"),
+      text("product_key"),
+      text("store_key"),
+      integer("quantity"),
+      timestamp("received_at")
+    ],
+    key: ["shipment_id"],
+    merge: "insert"
+  },
+  {
+    name: "price_history",
+    columns: [
+      text("price_id"),
+      text("product_key"),
+      text("store_key"),
+      numeric("old_price", true),
+      numeric("new_price"),
+      timestamp("changed_at")
+    ],
+    key: ["price_id"],
+    merge: "insert"
+  },
   { name: "dim_product", columns: [text("product_key"), text("sku")], key: ["product_key"], merge: "insert" },
   { name: "dim_store", columns: [text("store_key"), text("store_id")], key: ["store_key"], merge: "insert" },
   { name: "dim_date", columns: dimDateColumns, key: ["date_key"], merge: "insert" },
   {
     name: "sales_velocity_5m",
-    columns: [timestamp("window_start"), text("store_id"), text("product_id"), integer("sales"), integer("quantity"), numeric("revenue"), integer("late_sales"), integer("late_quantity"), numeric("late_revenue")],
+    columns: [
+      timestamp("window_start"),
+      text("store_id"),
+      text("product_id"),
+      integer("sales"),
+      integer("quantity"),
+      numeric("revenue"),
+      integer("late_sales"),
+      integer("late_quantity"),
+      numeric("late_revenue")
+    ],
     key: ["window_start", "store_id", "product_id"],
     merge: "increment",
     indexes: [["window_start"]]
   },
   {
     name: "revenue_per_hour",
-    columns: [timestamp("hour_start"), text("store_id"), integer("sales"), numeric("revenue"), integer("late_sales"), numeric("late_revenue")],
+    columns: [
+      timestamp("hour_start"),
+      text("store_id"),
+      integer("sales"),
+      numeric("revenue"),
+      integer("late_sales"),
+      numeric("late_revenue")
+    ],
     key: ["hour_start", "store_id"],
     merge: "increment",
     indexes: [["hour_start"]]
@@ -116,7 +188,9 @@ const anomalyView = (schema: string) => {
 export const retailMarts: MartSet = {
   name: "retail",
   tables: retailTables,
-  views: [{ name: "sales_velocity_anomalies", columns: anomalyColumns.map(([column]) => column), key: ["store_id", "product_id", "window_start"] }],
+  views: [
+    { name: "sales_velocity_anomalies", columns: anomalyColumns.map(([column]) => column), key: ["store_id", "product_id", "window_start"] }
+  ],
   extraSql: (schema) => [anomalyView(schema)],
   published: [...retailTables.map((table) => table.name), "sales_velocity_anomalies"]
 }

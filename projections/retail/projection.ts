@@ -56,21 +56,38 @@ export const retailProjection = (options: RetailOptions): Projection => ({
           ...dims(sale.store_id, sale.product_id),
           fact_sales: [
             {
-              sale_id: sale.sale_id, date_key: dateKey(at), product_key: sale.product_id, store_key: sale.store_id, quantity: sale.quantity, revenue,
-              cost: sale.cost ?? null, profit: sale.cost === undefined ? null : Math.round((revenue - sale.cost) * 1e6) / 1e6, sold_at: at
+              sale_id: sale.sale_id,
+              date_key: dateKey(at),
+              product_key: sale.product_id,
+              store_key: sale.store_id,
+              quantity: sale.quantity,
+              revenue,
+              cost: sale.cost ?? null,
+              profit: sale.cost === undefined ? null : Math.round((revenue - sale.cost) * 1e6) / 1e6,
+              sold_at: at
             }
           ],
           sales_velocity_5m: [
             {
-              window_start: new Date(windowStart).toISOString(), store_id: sale.store_id, product_id: sale.product_id,
-              sales: late ? 0 : 1, quantity: late ? 0 : sale.quantity, revenue: late ? 0 : revenue,
-              late_sales: late ? 1 : 0, late_quantity: late ? sale.quantity : 0, late_revenue: late ? revenue : 0
+              window_start: new Date(windowStart).toISOString(),
+              store_id: sale.store_id,
+              product_id: sale.product_id,
+              sales: late ? 0 : 1,
+              quantity: late ? 0 : sale.quantity,
+              revenue: late ? 0 : revenue,
+              late_sales: late ? 1 : 0,
+              late_quantity: late ? sale.quantity : 0,
+              late_revenue: late ? revenue : 0
             }
           ],
           revenue_per_hour: [
             {
-              hour_start: new Date(hourStart).toISOString(), store_id: sale.store_id,
-              sales: lateForHour ? 0 : 1, revenue: lateForHour ? 0 : revenue, late_sales: lateForHour ? 1 : 0, late_revenue: lateForHour ? revenue : 0
+              hour_start: new Date(hourStart).toISOString(),
+              store_id: sale.store_id,
+              sales: lateForHour ? 0 : 1,
+              revenue: lateForHour ? 0 : revenue,
+              late_sales: lateForHour ? 1 : 0,
+              late_revenue: lateForHour ? revenue : 0
             }
           ]
         })
@@ -80,7 +97,17 @@ export const retailProjection = (options: RetailOptions): Projection => ({
         return rows({
           ...dims(back.store_id, back.product_id),
           fact_sales: [
-            { sale_id: `return:${back.return_id}`, date_key: dateKey(at), product_key: back.product_id, store_key: back.store_id, quantity: -back.quantity, revenue: -back.amount, cost: null, profit: null, sold_at: at }
+            {
+              sale_id: `return:${back.return_id}`,
+              date_key: dateKey(at),
+              product_key: back.product_id,
+              store_key: back.store_id,
+              quantity: -back.quantity,
+              revenue: -back.amount,
+              cost: null,
+              profit: null,
+              sold_at: at
+            }
           ]
         })
       }
@@ -90,26 +117,74 @@ export const retailProjection = (options: RetailOptions): Projection => ({
           ...dims(stock.store_id, stock.product_id),
           fact_inventory: [
             {
-              inventory_id: id, date_key: dateKey(at), product_key: stock.product_id, store_key: stock.store_id, quantity_on_hand: stock.quantity_on_hand,
-              reorder_point: stock.reorder_point ?? null, safety_stock: stock.safety_stock ?? null, counted_at: at
+              inventory_id: id,
+              date_key: dateKey(at),
+              product_key: stock.product_id,
+              store_key: stock.store_id,
+              quantity_on_hand: stock.quantity_on_hand,
+              reorder_point: stock.reorder_point ?? null,
+              safety_stock: stock.safety_stock ?? null,
+              counted_at: at
             }
           ],
-          stock_level: [{ store_id: stock.store_id, product_id: stock.product_id, quantity_on_hand: stock.quantity_on_hand, reorder_point: stock.reorder_point ?? null, as_of: at }]
+          stock_level: [
+            {
+              store_id: stock.store_id,
+              product_id: stock.product_id,
+              quantity_on_hand: stock.quantity_on_hand,
+              reorder_point: stock.reorder_point ?? null,
+              as_of: at
+            }
+          ]
         })
       }
       case "price.changed": {
         const price = pos.data
-        return rows({ ...dims(price.store_id, price.product_id), price_history: [{ price_id: id, product_key: price.product_id, store_key: price.store_id, old_price: price.old_price ?? null, new_price: price.new_price, changed_at: at }] })
+        return rows({
+          ...dims(price.store_id, price.product_id),
+          price_history: [
+            {
+              price_id: id,
+              product_key: price.product_id,
+              store_key: price.store_id,
+              old_price: price.old_price ?? null,
+              new_price: price.new_price,
+              changed_at: at
+            }
+          ]
+        })
       }
       case "traffic.counted": {
         const traffic = pos.data
-        return rows({ ...dims(traffic.store_id), fact_traffic: [{ traffic_id: id, date_key: dateKey(at), store_key: traffic.store_id, visitors: traffic.visitors, basket_size: traffic.basket_size ?? null, counted_at: at }] })
+        return rows({
+          ...dims(traffic.store_id),
+          fact_traffic: [
+            {
+              traffic_id: id,
+              date_key: dateKey(at),
+              store_key: traffic.store_id,
+              visitors: traffic.visitors,
+              basket_size: traffic.basket_size ?? null,
+              counted_at: at
+            }
+          ]
+        })
       }
       case "shipment.received": {
         const shipment = pos.data
         return rows({
           ...dims(shipment.store_id, shipment.product_id),
-          fact_shipments: [{ shipment_id: shipment.shipment_id, date_key: dateKey(at), supplier: shipment.supplier, product_key: shipment.product_id, store_key: shipment.store_id, quantity: shipment.quantity, received_at: at }]
+          fact_shipments: [
+            {
+              shipment_id: shipment.shipment_id,
+              date_key: dateKey(at),
+              supplier: shipment.supplier,
+              product_key: shipment.product_id,
+              store_key: shipment.store_id,
+              quantity: shipment.quantity,
+              received_at: at
+            }
+          ]
         })
       }
       default:
@@ -151,13 +226,21 @@ export const restockAlerts: SideEffects = {
       const before = levels.get(key)
       if (before !== undefined && String(before.as_of) > stock.as_of) continue
       const reorderPoint = stock.reorder_point ?? null
-      const wasAbove = before === undefined || before.reorder_point === null || Number(before.quantity_on_hand) >= Number(before.reorder_point)
+      const wasAbove =
+        before === undefined || before.reorder_point === null || Number(before.quantity_on_hand) >= Number(before.reorder_point)
       if (reorderPoint !== null && stock.quantity_on_hand < reorderPoint && wasAbove)
         alerts.push({
           id: `restock:${event.dedupeKey}`,
           seq: event.seq,
           subject: RESTOCK_SUBJECT,
-          data: { store_id: stock.store_id, product_id: stock.product_id, quantity_on_hand: stock.quantity_on_hand, reorder_point: reorderPoint, as_of: stock.as_of, source_event: event.dedupeKey }
+          data: {
+            store_id: stock.store_id,
+            product_id: stock.product_id,
+            quantity_on_hand: stock.quantity_on_hand,
+            reorder_point: reorderPoint,
+            as_of: stock.as_of,
+            source_event: event.dedupeKey
+          }
         })
       levels.set(key, { quantity_on_hand: stock.quantity_on_hand, reorder_point: reorderPoint, as_of: stock.as_of })
     }

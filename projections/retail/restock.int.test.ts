@@ -77,7 +77,9 @@ describe("restock alerts published back to the log", () => {
   it("are pruned from the outbox a week after they were published, never before and never while pending", async () => {
     await sql`UPDATE ingest.outbox SET published_at = now() - interval '8 days' WHERE id = (SELECT min(id) FROM ingest.outbox)`
     await sql`UPDATE ingest.outbox SET published_at = now() - interval '6 days' WHERE id = (SELECT max(id) FROM ingest.outbox)`
-    const [{ before }] = (await sql`SELECT count(*)::int AS before FROM ingest.outbox WHERE projection = 'retail'`) as unknown as [{ before: number }]
+    const [{ before }] = (await sql`SELECT count(*)::int AS before FROM ingest.outbox WHERE projection = 'retail'`) as unknown as [
+      { before: number }
+    ]
     expect(await publishOutbox(sql, jetstream(stack.projector), "retail")).toBe(0)
     expect((await sql`SELECT count(*)::int AS n FROM ingest.outbox WHERE projection = 'retail'`)[0]?.n).toBe(before - 1)
     expect((await sql`SELECT count(*)::int AS n FROM ingest.outbox WHERE published_at < now() - interval '7 days'`)[0]?.n).toBe(0)

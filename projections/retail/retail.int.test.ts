@@ -14,11 +14,21 @@ const at = (minutes: number) => new Date(T0 + minutes * 60_000).toISOString()
 type Sent = { readonly payload: { id: string; type: string; timestamp: string; data: object }; readonly receivedAt: string }
 
 const sale = (n: number, minute: number, store: string, product: string, quantity: number, receivedAfter = 2): Sent => ({
-  payload: { id: `sale_${n}`, type: "sale.completed", timestamp: at(minute), data: { sale_id: `S${n}`, store_id: store, product_id: product, quantity, unit_price: 2.5 } },
+  payload: {
+    id: `sale_${n}`,
+    type: "sale.completed",
+    timestamp: at(minute),
+    data: { sale_id: `S${n}`, store_id: store, product_id: product, quantity, unit_price: 2.5 }
+  },
   receivedAt: at(minute + receivedAfter)
 })
 const stock = (n: number, minute: number, quantity: number): Sent => ({
-  payload: { id: `inv_${n}`, type: "inventory.updated", timestamp: at(minute), data: { store_id: "47", product_id: "SKU123", quantity_on_hand: quantity, reorder_point: 15 } },
+  payload: {
+    id: `inv_${n}`,
+    type: "inventory.updated",
+    timestamp: at(minute),
+    data: { store_id: "47", product_id: "SKU123", quantity_on_hand: quantity, reorder_point: 15 }
+  },
   receivedAt: at(minute + 1)
 })
 
@@ -37,7 +47,7 @@ const EVENTS: ReadonlyArray<Sent> = [
   stock(3, 3, 18)
 ]
 
-const seeded = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31)
+const seeded = (seed: number) => () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
 
 let pg: PostgresServer
 const stacks: Array<LogStack> = []
@@ -47,16 +57,30 @@ const project = async (sent: ReadonlyArray<Sent>, resendAfterWindow: ReadonlyArr
   const stack = await startLogStack({ pg })
   stacks.push(stack)
   const { sql } = await stack.database()
-  await appendAsEdge(stack.js, "pos", sent.map((s) => s.payload), { receivedAt: (_, i) => (sent[i] as Sent).receivedAt })
+  await appendAsEdge(
+    stack.js,
+    "pos",
+    sent.map((s) => s.payload),
+    { receivedAt: (_, i) => (sent[i] as Sent).receivedAt }
+  )
   if (resendAfterWindow.length > 0)
-    await appendAsEdge(stack.js, "pos", resendAfterWindow.map((s) => s.payload), { receivedAt: (_, i) => (resendAfterWindow[i] as Sent).receivedAt, messageId: (m) => `${m.msgId}:resent` })
+    await appendAsEdge(
+      stack.js,
+      "pos",
+      resendAfterWindow.map((s) => s.payload),
+      { receivedAt: (_, i) => (resendAfterWindow[i] as Sent).receivedAt, messageId: (m) => `${m.msgId}:resent` }
+    )
   await stack.projectToHead(sql, projection, { batchSize: 4 })
   return { sql, stack }
 }
 
 const windows = async (sql: postgres.Sql) => ({
-  velocity: JSON.parse(JSON.stringify(await sql`SELECT * FROM mart_retail.sales_velocity_5m ORDER BY window_start, store_id, product_id`)) as Array<Record<string, unknown>>,
-  hourly: JSON.parse(JSON.stringify(await sql`SELECT * FROM mart_retail.revenue_per_hour ORDER BY hour_start, store_id`)) as Array<Record<string, unknown>>,
+  velocity: JSON.parse(
+    JSON.stringify(await sql`SELECT * FROM mart_retail.sales_velocity_5m ORDER BY window_start, store_id, product_id`)
+  ) as Array<Record<string, unknown>>,
+  hourly: JSON.parse(JSON.stringify(await sql`SELECT * FROM mart_retail.revenue_per_hour ORDER BY hour_start, store_id`)) as Array<
+    Record<string, unknown>
+  >,
   stock: JSON.parse(JSON.stringify(await sql`SELECT * FROM mart_retail.stock_level`)) as Array<Record<string, unknown>>
 })
 
@@ -68,7 +92,10 @@ beforeAll(async () => {
   pg = await startPostgres()
   inOrder = await windows((await project(EVENTS)).sql)
   const random = seeded(42)
-  const order = [...EVENTS].map((event) => ({ event, key: random() })).sort((a, b) => a.key - b.key).map(({ event }) => event)
+  const order = [...EVENTS]
+    .map((event) => ({ event, key: random() }))
+    .sort((a, b) => a.key - b.key)
+    .map(({ event }) => event)
   shuffledRun = await project([...order, ...order.slice(0, 3)], order.slice(3, 6))
   shuffled = await windows(shuffledRun.sql)
 }, 120_000)
@@ -85,8 +112,17 @@ describe("retail 5-minute windows by event time", () => {
 
   it("sum each window's sales, with a sale later than the bound in its own window's late columns", () => {
     const row = (store: string, product: string, minute: number) =>
-      inOrder.velocity.find((r) => r.store_id === store && r.product_id === product && Date.parse(r.window_start as string) === T0 + minute * 60_000)
-    expect(row("47", "SKU123", 0)).toMatchObject({ sales: 2, quantity: 3, revenue: "7.5", late_sales: 1, late_quantity: 4, late_revenue: "10" })
+      inOrder.velocity.find(
+        (r) => r.store_id === store && r.product_id === product && Date.parse(r.window_start as string) === T0 + minute * 60_000
+      )
+    expect(row("47", "SKU123", 0)).toMatchObject({
+      sales: 2,
+      quantity: 3,
+      revenue: "7.5",
+      late_sales: 1,
+      late_quantity: 4,
+      late_revenue: "10"
+    })
     expect(row("48", "SKU456", 0)).toMatchObject({ sales: 1, quantity: 3, late_sales: 0 })
     expect(row("47", "SKU123", 5)).toMatchObject({ sales: 1, quantity: 1, late_sales: 0 })
     expect(row("47", "SKU456", 5)).toMatchObject({ sales: 1, quantity: 5, late_sales: 0 })
@@ -96,7 +132,16 @@ describe("retail 5-minute windows by event time", () => {
   })
 
   it("add up revenue per hour per store, where the sale late for its 5 minutes is on time for its hour", () => {
-    expect(inOrder.hourly.map((r) => [new Date(r.hour_start as string).toISOString(), r.store_id, r.sales, r.revenue, r.late_sales, r.late_revenue])).toEqual([
+    expect(
+      inOrder.hourly.map((r) => [
+        new Date(r.hour_start as string).toISOString(),
+        r.store_id,
+        r.sales,
+        r.revenue,
+        r.late_sales,
+        r.late_revenue
+      ])
+    ).toEqual([
       ["2025-01-15T12:00:00.000Z", "47", 5, "32.5", 0, "0"],
       ["2025-01-15T12:00:00.000Z", "48", 2, "12.5", 0, "0"],
       ["2025-01-15T13:00:00.000Z", "47", 1, "15", 0, "0"]
@@ -110,9 +155,15 @@ describe("retail 5-minute windows by event time", () => {
   it("flag a sales spike against the same product's recent windows", async () => {
     const steady = Array.from({ length: 10 }, (_, k) => sale(100 + k, 120 + 5 * k, "49", "SKU789", 2 + (k % 2)))
     const spike = sale(200, 170, "49", "SKU789", 40)
-    await appendAsEdge(shuffledRun.stack.js, "pos", [...steady, spike].map((s) => s.payload), { receivedAt: (_, i) => ([...steady, spike][i] as Sent).receivedAt })
+    await appendAsEdge(
+      shuffledRun.stack.js,
+      "pos",
+      [...steady, spike].map((s) => s.payload),
+      { receivedAt: (_, i) => ([...steady, spike][i] as Sent).receivedAt }
+    )
     await shuffledRun.stack.projectToHead(shuffledRun.sql, projection)
-    const flags = await shuffledRun.sql`SELECT window_start, quantity, flag FROM mart_retail.sales_velocity_anomalies WHERE store_id = '49' ORDER BY window_start`
+    const flags =
+      await shuffledRun.sql`SELECT window_start, quantity, flag FROM mart_retail.sales_velocity_anomalies WHERE store_id = '49' ORDER BY window_start`
     expect(flags.map((row) => row.flag)).toEqual([null, null, null, null, null, null, "normal", "normal", "normal", "normal", "spike"])
     expect(Number(flags.at(-1)?.quantity)).toBe(40)
   })
@@ -154,7 +205,8 @@ describe("the sales velocity anomaly view", () => {
       sale(360, 400, "51", "SKU3", 1)
     ]
     const { sql } = await project(sent)
-    const now = await sql.unsafe(`SELECT store_id, product_id, to_char(window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS window_start, quantity, mean_quantity::text, sigma::text, flag
+    const now =
+      await sql.unsafe(`SELECT store_id, product_id, to_char(window_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI') AS window_start, quantity, mean_quantity::text, sigma::text, flag
                                   FROM mart_retail.sales_velocity_anomalies ORDER BY 1, 2, 3`)
     const before = await sql.unsafe(everyWindowSinceFirstSale)
     const nearSales = before.filter((row) => Number(row.quantity) > 0 || Number(row.mean_quantity) > 0)
@@ -167,11 +219,15 @@ describe("the sales velocity anomaly view", () => {
   it("grows with the sales, not with the time since a product's first one: a sale a year back adds an hour of windows, not a year", async () => {
     const yearAgo = (n: number) => ({ ...sale(n, -365 * 24 * 60, "52", "SKU9", 3), receivedAt: at(1) })
     const { sql } = await project([yearAgo(400), ...Array.from({ length: 24 }, (_, k) => sale(401 + k, 5 * k, "52", "SKU9", 2))])
-    const [{ velocity }] = (await sql`SELECT count(*)::int AS velocity FROM mart_retail.sales_velocity_5m`) as unknown as [{ velocity: number }]
+    const [{ velocity }] = (await sql`SELECT count(*)::int AS velocity FROM mart_retail.sales_velocity_5m`) as unknown as [
+      { velocity: number }
+    ]
     const [{ rows }] = (await sql`SELECT count(*)::int AS rows FROM mart_retail.sales_velocity_anomalies`) as unknown as [{ rows: number }]
     expect(velocity).toBe(25)
     expect(rows).toBe(13 + 24)
-    const [{ spanned }] = (await sql.unsafe(`SELECT count(*)::int AS spanned FROM (${everyWindowSinceFirstSale}) old`)) as unknown as [{ spanned: number }]
+    const [{ spanned }] = (await sql.unsafe(`SELECT count(*)::int AS spanned FROM (${everyWindowSinceFirstSale}) old`)) as unknown as [
+      { spanned: number }
+    ]
     expect(spanned).toBeGreaterThan(100_000)
   })
 })

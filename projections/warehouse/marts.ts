@@ -22,33 +22,19 @@ export const warehouseTables: ReadonlyArray<TableSpec> = [
   },
   {
     name: "daily_stats",
-    columns: [
-      date("date"),
-      integer("booked_in"),
-      integer("erased"),
-      integer("qa")
-    ],
+    columns: [date("date"), integer("booked_in"), integer("erased"), integer("qa")],
     key: ["date"],
     merge: "increment"
   },
   {
     name: "engineer_stats",
-    columns: [
-      date("date"),
-      text("initials"),
-      integer("count")
-    ],
+    columns: [date("date"), text("initials"), integer("count")],
     key: ["date", "initials"],
     merge: "increment"
   },
   {
     name: "engineer_stats_type",
-    columns: [
-      date("date"),
-      text("initials"),
-      text("device_type"),
-      integer("count")
-    ],
+    columns: [date("date"), text("initials"), text("device_type"), integer("count")],
     key: ["date", "initials", "device_type"],
     merge: "increment"
   }
