@@ -54,6 +54,13 @@ module.exports = {
       to: { path: ["^(edge|consumers|infra|bench)/", "^projections/"], pathNot: "^projections/(catalogue|table)\\.ts$" }
     },
     {
+      name: "mart-declarations-are-data",
+      severity: "error",
+      comment: "the catalogue and what it is built from never load projection code, so the read side never runs any",
+      from: { path: ["^projections/(catalogue|table|statements|calendar)\\.ts$", "^projections/[^/]+/marts\\.ts$"] },
+      to: { path: ["^projections/(index|projection)\\.ts$", "^projections/[^/]+/projection\\.ts$"] }
+    },
+    {
       name: "only-the-harness-reads-local-state",
       severity: "error",
       comment: "the dev harness (infra/local) is used by itself, the CLI entry, tests and benches; production code never reads it",

@@ -5,7 +5,7 @@ import { Presets, SingleBar } from "cli-progress"
 import postgres from "postgres"
 import { PROJECTOR_INBOX_PREFIX } from "../contracts/log.ts"
 import { logEvent } from "../platform/logger.ts"
-import { databaseUrl, natsSettings, type SettingSource } from "../platform/settings.ts"
+import { databaseUrl, natsSettings, optionalSetting, type SettingSource, wholeNumberSetting } from "../platform/settings.ts"
 import { publishedSchema } from "../projections/catalogue.ts"
 import { projectionsFor } from "../projections/index.ts"
 import type { Projection } from "../projections/projection.ts"
@@ -162,19 +162,21 @@ export const projectCommand = async (source: SettingSource, args: ReadonlyArray<
     args: [...args],
     allowPositionals: true,
     options: {
-      "batch-size": { type: "string", default: "500" },
-      "metrics-port": { type: "string", default: "9464" },
-      "metrics-host": { type: "string", default: "127.0.0.1" },
-      "max-dead-letters-in-a-row": { type: "string", default: String(DEFAULT_DEAD_LETTER_STREAK) }
+      "batch-size": { type: "string" },
+      "metrics-port": { type: "string" },
+      "metrics-host": { type: "string" },
+      "max-dead-letters-in-a-row": { type: "string" }
     }
   })
-  const positive = (name: "batch-size" | "max-dead-letters-in-a-row") => {
-    const value = Number(values[name])
-    if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer, got ${JSON.stringify(values[name])}`)
-    return value
-  }
-  const batchSize = positive("batch-size")
-  const maxDeadLettersInARow = positive("max-dead-letters-in-a-row")
+  const flags: SettingSource = { env: source.env, flags: values }
+  const batchSize = wholeNumberSetting(flags, { env: "PROJECT_BATCH_SIZE", flag: "batch-size" }, 500)
+  const maxDeadLettersInARow = wholeNumberSetting(
+    flags,
+    { env: "MAX_DEAD_LETTERS_IN_A_ROW", flag: "max-dead-letters-in-a-row" },
+    DEFAULT_DEAD_LETTER_STREAK
+  )
+  const metricsPort = wholeNumberSetting(flags, { env: "METRICS_PORT", flag: "metrics-port" }, 9464, 0)
+  const metricsHost = optionalSetting(flags, { env: "METRICS_HOST", flag: "metrics-host" }) ?? "127.0.0.1"
   const selected = selectProjections(source, names)
   const { sql, nc, close } = await connectAll(source, selected.length + 1)
   const stop = new AbortController()
@@ -191,8 +193,8 @@ export const projectCommand = async (source: SettingSource, args: ReadonlyArray<
       jsm: await jetstreamManager(nc),
       projections: selected,
       signal: stop.signal,
-      metricsPort: Number(values["metrics-port"]),
-      metricsHost: values["metrics-host"],
+      metricsPort,
+      metricsHost,
       batchSize,
       maxDeadLettersInARow
     })

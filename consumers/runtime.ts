@@ -1,4 +1,3 @@
-import { Cause, Effect, Exit } from "effect"
 import { type Consumer, type JetStreamClient, type JetStreamManager, type JsMsg, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/nats-core"
 import type postgres from "postgres"
@@ -6,16 +5,8 @@ import { streamFor } from "../contracts/log.ts"
 import { logEvent } from "../platform/logger.ts"
 import type { Projection } from "../projections/projection.ts"
 import { applyFindingPoison, type BatchResult, newerVersion, newStreak } from "./apply.ts"
-import {
-  backoffMs,
-  type CheckpointMoved,
-  classifyFailure,
-  describeFailure,
-  fatal,
-  isFailure,
-  ourSideBackoff,
-  shouldRetry
-} from "./failures.ts"
+import { type CheckpointMoved, describeFailure, isFailure } from "./failures.ts"
+import { afterFailure, pause, retrying, STOPPED } from "./retry.ts"
 import { publishOutbox } from "./outbox.ts"
 import { deleteConsumer, fetchBatch, openConsumer, toReadEvent } from "./reader.ts"
 import { ensureActiveGeneration, type Generation, generationStatus } from "./registry.ts"
@@ -48,93 +39,9 @@ export interface RuntimeOptions {
   readonly publishEffects?: boolean
 }
 
-const pause = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms)
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer)
-        resolve()
-      },
-      { once: true }
-    )
-  })
-
 interface Clients {
   readonly js: JetStreamClient
   readonly jsm: JetStreamManager
-}
-
-/**
- * The error to stop with after a failure of `what` on attempt `attempt` (0-based), or undefined when
- * it is waited out: a failure on our side (Postgres or NATS away) always, one of unknown kind a few
- * times; poison and fatal failures, and a NATS connection closed for good, never.
- */
-const givesUp = (options: RuntimeOptions, what: string, error: unknown, attempt: number): unknown => {
-  if (options.nc.isClosed()) return fatal(`the NATS connection closed for good while ${what}`, "restart the process once NATS is reachable")
-  const kind = classifyFailure(error)
-  if (shouldRetry(kind, attempt)) return undefined
-  return kind === "unknown"
-    ? fatal(`${what} failed ${attempt + 1} times: ${describeFailure(error)}`, "see the error; restart once it is fixed")
-    : error
-}
-
-const noteRetry = (options: RuntimeOptions, what: string, error: unknown, attempt: number): void => {
-  logEvent("warn", `${what} failed; retrying`, { projection: options.projection.name, attempt, error: describeFailure(error) })
-  options.onRetry?.(error, attempt)
-  options.onState?.("retrying", `${what}: ${describeFailure(error)}`)
-}
-
-/** After a failed fetch (which is not retried as it is: the consumer is opened again), the same verdict and the same wait as {@link retrying}. */
-const afterFailure = async (options: RuntimeOptions, what: string, error: unknown, attempt: number): Promise<void> => {
-  const stop = givesUp(options, what, error, attempt)
-  if (stop !== undefined) throw stop
-  noteRetry(options, what, error, attempt)
-  await pause(backoffMs(attempt), options.signal)
-}
-
-/** Returned by {@link retrying} when the runtime was asked to stop while it waited. */
-const STOPPED = Symbol("stopped")
-
-/**
- * Runs `step` until it succeeds, retrying on the {@link ourSideBackoff} schedule while the failure is
- * one a wait mends (Postgres or NATS away; one of unknown kind a few times). Poison and fatal
- * failures, and a NATS connection closed for good, are thrown, so the process stops and says why
- * instead of looping on something no retry mends. A step under way always finishes: a stop asked
- * for meanwhile takes effect after it ({@link STOPPED} only when it did not succeed).
- */
-const retrying = async <A>(options: RuntimeOptions, what: string, step: () => Promise<A>): Promise<A | typeof STOPPED> => {
-  if (options.signal?.aborted === true) return STOPPED
-  let attempt = 0
-  let done: { readonly value: A } | undefined
-  let giveUp: unknown
-  const once = Effect.uninterruptible(
-    Effect.tryPromise({
-      try: async () => {
-        const value = await step()
-        done = { value }
-        return value
-      },
-      catch: (error) => error
-    })
-  )
-  const program = once.pipe(
-    Effect.retry({
-      schedule: ourSideBackoff,
-      while: (error) => {
-        giveUp = givesUp(options, what, error, attempt)
-        if (giveUp !== undefined) return false
-        noteRetry(options, what, error, attempt++)
-        return true
-      }
-    })
-  )
-  const exit = await Effect.runPromiseExit(program, options.signal === undefined ? undefined : { signal: options.signal })
-  if (done !== undefined) return done.value
-  if (giveUp !== undefined) throw giveUp
-  if (Exit.isFailure(exit) && Cause.hasInterrupts(exit.cause)) return STOPPED
-  throw Exit.isFailure(exit) ? Cause.squash(exit.cause) : new Error(`${what}: no result`)
 }
 
 /**

@@ -3,6 +3,7 @@ import { jetstream } from "@nats-io/jetstream"
 import { type NatsConnection, wsconnect } from "@nats-io/nats-core"
 import { EDGE_INBOX_PREFIX } from "../contracts/log.ts"
 import { type LogMessage, type LogReceipt, natsHeadersFor } from "./log-message.ts"
+import { utf8 } from "../platform/text.ts"
 
 /** The Worker's bindings and settings. */
 export interface EdgeEnv {
@@ -19,8 +20,6 @@ export interface ConnectOptions {
 
 /** nats-server's default `max_payload`, for a server whose INFO does not say. */
 const DEFAULT_MAX_PAYLOAD = 1024 * 1024
-
-const encoder = new TextEncoder()
 
 /**
  * What an append did: every message acknowledged (`receipts` in order), or nothing sent because the
@@ -83,7 +82,7 @@ export class LogPublisher extends DurableObject<EdgeEnv> {
       const limit = nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD
       const prepared = messages.map((message) => {
         const headers = natsHeadersFor(message)
-        return { message, headers, bytes: encoder.encode(String(headers)).byteLength + encoder.encode(message.data).byteLength }
+        return { message, headers, bytes: utf8(String(headers)).byteLength + utf8(message.data).byteLength }
       })
       const oversized = prepared.find((item) => item.bytes > limit)
       if (oversized !== undefined) return { receipts: [], tooLarge: { index: oversized.message.index, bytes: oversized.bytes, limit } }

@@ -4,7 +4,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import postgres from "postgres"
 import { serveProjections } from "../consumers/serve.ts"
-import { projections } from "../projections/index.ts"
+import { projectionsFor } from "../projections/index.ts"
 import { connectProjector } from "./local/projector.ts"
 import { startPostgres } from "./postgres/database.ts"
 import { deadLettersCommand, projectCommand, rebuildCommand, statusCommand } from "../consumers/cli.ts"
@@ -124,6 +124,7 @@ const up = async (args: ReadonlyArray<string>) => {
       name: "ingest-local"
     }
   })
+  const projections = projectionsFor({ env: process.env })
   const sql = postgres(pg.url, { onnotice: () => {}, max: Object.keys(projections).length + 1 })
   await ensureApiKeys(sql)
   // The saved key, unless this database does not know it (a new DATABASE_URL, a wiped .mesh/postgres).

@@ -23,7 +23,9 @@ export interface SettingName {
   readonly flag?: string
 }
 
-const nameOf = (name: SettingName): string => (name.flag === undefined ? name.env : `${name.env} (--${name.flag})`)
+/** The setting as a user sets it here: its variable, and its flag when the command takes flags. */
+const nameIn = (source: SettingSource, name: SettingName): string =>
+  name.flag === undefined || source.flags === undefined ? name.env : `${name.env} (--${name.flag})`
 
 /** The setting's text, or undefined when neither the flag nor the variable is given (an empty value counts as not given). */
 export const optionalSetting = (source: SettingSource, name: SettingName): string | undefined => {
@@ -36,7 +38,7 @@ export const optionalSetting = (source: SettingSource, name: SettingName): strin
 /** The setting's text; when it is not given, an error naming it and `hint` (how to set it). */
 export const requiredSetting = (source: SettingSource, name: SettingName, hint: string): string => {
   const value = optionalSetting(source, name)
-  if (value === undefined) throw new SettingError({ setting: name.env, message: `${nameOf(name)} is not set: ${hint}` })
+  if (value === undefined) throw new SettingError({ setting: name.env, message: `${nameIn(source, name)} is not set: ${hint}` })
   return value
 }
 
@@ -47,7 +49,19 @@ export const wholeNumberSetting = (source: SettingSource, name: SettingName, fal
   if (!/^\d+$/.test(given) || Number(given) < minimum)
     throw new SettingError({
       setting: name.env,
-      message: `${nameOf(name)} must be a whole number of at least ${minimum}, got ${JSON.stringify(given)}`
+      message: `${nameIn(source, name)} must be a whole number of at least ${minimum}, got ${JSON.stringify(given)}`
+    })
+  return Number(given)
+}
+
+/** A number (decimals allowed) of at least `minimum`, `fallback` when not given. */
+export const numberSetting = (source: SettingSource, name: SettingName, fallback: number, minimum = 0): number => {
+  const given = optionalSetting(source, name)
+  if (given === undefined) return fallback
+  if (!/^\d+(\.\d+)?$/.test(given) || Number(given) < minimum)
+    throw new SettingError({
+      setting: name.env,
+      message: `${nameIn(source, name)} must be a number of at least ${minimum}, got ${JSON.stringify(given)}`
     })
   return Number(given)
 }

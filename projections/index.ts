@@ -1,4 +1,4 @@
-import { type SettingName, type SettingSource, wholeNumberSetting } from "../platform/settings.ts"
+import { numberSetting, type SettingName, type SettingSource } from "../platform/settings.ts"
 import { crmProjection } from "./crm/projection.ts"
 import { oeeProjection } from "./oee/projection.ts"
 import { retailProjection } from "./retail/projection.ts"
@@ -17,7 +17,7 @@ export const projectionsFor = (source: SettingSource): Readonly<Record<string, P
   warehouse: warehouseProjection,
   crm: crmProjection,
   oee: oeeProjection,
-  retail: retailProjection({ latenessMs: wholeNumberSetting(source, RETAIL_LATENESS_MINUTES, 10, 0) * 60_000 })
+  retail: retailProjection({ latenessMs: numberSetting(source, RETAIL_LATENESS_MINUTES, 10, 0) * 60_000 })
 })
 
 /** Every projection with its default settings. */

@@ -1,7 +1,7 @@
 import { type JetStreamClient, type JetStreamManager, jetstream } from "@nats-io/jetstream"
 import postgres from "postgres"
 import { DERIVED_STREAM, DOMAINS, type Domain, QUARANTINE_STREAM, streamFor } from "../../contracts/log.ts"
-import { projections } from "../../projections/index.ts"
+import { projectionsFor } from "../../projections/index.ts"
 import { createDatabase, startPostgres } from "../postgres/database.ts"
 import { readStream } from "../streams.ts"
 import { projectUntil } from "./log-stack.ts"
@@ -144,7 +144,8 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
   const pg = await startPostgres({ forceEmbedded: true })
   const chaosDb = await createDatabase(pg.url, "ingest_chaos")
   const cleanDb = await createDatabase(pg.url, "ingest_clean")
-  const all = Object.values(projections)
+  // As the `mesh project` processes it kills configure them: from the environment.
+  const all = Object.values(projectionsFor({ env: process.env }))
   let kills = 0
   let natsRestarts = 0
   let postgresRestarts = 0

@@ -1,3 +1,4 @@
+import { qualified } from "../../platform/sql.ts"
 import type postgres from "postgres"
 import { publishedSchema } from "../../projections/catalogue.ts"
 import type { Projection } from "../../projections/projection.ts"
@@ -6,7 +7,7 @@ import type { Projection } from "../../projections/projection.ts"
 export const martSnapshot = async (sql: postgres.Sql, projection: Projection): Promise<Record<string, unknown>> => {
   const snapshot: Record<string, unknown> = {}
   for (const name of projection.published) {
-    const rows = await sql.unsafe(`SELECT * FROM "${publishedSchema(projection)}"."${name}"`)
+    const rows = await sql.unsafe(`SELECT * FROM ${qualified(publishedSchema(projection), name)}`)
     snapshot[name] = rows.map((row) => JSON.stringify(row)).sort()
   }
   return snapshot

@@ -70,9 +70,9 @@ export const addSnapshots = async (
       { schema: string }
     ]
   await sql.unsafe(
-    `INSERT INTO "${schema}".oee_snapshots (id, snapshot_time, machine_id, oee_pct, availability_pct, performance_pct, quality_pct, total_pieces, good_pieces, rejected_pieces, planned_production_time, actual_production_time)
+    `INSERT INTO ${qualified(schema, "oee_snapshots")} (id, snapshot_time, machine_id, oee_pct, availability_pct, performance_pct, quality_pct, total_pieces, good_pieces, rejected_pieces, planned_production_time, actual_production_time)
      SELECT $1::text || g, $2::timestamptz + g * interval '1 minute', $4::text, 50, 50, 50, 50, 1, 1, 0, 15, 15 FROM generate_series(1, $3::int) g`,
     [options.prefix, options.from, options.count, options.machine]
   )
-  return { remove: () => sql.unsafe(`DELETE FROM "${schema}".oee_snapshots WHERE starts_with(id, $1::text)`, [options.prefix]) }
+  return { remove: () => sql.unsafe(`DELETE FROM ${qualified(schema, "oee_snapshots")} WHERE starts_with(id, $1::text)`, [options.prefix]) }
 }

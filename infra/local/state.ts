@@ -38,14 +38,20 @@ export const writeLocalState = (state: LocalState, file = LOCAL_STATE_FILE): voi
  * status` works against the local mesh while the commands themselves read nothing but settings.
  * `projector` and `owner` fill in when DATABASE_URL is not set, `admin` when NATS_URL is not.
  */
-export const withLocalMesh = (env: Env, role: "projector" | "owner" | "admin", local = readLocalState()): Env => {
-  if (local === undefined) return env
+export const withLocalMesh = (
+  env: Env,
+  role: "projector" | "owner" | "admin",
+  readLocal: () => LocalState | undefined = readLocalState
+): Env => {
   const unset = (name: string) => env[name] === undefined || env[name] === ""
+  // Read only when the environment names no deployment: a deployment never depends on the file.
+  const local = unset(role === "admin" ? "NATS_URL" : "DATABASE_URL") ? readLocal() : undefined
+  if (local === undefined) return env
   if (role === "admin")
-    return !unset("NATS_URL") || local.natsUrl === undefined
+    return local.natsUrl === undefined
       ? env
       : { ...env, NATS_URL: local.natsUrl, NATS_PASSWORD: env.NATS_PASSWORD ?? local.natsPasswords.admin }
-  if (!unset("DATABASE_URL") || local.databaseUrl === undefined) return env
+  if (local.databaseUrl === undefined) return env
   if (role === "owner") return { ...env, DATABASE_URL: local.databaseUrl }
   if (local.natsUrl === undefined) return env
   return {

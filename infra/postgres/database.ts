@@ -4,6 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import postgres from "postgres"
 import { DATABASE_URL, optionalSetting } from "../../platform/settings.ts"
+import { quoteIdent, quoteLiteral } from "../../platform/sql.ts"
 import { freePort } from "../ports.ts"
 import { embeddedPostgres } from "./embedded.ts"
 
@@ -48,7 +49,7 @@ const adoptPassword = async (port: number, password: string): Promise<void> => {
   }
   const legacy = postgres(urlFor(port, LEGACY_PASSWORD), { max: 1, onnotice: () => {}, connect_timeout: 10 })
   try {
-    await legacy.unsafe(`ALTER ROLE postgres PASSWORD '${password.replaceAll("'", "''")}'`)
+    await legacy.unsafe(`ALTER ROLE postgres PASSWORD ${quoteLiteral(password)}`)
   } finally {
     await legacy.end()
   }
@@ -90,7 +91,7 @@ export const createDatabase = async (serverUrl: string, prefix = "ingest_test"):
   const name = `${prefix}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`
   const admin = postgres(serverUrl, { max: 1, onnotice: () => {} })
   try {
-    await admin.unsafe(`CREATE DATABASE "${name}"`)
+    await admin.unsafe(`CREATE DATABASE ${quoteIdent(name)}`)
   } finally {
     await admin.end()
   }
@@ -101,7 +102,7 @@ export const createDatabase = async (serverUrl: string, prefix = "ingest_test"):
     drop: async () => {
       const cleanup = postgres(serverUrl, { max: 1, onnotice: () => {} })
       try {
-        await cleanup.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`)
+        await cleanup.unsafe(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`)
       } finally {
         await cleanup.end()
       }

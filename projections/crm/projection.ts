@@ -90,7 +90,8 @@ const projectAloware = (event: LogEvent): Outcome => {
 /** HubSpot and Aloware events become counted activities by agent, day, metric and shift. */
 export const crmProjection: Projection = {
   ...crmMarts,
-  version: 2,
+  // 3: a HubSpot subscription or object type named like an Object method (toString) is skipped, not counted.
+  version: 3,
   domain: "crm",
   project: (event) =>
     event.schema.startsWith("hubspot/") ? projectHubSpot(event) : event.schema.startsWith("aloware/") ? projectAloware(event) : skip

@@ -29,7 +29,8 @@ export interface RetailOptions {
 export const retailProjection = (options: RetailOptions): Projection => ({
   ...retailMarts,
   // 2: the anomaly view's rows are the windows near sales, not every window since a product's first sale.
-  version: 2,
+  // 3: sales before 1970 are windowed in the window that holds them.
+  version: 3,
   domain: "retail",
   project: (event) => {
     const decoded = decodeEnvelope(retailEventTypes, event.payload)
