@@ -1,6 +1,6 @@
 /**
  * The floors of the house, checked by the test command (`npm run layout`). From the ground up:
- * platform (logger, settings, SQL text) <- contracts <- edge | projections <- consumers | read <-
+ * platform (logger, settings, SQL text) <- contracts <- edge | projections <- consumers | read | powerbi <-
  * infra (the CLI entry and the local harness) and bench. A module imports only from its own floor
  * or below; tests may reach the harness.
  */
@@ -20,38 +20,45 @@ module.exports = {
       name: "platform-imports-nothing-of-ours",
       severity: "error",
       from: { path: "^platform/", pathNot: notTest },
-      to: { path: above(["contracts", "edge", "projections", "consumers", "read", "infra", "bench"]) }
+      to: { path: above(["contracts", "edge", "projections", "consumers", "read", "powerbi", "infra", "bench"]) }
     },
     {
       name: "contracts-stand-on-platform",
       severity: "error",
       from: { path: "^contracts/", pathNot: notTest },
-      to: { path: above(["edge", "projections", "consumers", "read", "infra", "bench"]) }
+      to: { path: above(["edge", "projections", "consumers", "read", "powerbi", "infra", "bench"]) }
     },
     {
       name: "edge-stands-on-contracts",
       severity: "error",
       from: { path: "^edge/", pathNot: notTest },
-      to: { path: above(["projections", "consumers", "read", "infra", "bench"]) }
+      to: { path: above(["projections", "consumers", "read", "powerbi", "infra", "bench"]) }
     },
     {
       name: "projections-stand-on-contracts",
       severity: "error",
       from: { path: "^projections/", pathNot: notTest },
-      to: { path: above(["edge", "consumers", "read", "infra", "bench"]) }
+      to: { path: above(["edge", "consumers", "read", "powerbi", "infra", "bench"]) }
     },
     {
       name: "consumers-stand-on-projections",
       severity: "error",
       from: { path: "^consumers/", pathNot: notTest },
-      to: { path: above(["edge", "read", "infra", "bench"]) }
+      to: { path: above(["edge", "read", "powerbi", "infra", "bench"]) }
+    },
+    {
+      name: "powerbi-stands-on-projections",
+      severity: "error",
+      comment: "the Power BI sink (and its emulator) sits beside consumers and read: it may use projections, contracts and platform",
+      from: { path: "^powerbi/", pathNot: notTest },
+      to: { path: above(["edge", "consumers", "read", "infra", "bench"]) }
     },
     {
       name: "read-stands-on-the-catalogue",
       severity: "error",
       comment: "the read side knows the marts from the catalogue, as data, and runs no projection or consumer code",
       from: { path: "^read/", pathNot: notTest },
-      to: { path: ["^(edge|consumers|infra|bench)/", "^projections/"], pathNot: "^projections/(catalogue|table)\\.ts$" }
+      to: { path: ["^(edge|consumers|powerbi|infra|bench)/", "^projections/"], pathNot: "^projections/(catalogue|table)\\.ts$" }
     },
     {
       name: "mart-declarations-are-data",
