@@ -1,7 +1,7 @@
-import type { AddressInfo } from "node:net"
-import { type HttpBindings, serve } from "@hono/node-server"
+import type { HttpBindings } from "@hono/node-server"
 import { type Context, Hono } from "hono"
 import type postgres from "postgres"
+import { listen } from "../platform/http.ts"
 import { logEvent } from "../platform/logger.ts"
 import { describeReadError, Forbidden, isReadError, NotFound, ReadUnavailable } from "./errors.ts"
 import { exportEndpoints, exportQuery } from "./exports.ts"
@@ -225,19 +225,6 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
 export const serveReadApi = async (
   options: ReadApiOptions & { readonly port: number; readonly host?: string }
 ): Promise<{ url: string; close: () => Promise<void> }> => {
-  const app = readApi(options)
-  const server = await new Promise<ReturnType<typeof serve>>((resolveListening) => {
-    const listening = serve({ fetch: app.fetch, port: options.port, hostname: options.host ?? "127.0.0.1" }, () =>
-      resolveListening(listening)
-    )
-  })
-  const { port } = server.address() as AddressInfo
-  return {
-    url: `http://${options.host ?? "127.0.0.1"}:${port}`,
-    close: () =>
-      new Promise<void>((resolveClosed) => {
-        server.close(() => resolveClosed())
-        ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
-      })
-  }
+  const { url, close } = await listen(readApi(options).fetch, options.port, options.host)
+  return { url, close }
 }

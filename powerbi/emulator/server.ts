@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto"
-import type { AddressInfo } from "node:net"
-import { serve } from "@hono/node-server"
+import { listen } from "../../platform/http.ts"
 import { type Context, Hono } from "hono"
 import { isColumnName, isTableName, LIMITS, newWindow, type PushType, pushTypeOf, valueProblem, waitToFit, type Window } from "./rules.ts"
 
@@ -500,13 +499,8 @@ export const startPowerBiEmulator = async (options: EmulatorOptions): Promise<Po
     return table === undefined ? c.json({ error: "no such table" }, 404) : c.json({ rows: table.rows })
   })
 
-  const server = await new Promise<ReturnType<typeof serve>>((resolveListening) => {
-    const listening = serve({ fetch: app.fetch, port: options.port ?? 0, hostname: options.host ?? "127.0.0.1" }, () =>
-      resolveListening(listening)
-    )
-  })
-  const { port } = server.address() as AddressInfo
-  origin = `http://${options.host ?? "127.0.0.1"}:${port}`
+  const { url, port, close } = await listen(app.fetch, options.port ?? 0, options.host)
+  origin = url
   return {
     url: origin,
     authorityFor: (tenantId) => ({
@@ -516,11 +510,7 @@ export const startPowerBiEmulator = async (options: EmulatorOptions): Promise<Po
     }),
     expireTokens: () => tokens.clear(),
     stats: () => ({ ...counts }),
-    close: () =>
-      new Promise<void>((resolveClosed) => {
-        server.close(() => resolveClosed())
-        ;(server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.()
-      })
+    close
   }
 }
 
