@@ -5,6 +5,7 @@ import { stateKey } from "../projections/projection.ts"
 import { bulkWrite } from "../projections/statements.ts"
 import type { Row } from "../projections/table.ts"
 import { decideBatch, effectStateKeys } from "./batch.ts"
+import { capturedTables, capturing } from "./changes.ts"
 import { type ReadEvent, readEventOf } from "./events.ts"
 import { CheckpointMoved, classifyFailure, describeFailure, type FatalFailure, fatal, PoisonInRebuild, sqlState } from "./failures.ts"
 import type { Generation } from "./registry.ts"
@@ -67,12 +68,13 @@ const projectInto = async (
     )
   const effects =
     withEffects && projection.effects !== undefined ? await decideEffects(tx, projection.effects, projection, generation, recorded) : []
+  const captured = withEffects ? await capturedTables(tx, projection.name) : new Set<string>()
   for (const { table, rows } of decision.writes) {
     const statement = bulkWrite(generation.schema, table, rows)
-    await tx.unsafe(
-      statement.text,
-      statement.columns.map((column) => tx.array(column as Array<string>))
-    )
+    const parameters = statement.columns.map((column) => tx.array(column as Array<string>))
+    if (captured.has(table.name))
+      await tx.unsafe(capturing(statement.text, parameters.length), [...parameters, projection.name, generation.generation, table.name])
+    else await tx.unsafe(statement.text, parameters)
   }
   if (effects.length > 0)
     await tx.unsafe(

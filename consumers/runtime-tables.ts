@@ -1,7 +1,7 @@
 import type postgres from "postgres"
 import { inSharedSchema } from "../platform/ingest-schema.ts"
 
-/** The runtime's own tables: which generation of each projection serves readers, and dead letters. */
+/** The runtime's own tables: which generation of each projection serves readers, dead letters, side effects and change feeds. */
 export const ensureRuntimeTables = async (sql: postgres.Sql): Promise<void> => {
   await inSharedSchema(sql, async (tx) => {
     await tx.unsafe(`CREATE TABLE IF NOT EXISTS ingest.projections (
@@ -44,5 +44,22 @@ export const ensureRuntimeTables = async (sql: postgres.Sql): Promise<void> => {
       redriven_at timestamptz)`)
     // The SQLSTATE of a dead letter whose rows Postgres refused (added after the table was first made).
     await tx.unsafe(`ALTER TABLE ingest.dead_letters ADD COLUMN IF NOT EXISTS sqlstate text`)
+    // Change feeds: sinks beyond Postgres (Power BI) subscribe to tables of a projection; live batches
+    // then record each inserted or changed row of those tables here, in their own transaction.
+    await tx.unsafe(`CREATE TABLE IF NOT EXISTS ingest.change_feeds (
+      name text PRIMARY KEY,
+      projection text NOT NULL,
+      tables text[] NOT NULL,
+      consumed_through bigint NOT NULL DEFAULT 0,
+      created_at timestamptz NOT NULL DEFAULT now())`)
+    await tx.unsafe(`CREATE TABLE IF NOT EXISTS ingest.changes (
+      seq bigserial PRIMARY KEY,
+      projection text NOT NULL,
+      generation integer NOT NULL,
+      table_name text NOT NULL,
+      op text NOT NULL CHECK (op IN ('insert', 'update')),
+      row jsonb NOT NULL,
+      recorded_at timestamptz NOT NULL DEFAULT now())`)
+    await tx.unsafe(`CREATE INDEX IF NOT EXISTS changes_by_table ON ingest.changes (projection, table_name, seq)`)
   })
 }

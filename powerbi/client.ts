@@ -48,11 +48,18 @@ const errorOf = async (response: Response, method: string, path: string): Promis
 }
 
 /** A client that sends each request with a token and, when Power BI refuses the token (401, 403), renews it once and sends again. */
-export const powerBiClient = (apiBase: string, tokens: PowerBiTokens, fetcher: typeof fetch = fetch): PowerBiClient => ({
+export const powerBiClient = (
+  apiBase: string,
+  tokens: PowerBiTokens,
+  fetcher: typeof fetch = fetch,
+  /** A request unanswered this long is abandoned (its outcome unknown). */
+  timeoutMs = 120_000
+): PowerBiClient => ({
   request: async <A>(method: "GET" | "POST" | "PUT" | "DELETE", path: string, body?: unknown): Promise<A> => {
     const send = (token: string) =>
       fetcher(`${apiBase}${path}`, {
         method,
+        signal: AbortSignal.timeout(timeoutMs),
         headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
         ...(body === undefined ? {} : { body: JSON.stringify(body) })
       })

@@ -47,13 +47,15 @@ export const bulkWrite = (
   const others = names.filter((name) => !spec.key.includes(name))
   const target = qualified(schema, spec.name)
   const replace = `DO UPDATE SET ${others.map((name) => `${quoteIdent(name)} = EXCLUDED.${quoteIdent(name)}`).join(", ")}`
+  // A row that would not change is left alone: no dead tuple, and a change feed sees only real changes.
+  const changed = `(${others.map((name) => `${target}.${quoteIdent(name)}`).join(", ")}) IS DISTINCT FROM (${others.map((name) => `EXCLUDED.${quoteIdent(name)}`).join(", ")})`
   const conflict =
     spec.merge === "insert" || others.length === 0
       ? "DO NOTHING"
       : spec.merge === "upsert"
-        ? replace
+        ? `${replace} WHERE ${changed}`
         : spec.merge === "latest"
-          ? `${replace} WHERE EXCLUDED.${quoteIdent(spec.orderBy as string)} >= ${target}.${quoteIdent(spec.orderBy as string)}`
+          ? `${replace} WHERE EXCLUDED.${quoteIdent(spec.orderBy as string)} >= ${target}.${quoteIdent(spec.orderBy as string)} AND ${changed}`
           : `DO UPDATE SET ${others.map((name) => `${quoteIdent(name)} = ${target}.${quoteIdent(name)} + EXCLUDED.${quoteIdent(name)}`).join(", ")}`
   const cast = (column: Column, i: number) => `u.c${i}::${column.type}`
   const select =

@@ -150,21 +150,24 @@ describe("bulkWrite", () => {
     )
   })
 
-  it("replaces every non-key column for upsert", () => {
+  it("replaces every non-key column for upsert, only when one of them changes", () => {
     expect(bulkWrite("gen_1", { ...events, merge: "upsert" }, []).text).toBe(
       `INSERT INTO "gen_1"."events" ("id", "n", "amount") SELECT u.c0::text, u.c1::integer, u.c2::numeric ${unnest3} ` +
-        `ON CONFLICT ("id") DO UPDATE SET "n" = EXCLUDED."n", "amount" = EXCLUDED."amount"`
+        `ON CONFLICT ("id") DO UPDATE SET "n" = EXCLUDED."n", "amount" = EXCLUDED."amount" ` +
+        `WHERE ("gen_1"."events"."n", "gen_1"."events"."amount") IS DISTINCT FROM (EXCLUDED."n", EXCLUDED."amount")`
     )
   })
 
-  it("replaces a row for latest only when the incoming orderBy is at least the stored one", () => {
+  it("replaces a row for latest only when the incoming orderBy is at least the stored one and the row changes", () => {
     expect(bulkWrite("gen_1", stock, []).text).toBe(
       `INSERT INTO "gen_1"."stock_level" ("store_id", "product_id", "quantity_on_hand", "reorder_point", "as_of") ` +
         `SELECT u.c0::text, u.c1::text, u.c2::integer, u.c3::integer, u.c4::timestamptz ` +
         `FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u(c0, c1, c2, c3, c4) ` +
         `ON CONFLICT ("store_id", "product_id") DO UPDATE SET "quantity_on_hand" = EXCLUDED."quantity_on_hand", ` +
         `"reorder_point" = EXCLUDED."reorder_point", ` +
-        `"as_of" = EXCLUDED."as_of" WHERE EXCLUDED."as_of" >= "gen_1"."stock_level"."as_of"`
+        `"as_of" = EXCLUDED."as_of" WHERE EXCLUDED."as_of" >= "gen_1"."stock_level"."as_of" AND ` +
+        `("gen_1"."stock_level"."quantity_on_hand", "gen_1"."stock_level"."reorder_point", "gen_1"."stock_level"."as_of") ` +
+        `IS DISTINCT FROM (EXCLUDED."quantity_on_hand", EXCLUDED."reorder_point", EXCLUDED."as_of")`
     )
   })
 
@@ -205,7 +208,8 @@ describe("bulkWrite", () => {
     expect(bulkWrite('my"schema', spec, []).text).toBe(
       `INSERT INTO "my""schema"."we""ird" ("order", "a""b") ` +
         `SELECT u.c0::text, u.c1::text FROM unnest($1::text[], $2::text[]) AS u(c0, c1) ` +
-        `ON CONFLICT ("order") DO UPDATE SET "a""b" = EXCLUDED."a""b"`
+        `ON CONFLICT ("order") DO UPDATE SET "a""b" = EXCLUDED."a""b" ` +
+        `WHERE ("my""schema"."we""ird"."a""b") IS DISTINCT FROM (EXCLUDED."a""b")`
     )
   })
 

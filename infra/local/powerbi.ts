@@ -1,0 +1,66 @@
+import { type PowerBiSettings, powerBiTokens } from "../../powerbi/auth.ts"
+import { type PowerBiClient, powerBiClient } from "../../powerbi/client.ts"
+import { type EmulatorOptions, type PowerBiEmulator, startPowerBiEmulator } from "../../powerbi/emulator/server.ts"
+
+/** The local mesh's Power BI: one tenant, one app registration, one workspace on shared capacity. */
+export const LOCAL_TENANT = "00000000-0000-4000-8000-00000000c0de"
+export const LOCAL_APP = { tenantId: LOCAL_TENANT, clientId: "ingest-mesh-pusher", clientSecret: "local-emulator-secret" }
+export const LOCAL_WORKSPACE = "11111111-1111-4111-8111-111111111111"
+
+export interface LocalPowerBi {
+  readonly emulator: PowerBiEmulator
+  /** The settings a process uses to reach the emulator, as the environment would give them (`POWERBI_…`). */
+  readonly settings: PowerBiSettings
+  readonly env: Readonly<Record<string, string>>
+  readonly client: () => PowerBiClient
+  /** The emulator's clock, which the pusher must share: `speed` service milliseconds per real one. */
+  readonly clock: () => number
+  readonly sleep: (serviceMs: number) => Promise<void>
+  readonly speed: number
+  readonly close: () => Promise<void>
+}
+
+/** Starts the emulator with the local tenant and workspace, its clock `speed` times real time. */
+export const startLocalPowerBi = async (
+  options: { readonly speed?: number; readonly port?: number } & Partial<Omit<EmulatorOptions, "clock" | "clockSpeed">> = {}
+): Promise<LocalPowerBi> => {
+  const speed = options.speed ?? 1
+  const started = Date.now()
+  const clock = () => started + (Date.now() - started) * speed
+  const emulator = await startPowerBiEmulator({
+    apps: [LOCAL_APP],
+    workspaces: [{ id: LOCAL_WORKSPACE, capacity: "shared" }],
+    ...options,
+    clock
+  })
+  const { authorityMetadata } = emulator.authorityFor(LOCAL_TENANT)
+  const settings: PowerBiSettings = {
+    tenantId: LOCAL_TENANT,
+    clientId: LOCAL_APP.clientId,
+    credential: { clientSecret: LOCAL_APP.clientSecret },
+    authorityHost: `https://localhost:${new URL(emulator.url).port}`,
+    resource: "https://analysis.windows.net/powerbi/api",
+    apiBase: `${emulator.url}/v1.0/myorg`,
+    authorityMetadata
+  }
+  return {
+    emulator,
+    settings,
+    env: {
+      POWERBI_TENANT_ID: LOCAL_TENANT,
+      POWERBI_CLIENT_ID: LOCAL_APP.clientId,
+      POWERBI_CLIENT_SECRET: LOCAL_APP.clientSecret,
+      POWERBI_AUTHORITY_HOST: settings.authorityHost,
+      POWERBI_API_BASE: settings.apiBase,
+      POWERBI_AUTHORITY_METADATA: authorityMetadata,
+      POWERBI_WORKSPACE: LOCAL_WORKSPACE,
+      POWERBI_CLOCK_SPEED: String(speed),
+      POWERBI_CLOCK_ORIGIN: String(started)
+    },
+    client: () => powerBiClient(settings.apiBase, powerBiTokens(settings)),
+    clock,
+    sleep: (serviceMs) => new Promise((resolve) => setTimeout(resolve, Math.max(0, serviceMs / speed))),
+    speed,
+    close: () => emulator.close()
+  }
+}
