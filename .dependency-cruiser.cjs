@@ -1,7 +1,7 @@
 /**
  * The floors of the house, checked by the test command (`npm run layout`). From the ground up:
- * platform (logger, settings, SQL text) <- contracts <- edge | projections <- consumers | read | powerbi <-
- * infra (the CLI entry and the local harness) and bench. A module imports only from its own floor
+ * platform (logger, settings, SQL text) <- contracts <- edge | projections <- consumers | read; consumers <- powerbi;
+ * all <- infra (the CLI entry and the local harness) and bench. A module imports only from its own floor
  * or below; tests may reach the harness.
  */
 const above = (floors) => `^(${floors.join("|")})/`
@@ -47,11 +47,19 @@ module.exports = {
       to: { path: above(["edge", "read", "powerbi", "infra", "bench"]) }
     },
     {
-      name: "powerbi-stands-on-projections",
+      name: "powerbi-stands-on-consumers",
       severity: "error",
-      comment: "the Power BI sink (and its emulator) sits beside consumers and read: it may use projections, contracts and platform",
+      comment:
+        "the Power BI sink follows the consumers' change feeds: it may use consumers, projections, contracts and platform, never the read side",
       from: { path: "^powerbi/", pathNot: notTest },
-      to: { path: above(["edge", "consumers", "read", "infra", "bench"]) }
+      to: { path: above(["edge", "read", "infra", "bench"]) }
+    },
+    {
+      name: "the-emulator-stands-alone",
+      severity: "error",
+      comment: "the Power BI emulator is the service, not the mesh: it knows only the documented rules (powerbi/rules.ts) and the platform",
+      from: { path: "^powerbi/emulator/", pathNot: notTest },
+      to: { path: ["^(contracts|edge|projections|consumers|read|infra|bench)/", "^powerbi/(?!emulator/|rules\\.ts$)"] }
     },
     {
       name: "read-stands-on-the-catalogue",

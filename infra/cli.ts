@@ -5,6 +5,8 @@ import { connect } from "@nats-io/transport-node"
 import postgres from "postgres"
 import { serveProjections } from "../consumers/serve.ts"
 import { projectionsFor } from "../projections/index.ts"
+import { describePowerBiFailure, powerBiCommand, runPushers } from "../powerbi/cli.ts"
+import { LOCAL_WORKSPACE, startLocalPowerBi } from "./local/powerbi.ts"
 import { connectProjector } from "./local/projector.ts"
 import { startPostgres } from "./postgres/database.ts"
 import { deadLettersCommand, projectCommand, rebuildCommand, statusCommand } from "../consumers/cli.ts"
@@ -46,6 +48,7 @@ const USAGE = `usage: npm run mesh -- <command>
       --nats-port N       NATS client port (default 14222; websocket N+1, monitor N+2)
       --pg-port N         embedded Postgres port (default 15432)
       --api-port N        read API port (default 8788)
+      --powerbi-port N    Power BI emulator port (default 8790)
   samples                 send signed sample traffic for every source to a running local mesh
   project [--batch-size N] [--metrics-port N] [--metrics-host H] [name...]
                           run projections live (default: all); NATS_URL, NATS_USER, NATS_PASSWORD, DATABASE_URL;
@@ -62,6 +65,9 @@ const USAGE = `usage: npm run mesh -- <command>
   serve-api [--port N]    the read API alone, as READ_DATABASE_URL (a role in the ingest_reader group)
   chaos [--events N]      send N signed events (default 50,000) through a mesh of its own while killing the projection
                           process, restarting nats-server and Postgres; compares every mart with a clean run
+  powerbi provision [--apply] | push [--once] | status
+                          the Power BI push datasets (POWERBI_WORKSPACE, POWERBI_TENANT_ID, POWERBI_CLIENT_ID, POWERBI_CLIENT_SECRET;
+                          the local emulator's while npm run up runs): create or check them, mirror the marts into them, their state
   streams apply           declare the log's streams on a NATS server (idempotent)
       --url URL           nats://host:port (default $NATS_URL or nats://127.0.0.1:4222)
       --user U            (default $NATS_USER or admin; the password is read from $NATS_PASSWORD)
@@ -98,7 +104,8 @@ const up = async (args: ReadonlyArray<string>) => {
       "nats-port": { type: "string", default: "14222" },
       "pg-port": { type: "string", default: "15432" },
       "metrics-port": { type: "string", default: "9464" },
-      "api-port": { type: "string", default: "8788" }
+      "api-port": { type: "string", default: "8788" },
+      "powerbi-port": { type: "string", default: "8790" }
     }
   })
   const port = Number(values.port)
@@ -125,7 +132,7 @@ const up = async (args: ReadonlyArray<string>) => {
     }
   })
   const projections = projectionsFor({ env: process.env })
-  const sql = postgres(pg.url, { onnotice: () => {}, max: Object.keys(projections).length + 1 })
+  const sql = postgres(pg.url, { onnotice: () => {}, max: Object.keys(projections).length + 3 })
   await ensureApiKeys(sql)
   // The saved key, unless this database does not know it (a new DATABASE_URL, a wiped .mesh/postgres).
   const saved =
@@ -141,7 +148,17 @@ const up = async (args: ReadonlyArray<string>) => {
     max: READ_POOL_SIZE
   })
   const api = await serveReadApi({ sql: reader, port: Number(values["api-port"]), maxStreams: streamsFor(READ_POOL_SIZE) })
-  writeLocalState({ ...state, apiKey, apiUrl: api.url, edgeUrl: stack.edge.url, natsUrl: stack.nats.url, databaseUrl: pg.url })
+  // Power BI, emulated: the push sink mirrors the crm marts into a push dataset as sample traffic arrives.
+  const powerbi = await startLocalPowerBi({ port: Number(values["powerbi-port"]) })
+  writeLocalState({
+    ...state,
+    apiKey,
+    apiUrl: api.url,
+    edgeUrl: stack.edge.url,
+    natsUrl: stack.nats.url,
+    databaseUrl: pg.url,
+    powerbi: powerbi.env
+  })
   const projector = await connectProjector(stack.nats)
   const stop = new AbortController()
   const consumers = serveProjections({
@@ -153,6 +170,9 @@ const up = async (args: ReadonlyArray<string>) => {
     metricsPort: Number(values["metrics-port"]),
     metricsHost: "127.0.0.1"
   })
+  const pushing = runPushers({ source: { env: { ...process.env, ...powerbi.env, DATABASE_URL: pg.url } }, sql, signal: stop.signal }).catch(
+    (error: unknown) => console.error(`the Power BI pusher stopped: ${describePowerBiFailure(error)}`)
+  )
   console.log(`
 ingest mesh is up
   webhooks   POST ${stack.edge.url}/v1/hooks/<source>   (sources: ${Object.keys(defaultSources).join(", ")})
@@ -161,6 +181,7 @@ ingest mesh is up
   metrics    http://127.0.0.1:${values["metrics-port"]}/metrics
   read API   ${api.url}/docs  (OData ${api.url}/odata/<mart>/; key in .mesh/local.json "apiKey", or npm run mesh -- keys create)
   try Power BI  ${api.url}/api/oee/export/snapshots?format=csv&api_key=${apiKey}
+  Power BI   ${powerbi.emulator.url} (emulated; workspace ${LOCAL_WORKSPACE})  npm run mesh -- powerbi status
   Postgres   ${pg.url}${pg.embedded ? " (embedded, data in .mesh/postgres)" : " (DATABASE_URL)"}  marts in schemas mart_<name>
   secrets    ${STATE_FILE}
   try it     npm run mesh -- samples      then  npm run mesh -- status
@@ -180,6 +201,8 @@ Ctrl-C stops it; the log and the marts are kept in ${STATE_DIR}.
   console.log("stopping...")
   stop.abort()
   await consumers.catch(() => undefined)
+  await pushing
+  await powerbi.close()
   await api.close()
   await reader.end({ timeout: 5 })
   await projector.close()
@@ -332,6 +355,7 @@ const run = async () => {
   if (command === "keys") return keysCommand(local("owner"), rest)
   if (command === "serve-api") return serveApiCommand({ env: process.env }, rest)
   if (command === "reader-login") return readerLoginCommand(local("owner"), rest)
+  if (command === "powerbi") return powerBiCommand(local("powerbi"), rest)
   if (command === "streams" && rest[0] === "apply") return streamsApply({ env: process.env }, rest.slice(1))
   console.error(USAGE)
   process.exitCode = command === undefined || command === "help" || command === "--help" ? 0 : 2

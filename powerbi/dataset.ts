@@ -1,5 +1,5 @@
 import type { Column, ColumnType, MartSet, TableSpec } from "../projections/table.ts"
-import { isColumnName, isTableName, LIMITS, type PushType, valueProblem } from "./emulator/rules.ts"
+import { isColumnName, isTableName, LIMITS, type PushType, valueProblem } from "./rules.ts"
 
 /**
  * Push datasets as code: which mart tables of a projection are pushed to Power BI, under which

@@ -1,4 +1,4 @@
-import { LIMITS } from "./emulator/rules.ts"
+import { LIMITS } from "./rules.ts"
 
 /**
  * Paces one push dataset's POSTs under every documented limit (powerbi.md §1.5), so that steady

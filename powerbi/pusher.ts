@@ -7,7 +7,7 @@ import { logEvent } from "../platform/logger.ts"
 import { qualified, quoteIdent } from "../platform/sql.ts"
 import { PowerBiError } from "./client.ts"
 import { datasetName, martTableOf, type PushDatasetSpec, type PushedTable, pushRow, rowProblem } from "./dataset.ts"
-import { LIMITS } from "./emulator/rules.ts"
+import { LIMITS } from "./rules.ts"
 import { type Governor, holdOff, newGovernor, nextBatchSize, recordPost, waitBeforePost } from "./governor.ts"
 import type { PushSink } from "./sink.ts"
 
@@ -94,6 +94,9 @@ export const ensurePushTables = async (sql: postgres.Sql): Promise<void> => {
 
 /** Records where the dataset lives (after provisioning). */
 export const recordDataset = async (sql: postgres.Sql, spec: PushDatasetSpec, groupId: string, datasetId: string): Promise<void> => {
+  // Another dataset under the name (recreated, or another workspace): what was pushed is not there; start again.
+  await sql`DELETE FROM ingest.powerbi_tables WHERE dataset = ${datasetName(spec)}
+            AND EXISTS (SELECT 1 FROM ingest.powerbi_datasets d WHERE d.name = ${datasetName(spec)} AND (d.dataset_id, d.group_id) <> (${datasetId}, ${groupId}))`
   await sql`INSERT INTO ingest.powerbi_datasets (name, projection, group_id, dataset_id) VALUES (${datasetName(spec)}, ${spec.marts.name}, ${groupId}, ${datasetId})
             ON CONFLICT (name) DO UPDATE SET group_id = EXCLUDED.group_id, dataset_id = EXCLUDED.dataset_id, provisioned_at = now()`
 }

@@ -19,6 +19,8 @@ export interface LocalState {
   /** A key for every mart, made on the first `npm run up` so the local API can be tried at once. */
   readonly apiKey?: string
   readonly apiUrl?: string
+  /** How the local Power BI emulator is reached (`POWERBI_…`), while `npm run up` runs. */
+  readonly powerbi?: Readonly<Record<string, string>>
 }
 
 export const readLocalState = (): LocalState | undefined =>
@@ -36,11 +38,12 @@ export const writeLocalState = (state: LocalState, file = LOCAL_STATE_FILE): voi
  * The environment, with the addresses and passwords of the local mesh `npm run up` started filled
  * in where the environment does not name a deployment: for the CLI entry only, so `npm run mesh --
  * status` works against the local mesh while the commands themselves read nothing but settings.
- * `projector` and `owner` fill in when DATABASE_URL is not set, `admin` when NATS_URL is not.
+ * `projector`, `owner` and `powerbi` fill in when DATABASE_URL is not set, `admin` when NATS_URL is not;
+ * `powerbi` fills in the local emulator's `POWERBI_…` settings too unless POWERBI_TENANT_ID is set.
  */
 export const withLocalMesh = (
   env: Env,
-  role: "projector" | "owner" | "admin",
+  role: "projector" | "owner" | "admin" | "powerbi",
   readLocal: () => LocalState | undefined = readLocalState
 ): Env => {
   const unset = (name: string) => env[name] === undefined || env[name] === ""
@@ -53,6 +56,10 @@ export const withLocalMesh = (
       : { ...env, NATS_URL: local.natsUrl, NATS_PASSWORD: env.NATS_PASSWORD ?? local.natsPasswords.admin }
   if (local.databaseUrl === undefined) return env
   if (role === "owner") return { ...env, DATABASE_URL: local.databaseUrl }
+  if (role === "powerbi")
+    return unset("POWERBI_TENANT_ID")
+      ? { ...local.powerbi, ...env, DATABASE_URL: local.databaseUrl }
+      : { ...env, DATABASE_URL: local.databaseUrl }
   if (local.natsUrl === undefined) return env
   return {
     ...env,

@@ -1,7 +1,21 @@
 import { randomUUID } from "node:crypto"
 import { listen } from "../../platform/http.ts"
 import { type Context, Hono } from "hono"
-import { isColumnName, isTableName, LIMITS, newWindow, type PushType, pushTypeOf, valueProblem, waitToFit, type Window } from "./rules.ts"
+import { resultRow, runDax } from "./dax.ts"
+import {
+  isColumnName,
+  isTableName,
+  LIMITS,
+  newPeak,
+  newWindow,
+  notePeak,
+  type Peak,
+  type PushType,
+  pushTypeOf,
+  valueProblem,
+  waitToFit,
+  type Window
+} from "../rules.ts"
 
 /**
  * A Power BI emulator: the Entra token endpoint (client credentials) and the push datasets API
@@ -9,6 +23,9 @@ import { isColumnName, isTableName, LIMITS, newWindow, type PushType, pushTypeOf
  * whatever the service documents it refuses (powerbi.md §1, sinks-edge-regions.md §A). Its clock can
  * run fast (`clockSpeed`), so a test lives through an "hour" of rate limits in seconds. The one part
  * of the system that is emulated; `/_emulator/…` routes are its own, for tests to look inside.
+ *
+ * `executeQueries` answers a small DAX subset (`dax.ts`) over the rows a push dataset holds; `faults`
+ * makes rows POSTs fail now and then, as a real service does, so a client's retries can be tested.
  */
 
 export interface EmulatorApp {
@@ -23,6 +40,15 @@ export interface EmulatorWorkspace {
   readonly capacity: "shared" | "premium"
 }
 
+/**
+ * A failure injected into a rows POST: `429` (Retry-After 1, the bare `{"message"}` body), `500-before`
+ * (500, the rows not stored), `500-after` (the rows stored, then 500: the outcome a client cannot tell
+ * from `500-before`) or `503` (Retry-After 1, the rows not stored).
+ */
+export type EmulatorFaultKind = "429" | "500-before" | "500-after" | "503"
+
+export const FAULT_KINDS: ReadonlyArray<EmulatorFaultKind> = ["429", "500-before", "500-after", "503"]
+
 export interface EmulatorOptions {
   readonly port?: number
   readonly host?: string
@@ -34,6 +60,8 @@ export interface EmulatorOptions {
     readonly id: string
     readonly name: string
     readonly refreshMs?: number
+    /** Every refresh of this dataset ends `Failed`, with the `serviceExceptionJson` of missing credentials. */
+    readonly failRefreshes?: boolean
   }>
   /** Emulated milliseconds per real millisecond (default 1): 60 makes an hour pass in a minute. */
   readonly clockSpeed?: number
@@ -47,6 +75,17 @@ export interface EmulatorOptions {
   readonly tokenLifetimeSeconds?: number
   /** The resource whose `.default` scope tokens are issued for. */
   readonly resource?: string
+  /**
+   * Failures injected into rows POSTs: each POST that would be accepted fails instead with probability
+   * `rate` (0 to 1), as one of `kinds` (default all) picked at random. The draws come from a PRNG seeded
+   * with `seed` (default 1), so a seed gives the same faults in the same order on every run. A fault
+   * that stores no rows counts against no limit; `stats().injected` counts them apart from `throttled`.
+   */
+  readonly faults?: {
+    readonly rate: number
+    readonly seed?: number
+    readonly kinds?: ReadonlyArray<EmulatorFaultKind>
+  }
 }
 
 interface PushColumn {
@@ -66,6 +105,17 @@ interface Refresh {
   readonly refreshType: "ViaApi"
   readonly startTime: number
   readonly endTime: number
+  /** Ends `Failed` rather than `Completed`. */
+  readonly fails: boolean
+}
+
+/** What a dataset took in: totals, and the peaks of the rolling windows Power BI limits. */
+interface Intake {
+  rows: number
+  posts: number
+  readonly rowsPerHour: Peak
+  readonly postsPerMinute: Peak
+  readonly postsPerHour: Peak
 }
 
 interface Dataset {
@@ -81,6 +131,51 @@ interface Dataset {
   readonly rowsAdded: Window
   readonly refreshes: Array<Refresh>
   readonly refreshMs?: number
+  readonly failRefreshes?: boolean
+  readonly intake: Intake
+}
+
+/** Requests served and refused, across the emulator. */
+export interface EmulatorStats {
+  readonly tokenRequests: number
+  readonly apiRequests: number
+  /** 429s answered because a limit was reached (rows POSTs and executeQueries); injected 429s are not counted here. */
+  readonly throttled: number
+  /** executeQueries requests let through the per-user limit (answered 200, or 400 for a refused query or body). */
+  readonly queries: number
+  /** Faults injected into rows POSTs (the `faults` option), by kind. */
+  readonly injected: Readonly<Record<EmulatorFaultKind, number>>
+}
+
+/** What one dataset took in through rows POSTs, for a bench to prove it stayed under Power BI's limits. */
+export interface EmulatorDatasetStats {
+  /** Rows stored, in all (basicFIFO may have dropped some of them since). */
+  readonly rowsAdded: number
+  /** POSTs whose rows were stored: a `500-after` fault included, its rows stored although it answered 500. */
+  readonly postsAccepted: number
+  /** The most rows stored within any rolling emulated hour (Power BI allows 1,000,000). */
+  readonly peakRowsPerHour: number
+  /** The most POSTs accepted within any rolling emulated minute (Power BI allows 120). */
+  readonly peakPostsPerMinute: number
+  /** The most POSTs accepted within any rolling emulated hour (Power BI allows 120 once a table holds 250,000 rows). */
+  readonly peakPostsPerHour: number
+}
+
+/** A dataset as the emulator stores it. */
+export interface EmulatorDatasetView {
+  readonly id: string
+  readonly name: string
+  /** Created through the API as a push dataset; false for the `importDatasets`. */
+  readonly push: boolean
+  readonly defaultRetentionPolicy: "None" | "basicFIFO"
+  readonly tables: ReadonlyArray<{
+    readonly name: string
+    readonly columns: ReadonlyArray<{ readonly name: string; readonly dataType: PushType }>
+    readonly measures: ReadonlyArray<{ readonly name: string; readonly expression: string }>
+    readonly rowCount: number
+  }>
+  /** As the create request gave them. */
+  readonly relationships: ReadonlyArray<unknown>
 }
 
 export interface PowerBiEmulator {
@@ -93,8 +188,14 @@ export interface PowerBiEmulator {
   }
   /** Every access token issued so far stops being accepted (as when they expire). */
   readonly expireTokens: () => void
-  /** Token requests and API requests served, and 429s answered. */
-  readonly stats: () => { readonly tokenRequests: number; readonly apiRequests: number; readonly throttled: number }
+  /** Token requests and API requests served, 429s answered for real limits, queries run and faults injected (also `GET /_emulator/stats`). */
+  readonly stats: () => EmulatorStats
+  /** What a dataset took in (also `GET /_emulator/groups/{g}/datasets/{d}/stats`); undefined for an unknown one. */
+  readonly datasetStats: (groupId: string, datasetId: string) => EmulatorDatasetStats | undefined
+  /** The rows a table holds, oldest first (also `GET /_emulator/groups/{g}/datasets/{d}/tables/{t}/rows`); undefined for an unknown table. */
+  readonly tableRows: (groupId: string, datasetId: string, table: string) => ReadonlyArray<Readonly<Record<string, unknown>>> | undefined
+  /** A workspace's datasets as stored (also `GET /_emulator/groups/{g}/datasets`); undefined for an unknown workspace. */
+  readonly datasets: (groupId: string) => ReadonlyArray<EmulatorDatasetView> | undefined
   readonly close: () => Promise<void>
 }
 
@@ -108,6 +209,70 @@ const notFound = (c: Context, code: string, message: string) =>
 
 /** A request the service refuses for its content: 400 with the error's code and a message naming what is wrong. */
 const badRequest = (c: Context, code: string, message: string) => c.json({ error: { code, message } }, 400)
+
+/** Power BI's body for an error of its own (`UnknownError`), as a 500 carries it: the same whether or not the rows were stored. */
+const serverError = (c: Context) =>
+  c.json(
+    {
+      error: {
+        code: "UnknownError",
+        message: "An internal error occurred while processing the request.",
+        "pbi.error": { code: "UnknownError", parameters: {}, details: [], exceptionCulprit: 1 }
+      }
+    },
+    500
+  )
+
+/** The service unavailable for a moment: 503 with Retry-After. */
+const unavailable = (c: Context, retryAfterSeconds: number) => {
+  c.header("Retry-After", String(retryAfterSeconds))
+  c.header("RequestId", randomUUID())
+  return c.json(
+    {
+      error: {
+        code: "ServiceUnavailable",
+        message: "The service is temporarily unavailable.",
+        "pbi.error": { code: "ServiceUnavailable", parameters: {}, details: [], exceptionCulprit: 1 }
+      }
+    },
+    503
+  )
+}
+
+/** A refused DAX query: 400 with the body executeQueries answers, the message in `details` (there is no `message` field). */
+const queryError = (c: Context, message: string) =>
+  c.json(
+    {
+      error: {
+        code: "DatasetExecuteQueriesError",
+        "pbi.error": {
+          code: "DatasetExecuteQueriesError",
+          parameters: {},
+          details: [{ code: "DetailsMessage", detail: { type: 1, value: message } }]
+        }
+      }
+    },
+    400
+  )
+
+/** The error a refresh fails with when `failRefreshes` is set, as the refresh history carries it: JSON in a string. */
+const REFRESH_FAILURE = JSON.stringify({ errorCode: "ModelRefreshFailed_CredentialsNotSpecified" })
+
+/**
+ * A PRNG for fault injection: a Weyl sequence through a 32-bit mixing finalizer, in [0, 1). Small,
+ * good enough to draw faults, and the same numbers for the same seed everywhere.
+ */
+const seededRandom = (seed: number): (() => number) => {
+  let state = seed >>> 0
+  return () => {
+    state = (state + 0x9e3779b9) >>> 0
+    let z = state
+    z = Math.imul(z ^ (z >>> 16), 0x85ebca6b)
+    z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35)
+    z ^= z >>> 16
+    return (z >>> 0) / 4_294_967_296
+  }
+}
 
 /** Over a rate limit: 429 with Retry-After (whole seconds) and the bare `{"message"}` body Power BI answers with. */
 const throttle = (c: Context, retryAfterSeconds: number, message: string) => {
@@ -126,7 +291,23 @@ export const startPowerBiEmulator = async (options: EmulatorOptions): Promise<Po
   const resource = options.resource ?? "https://analysis.windows.net/powerbi/api"
   const tokens = new Map<string, { readonly clientId: string; readonly expiresAt: number }>()
   const workspaces = new Map(options.workspaces.map((workspace) => [workspace.id, { ...workspace, datasets: new Map<string, Dataset>() }]))
-  const counts = { tokenRequests: 0, apiRequests: 0, throttled: 0 }
+  const counts = { tokenRequests: 0, apiRequests: 0, throttled: 0, queries: 0 }
+  const injected: Record<EmulatorFaultKind, number> = { "429": 0, "500-before": 0, "500-after": 0, "503": 0 }
+  /** executeQueries requests in the last minute, per client id: Power BI limits them per user, whatever the dataset. */
+  const queryWindows = new Map<string, Window>()
+  const faults = options.faults
+  if (faults !== undefined) {
+    if (!(faults.rate >= 0 && faults.rate <= 1)) throw new Error(`faults.rate must be between 0 and 1, got ${faults.rate}`)
+    if (faults.kinds !== undefined && (faults.kinds.length === 0 || faults.kinds.some((kind) => !FAULT_KINDS.includes(kind))))
+      throw new Error(`faults.kinds must be some of ${FAULT_KINDS.join(", ")}, got ${JSON.stringify(faults.kinds)}`)
+  }
+  const random = seededRandom(faults?.seed ?? 1)
+  /** The fault a rows POST that would be accepted meets instead, if any. */
+  const drawFault = (): EmulatorFaultKind | undefined => {
+    if (faults === undefined || faults.rate === 0 || random() >= faults.rate) return undefined
+    const kinds = faults.kinds ?? FAULT_KINDS
+    return kinds[Math.min(kinds.length - 1, Math.floor(random() * kinds.length))]
+  }
   const newDataset = (id: string, name: string, push: boolean, retention: Dataset["retention"]): Dataset => ({
     id,
     name,
@@ -138,15 +319,18 @@ export const startPowerBiEmulator = async (options: EmulatorOptions): Promise<Po
     pending: 0,
     posts: newWindow(),
     rowsAdded: newWindow(),
-    refreshes: []
+    refreshes: [],
+    intake: { rows: 0, posts: 0, rowsPerHour: newPeak(3_600_000), postsPerMinute: newPeak(60_000), postsPerHour: newPeak(3_600_000) }
   })
   for (const imported of options.importDatasets ?? [])
     workspaces.get(imported.groupId)?.datasets.set(imported.id, {
       ...newDataset(imported.id, imported.name, false, "None"),
-      ...(imported.refreshMs === undefined ? {} : { refreshMs: imported.refreshMs })
+      ...(imported.refreshMs === undefined ? {} : { refreshMs: imported.refreshMs }),
+      ...(imported.failRefreshes === undefined ? {} : { failRefreshes: imported.failRefreshes })
     })
 
-  const app = new Hono()
+  /** The API's routes know the client id of the token a request came with (`c.get("clientId")`). */
+  const app = new Hono<{ Variables: { clientId: string } }>()
   let origin = ""
 
   app.get("/:tenant/v2.0/.well-known/openid-configuration", (c) => c.json(metadataFor(origin, c.req.param("tenant"))))
@@ -211,6 +395,7 @@ export const startPowerBiEmulator = async (options: EmulatorOptions): Promise<Po
     }
     if (issued.expiresAt <= Date.now())
       return c.json({ error: { code: "TokenExpired", message: "Access token has expired, resubmit with a new access token" } }, 403)
+    c.set("clientId", issued.clientId)
     await next()
   })
 
@@ -418,8 +603,22 @@ export const startPowerBiEmulator = async (options: EmulatorOptions): Promise<Po
         "InvalidRequest",
         `table ${table.name} would hold ${table.rows.length + rows.length} rows, more than the ${LIMITS.noneRetentionRows} a table without retention may`
       )
+    // The POST would be accepted: now it may meet an injected fault. Those that store nothing count against no limit.
+    const fault = drawFault()
+    if (fault !== undefined && fault !== "500-after") {
+      injected[fault]++
+      if (fault === "429")
+        return throttle(c, 1, "You have exceeded the amount of requests allowed in the current time frame and further requests will fail.")
+      return fault === "503" ? unavailable(c, 1) : serverError(c)
+    }
     dataset.posts.events.push({ at, weight: 1 })
     dataset.rowsAdded.events.push({ at, weight: rows.length })
+    const intake = dataset.intake
+    intake.rows += rows.length
+    intake.posts++
+    notePeak(intake.rowsPerHour, at, rows.length)
+    notePeak(intake.postsPerMinute, at, 1)
+    notePeak(intake.postsPerHour, at, 1)
     dataset.pending++
     try {
       if ((options.postLatencyMs ?? 0) > 0) await new Promise((resolveLater) => setTimeout(resolveLater, options.postLatencyMs))
@@ -429,6 +628,10 @@ export const startPowerBiEmulator = async (options: EmulatorOptions): Promise<Po
         table.rows.splice(0, table.rows.length - LIMITS.fifoRows)
     } finally {
       dataset.pending--
+    }
+    if (fault === "500-after") {
+      injected[fault]++
+      return serverError(c)
     }
     return c.body(null, 200)
   })
@@ -443,7 +646,8 @@ export const startPowerBiEmulator = async (options: EmulatorOptions): Promise<Po
     return c.body(null, 200)
   })
 
-  const refreshStatus = (refresh: Refresh, at: number) => (at < refresh.endTime ? "Unknown" : "Completed")
+  /** `Unknown` while it runs (as Power BI reports one in progress), then `Completed` or `Failed`. */
+  const refreshStatus = (refresh: Refresh, at: number) => (at < refresh.endTime ? "Unknown" : refresh.fails ? "Failed" : "Completed")
   app.post(`${API}/groups/:group/datasets/:dataset/refreshes`, (c) => {
     const workspace = workspaceOf(c)
     if (workspace === undefined) return missingWorkspace(c)
@@ -466,7 +670,8 @@ export const startPowerBiEmulator = async (options: EmulatorOptions): Promise<Po
       requestId: randomUUID(),
       refreshType: "ViaApi",
       startTime: at,
-      endTime: at + (dataset.refreshMs ?? options.refreshMs ?? 60_000)
+      endTime: at + (dataset.refreshMs ?? options.refreshMs ?? 60_000),
+      fails: dataset.failRefreshes === true
     }
     dataset.refreshes.push(refresh)
     c.header("x-ms-request-id", refresh.requestId)
@@ -483,20 +688,111 @@ export const startPowerBiEmulator = async (options: EmulatorOptions): Promise<Po
     const value = [...dataset.refreshes]
       .reverse()
       .slice(0, top)
-      .map((refresh) => ({
-        requestId: refresh.requestId,
-        id: refresh.startTime,
-        refreshType: refresh.refreshType,
-        startTime: new Date(refresh.startTime).toISOString(),
-        ...(at < refresh.endTime ? {} : { endTime: new Date(refresh.endTime).toISOString() }),
-        status: refreshStatus(refresh, at)
-      }))
+      .map((refresh) => {
+        const status = refreshStatus(refresh, at)
+        return {
+          requestId: refresh.requestId,
+          id: refresh.startTime,
+          refreshType: refresh.refreshType,
+          startTime: new Date(refresh.startTime).toISOString(),
+          ...(status === "Unknown" ? {} : { endTime: new Date(refresh.endTime).toISOString() }),
+          status,
+          ...(status === "Failed" ? { serviceExceptionJson: REFRESH_FAILURE } : {})
+        }
+      })
     return c.json({ "odata.context": `${origin}${API}/groups/${c.req.param("group")}/$metadata#refreshes`, value })
   })
 
+  /**
+   * Datasets - Execute Queries In Group: one DAX query of the subset in `dax.ts`, one result table.
+   * An unknown workspace or dataset is 404 first; then the request counts against its user's 120 a
+   * minute (429 past them); then the body and the query are checked (400).
+   */
+  app.post(`${API}/groups/:group/datasets/:dataset/executeQueries`, async (c) => {
+    if (workspaceOf(c) === undefined) return missingWorkspace(c)
+    const dataset = datasetOf(c)
+    if (dataset === undefined) return missingDataset(c)
+    const clientId = c.get("clientId")
+    const window = queryWindows.get(clientId) ?? newWindow()
+    queryWindows.set(clientId, window)
+    const at = now()
+    const wait = waitToFit(window, at, 60_000, LIMITS.queriesPerMinutePerUser, 1)
+    if (wait > 0) {
+      counts.throttled++
+      return throttle(
+        c,
+        realSeconds(wait),
+        `You have exceeded the ${LIMITS.queriesPerMinutePerUser} query requests a user may send in a minute.`
+      )
+    }
+    window.events.push({ at, weight: 1 })
+    counts.queries++
+    const body = (await c.req.json().catch(() => undefined)) as
+      { queries?: unknown; serializerSettings?: { includeNulls?: unknown } | null } | null | undefined
+    if (body === null || typeof body !== "object" || !Array.isArray(body.queries))
+      return badRequest(c, "InvalidRequest", 'the body must be {"queries":[{"query":"<DAX>"}]}')
+    if (body.queries.length !== 1)
+      return badRequest(
+        c,
+        "InvalidRequest",
+        `${body.queries.length} queries in the request; executeQueries takes exactly one query per call`
+      )
+    const query = (body.queries[0] as { query?: unknown } | null)?.query
+    if (typeof query !== "string") return badRequest(c, "InvalidRequest", "queries[0].query must be the DAX query as a string")
+    const includeNulls = body.serializerSettings?.includeNulls ?? false
+    if (typeof includeNulls !== "boolean")
+      return badRequest(c, "InvalidRequest", `serializerSettings.includeNulls must be true or false, got ${JSON.stringify(includeNulls)}`)
+    const outcome = runDax(query, [...dataset.tables.values()])
+    if (!outcome.ok) return queryError(c, outcome.message)
+    return c.json({ results: [{ tables: [{ rows: [resultRow(outcome.value, includeNulls)] }] }] })
+  })
+
+  const tableRowsOf = (groupId: string, datasetId: string, table: string) =>
+    workspaces.get(groupId)?.datasets.get(datasetId)?.tables.get(table)?.rows
+  const datasetStatsOf = (groupId: string, datasetId: string): EmulatorDatasetStats | undefined => {
+    const intake = workspaces.get(groupId)?.datasets.get(datasetId)?.intake
+    return intake === undefined
+      ? undefined
+      : {
+          rowsAdded: intake.rows,
+          postsAccepted: intake.posts,
+          peakRowsPerHour: intake.rowsPerHour.peak,
+          peakPostsPerMinute: intake.postsPerMinute.peak,
+          peakPostsPerHour: intake.postsPerHour.peak
+        }
+  }
+  const datasetsOf = (groupId: string): ReadonlyArray<EmulatorDatasetView> | undefined => {
+    const workspace = workspaces.get(groupId)
+    return workspace === undefined
+      ? undefined
+      : [...workspace.datasets.values()].map((dataset) => ({
+          id: dataset.id,
+          name: dataset.name,
+          push: dataset.push,
+          defaultRetentionPolicy: dataset.retention,
+          tables: [...dataset.tables.values()].map((table) => ({
+            name: table.name,
+            columns: table.columns.map(({ name, dataType }) => ({ name, dataType })),
+            measures: table.measures.map(({ name, expression }) => ({ name, expression })),
+            rowCount: table.rows.length
+          })),
+          relationships: [...dataset.relationships]
+        }))
+  }
+  const statsNow = (): EmulatorStats => ({ ...counts, injected: { ...injected } })
+
+  app.get("/_emulator/stats", (c) => c.json(statsNow()))
+  app.get("/_emulator/groups/:group/datasets", (c) => {
+    const value = datasetsOf(c.req.param("group"))
+    return value === undefined ? c.json({ error: "no such workspace" }, 404) : c.json({ value })
+  })
+  app.get("/_emulator/groups/:group/datasets/:dataset/stats", (c) => {
+    const stats = datasetStatsOf(c.req.param("group"), c.req.param("dataset"))
+    return stats === undefined ? c.json({ error: "no such dataset" }, 404) : c.json(stats)
+  })
   app.get("/_emulator/groups/:group/datasets/:dataset/tables/:table/rows", (c) => {
-    const table = datasetOf(c)?.tables.get(c.req.param("table"))
-    return table === undefined ? c.json({ error: "no such table" }, 404) : c.json({ rows: table.rows })
+    const rows = tableRowsOf(c.req.param("group"), c.req.param("dataset"), c.req.param("table"))
+    return rows === undefined ? c.json({ error: "no such table" }, 404) : c.json({ rows })
   })
 
   const { url, port, close } = await listen(app.fetch, options.port ?? 0, options.host)
@@ -509,7 +805,13 @@ export const startPowerBiEmulator = async (options: EmulatorOptions): Promise<Po
       authorityMetadata: JSON.stringify(metadataFor(origin, tenantId))
     }),
     expireTokens: () => tokens.clear(),
-    stats: () => ({ ...counts }),
+    stats: statsNow,
+    datasetStats: datasetStatsOf,
+    tableRows: (groupId, datasetId, table) => {
+      const rows = tableRowsOf(groupId, datasetId, table)
+      return rows === undefined ? undefined : rows.map((row) => ({ ...row }))
+    },
+    datasets: datasetsOf,
     close
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest"
-import { isColumnName, isTableName, LIMITS, newWindow, pushTypeOf, valueProblem, waitToFit, weightIn } from "./rules.ts"
+import { isColumnName, isTableName, LIMITS, newPeak, newWindow, notePeak, pushTypeOf, valueProblem, waitToFit, weightIn } from "./rules.ts"
 
 describe("Power BI's push rules", () => {
   it("takes table names by the API's pattern: 1 to 100 characters, none of . / \\ ( ) [ ] { } , ; : ' \" ! ? $ % & * + < = > |", () => {
@@ -46,5 +46,15 @@ describe("Power BI's push rules", () => {
     expect(waitToFit(window, 30_000, 60_000, 120, 41)).toBe(40_000)
     expect(waitToFit(window, 30_000, 60_000, 120, 121)).toBe(60_000)
     expect(weightIn(window, 65_000, 60_000)).toBe(80)
+  })
+
+  it("keeps the peak of a rolling window: the most weight any span of that length held", () => {
+    const minute = newPeak(60_000)
+    expect([notePeak(minute, 0, 50), notePeak(minute, 30_000, 50), notePeak(minute, 59_999, 10)]).toEqual([50, 100, 110])
+    // At 60,000 the event at 0 has left the window: 50 + 10 + 30 = 90, under the peak of 110.
+    expect(notePeak(minute, 60_000, 30)).toBe(110)
+    expect(notePeak(minute, 60_001, 25)).toBe(115)
+    expect(notePeak(minute, 10 * 60_000, 1)).toBe(115)
+    expect(minute.window.events.length).toBe(1)
   })
 })

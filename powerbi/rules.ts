@@ -1,6 +1,7 @@
 /**
  * What the Power BI push API documents and enforces, as pure checks: names, column types, values and
- * the rate limits (powerbi.md §1.3–1.6). The emulator answers by these; the pusher paces by them.
+ * the rate limits (powerbi.md §1.3–1.6), and the limit on executeQueries ("Datasets - Execute Queries
+ * In Group"). The emulator answers by these; the pusher paces by them.
  */
 
 export const LIMITS = {
@@ -19,7 +20,9 @@ export const LIMITS = {
   fifoRows: 200_000,
   noneRetentionRows: 5_000_000,
   /** Refreshes a dataset on shared capacity may have in 24 hours. */
-  sharedRefreshesPerDay: 8
+  sharedRefreshesPerDay: 8,
+  /** executeQueries requests a user (here: an app's client id) may send in a minute, whatever the dataset. */
+  queriesPerMinutePerUser: 120
 } as const
 
 /** The data types a push table column may have, by the names the API takes (case-insensitive; `bool`, `string` as in Microsoft's samples). */
@@ -103,4 +106,24 @@ export const waitToFit = (window: Window, now: number, spanMs: number, limit: nu
     if (total + weight <= limit) return event.at + spanMs - now
   }
   return spanMs
+}
+
+/** The most weight a rolling window of `spanMs` has held so far: what a bench shows to prove it stayed under a limit. */
+export interface Peak {
+  readonly spanMs: number
+  readonly window: Window
+  peak: number
+}
+
+export const newPeak = (spanMs: number): Peak => ({ spanMs, window: newWindow(), peak: 0 })
+
+/**
+ * Records `weight` at `now` (events in time order) and returns the peak so far. A rolling window's
+ * total rises only when an event comes in, so its highest is always right after one: checking the
+ * window ending at each event finds it.
+ */
+export const notePeak = (peak: Peak, now: number, weight: number): number => {
+  peak.window.events.push({ at: now, weight })
+  peak.peak = Math.max(peak.peak, weightIn(peak.window, now, peak.spanMs))
+  return peak.peak
 }

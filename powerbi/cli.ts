@@ -1,0 +1,274 @@
+import { parseArgs } from "node:util"
+import postgres from "postgres"
+import { Gauge, Registry } from "prom-client"
+import { NoActiveGeneration } from "../consumers/changes.ts"
+import { serveMetrics } from "../consumers/metrics.ts"
+import { logEvent } from "../platform/logger.ts"
+import {
+  databaseUrl,
+  numberSetting,
+  optionalSetting,
+  requiredSetting,
+  type SettingSource,
+  SettingError,
+  wholeNumberSetting
+} from "../platform/settings.ts"
+import { powerBiSettings, powerBiTokens } from "./auth.ts"
+import { powerBiClient, PowerBiError } from "./client.ts"
+import { datasetName, type PushDatasetSpec } from "./dataset.ts"
+import { pushDatasets } from "./datasets.ts"
+import { ensurePushTables, type PushStep, pusher, pushStatus, recordDataset } from "./pusher.ts"
+import { powerBiSink, ProvisionRefused } from "./sink.ts"
+
+/** What `mesh powerbi …` reads besides the Power BI credentials (auth.ts): the workspace, which marts to push, pacing. */
+export const pushSettings = (source: SettingSource) => {
+  const names = optionalSetting(source, { env: "POWERBI_PUSH", flag: "push" })
+  const known = pushDatasets.map((spec) => spec.marts.name)
+  const datasets: ReadonlyArray<PushDatasetSpec> =
+    names === undefined
+      ? pushDatasets
+      : names
+          .split(",")
+          .map((name) => name.trim())
+          .filter((name) => name !== "")
+          .map((name) => {
+            const spec = pushDatasets.find((candidate) => candidate.marts.name === name)
+            if (spec === undefined)
+              throw new SettingError({
+                setting: "POWERBI_PUSH",
+                message: `POWERBI_PUSH: no push dataset for ${JSON.stringify(name)}; known: ${known.join(", ")}`
+              })
+            return spec
+          })
+  const speed = numberSetting(source, { env: "POWERBI_CLOCK_SPEED" }, 1, 1)
+  const origin = numberSetting(source, { env: "POWERBI_CLOCK_ORIGIN" }, Date.now(), 0)
+  return {
+    workspace: requiredSetting(
+      source,
+      { env: "POWERBI_WORKSPACE", flag: "workspace" },
+      "the id of the Power BI workspace (group) the datasets live in"
+    ),
+    datasets,
+    pollMs: wholeNumberSetting(source, { env: "POWERBI_POLL_MS", flag: "poll-ms" }, 1000),
+    metricsPort: wholeNumberSetting(source, { env: "POWERBI_METRICS_PORT", flag: "metrics-port" }, 9465, 0),
+    metricsHost: optionalSetting(source, { env: "METRICS_HOST", flag: "metrics-host" }) ?? "127.0.0.1",
+    /** Only against the emulator: its clock runs `speed` times real time from `origin`, and the governor must share it. */
+    clock: { speed, origin }
+  }
+}
+
+const USAGE = `usage: npm run mesh -- powerbi <provision [--apply] | push [--once] | status>
+  provision   get or create each push dataset (POWERBI_PUSH, default all) in POWERBI_WORKSPACE, check its tables, report drift
+              (--apply: update columns and measures that drifted; a new table needs a new dataset version)
+  push        mirror the marts into the push datasets, exactly once, until stopped (--once: until caught up)
+  status      per dataset and table: rows in Power BI, backlog, POSTs, 429s, unknown outcomes, reloads, last POST and error`
+
+const connect = (source: SettingSource) => postgres(databaseUrl(source), { onnotice: () => {}, max: 2 })
+
+const clientFor = (source: SettingSource) => {
+  const settings = powerBiSettings(source)
+  return powerBiClient(settings.apiBase, powerBiTokens(settings))
+}
+
+/** Explains a failure to reach or use Power BI in one paragraph: what refused, and what to check. */
+export const describePowerBiFailure = (error: unknown): string => {
+  if (error instanceof ProvisionRefused || error instanceof SettingError || error instanceof NoActiveGeneration) return error.message
+  if (error instanceof PowerBiError) return error.message
+  const msal = error as { errorCode?: string; errorMessage?: string }
+  if (typeof msal?.errorCode === "string")
+    return `Entra refused the app's credentials (${msal.errorCode}): ${msal.errorMessage ?? ""}; check POWERBI_TENANT_ID, POWERBI_CLIENT_ID and the secret or certificate`
+  return error instanceof Error ? error.message : String(error)
+}
+
+const provisionAll = async (source: SettingSource, sql: postgres.Sql, apply: boolean) => {
+  const settings = pushSettings(source)
+  const client = clientFor(source)
+  await ensurePushTables(sql)
+  const sinks = []
+  for (const spec of settings.datasets) {
+    const sink = powerBiSink(client, settings.workspace, spec)
+    const report = await sink.provision(apply)
+    await recordDataset(sql, spec, settings.workspace, report.datasetId)
+    console.log(
+      `${report.dataset}: ${report.created ? "created" : "found"} (${report.datasetId}) in workspace ${settings.workspace}; ` +
+        (report.drift.length === 0 ? "tables as declared" : `drift:\n  ${report.drift.join("\n  ")}`) +
+        (report.updated.length === 0 ? "" : `\n  updated: ${report.updated.join(", ")}`)
+    )
+    sinks.push({ spec, sink })
+  }
+  return { settings, sinks }
+}
+
+/** Prometheus gauges over {@link pushStatus}: the same numbers `mesh powerbi status` prints. */
+const pushMetrics = (sql: postgres.Sql): Registry => {
+  const registry = new Registry()
+  let last: Awaited<ReturnType<typeof pushStatus>> = []
+  const gauge = (name: string, help: string, value: (row: (typeof last)[number]) => number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ["dataset", "table"],
+      registers: [registry],
+      collect() {
+        this.reset()
+        for (const row of last) this.set({ dataset: row.dataset, table: row.table }, value(row))
+      }
+    })
+  new Gauge({
+    name: "ingest_powerbi_up",
+    help: "1 while the pusher can read its state",
+    registers: [registry],
+    async collect() {
+      try {
+        last = await pushStatus(sql)
+        this.set(1)
+      } catch {
+        this.set(0)
+      }
+    }
+  })
+  gauge("ingest_powerbi_rows", "Rows the pusher knows are in the Power BI table", (row) => row.rowsInPowerBi)
+  gauge("ingest_powerbi_backlog_rows", "Rows recorded in the marts and not yet pushed", (row) => row.backlog)
+  gauge("ingest_powerbi_rows_pushed_total", "Rows pushed, reloads included", (row) => row.rowsPushed)
+  gauge("ingest_powerbi_posts_total", "POSTs of rows Power BI accepted", (row) => row.posts)
+  gauge("ingest_powerbi_throttled_total", "429s Power BI answered", (row) => row.throttled)
+  gauge("ingest_powerbi_uncertain_total", "Answers that did not say whether rows landed (resolved by read-back)", (row) => row.uncertain)
+  gauge("ingest_powerbi_reloads_total", "Reloads of the table from the marts", (row) => row.reloads)
+  gauge("ingest_powerbi_blocked", "1 when the table is blocked by rows Power BI refuses", (row) => (row.phase === "blocked" ? 1 : 0))
+  return registry
+}
+
+/**
+ * Provisions (checks) each dataset, then pushes until `signal` aborts (`once`: until caught up). A
+ * failure on Power BI's side or ours is retried with a capped backoff; a refusal of the declaration
+ * or a dataset gone from Power BI stops it, explained.
+ */
+export const runPushers = async (options: {
+  readonly source: SettingSource
+  readonly sql: postgres.Sql
+  readonly signal: AbortSignal
+  readonly once?: boolean
+  readonly onStep?: (step: PushStep, table: string) => void
+}): Promise<void> => {
+  const { sql, signal, source } = options
+  const { settings, sinks } = await provisionAll(source, sql, false)
+  const { speed, origin } = settings.clock
+  const clock = speed === 1 ? Date.now : () => origin + (Date.now() - origin) * speed
+  /** Waits `ms` of the service's clock, or until stopped. */
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      if (signal.aborted) return resolve()
+      const timer = setTimeout(resolve, ms / speed)
+      signal.addEventListener("abort", () => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+  const server =
+    settings.metricsPort > 0 && options.once !== true
+      ? await serveMetrics(pushMetrics(sql), settings.metricsPort, settings.metricsHost)
+      : undefined
+  if (server !== undefined)
+    logEvent("info", "Power BI pusher metrics", { url: `http://${settings.metricsHost}:${settings.metricsPort}/metrics` })
+  const pushers = sinks.map(({ spec, sink }) => ({
+    spec,
+    push: pusher({ sql, sink, spec, clock, sleep, ...(options.onStep === undefined ? {} : { onStep: options.onStep }) })
+  }))
+  try {
+    let failures = 0
+    while (!signal.aborted) {
+      let pushed = 0
+      try {
+        for (const { push } of pushers) pushed += await push.round()
+        failures = 0
+      } catch (error) {
+        if (error instanceof ProvisionRefused || error instanceof SettingError) throw error
+        if (error instanceof PowerBiError && error.status === 404)
+          throw new Error(`${describePowerBiFailure(error)}; the dataset is gone from Power BI: run npm run mesh -- powerbi provision`)
+        failures++
+        logEvent("warn", "pushing failed; trying again", { error: describePowerBiFailure(error), attempt: failures })
+        await sleep(Math.min(60_000, 500 * 2 ** Math.min(failures, 7)) * speed)
+        continue
+      }
+      if (options.once === true && pushed === 0) break
+      if (pushed === 0) await sleep(settings.pollMs * speed)
+    }
+  } finally {
+    server?.close()
+    for (const { spec } of pushers) logEvent("info", "Power BI pusher stopped", { dataset: datasetName(spec) })
+  }
+}
+
+/** `mesh powerbi push [--once]`: {@link runPushers} until SIGINT or SIGTERM. */
+const pushCommand = async (source: SettingSource, args: ReadonlyArray<string>, onStep?: (step: PushStep, table: string) => void) => {
+  const { values } = parseArgs({ args: [...args], options: { once: { type: "boolean", default: false } } })
+  const sql = connect(source)
+  const stop = new AbortController()
+  const onSignal = () => stop.abort()
+  process.once("SIGINT", onSignal)
+  process.once("SIGTERM", onSignal)
+  try {
+    await runPushers({ source, sql, signal: stop.signal, once: values.once === true, ...(onStep === undefined ? {} : { onStep }) })
+  } finally {
+    process.off("SIGINT", onSignal)
+    process.off("SIGTERM", onSignal)
+    await sql.end({ timeout: 5 })
+  }
+}
+
+const statusCommand = async (source: SettingSource) => {
+  const sql = connect(source)
+  try {
+    const rows = await pushStatus(sql)
+    if (rows.length === 0) console.log("nothing pushed yet: run npm run mesh -- powerbi push")
+    else
+      console.log(
+        ["dataset", "table", "phase", "rows", "backlog", "posts", "429s", "unknown", "reloads", "last POST", "last error"].join("\t")
+      )
+    for (const row of rows)
+      console.log(
+        [
+          row.dataset,
+          row.table,
+          row.phase,
+          row.rowsInPowerBi,
+          row.backlog,
+          row.posts,
+          row.throttled,
+          row.uncertain,
+          row.reloads,
+          row.lastPostAt ?? "-",
+          row.lastError ?? "-"
+        ].join("\t")
+      )
+  } finally {
+    await sql.end({ timeout: 5 })
+  }
+}
+
+/** `mesh powerbi <provision | push | status>`. */
+export const powerBiCommand = async (
+  source: SettingSource,
+  args: ReadonlyArray<string>,
+  onStep?: (step: PushStep, table: string) => void
+): Promise<void> => {
+  const [action, ...rest] = args
+  try {
+    if (action === "provision") {
+      const { values } = parseArgs({ args: [...rest], options: { apply: { type: "boolean", default: false } } })
+      const sql = connect(source)
+      try {
+        await provisionAll(source, sql, values.apply === true)
+      } finally {
+        await sql.end({ timeout: 5 })
+      }
+      return
+    }
+    if (action === "push") return await pushCommand(source, rest, onStep)
+    if (action === "status") return await statusCommand(source)
+  } catch (error) {
+    throw new Error(describePowerBiFailure(error))
+  }
+  console.error(USAGE)
+  process.exitCode = 2
+}
