@@ -4,11 +4,9 @@ import { rebuildProjection } from "../consumers/rebuild.ts"
 import { activeGeneration } from "../consumers/registry.ts"
 import { appendAsEdge } from "../infra/local/append.ts"
 import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
-import { LOCAL_WORKSPACE, type LocalPowerBi, startLocalPowerBi } from "../infra/local/powerbi.ts"
+import { LOCAL_WORKSPACE, type LocalPowerBi, mirrorOf, startLocalPowerBi } from "../infra/local/powerbi.ts"
 import { alowareCall, hubspotBatch } from "../infra/local/samples.ts"
-import { qualified } from "../platform/sql.ts"
 import { crmProjection } from "../projections/crm/projection.ts"
-import { martTableOf, PUSH_SEQ, pushRow } from "./dataset.ts"
 import { crmPushDataset } from "./datasets.ts"
 import { ensurePushTables, pusher, pushStatus, recordDataset } from "./pusher.ts"
 import { powerBiSink, type PushSink } from "./sink.ts"
@@ -43,29 +41,12 @@ const provision = async (sink: PushSink) => {
 }
 
 const rowsInEmulator = async (table: string): Promise<ReadonlyArray<Record<string, unknown>>> =>
-  (
-    (await (
-      await fetch(`${powerbi.emulator.url}/_emulator/groups/${LOCAL_WORKSPACE}/datasets/${datasetId}/tables/${table}/rows`)
-    ).json()) as {
-      rows: Array<Record<string, unknown>>
-    }
-  ).rows
-
-const withoutSeq = (row: Record<string, unknown>) => {
-  const { [PUSH_SEQ]: _seq, ...rest } = row
-  return JSON.stringify(rest)
-}
+  powerbi.emulator.tableRows(LOCAL_WORKSPACE, datasetId as string, table) ?? []
 
 /** Every pushed table of the dataset holds exactly the active generation's mart rows: every column, every row, none twice. */
 const expectMirror = async () => {
-  const active = await activeGeneration(sql, "crm")
-  for (const table of crmPushDataset.tables) {
-    const mart = martTableOf(crmPushDataset, table)
-    const rows = await sql.unsafe(`SELECT to_jsonb(t) AS row FROM ${qualified(active?.schema as string, mart.name)} t`)
-    const expected = rows.map((row) => withoutSeq(pushRow(mart, row.row as Record<string, unknown>, 0))).sort()
-    const found = (await rowsInEmulator(table.as)).map(withoutSeq).sort()
-    expect({ table: table.as, rows: found }).toEqual({ table: table.as, rows: expected })
-  }
+  for (const { table, mart, pushed } of await mirrorOf(sql, powerbi.emulator, crmPushDataset, datasetId as string))
+    expect({ table, rows: pushed }).toEqual({ table, rows: mart })
 }
 
 describe("the Power BI push sink", () => {
@@ -95,6 +76,42 @@ describe("the Power BI push sink", () => {
     expect(fact(after)?.reloads).toBe(fact(before)?.reloads)
     expect(fact(after)?.backlog).toBe(0)
     expect(await sql`SELECT count(*)::int AS n FROM ingest.changes WHERE projection = 'crm'`).toEqual([{ n: 0 }])
+  })
+
+  it("pushes a fact only once the dimension rows it references are in Power BI", async () => {
+    const sink = sinkOf()
+    const orphans: Array<string> = []
+    const watching: PushSink = {
+      ...sink,
+      push: async (table, rows) => {
+        if (table === "FactEvent") {
+          const keys = (dimension: string, column: string) =>
+            new Set(powerbi.emulator.tableRows(LOCAL_WORKSPACE, datasetId as string, dimension)?.map((row) => row[column]))
+          const [agents, dates, metrics, shifts] = [
+            keys("DimAgent", "agent_id"),
+            keys("DimDate", "date_key"),
+            keys("DimMetric", "metric_id"),
+            keys("DimShift", "shift_id")
+          ]
+          for (const row of rows)
+            if (!agents.has(row.agent_id) || !dates.has(row.date_key) || !metrics.has(row.metric_id) || !shifts.has(row.shift_id))
+              orphans.push(String(row.event_id))
+        }
+        await sink.push(table, rows)
+      }
+    }
+    // A new agent and a new day, in the same batches as the facts that reference them.
+    await appendAsEdge(stack.js, "aloware", [
+      {
+        ...alowareCall(50, "2025-03-01 23:10:00"),
+        data: { ...alowareCall(50, "2025-03-01 23:10:00").data, user_id: 99, user_name: "New Agent" }
+      }
+    ])
+    await appendAsEdge(stack.js, "hubspot", hubspotBatch(8, { firstEventId: 5001, occurredAt: Date.parse("2025-03-02T05:00:00Z") }))
+    await stack.projectToHead(sql, crmProjection)
+    expect(await newPusher(watching).round()).toBeGreaterThan(6)
+    expect(orphans).toEqual([])
+    await expectMirror()
   })
 
   it("reloads a dimension whose row changed in the marts, since Power BI cannot update a pushed row", async () => {

@@ -1,6 +1,10 @@
+import type postgres from "postgres"
+import { activeGeneration } from "../../consumers/registry.ts"
 import { type PowerBiSettings, powerBiTokens } from "../../powerbi/auth.ts"
 import { type PowerBiClient, powerBiClient } from "../../powerbi/client.ts"
+import { martTableOf, PUSH_SEQ, type PushDatasetSpec, pushRow } from "../../powerbi/dataset.ts"
 import { type EmulatorOptions, type PowerBiEmulator, startPowerBiEmulator } from "../../powerbi/emulator/server.ts"
+import { qualified } from "../../platform/sql.ts"
 
 /** The local mesh's Power BI: one tenant, one app registration, one workspace on shared capacity. */
 export const LOCAL_TENANT = "00000000-0000-4000-8000-00000000c0de"
@@ -63,4 +67,35 @@ export const startLocalPowerBi = async (
     speed,
     close: () => emulator.close()
   }
+}
+
+const withoutSeq = (row: Readonly<Record<string, unknown>>): string => {
+  const { [PUSH_SEQ]: _seq, ...rest } = row
+  return JSON.stringify(rest)
+}
+
+/**
+ * Per pushed table: the active generation's mart rows as they are pushed, and the rows the emulated
+ * table holds (without the pusher's sequence column), each sorted: equal lists mean every row of
+ * the mart is in Power BI exactly once and nothing else is.
+ */
+export const mirrorOf = async (
+  sql: postgres.Sql,
+  emulator: PowerBiEmulator,
+  spec: PushDatasetSpec,
+  datasetId: string
+): Promise<ReadonlyArray<{ readonly table: string; readonly mart: ReadonlyArray<string>; readonly pushed: ReadonlyArray<string> }>> => {
+  const active = await activeGeneration(sql, spec.marts.name)
+  if (active === undefined) throw new Error(`${spec.marts.name} has no active generation`)
+  return Promise.all(
+    spec.tables.map(async (table) => {
+      const mart = martTableOf(spec, table)
+      const rows = await sql.unsafe(`SELECT to_jsonb(t) AS row FROM ${qualified(active.schema, mart.name)} t`)
+      return {
+        table: table.as,
+        mart: rows.map((row) => withoutSeq(pushRow(mart, row.row as Record<string, unknown>, 0))).sort(),
+        pushed: (emulator.tableRows(LOCAL_WORKSPACE, datasetId, table.as) ?? []).map(withoutSeq).sort()
+      }
+    })
+  )
 }
