@@ -17,7 +17,7 @@ import { powerBiSettings, powerBiTokens } from "./auth.ts"
 import { powerBiClient, PowerBiError } from "./client.ts"
 import { datasetName, type PushDatasetSpec } from "./dataset.ts"
 import { pushDatasets } from "./datasets.ts"
-import { ensurePushTables, type PushStep, pusher, pushStatus, recordDataset } from "./pusher.ts"
+import { ensurePushTables, type PushStep, pusher, pushStatus, recordDataset, requestReload } from "./pusher.ts"
 import { powerBiSink, ProvisionRefused } from "./sink.ts"
 
 /** What `mesh powerbi …` reads besides the Power BI credentials (auth.ts): the workspace, which marts to push, pacing. */
@@ -57,11 +57,12 @@ export const pushSettings = (source: SettingSource) => {
   }
 }
 
-const USAGE = `usage: npm run mesh -- powerbi <provision [--apply] | push [--once] | status>
+const USAGE = `usage: npm run mesh -- powerbi <provision [--apply] | push [--once] | status | reload>
   provision   get or create each push dataset (POWERBI_PUSH, default all) in POWERBI_WORKSPACE, check its tables, report drift
               (--apply: update columns and measures that drifted; a new table needs a new dataset version)
   push        mirror the marts into the push datasets, exactly once, until stopped (--once: until caught up)
-  status      per dataset and table: rows in Power BI, backlog, POSTs, 429s, unknown outcomes, reloads, last POST and error`
+  status      per dataset and table: rows in Power BI, backlog, POSTs, 429s, unknown outcomes, reloads, last POST and error
+  reload      reload every table from the marts at the next push (after fixing rows Power BI refused)`
 
 const connect = (source: SettingSource) => postgres(databaseUrl(source), { onnotice: () => {}, max: 2 })
 
@@ -266,6 +267,19 @@ export const powerBiCommand = async (
     }
     if (action === "push") return await pushCommand(source, rest, onStep)
     if (action === "status") return await statusCommand(source)
+    if (action === "reload") {
+      const sql = connect(source)
+      try {
+        await ensurePushTables(sql)
+        for (const spec of pushSettings(source).datasets) {
+          await requestReload(sql, spec)
+          console.log(`${datasetName(spec)}: every table reloads from the marts at the next push`)
+        }
+      } finally {
+        await sql.end({ timeout: 5 })
+      }
+      return
+    }
   } catch (error) {
     throw new Error(describePowerBiFailure(error))
   }

@@ -130,4 +130,18 @@ describe("the Power BI push sink", () => {
     const generation = (await activeGeneration(sql, "crm"))?.generation
     expect((await pushStatus(sql)).every((row) => row.generation === generation)).toBe(true)
   })
+
+  it("blocks a table at a row Power BI would refuse, naming the row, the column and the limit, and pushes nothing behind it", async () => {
+    const long = "x".repeat(4001)
+    await appendAsEdge(stack.js, "aloware", [{ ...alowareCall(60), data: { ...alowareCall(60).data, user_id: 77, user_name: long } }])
+    await stack.projectToHead(sql, crmProjection)
+    await newPusher().round()
+    const status = await pushStatus(sql)
+    expect(status.find((row) => row.table === "dim_agent")).toMatchObject({
+      phase: "blocked",
+      lastError: 'DimAgent row agent_id="aloware:77", column agent_name: a String value may hold 4000 characters, this one holds 4001'
+    })
+    expect(status.find((row) => row.table === "fact_event")?.backlog).toBe(1)
+    expect((await rowsInEmulator("FactEvent")).some((row) => row.agent_id === "aloware:77")).toBe(false)
+  })
 })

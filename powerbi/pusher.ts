@@ -372,13 +372,17 @@ export const pusher = (options: PusherOptions): Pusher => {
     try {
       for (const table of spec.tables) {
         const state = states.get(table.from) as TableState
+        if (state.phase === "blocked") break
         if (state.phase === "reload") pushed += await continueReload(state, table)
       }
       const horizon = await lastChange(sql, projection)
-      // Dimensions are listed first: every fact up to the horizon finds its dimension rows already pushed.
+      // Dimensions are listed first: every fact up to the horizon finds its dimension rows already
+      // pushed. Behind a blocked table nothing moves, so no fact ever references a row not pushed.
       for (const table of spec.tables) {
         const state = states.get(table.from) as TableState
+        if (state.phase === "blocked") break
         if (state.phase === "append") pushed += await append(state, table, horizon)
+        if ((state.phase as TableState["phase"]) === "blocked") break
       }
     } catch (error) {
       if (!isRefusal(error)) throw error
@@ -399,6 +403,10 @@ export const pusher = (options: PusherOptions): Pusher => {
 
   return { round }
 }
+
+/** Makes every table of the dataset reload from the marts at the next round (after a blocked table's rows were fixed). */
+export const requestReload = async (sql: postgres.Sql, spec: PushDatasetSpec): Promise<number> =>
+  (await sql`DELETE FROM ingest.powerbi_tables WHERE dataset = ${datasetName(spec)}`).count
 
 /** Per dataset and table: rows pushed and in Power BI, the backlog, POSTs, 429s, uncertain answers, reloads, the last POST and error. */
 export const pushStatus = async (sql: postgres.Sql) => {
