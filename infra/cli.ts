@@ -5,8 +5,8 @@ import { connect } from "@nats-io/transport-node"
 import postgres from "postgres"
 import { serveProjections } from "../consumers/serve.ts"
 import { projectionsFor } from "../projections/index.ts"
-import { describePowerBiFailure, powerBiCommand, runPushers } from "../powerbi/cli.ts"
-import { LOCAL_WORKSPACE, startLocalPowerBi } from "./local/powerbi.ts"
+import { describePowerBiFailure, powerBiCommand, runPushers, runRefresher } from "../powerbi/cli.ts"
+import { LOCAL_IMPORT_DATASET, LOCAL_WORKSPACE, startLocalPowerBi } from "./local/powerbi.ts"
 import { connectProjector } from "./local/projector.ts"
 import { startPostgres } from "./postgres/database.ts"
 import { deadLettersCommand, projectCommand, rebuildCommand, statusCommand } from "../consumers/cli.ts"
@@ -149,7 +149,15 @@ const up = async (args: ReadonlyArray<string>) => {
   })
   const api = await serveReadApi({ sql: reader, port: Number(values["api-port"]), maxStreams: streamsFor(READ_POOL_SIZE) })
   // Power BI, emulated: the push sink mirrors the crm marts into a push dataset as sample traffic arrives.
-  const powerbi = await startLocalPowerBi({ port: Number(values["powerbi-port"]) })
+  const powerbi = await startLocalPowerBi({
+    port: Number(values["powerbi-port"]),
+    importDatasets: [{ groupId: LOCAL_WORKSPACE, id: LOCAL_IMPORT_DATASET, name: "Mesh OEE (OData, import)", refreshMs: 20_000 }]
+  })
+  const powerbiEnv = {
+    ...powerbi.env,
+    POWERBI_REFRESH: process.env.POWERBI_REFRESH ?? `oee=${LOCAL_WORKSPACE}/${LOCAL_IMPORT_DATASET}`,
+    POWERBI_REFRESH_MIN_INTERVAL: process.env.POWERBI_REFRESH_MIN_INTERVAL ?? "60"
+  }
   writeLocalState({
     ...state,
     apiKey,
@@ -157,7 +165,7 @@ const up = async (args: ReadonlyArray<string>) => {
     edgeUrl: stack.edge.url,
     natsUrl: stack.nats.url,
     databaseUrl: pg.url,
-    powerbi: powerbi.env
+    powerbi: powerbiEnv
   })
   const projector = await connectProjector(stack.nats)
   const stop = new AbortController()
@@ -170,8 +178,12 @@ const up = async (args: ReadonlyArray<string>) => {
     metricsPort: Number(values["metrics-port"]),
     metricsHost: "127.0.0.1"
   })
-  const pushing = runPushers({ source: { env: { ...process.env, ...powerbi.env, DATABASE_URL: pg.url } }, sql, signal: stop.signal }).catch(
-    (error: unknown) => console.error(`the Power BI pusher stopped: ${describePowerBiFailure(error)}`)
+  const powerbiSource = { env: { ...process.env, ...powerbiEnv, DATABASE_URL: pg.url } }
+  const pushing = runPushers({ source: powerbiSource, sql, signal: stop.signal }).catch((error: unknown) =>
+    console.error(`the Power BI pusher stopped: ${describePowerBiFailure(error)}`)
+  )
+  const refreshing = runRefresher({ source: powerbiSource, sql, nc: projector, signal: stop.signal }).catch((error: unknown) =>
+    console.error(`the Power BI refresher stopped: ${describePowerBiFailure(error)}`)
   )
   console.log(`
 ingest mesh is up
@@ -202,6 +214,7 @@ Ctrl-C stops it; the log and the marts are kept in ${STATE_DIR}.
   stop.abort()
   await consumers.catch(() => undefined)
   await pushing
+  await refreshing
   await powerbi.close()
   await api.close()
   await reader.end({ timeout: 5 })

@@ -1,11 +1,16 @@
 import { parseArgs } from "node:util"
+import type { NatsConnection } from "@nats-io/nats-core"
+import { connect as connectNats } from "@nats-io/transport-node"
 import postgres from "postgres"
 import { Gauge, Registry } from "prom-client"
 import { NoActiveGeneration } from "../consumers/changes.ts"
 import { serveMetrics } from "../consumers/metrics.ts"
+import { PROJECTOR_INBOX_PREFIX } from "../contracts/log.ts"
+import { projectionsFor } from "../projections/index.ts"
 import { logEvent } from "../platform/logger.ts"
 import {
   databaseUrl,
+  natsSettings,
   numberSetting,
   optionalSetting,
   requiredSetting,
@@ -18,6 +23,7 @@ import { powerBiClient, PowerBiError } from "./client.ts"
 import { datasetName, type PushDatasetSpec } from "./dataset.ts"
 import { pushDatasets } from "./datasets.ts"
 import { ensurePushTables, type PushStep, pusher, pushStatus, recordDataset, requestReload } from "./pusher.ts"
+import { projectionPosition, refreshSettings, refreshStatus, startRefresher } from "./refresh.ts"
 import { powerBiSink, ProvisionRefused } from "./sink.ts"
 
 /** What `mesh powerbi …` reads besides the Power BI credentials (auth.ts): the workspace, which marts to push, pacing. */
@@ -57,11 +63,12 @@ export const pushSettings = (source: SettingSource) => {
   }
 }
 
-const USAGE = `usage: npm run mesh -- powerbi <provision [--apply] | push [--once] | status | reload>
+const USAGE = `usage: npm run mesh -- powerbi <provision [--apply] | push [--once] | refresh | status | reload>
   provision   get or create each push dataset (POWERBI_PUSH, default all) in POWERBI_WORKSPACE, check its tables, report drift
               (--apply: update columns and measures that drifted; a new table needs a new dataset version)
   push        mirror the marts into the push datasets, exactly once, until stopped (--once: until caught up)
   status      per dataset and table: rows in Power BI, backlog, POSTs, 429s, unknown outcomes, reloads, last POST and error
+  refresh     refresh the import datasets POWERBI_REFRESH lists once their projection has caught up
   reload      reload every table from the marts at the next push (after fixing rows Power BI refused)`
 
 const connect = (source: SettingSource) => postgres(databaseUrl(source), { onnotice: () => {}, max: 2 })
@@ -200,6 +207,72 @@ export const runPushers = async (options: {
   }
 }
 
+/**
+ * Runs the refresher (POWERBI_REFRESH) until `signal` aborts: import datasets refreshed after their
+ * projection caught up, at most once per POWERBI_REFRESH_MIN_INTERVAL and within the daily cap.
+ */
+export const runRefresher = async (options: {
+  readonly source: SettingSource
+  readonly sql: postgres.Sql
+  readonly nc: NatsConnection
+  readonly signal: AbortSignal
+}): Promise<void> => {
+  const projections = projectionsFor(options.source)
+  const settings = refreshSettings(options.source, Object.keys(projections))
+  if (settings.targets.length === 0) return
+  const refresher = await startRefresher({
+    sql: options.sql,
+    client: clientFor(options.source),
+    targets: settings.targets,
+    minIntervalMs: settings.minIntervalMs,
+    dailyCap: settings.dailyCap,
+    ...(settings.options === undefined ? {} : { options: settings.options }),
+    position: projectionPosition(options.sql, options.nc, projections),
+    pollMs: wholeNumberSetting(options.source, { env: "POWERBI_REFRESH_POLL_MS" }, 10_000)
+  })
+  logEvent("info", "Power BI refresher started", {
+    datasets: settings.targets.map((target) => `${target.projection}=${target.groupId}/${target.datasetId}`),
+    minIntervalSeconds: settings.minIntervalMs / 1000,
+    dailyCap: settings.dailyCap
+  })
+  await new Promise<void>((resolve) => {
+    if (options.signal.aborted) return resolve()
+    options.signal.addEventListener("abort", () => resolve())
+  })
+  await refresher.stop()
+}
+
+/** `mesh powerbi refresh`: {@link runRefresher} until SIGINT or SIGTERM, as the projector's NATS user. */
+const refreshCommand = async (source: SettingSource) => {
+  const sql = connect(source)
+  const nats = natsSettings(source, "projector")
+  const nc = await connectNats({
+    servers: nats.url,
+    user: nats.user,
+    ...(nats.password === undefined ? {} : { pass: nats.password }),
+    name: "ingest-powerbi-refresher",
+    inboxPrefix: PROJECTOR_INBOX_PREFIX,
+    maxReconnectAttempts: -1
+  })
+  const stop = new AbortController()
+  const onSignal = () => stop.abort()
+  process.once("SIGINT", onSignal)
+  process.once("SIGTERM", onSignal)
+  try {
+    if (refreshSettings(source, Object.keys(projectionsFor(source))).targets.length === 0)
+      throw new SettingError({
+        setting: "POWERBI_REFRESH",
+        message: "POWERBI_REFRESH names no dataset to refresh, e.g. oee=<workspace id>/<dataset id>"
+      })
+    await runRefresher({ source, sql, nc, signal: stop.signal })
+  } finally {
+    process.off("SIGINT", onSignal)
+    process.off("SIGTERM", onSignal)
+    await nc.drain().catch(() => undefined)
+    await sql.end({ timeout: 5 })
+  }
+}
+
 /** `mesh powerbi push [--once]`: {@link runPushers} until SIGINT or SIGTERM. */
 const pushCommand = async (source: SettingSource, args: ReadonlyArray<string>, onStep?: (step: PushStep, table: string) => void) => {
   const { values } = parseArgs({ args: [...args], options: { once: { type: "boolean", default: false } } })
@@ -220,6 +293,24 @@ const pushCommand = async (source: SettingSource, args: ReadonlyArray<string>, o
 const statusCommand = async (source: SettingSource) => {
   const sql = connect(source)
   try {
+    const refreshes = await refreshStatus(sql)
+    if (refreshes.length > 0) {
+      console.log(["projection", "dataset", "last refresh", "status", "finished", "error", "next allowed", "started in 24 h"].join("\t"))
+      for (const row of refreshes)
+        console.log(
+          [
+            row.projection,
+            `${row.groupId}/${row.datasetId}`,
+            row.lastTrigger.at,
+            row.lastTrigger.status,
+            row.lastTrigger.finishedAt ?? "-",
+            row.lastTrigger.error ?? "-",
+            row.nextAllowedAt ?? "-",
+            row.startedLast24h
+          ].join("\t")
+        )
+      console.log("")
+    }
     const rows = await pushStatus(sql)
     if (rows.length === 0) console.log("nothing pushed yet: run npm run mesh -- powerbi push")
     else
@@ -267,6 +358,7 @@ export const powerBiCommand = async (
     }
     if (action === "push") return await pushCommand(source, rest, onStep)
     if (action === "status") return await statusCommand(source)
+    if (action === "refresh") return await refreshCommand(source)
     if (action === "reload") {
       const sql = connect(source)
       try {

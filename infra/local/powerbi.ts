@@ -10,6 +10,8 @@ import { qualified } from "../../platform/sql.ts"
 export const LOCAL_TENANT = "00000000-0000-4000-8000-00000000c0de"
 export const LOCAL_APP = { tenantId: LOCAL_TENANT, clientId: "ingest-mesh-pusher", clientSecret: "local-emulator-secret" }
 export const LOCAL_WORKSPACE = "11111111-1111-4111-8111-111111111111"
+/** An import dataset over the OEE marts' OData feed, as a Power BI Desktop user would publish it: refreshed after the oee projection catches up. */
+export const LOCAL_IMPORT_DATASET = "22222222-2222-4222-8222-222222222222"
 
 export interface LocalPowerBi {
   readonly emulator: PowerBiEmulator

@@ -7,6 +7,9 @@ import { type LogEvent, type Outcome, poison, type Projection, rows, skip } from
 import type { Row } from "../table.ts"
 import { crmMarts, type MetricId } from "./marts.ts"
 
+/** The agent of activities no user is named for: the row the marts are seeded with, the same for every source (never rewritten). */
+const UNASSIGNED: Row = { agent_id: "unassigned", agent_name: null, source: "any" }
+
 const shiftOf = (iso: string): string => {
   const hour = new Date(iso).getUTCHours()
   return hour >= 6 && hour < 14 ? "EARLY" : hour >= 14 && hour < 22 ? "LATE" : "NIGHT"
@@ -55,7 +58,7 @@ const projectHubSpot = (event: LogEvent): Outcome => {
   const user = /^userId:(\d+)$/.exec(hubspot.sourceId ?? "")?.[1]
   const agent: Row =
     user === undefined
-      ? { agent_id: "unassigned", agent_name: null, source: "hubspot" }
+      ? UNASSIGNED
       : { agent_id: `hubspot:${user}`, agent_name: null, source: "hubspot" }
   return fact(event, metric, `hubspot:${hubspot.portalId}:${metric}:${hubspot.objectId}`, agent)
 }
@@ -79,7 +82,7 @@ const projectAloware = (event: LogEvent): Outcome => {
   if (metric === undefined) return skip
   const agent: Row =
     data.user_id === undefined
-      ? { agent_id: "unassigned", agent_name: null, source: "aloware" }
+      ? UNASSIGNED
       : { agent_id: `aloware:${data.user_id}`, agent_name: data.user_name ?? null, source: "aloware" }
   // Several Aloware events describe one communication: the communication is counted once.
   return fact(event, metric, `aloware:${channel}:${data.id}`, agent, {
@@ -91,7 +94,8 @@ const projectAloware = (event: LogEvent): Outcome => {
 export const crmProjection: Projection = {
   ...crmMarts,
   // 3: a HubSpot subscription or object type named like an Object method (toString) is skipped, not counted.
-  version: 3,
+  // 4: the unassigned agent keeps its seeded source, 'any', instead of flipping to the last source that used it.
+  version: 4,
   domain: "crm",
   project: (event) =>
     event.schema.startsWith("hubspot/") ? projectHubSpot(event) : event.schema.startsWith("aloware/") ? projectAloware(event) : skip

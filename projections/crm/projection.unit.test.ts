@@ -103,7 +103,7 @@ describe("crm projection: HubSpot events", () => {
             duration_seconds: null
           }
         ],
-        dim_agent: [{ agent_id: "unassigned", agent_name: null, source: "hubspot" }],
+        dim_agent: [{ agent_id: "unassigned", agent_name: null, source: "any" }],
         dim_date: [WEDNESDAY_15_JAN]
       }
     })
@@ -151,7 +151,7 @@ describe("crm projection: HubSpot events", () => {
   it.each(["userId:abc", "integration:99", "userId:12 ", ""])("leaves the activity unassigned for sourceId %j", (sourceId) => {
     const rows = rowsOf(crmProjection.project(hubspotEvent(hubspot({ sourceId }))))
     expect(rows.fact_event?.[0]?.agent_id).toBe("unassigned")
-    expect(rows.dim_agent).toEqual([{ agent_id: "unassigned", agent_name: null, source: "hubspot" }])
+    expect(rows.dim_agent).toEqual([{ agent_id: "unassigned", agent_name: null, source: "any" }])
   })
 
   it.each([
@@ -296,7 +296,7 @@ describe("crm projection: Aloware events", () => {
       crmProjection.project(alowareEvent({ event: "Text Sent", data: { id: 10, type: "text", created_at: "2025-01-15 15:00:00" } }))
     )
     expect(anonymous.fact_event?.[0]?.agent_id).toBe("unassigned")
-    expect(anonymous.dim_agent).toEqual([{ agent_id: "unassigned", agent_name: null, source: "aloware" }])
+    expect(anonymous.dim_agent).toEqual([{ agent_id: "unassigned", agent_name: null, source: "any" }])
     const nameless = rowsOf(
       crmProjection.project(
         alowareEvent({ event: "Text Sent", data: { id: 11, type: "text", user_id: "u-3", created_at: "2025-01-15 15:00:00" } })
