@@ -56,10 +56,7 @@ const projectHubSpot = (event: LogEvent): Outcome => {
       : ownValue(HUBSPOT_LEGACY_METRICS, hubspot.subscriptionType)
   if (metric === undefined || hubspot.objectId === undefined) return skip
   const user = /^userId:(\d+)$/.exec(hubspot.sourceId ?? "")?.[1]
-  const agent: Row =
-    user === undefined
-      ? UNASSIGNED
-      : { agent_id: `hubspot:${user}`, agent_name: null, source: "hubspot" }
+  const agent: Row = user === undefined ? UNASSIGNED : { agent_id: `hubspot:${user}`, agent_name: null, source: "hubspot" }
   return fact(event, metric, `hubspot:${hubspot.portalId}:${metric}:${hubspot.objectId}`, agent)
 }
 
@@ -81,9 +78,7 @@ const projectAloware = (event: LogEvent): Outcome => {
           : undefined
   if (metric === undefined) return skip
   const agent: Row =
-    data.user_id === undefined
-      ? UNASSIGNED
-      : { agent_id: `aloware:${data.user_id}`, agent_name: data.user_name ?? null, source: "aloware" }
+    data.user_id === undefined ? UNASSIGNED : { agent_id: `aloware:${data.user_id}`, agent_name: data.user_name ?? null, source: "aloware" }
   // Several Aloware events describe one communication: the communication is counted once.
   return fact(event, metric, `aloware:${channel}:${data.id}`, agent, {
     duration_seconds: channel === "call" ? (data.duration ?? null) : null
