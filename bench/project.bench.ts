@@ -1,3 +1,4 @@
+import { measure } from "./measure.ts"
 import { requireAllValid } from "../contracts/contract.ts"
 import { cpus } from "node:os"
 import { jetstream, jetstreamManager } from "@nats-io/jetstream"
@@ -39,20 +40,6 @@ const crmEvents = Number(process.env.BENCH_CRM_EVENTS ?? "50000")
 const oeeEvents = Number(process.env.BENCH_OEE_EVENTS ?? "50000")
 const retailEvents = Number(process.env.BENCH_RETAIL_EVENTS ?? "50000")
 const CHUNK = 2000
-
-/** Runs `work`, sampling RSS every 50 ms; returns seconds and the peak in MiB. */
-const measure = async <A>(work: () => Promise<A>): Promise<{ result: A; seconds: number; peakMiB: number }> => {
-  global.gc?.()
-  let peak = process.memoryUsage().rss
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50)
-  const started = performance.now()
-  try {
-    const result = await work()
-    return { result, seconds: (performance.now() - started) / 1000, peakMiB: Math.max(peak, process.memoryUsage().rss) / 2 ** 20 }
-  } finally {
-    clearInterval(sampler)
-  }
-}
 
 const main = async () => {
   const nats = await startNatsServer()

@@ -1,3 +1,4 @@
+import { measure } from "./measure.ts"
 import { realpathSync } from "node:fs"
 import { cpus } from "node:os"
 import { fileURLToPath } from "node:url"
@@ -98,20 +99,6 @@ export interface PushBenchReport {
   /** Every row arrived exactly once (counts equal, every table), no 429, no backlog. */
   readonly ok: boolean
   readonly lines: ReadonlyArray<string>
-}
-
-/** Runs `work`, sampling RSS every 50 ms; returns seconds and the peak in MiB. */
-const measure = async <A>(work: () => Promise<A>): Promise<{ result: A; seconds: number; peakMiB: number }> => {
-  global.gc?.()
-  let peak = process.memoryUsage().rss
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50)
-  const started = performance.now()
-  try {
-    const result = await work()
-    return { result, seconds: (performance.now() - started) / 1000, peakMiB: Math.max(peak, process.memoryUsage().rss) / 2 ** 20 }
-  } finally {
-    clearInterval(sampler)
-  }
 }
 
 const HOUR = 3_600_000

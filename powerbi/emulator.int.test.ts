@@ -1,5 +1,6 @@
 import { ConfidentialClientApplication } from "@azure/msal-node"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
+import { emulatorSettings } from "../infra/local/powerbi.ts"
 import { type PowerBiSettings, powerBiTokens } from "./auth.ts"
 import { powerBiClient, PowerBiError } from "./client.ts"
 import { DAX_SUBSET } from "./emulator/dax.ts"
@@ -28,18 +29,7 @@ afterAll(async () => {
   await emulator?.close()
 })
 
-const settingsFor = (secret = APP.clientSecret): PowerBiSettings => {
-  const { authorityMetadata } = emulator.authorityFor(TENANT)
-  return {
-    tenantId: TENANT,
-    clientId: APP.clientId,
-    credential: { clientSecret: secret },
-    authorityHost: `https://localhost:${new URL(emulator.url).port}`,
-    resource: "https://analysis.windows.net/powerbi/api",
-    apiBase: `${emulator.url}/v1.0/myorg`,
-    authorityMetadata
-  }
-}
+const settingsFor = (secret = APP.clientSecret): PowerBiSettings => emulatorSettings(emulator, { ...APP, clientSecret: secret })
 
 const client = () => {
   const settings = settingsFor()
@@ -87,15 +77,7 @@ const rowsIn = async (dataset: string, table: string): Promise<ReadonlyArray<Rec
 
 /** A REST client and a raw sender (for statuses, headers and bodies) against `on`, authenticated as `app`. */
 const connect = (on: PowerBiEmulator, app = APP) => {
-  const settings: PowerBiSettings = {
-    tenantId: TENANT,
-    clientId: app.clientId,
-    credential: { clientSecret: app.clientSecret },
-    authorityHost: `https://localhost:${new URL(on.url).port}`,
-    resource: "https://analysis.windows.net/powerbi/api",
-    apiBase: `${on.url}/v1.0/myorg`,
-    authorityMetadata: on.authorityFor(TENANT).authorityMetadata
-  }
+  const settings = emulatorSettings(on, { ...app, tenantId: TENANT })
   const tokens = powerBiTokens(settings)
   return {
     api: powerBiClient(settings.apiBase, tokens),

@@ -272,9 +272,38 @@ export const pusher = (options: PusherOptions): Pusher => {
     await save(state, { error: reason })
   }
 
-  /** Continues a reload from the count pushed so far; true when it finished. */
-  const continueReload = async (state: TableState, table: PushedTable): Promise<number> => {
+  /**
+   * Sends one POST of mart rows (each with the sequence `seqOf` gives) and records it: 0 when it must
+   * be tried again (throttled, or an outcome the read-back settled), "blocked" at a row Power BI would refuse.
+   */
+  const send = async (
+    state: TableState,
+    table: PushedTable,
+    rows: ReadonlyArray<Record<string, unknown>>,
+    seqOf: (index: number) => number,
+    advance: () => void
+  ): Promise<number | "blocked"> => {
     const mart = martTableOf(spec, table)
+    const problem = rows.map((row) => rowProblem(table, mart, row)).find((found) => found !== undefined)
+    if (problem !== undefined) {
+      await block(state, table, problem)
+      return "blocked"
+    }
+    const outcome = await post(
+      state,
+      table,
+      rows.map((row, i) => pushRow(mart, row, seqOf(i)))
+    )
+    if (outcome === "retry") return 0
+    advance()
+    state.rows += rows.length
+    await save(state, { posted: rows.length, error: null })
+    step("after-record", table.from)
+    return rows.length
+  }
+
+  /** Continues a reload from the count pushed so far; returns the rows pushed. */
+  const continueReload = async (state: TableState, table: PushedTable): Promise<number> => {
     if (!state.cleared) {
       await sink.clear(table.as)
       step("after-clear", table.from)
@@ -297,27 +326,20 @@ export const pusher = (options: PusherOptions): Pusher => {
         return pushed
       }
       const marts = staged.map((row) => row.row as Record<string, unknown>)
-      const problem = marts.map((row) => rowProblem(table, mart, row)).find((found) => found !== undefined)
-      if (problem !== undefined) {
-        await block(state, table, problem)
-        return pushed
-      }
-      const outcome = await post(
+      const sent = await send(
         state,
         table,
-        marts.map((row) => pushRow(mart, row, state.reloadThrough))
+        marts,
+        () => state.reloadThrough,
+        () => {}
       )
-      if (outcome === "retry") continue
-      state.rows += marts.length
-      pushed += marts.length
-      await save(state, { posted: marts.length, error: null })
-      step("after-record", table.from)
+      if (sent === "blocked") return pushed
+      pushed += sent
     }
   }
 
   /** Appends the table's recorded inserts up to `horizon`; a changed row turns it into a reload. */
   const append = async (state: TableState, table: PushedTable, horizon: number): Promise<number> => {
-    const mart = martTableOf(spec, table)
     let pushed = 0
     for (;;) {
       if (state.phase !== "append" || state.cursor >= horizon) return pushed
@@ -335,22 +357,16 @@ export const pusher = (options: PusherOptions): Pusher => {
         const reloaded = states.get(table.from) as TableState
         return pushed + (await continueReload(reloaded, table))
       }
-      const problem = changes.map((change) => rowProblem(table, mart, change.row)).find((found) => found !== undefined)
-      if (problem !== undefined) {
-        await block(state, table, problem)
-        return pushed
-      }
-      const outcome = await post(
+      const seqs = changes.map((change) => change.seq)
+      const sent = await send(
         state,
         table,
-        changes.map((change) => pushRow(mart, change.row, change.seq))
+        changes.map((change) => change.row),
+        (i) => seqs[i] as number,
+        () => (state.cursor = seqs[seqs.length - 1] as number)
       )
-      if (outcome === "retry") continue
-      state.cursor = (changes[changes.length - 1] as { seq: number }).seq
-      state.rows += changes.length
-      pushed += changes.length
-      await save(state, { posted: changes.length, error: null })
-      step("after-record", table.from)
+      if (sent === "blocked") return pushed
+      pushed += sent
     }
   }
 

@@ -1,8 +1,9 @@
+import { emulatorSettings } from "../infra/local/powerbi.ts"
 import postgres from "postgres"
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest"
 import { createDatabase, type PostgresServer, startPostgres } from "../infra/postgres/database.ts"
 import { setLogLevel } from "../platform/logger.ts"
-import { type PowerBiSettings, powerBiTokens } from "./auth.ts"
+import { powerBiTokens } from "./auth.ts"
 import { type PowerBiClient, powerBiClient, PowerBiError } from "./client.ts"
 import { type PowerBiEmulator, startPowerBiEmulator } from "./emulator/server.ts"
 import { type Position, type Refresher, type RefresherOptions, type RefreshTarget, refreshStatus, startRefresher } from "./refresh.ts"
@@ -39,16 +40,7 @@ beforeAll(async () => {
       { groupId: GROUP, id: "throttled-import", name: "Marts behind a 429", refreshMs: 0 }
     ]
   })
-  const { authorityMetadata } = emulator.authorityFor(TENANT)
-  const settings: PowerBiSettings = {
-    tenantId: TENANT,
-    clientId: APP.clientId,
-    credential: { clientSecret: APP.clientSecret },
-    authorityHost: `https://localhost:${new URL(emulator.url).port}`,
-    resource: "https://analysis.windows.net/powerbi/api",
-    apiBase: `${emulator.url}/v1.0/myorg`,
-    authorityMetadata
-  }
+  const settings = emulatorSettings(emulator, APP)
   api = powerBiClient(settings.apiBase, powerBiTokens(settings))
   pg = await startPostgres()
   database = await createDatabase(pg.url)

@@ -26,6 +26,20 @@ export interface LocalPowerBi {
   readonly close: () => Promise<void>
 }
 
+/** The settings with which `app` reaches `emulator` through msal-node unmodified (docs/powerbi.md, "The emulator"). */
+export const emulatorSettings = (
+  emulator: PowerBiEmulator,
+  app: { readonly tenantId: string; readonly clientId: string; readonly clientSecret: string }
+): PowerBiSettings => ({
+  tenantId: app.tenantId,
+  clientId: app.clientId,
+  credential: { clientSecret: app.clientSecret },
+  authorityHost: `https://localhost:${new URL(emulator.url).port}`,
+  resource: "https://analysis.windows.net/powerbi/api",
+  apiBase: `${emulator.url}/v1.0/myorg`,
+  authorityMetadata: emulator.authorityFor(app.tenantId).authorityMetadata
+})
+
 /** Starts the emulator with the local tenant and workspace, its clock `speed` times real time. */
 export const startLocalPowerBi = async (
   options: { readonly speed?: number; readonly port?: number } & Partial<Omit<EmulatorOptions, "clock" | "clockSpeed">> = {}
@@ -39,16 +53,8 @@ export const startLocalPowerBi = async (
     ...options,
     clock
   })
-  const { authorityMetadata } = emulator.authorityFor(LOCAL_TENANT)
-  const settings: PowerBiSettings = {
-    tenantId: LOCAL_TENANT,
-    clientId: LOCAL_APP.clientId,
-    credential: { clientSecret: LOCAL_APP.clientSecret },
-    authorityHost: `https://localhost:${new URL(emulator.url).port}`,
-    resource: "https://analysis.windows.net/powerbi/api",
-    apiBase: `${emulator.url}/v1.0/myorg`,
-    authorityMetadata
-  }
+  const settings = emulatorSettings(emulator, LOCAL_APP)
+  const { authorityMetadata } = settings as { authorityMetadata: string }
   return {
     emulator,
     settings,
