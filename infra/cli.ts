@@ -65,9 +65,10 @@ const USAGE = `usage: npm run mesh -- <command>
   serve-api [--port N]    the read API alone, as READ_DATABASE_URL (a role in the ingest_reader group)
   chaos [--events N]      send N signed events (default 50,000) through a mesh of its own while killing the projection
                           process, restarting nats-server and Postgres; compares every mart with a clean run
-  powerbi provision [--apply] | push [--once] | status
-                          the Power BI push datasets (POWERBI_WORKSPACE, POWERBI_TENANT_ID, POWERBI_CLIENT_ID, POWERBI_CLIENT_SECRET;
-                          the local emulator's while npm run up runs): create or check them, mirror the marts into them, their state
+  powerbi provision [--apply] | push [--once] | refresh | status | reload
+                          Power BI (POWERBI_WORKSPACE, POWERBI_TENANT_ID, POWERBI_CLIENT_ID, POWERBI_CLIENT_SECRET; the local
+                          emulator's while npm run up runs): create or check the push datasets, mirror the marts into them,
+                          refresh the import datasets POWERBI_REFRESH lists after catch-up, their state, reload every table
   streams apply           declare the log's streams on a NATS server (idempotent)
       --url URL           nats://host:port (default $NATS_URL or nats://127.0.0.1:4222)
       --user U            (default $NATS_USER or admin; the password is read from $NATS_PASSWORD)

@@ -166,8 +166,11 @@ export const pushValue = (type: ColumnType, value: unknown): unknown => {
       return typeof value === "number" ? value : Number(value)
     case "date":
       return `${String(value).slice(0, 10)}T00:00:00.000Z`
-    case "timestamptz":
-      return new Date(String(value)).toISOString()
+    case "timestamptz": {
+      const at = new Date(String(value))
+      // An unreadable time goes on as it is, for rowProblem to name rather than to throw here.
+      return Number.isNaN(at.getTime()) ? String(value) : at.toISOString()
+    }
     case "boolean":
       return value === true || value === "true"
     case "text":
@@ -186,7 +189,8 @@ export const pushRow = (mart: TableSpec, row: Readonly<Record<string, unknown>>,
 /** Why Power BI would refuse `row` of `table` (a String over 4,000 characters, a number it cannot hold), naming the row's key and the column; undefined when it would not. */
 export const rowProblem = (table: PushedTable, mart: TableSpec, row: Readonly<Record<string, unknown>>): string | undefined => {
   for (const column of mart.columns) {
-    const problem = valueProblem(pushTypeFor(column.type), row[column.name])
+    // Judged as it is sent: the value after conversion is what Power BI sees.
+    const problem = valueProblem(pushTypeFor(column.type), pushValue(column.type, row[column.name]))
     if (problem !== undefined)
       return `${table.as} row ${mart.key.map((key) => `${key}=${JSON.stringify(row[key])}`).join(", ")}, column ${column.name}: ${problem}`
   }

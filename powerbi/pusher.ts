@@ -188,7 +188,7 @@ export const pusher = (options: PusherOptions): Pusher => {
     await load()
   }
 
-  /** Waits as the governor says, then POSTs; returns false when the outcome is uncertain (resolved by read-back) or throttled. */
+  /** Waits as the governor says, then POSTs; "retry" when throttled, or when the outcome was unknown (then settled by read-back). */
   const post = async (state: TableState, table: PushedTable, rows: ReadonlyArray<Record<string, unknown>>): Promise<"posted" | "retry"> => {
     const large = [...states.values()].some((candidate) => candidate.rows >= LIMITS.largeTableRows)
     for (
@@ -231,7 +231,7 @@ export const pusher = (options: PusherOptions): Pusher => {
     if (state === undefined || state.phase === "blocked" || (state.phase === "reload" && !state.cleared)) return
     const back = await sink.readBack(table.as)
     if (state.phase === "reload") {
-      if (back.rows <= state.staged && back.rows >= 0) {
+      if (back.rows <= state.staged) {
         if (back.rows !== state.rows)
           logEvent("info", "a reload POST had landed before the crash", { dataset, table: table.as, rows: back.rows })
         state.rows = back.rows
