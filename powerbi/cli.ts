@@ -32,7 +32,7 @@ export const pushSettings = (source: SettingSource) => {
   const known = pushDatasets.map((spec) => spec.marts.name)
   const datasets: ReadonlyArray<PushDatasetSpec> =
     names === undefined
-      ? pushDatasets
+      ? pushDatasets.filter((spec) => spec.optIn !== true)
       : names
           .split(",")
           .map((name) => name.trim())
@@ -110,16 +110,24 @@ const provisionAll = async (source: SettingSource, sql: postgres.Sql, apply: boo
 /** Prometheus gauges over {@link pushStatus}: the same numbers `mesh powerbi status` prints. */
 const pushMetrics = (sql: postgres.Sql): Registry => {
   const registry = new Registry()
-  let last: Awaited<ReturnType<typeof pushStatus>> = []
-  const gauge = (name: string, help: string, value: (row: (typeof last)[number]) => number) =>
+  type Status = Awaited<ReturnType<typeof pushStatus>>
+  // prom-client collects every metric of a scrape at once: they share one read of the state, made for that scrape.
+  let reading: Promise<Status | undefined> | undefined
+  const status = () => {
+    reading ??= pushStatus(sql)
+      .catch(() => undefined)
+      .finally(() => setImmediate(() => (reading = undefined)))
+    return reading
+  }
+  const gauge = (name: string, help: string, value: (row: Status[number]) => number) =>
     new Gauge({
       name,
       help,
       labelNames: ["dataset", "table"],
       registers: [registry],
-      collect() {
+      async collect() {
         this.reset()
-        for (const row of last) this.set({ dataset: row.dataset, table: row.table }, value(row))
+        for (const row of (await status()) ?? []) this.set({ dataset: row.dataset, table: row.table }, value(row))
       }
     })
   new Gauge({
@@ -127,12 +135,7 @@ const pushMetrics = (sql: postgres.Sql): Registry => {
     help: "1 while the pusher can read its state",
     registers: [registry],
     async collect() {
-      try {
-        last = await pushStatus(sql)
-        this.set(1)
-      } catch {
-        this.set(0)
-      }
+      this.set((await status()) === undefined ? 0 : 1)
     }
   })
   gauge("ingest_powerbi_rows", "Rows the pusher knows are in the Power BI table", (row) => row.rowsInPowerBi)
@@ -157,6 +160,8 @@ export const runPushers = async (options: {
   readonly signal: AbortSignal
   readonly once?: boolean
   readonly onStep?: (step: PushStep, table: string) => void
+  /** After each round over every dataset, with the rows it pushed (0: caught up). */
+  readonly onRound?: (pushed: number) => void
 }): Promise<void> => {
   const { sql, signal, source } = options
   const { settings, sinks } = await provisionAll(source, sql, false)
@@ -166,11 +171,15 @@ export const runPushers = async (options: {
   const sleep = (ms: number) =>
     new Promise<void>((resolve) => {
       if (signal.aborted) return resolve()
-      const timer = setTimeout(resolve, ms / speed)
-      signal.addEventListener("abort", () => {
+      const stopped = () => {
         clearTimeout(timer)
         resolve()
-      })
+      }
+      const timer = setTimeout(() => {
+        signal.removeEventListener("abort", stopped)
+        resolve()
+      }, ms / speed)
+      signal.addEventListener("abort", stopped, { once: true })
     })
   const server =
     settings.metricsPort > 0 && options.once !== true
@@ -189,6 +198,7 @@ export const runPushers = async (options: {
       try {
         for (const { push } of pushers) pushed += await push.round()
         failures = 0
+        options.onRound?.(pushed)
       } catch (error) {
         if (error instanceof ProvisionRefused || error instanceof SettingError) throw error
         if (error instanceof PowerBiError && error.status === 404)

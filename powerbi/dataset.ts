@@ -34,6 +34,8 @@ export interface PushDatasetSpec {
    * (powerbi.md §1.7), so a new version is a new dataset, `<name> v<version>`, loaded from the marts.
    */
   readonly version: number
+  /** Pushed only when POWERBI_PUSH names it; the others are pushed by default. */
+  readonly optIn?: boolean
   readonly tables: ReadonlyArray<PushedTable>
   readonly relationships: ReadonlyArray<PushRelationship>
 }

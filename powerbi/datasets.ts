@@ -1,4 +1,5 @@
 import { crmMarts } from "../projections/crm/marts.ts"
+import { retailMarts } from "../projections/retail/marts.ts"
 import type { PushDatasetSpec } from "./dataset.ts"
 
 /**
@@ -42,8 +43,70 @@ export const crmPushDataset: PushDatasetSpec = {
   ]
 }
 
-/** Every push dataset, by the projection whose marts it mirrors. */
-export const pushDatasets: ReadonlyArray<PushDatasetSpec> = [crmPushDataset]
+/** Rows of `table` whose `column` falls in the last `minutes` minutes: a streaming dashboard's moving window. */
+const lastMinutes = (table: string, column: string, minutes: number, of: string) =>
+  `CALCULATE(${of}, '${table}'[${column}] >= NOW() - ${minutes} / 1440)`
 
-export const pushDatasetFor = (projection: string): PushDatasetSpec | undefined =>
-  pushDatasets.find((spec) => spec.marts.name === projection)
+/**
+ * Seed 002's store dashboard, opt-in (`POWERBI_PUSH=crm,retail`): the sales and stock counts with
+ * their store, product and date, for tiles that move as sales arrive. Only tables whose rows are
+ * written once are pushed (a 5-minute window's row changes with every sale, and Power BI cannot
+ * update a pushed row: it would reload the table each time), so the 5-minute velocity and the
+ * restock watch are measures over the facts.
+ */
+export const retailPushDataset: PushDatasetSpec = {
+  marts: retailMarts,
+  name: "Mesh Retail",
+  version: 1,
+  optIn: true,
+  tables: [
+    { from: "dim_date", as: "DimDate" },
+    { from: "dim_store", as: "DimStore" },
+    { from: "dim_product", as: "DimProduct" },
+    {
+      from: "fact_sales",
+      as: "FactSales",
+      measures: [
+        { name: "Units Sold", expression: "SUM('FactSales'[quantity])", formatString: "#,0" },
+        { name: "Revenue", expression: "SUM('FactSales'[revenue])", formatString: "#,0.00" },
+        { name: "Profit", expression: "SUM('FactSales'[profit])", formatString: "#,0.00" },
+        {
+          name: "Units (last 5 min)",
+          expression: lastMinutes("FactSales", "sold_at", 5, "SUM('FactSales'[quantity])"),
+          formatString: "#,0"
+        },
+        {
+          name: "Revenue (last 5 min)",
+          expression: lastMinutes("FactSales", "sold_at", 5, "SUM('FactSales'[revenue])"),
+          formatString: "#,0.00"
+        },
+        {
+          name: "Sales per Minute (last 5 min)",
+          expression: `DIVIDE(${lastMinutes("FactSales", "sold_at", 5, "COUNTROWS('FactSales')")}, 5)`
+        }
+      ]
+    },
+    {
+      from: "fact_inventory",
+      as: "FactInventory",
+      measures: [
+        {
+          name: "Counts Below Reorder Point",
+          expression: "COUNTROWS(FILTER('FactInventory', 'FactInventory'[quantity_on_hand] < 'FactInventory'[reorder_point]))",
+          formatString: "#,0"
+        }
+      ]
+    }
+  ],
+  relationships: [
+    { fromTable: "fact_sales", fromColumn: "date_key", toTable: "dim_date", toColumn: "date_key" },
+    { fromTable: "fact_sales", fromColumn: "store_key", toTable: "dim_store", toColumn: "store_key" },
+    { fromTable: "fact_sales", fromColumn: "product_key", toTable: "dim_product", toColumn: "product_key" },
+    { fromTable: "fact_inventory", fromColumn: "date_key", toTable: "dim_date", toColumn: "date_key" },
+    { fromTable: "fact_inventory", fromColumn: "store_key", toTable: "dim_store", toColumn: "store_key" },
+    { fromTable: "fact_inventory", fromColumn: "product_key", toTable: "dim_product", toColumn: "product_key" }
+  ]
+}
+
+/** Every push dataset, by the projection whose marts it mirrors; those marked `optIn` are pushed only when POWERBI_PUSH names them. */
+export const pushDatasets: ReadonlyArray<PushDatasetSpec> = [crmPushDataset, retailPushDataset]

@@ -5,9 +5,11 @@ import { activeGeneration } from "../consumers/registry.ts"
 import { appendAsEdge } from "../infra/local/append.ts"
 import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { LOCAL_WORKSPACE, type LocalPowerBi, mirrorOf, startLocalPowerBi } from "../infra/local/powerbi.ts"
-import { alowareCall, hubspotBatch } from "../infra/local/samples.ts"
+import { alowareCall, hubspotBatch, retailWorkload } from "../infra/local/samples.ts"
 import { crmProjection } from "../projections/crm/projection.ts"
-import { crmPushDataset } from "./datasets.ts"
+import type { Projection } from "../projections/projection.ts"
+import { projections } from "../projections/index.ts"
+import { crmPushDataset, retailPushDataset } from "./datasets.ts"
 import { ensurePushTables, pusher, pushStatus, recordDataset } from "./pusher.ts"
 import { powerBiSink, type PushSink } from "./sink.ts"
 
@@ -143,5 +145,37 @@ describe("the Power BI push sink", () => {
     })
     expect(status.find((row) => row.table === "fact_event")?.backlog).toBe(1)
     expect((await rowsInEmulator("FactEvent")).some((row) => row.agent_id === "aloware:77")).toBe(false)
+  })
+})
+
+describe("an opted-in retail dataset for a streaming dashboard", () => {
+  it("mirrors the sales and stock counts with their dimensions, and appends new sales without reloading", async () => {
+    await appendAsEdge(stack.js, "pos", retailWorkload(300))
+    await stack.projectToHead(sql, projections.retail as Projection)
+    const sink = powerBiSink(powerbi.client(), LOCAL_WORKSPACE, retailPushDataset)
+    const report = await sink.provision(false)
+    expect(report).toMatchObject({ dataset: "Mesh Retail v1", created: true, drift: [] })
+    await recordDataset(sql, retailPushDataset, LOCAL_WORKSPACE, report.datasetId)
+    const retailPusher = () => pusher({ sql, sink, spec: retailPushDataset, clock: powerbi.clock, sleep: powerbi.sleep })
+    await retailPusher().round()
+    const expectRetailMirror = async () => {
+      const tables = await mirrorOf(sql, powerbi.emulator, retailPushDataset, report.datasetId)
+      for (const { table, mart, pushed } of tables) expect({ table, rows: pushed }).toEqual({ table, rows: mart })
+      return Object.fromEntries(tables.map(({ table, pushed }) => [table, pushed.length]))
+    }
+    expect(await expectRetailMirror()).toMatchObject({ DimStore: 20, DimProduct: 48, FactSales: 258, FactInventory: 30 })
+
+    await appendAsEdge(stack.js, "pos", retailWorkload(320).slice(300))
+    await stack.projectToHead(sql, projections.retail as Projection)
+    expect(await retailPusher().round()).toBe(19)
+    expect((await expectRetailMirror()).FactSales).toBe(275)
+    const status = (await pushStatus(sql)).filter((row) => row.dataset === "Mesh Retail v1")
+    expect(status.map((row) => [row.table, row.reloads])).toEqual([
+      ["dim_date", 1],
+      ["dim_product", 1],
+      ["dim_store", 1],
+      ["fact_inventory", 1],
+      ["fact_sales", 1]
+    ])
   })
 })
