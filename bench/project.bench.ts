@@ -85,6 +85,7 @@ const main = async () => {
             )
   const sizes: Record<string, number> = { warehouse: warehouseEvents, crm: crmEvents, oee: oeeEvents, retail: retailEvents }
   const rows: Array<Array<string>> = []
+  const ratios: Array<string> = []
   for (const projection of [warehouseProjection, crmProjection, oeeProjection, retail]) {
     const events = sizes[projection.name] as number
     const head = appended.result[projection.name as "warehouse" | "crm" | "oee" | "retail"]
@@ -134,6 +135,14 @@ const main = async () => {
       `${((plain.seconds / live.seconds) * 100).toFixed(0)}%, ${((plain.seconds / rebuild.seconds) * 100).toFixed(0)}%`,
       ""
     ])
+    ratios.push(`ratio live/${projection.name}: ${((plain.seconds / live.seconds) * 100).toFixed(0)}% of plain bulk insert (goal 50%)`)
+    ratios.push(
+      `ratio rebuild/${projection.name}: ${((plain.seconds / rebuild.seconds) * 100).toFixed(0)}% of plain bulk insert (goal 100%)`
+    )
+    if (projection === warehouseProjection)
+      ratios.push(
+        `rebuild/warehouse at 1,000,000 events: ${((rebuild.seconds * 1_000_000) / events).toFixed(1)} s (extrapolated from ${events.toLocaleString("en")}; goal 20 s)`
+      )
   }
 
   const header = ["scenario", "events", "seconds", "events/s", "peak RSS MiB"]
@@ -141,6 +150,7 @@ const main = async () => {
   const line = (cells: ReadonlyArray<string>) =>
     cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] as number) : cell.padStart(widths[i] as number))).join("  ")
   console.log(`\n${line(header)}\n${widths.map((w) => "-".repeat(w)).join("  ")}\n${rows.map(line).join("\n")}`)
+  console.log(`\n${ratios.join("\n")}`)
 
   await sql.end({ timeout: 5 })
   await database.drop()

@@ -21,9 +21,11 @@ export const readEventOf = (message: {
   subject: string
   headers: Readonly<Record<string, string>>
   data: string
-  appendedAt?: string
+  /** When the log stored it, for messages without the edge's time headers. */
+  appendedAt?: string | (() => string)
 }): ReadEvent => {
   const { headers } = message
+  const appended = () => (typeof message.appendedAt === "function" ? message.appendedAt() : message.appendedAt)
   const source = headers[LogHeaders.source] ?? message.subject.split(".")[2] ?? "unknown"
   const key = headers[LogHeaders.key]
   return {
@@ -32,8 +34,8 @@ export const readEventOf = (message: {
     source,
     type: headers[LogHeaders.type] ?? message.subject.split(".")[3] ?? "unknown",
     dedupeKey: key !== undefined && key !== "" ? messageIdFor(source, key) : (headers["Nats-Msg-Id"] ?? `seq:${message.seq}`),
-    occurredAt: headers[LogHeaders.occurredAt] ?? message.appendedAt ?? new Date(0).toISOString(),
-    receivedAt: headers[LogHeaders.receivedAt] ?? message.appendedAt ?? new Date(0).toISOString(),
+    occurredAt: headers[LogHeaders.occurredAt] ?? appended() ?? new Date(0).toISOString(),
+    receivedAt: headers[LogHeaders.receivedAt] ?? appended() ?? new Date(0).toISOString(),
     schema: headers[LogHeaders.schema] ?? "unknown",
     payload: parse(message.data),
     headers,

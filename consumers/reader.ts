@@ -31,7 +31,8 @@ export const openConsumer = async (
   await jsm.consumers.delete(stream, name).catch(() => undefined)
   await jsm.consumers.add(stream, {
     durable_name: name,
-    ack_policy: AckPolicy.Explicit,
+    // Postgres holds the position; an acknowledgement only frees the server's window, so one per batch (its last message) does.
+    ack_policy: AckPolicy.All,
     ack_wait: nanos(60_000),
     max_ack_pending: 20_000,
     filter_subject: domainSubjects(projection.domain),
@@ -53,13 +54,46 @@ export const fetchBatch = async (consumer: Consumer, max: number, expiresMs: num
   return messages
 }
 
+const utf8 = new TextDecoder()
+
+/**
+ * A message's headers read straight from its bytes, the first value of each name as
+ * {@link headerValues} keeps it. nats.js decodes headers into a case-insensitive multimap,
+ * validating and canonicalising every name: the largest single cost of reading the log (a
+ * rebuild's profile: 10 % of its CPU, beside 3 % for JSON.parse). Undefined when the message does
+ * not carry its bytes as nats.js 3 does (then the library's decoder is used).
+ */
+export const rawHeaderValues = (message: JsMsg): Record<string, string> | undefined => {
+  const inner = (message as unknown as { msg?: { _rdata?: unknown; _msg?: { hdr?: unknown } } }).msg
+  const bytes = inner?._rdata
+  const length = inner?._msg?.hdr
+  if (!(bytes instanceof Uint8Array) || typeof length !== "number") return undefined
+  const values: Record<string, string> = {}
+  if (length <= 0) return values
+  const text = utf8.decode(bytes.subarray(0, length))
+  if (!text.startsWith("NATS/1.0")) return undefined
+  let at = text.indexOf("\r\n")
+  while (at !== -1) {
+    const start = at + 2
+    const end = text.indexOf("\r\n", start)
+    const line = text.slice(start, end === -1 ? undefined : end)
+    const colon = line.indexOf(":")
+    if (colon > 0) {
+      const name = line.slice(0, colon)
+      if (!Object.hasOwn(values, name)) values[name] = line.slice(colon + 1).trim()
+    }
+    at = end
+  }
+  return values
+}
+
 /** A log message as the projection sees it; the dedupe key is the edge's `<source>:<natural key>`. */
-export const toReadEvent = (message: JsMsg): ReadEvent => {
-  return readEventOf({
+export const toReadEvent = (message: JsMsg): ReadEvent =>
+  readEventOf({
     seq: message.seq,
     subject: message.subject,
-    headers: headerValues(message.headers),
+    headers: rawHeaderValues(message) ?? headerValues(message.headers),
     data: message.string(),
-    appendedAt: new Date(message.info.timestampNanos / 1e6).toISOString()
+    // Only for messages without the edge's time headers: parsing the delivery subject costs more than the rest of a read.
+    appendedAt: () => new Date(message.info.timestampNanos / 1e6).toISOString()
   })
-}

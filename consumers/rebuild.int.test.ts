@@ -252,6 +252,8 @@ describe("a rebuild's switch while readers stream from the old marts", () => {
       nc: stack.projector,
       projection: warehouseProjection,
       batchSize: 500,
+      // Batch by batch, as the catch-up after a bulk load and its fallback run.
+      bulk: false,
       // Right after a batch, the next 100 events are committed into the building generation behind the
       // rebuild's back, as when a commit succeeds and its answer is lost: its next batch finds the checkpoint moved.
       onProgress: (progress) => {

@@ -4,6 +4,8 @@ import { streamFor } from "../contracts/log.ts"
 import { logEvent } from "../platform/logger.ts"
 import type { Projection } from "../projections/projection.ts"
 import { newerVersion } from "./apply.ts"
+import { bulkLoad } from "./bulk-load.ts"
+import { describeFailure, isFailure } from "./failures.ts"
 import { activate, isLockTimeout, lockReaders, READER_LOCK_TIMEOUT_MS } from "./switch.ts"
 import { activeGeneration, createGeneration, dropGeneration, dropRetired, generations, rebuildLockKey } from "./registry.ts"
 import { ensureRuntimeTables } from "./runtime-tables.ts"
@@ -50,6 +52,12 @@ export const rebuildProjection = async (options: {
   readonly nc: NatsConnection
   readonly projection: Projection
   readonly batchSize?: number
+  /**
+   * Replay as a bulk load (default): COPY into the shadow schema, indexes built after
+   * ({@link bulkLoad}); false replays batch by batch as live does. Either way the events that
+   * arrive meanwhile are caught up batch by batch before the switch.
+   */
+  readonly bulk?: boolean
   readonly onProgress?: (progress: RebuildProgress) => void
   /** How long each try of the switch waits for readers of the old marts (default {@link READER_LOCK_TIMEOUT_MS}). */
   readonly switchLockTimeoutMs?: number
@@ -98,6 +106,17 @@ const rebuildLocked = async (options: Parameters<typeof rebuildProjection>[0]): 
   let target =
     (await activeGeneration(sql, projection.name))?.checkpoint ??
     (await clients.jsm.streams.info(streamFor(projection.domain))).state.last_seq
+  const report = (at: number) => {
+    position = at
+    const seconds = (performance.now() - started) / 1000
+    const eventsPerSecond = position / Math.max(seconds, 0.001)
+    options.onProgress?.({
+      position,
+      target,
+      eventsPerSecond,
+      etaSeconds: eventsPerSecond > 0 ? Math.max(0, target - position) / eventsPerSecond : undefined
+    })
+  }
   const consumeTo = async (until: number) => {
     target = until
     const outcome = await consumeGeneration(
@@ -110,17 +129,7 @@ const rebuildLocked = async (options: Parameters<typeof rebuildProjection>[0]): 
         onCheckpoint: (checkpoint) => {
           position = checkpoint
         },
-        onBatch: (batch) => {
-          position = batch.checkpoint
-          const seconds = (performance.now() - started) / 1000
-          const eventsPerSecond = position / Math.max(seconds, 0.001)
-          options.onProgress?.({
-            position,
-            target,
-            eventsPerSecond,
-            etaSeconds: eventsPerSecond > 0 ? Math.max(0, target - position) / eventsPerSecond : undefined
-          })
-        }
+        onBatch: (batch) => report(batch.checkpoint)
       },
       clients,
       { ...generation, checkpoint: position },
@@ -132,6 +141,18 @@ const rebuildLocked = async (options: Parameters<typeof rebuildProjection>[0]): 
   }
 
   try {
+    if (options.bulk !== false)
+      try {
+        // Progress during the load is what has been read; nothing is committed before its end.
+        const loaded = await bulkLoad({ sql, js: clients.js, projection, generation, target, onProgress: (at) => report(at) })
+        position = loaded.checkpoint
+        logEvent("info", "bulk load", { projection: projection.name, events: loaded.events, seconds: loaded.seconds })
+      } catch (error) {
+        if (isFailure(error, "PoisonInRebuild")) throw error
+        // Rolled back whole. Batch by batch, a value Postgres refuses is found and named, and a failure on our side is retried.
+        logEvent("warn", "the bulk load failed; replaying batch by batch", { projection: projection.name, error: describeFailure(error) })
+        position = 0
+      }
     await consumeTo(target)
     for (let attempt = 0; ;) {
       const live = await activeGeneration(sql, projection.name)

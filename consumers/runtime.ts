@@ -77,6 +77,12 @@ export const consumeGeneration = async (
   }
   let consumer = await reopen()
   if (consumer === undefined) return "stopped"
+  /** Live, the next batch is fetched while this one commits; dropped (never applied) whenever the consumer is reopened. */
+  let next: Promise<Array<JsMsg>> | undefined
+  const dropNext = () => {
+    next?.catch(() => undefined)
+    next = undefined
+  }
   let fetchFailures = 0
   const streak = newStreak(options.maxDeadLettersInARow)
   try {
@@ -85,13 +91,16 @@ export const consumeGeneration = async (
       if (target !== undefined && checkpoint >= target) return "reached"
       let messages: Array<JsMsg>
       try {
-        messages = await fetchBatch(
-          consumer,
-          target === undefined ? batchSize : Math.min(batchSize, Math.max(1, target - checkpoint)),
-          options.fetchWaitMs ?? 1000
-        )
+        messages = await (next ??
+          fetchBatch(
+            consumer,
+            target === undefined ? batchSize : Math.min(batchSize, Math.max(1, target - checkpoint)),
+            options.fetchWaitMs ?? 1000
+          ))
+        next = undefined
         fetchFailures = 0
       } catch (error) {
+        next = undefined
         await afterFailure(options, "reading the log", error, fetchFailures++)
         // Never reuse a consumer after a failed fetch: its delivery point may be past messages we dropped.
         consumer = await reopen()
@@ -113,10 +122,12 @@ export const consumeGeneration = async (
       const first = Math.min(...events.filter((event) => event.seq > checkpoint).map((event) => event.seq))
       if (Number.isFinite(first) && first !== checkpoint + 1 && (await messageExists(clients.jsm, projection, checkpoint + 1))) {
         logEvent("warn", "the log skipped events; reading again from the checkpoint", { projection: projection.name, checkpoint, first })
+        dropNext()
         consumer = await reopen()
         if (consumer === undefined) return "stopped"
         continue
       }
+      if (until === undefined && !stopped()) next = fetchBatch(consumer, batchSize, options.fetchWaitMs ?? 1000)
       const started = performance.now()
       const result = await retrying(options, "applying a batch", () =>
         applyFindingPoison(sql, projection, generation, checkpoint, events, mode, streak).catch((error: unknown): CheckpointMoved => {
@@ -126,6 +137,7 @@ export const consumeGeneration = async (
       )
       if (result === STOPPED) return "stopped"
       if ("_tag" in result) {
+        dropNext()
         if (result.status !== (mode === "live" ? "active" : "building")) return "replaced"
         logEvent("warn", "checkpoint moved under us; resuming from the committed position", {
           projection: projection.name,
@@ -139,13 +151,14 @@ export const consumeGeneration = async (
       }
       checkpoint = result.checkpoint
       options.onCheckpoint?.(checkpoint)
-      for (const message of messages) message.ack()
+      messages[messages.length - 1]?.ack()
       if (publishEffects && result.effects > 0) await publishPending()
       options.onState?.("running")
       options.onBatch?.({ ...result, events: events.length, millis: performance.now() - started, generation: generation.generation })
     }
     return "stopped"
   } finally {
+    dropNext()
     await deleteConsumer(clients.jsm, projection, generation)
   }
 }

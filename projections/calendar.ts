@@ -24,13 +24,18 @@ export const dateKey = (iso: string): number => {
   return date.getUTCFullYear() * 10000 + (date.getUTCMonth() + 1) * 100 + date.getUTCDate()
 }
 
+/** Rows made, by day: a log holds few days and many events, and rows are never changed. */
+const dateRows = new Map<string, Row>()
+
 /** The `dim_date` row of an instant's UTC day. */
 export const dateRow = (iso: string): Row => {
   const date = new Date(iso)
+  const fullDate = date.toISOString().slice(0, 10)
+  const made = dateRows.get(fullDate)
+  if (made !== undefined) return made
   const dayOfWeek = ((date.getUTCDay() + 6) % 7) + 1
   const month = date.getUTCMonth() + 1
-  const fullDate = date.toISOString().slice(0, 10)
-  return {
+  const row: Row = {
     date_key: dateKey(iso),
     full_date: fullDate,
     day_of_week: dayOfWeek,
@@ -41,4 +46,7 @@ export const dateRow = (iso: string): Row => {
     is_weekend: dayOfWeek >= 6,
     is_holiday: HOLIDAYS.includes(fullDate.slice(5))
   }
+  if (dateRows.size >= 100_000) dateRows.clear()
+  dateRows.set(fullDate, Object.freeze(row))
+  return row
 }

@@ -8,11 +8,21 @@ export const tableDdl = (schema: string, spec: TableSpec): ReadonlyArray<string>
   `CREATE TABLE ${qualified(schema, spec.name)} (${spec.columns
     .map((column) => `${quoteIdent(column.name)} ${column.type}${column.nullable === true ? "" : " NOT NULL"}`)
     .join(", ")}, PRIMARY KEY (${spec.key.map(quoteIdent).join(", ")}))`,
-  ...(spec.indexes ?? []).map(
-    (columns, i) =>
-      `CREATE INDEX ${quoteIdent(`${spec.name}_ix${i}`)} ON ${qualified(schema, spec.name)} (${columns.map(quoteIdent).join(", ")})`
-  )
+  ...indexDdl(schema, spec)
 ]
+
+const indexName = (spec: TableSpec, i: number) => `${spec.name}_ix${i}`
+
+/** The table's secondary indexes: built after a bulk load rather than maintained row by row during it. */
+export const indexDdl = (schema: string, spec: TableSpec): ReadonlyArray<string> =>
+  (spec.indexes ?? []).map(
+    (columns, i) =>
+      `CREATE INDEX ${quoteIdent(indexName(spec, i))} ON ${qualified(schema, spec.name)} (${columns.map(quoteIdent).join(", ")})`
+  )
+
+/** Drops what {@link indexDdl} builds. */
+export const dropIndexDdl = (schema: string, spec: TableSpec): ReadonlyArray<string> =>
+  (spec.indexes ?? []).map((_, i) => `DROP INDEX ${qualified(schema, indexName(spec, i))}`)
 
 const keyOf = (spec: TableSpec, row: Row): string => JSON.stringify(spec.key.map((column) => row[column] ?? null))
 
@@ -37,15 +47,9 @@ export const mergeRows = (spec: TableSpec, rows: ReadonlyArray<Row>): ReadonlyAr
   return [...merged.values()]
 }
 
-/** The bulk statement for `rows` (already merged): text arrays unnested and cast, one round trip. */
-export const bulkWrite = (
-  schema: string,
-  spec: TableSpec,
-  rows: ReadonlyArray<Row>
-): { text: string; columns: ReadonlyArray<ReadonlyArray<string | null>> } => {
-  const names = spec.columns.map((column) => column.name)
-  const others = names.filter((name) => !spec.key.includes(name))
-  const target = qualified(schema, spec.name)
+/** What a write does with a row whose key the table already holds, as its {@link TableSpec.merge} says. */
+const onConflict = (target: string, spec: TableSpec): string => {
+  const others = spec.columns.map((column) => column.name).filter((name) => !spec.key.includes(name))
   const replace = `DO UPDATE SET ${others.map((name) => `${quoteIdent(name)} = EXCLUDED.${quoteIdent(name)}`).join(", ")}`
   // A row that would not change is left alone: no dead tuple, and a change feed sees only real changes.
   const changed = `(${others.map((name) => `${target}.${quoteIdent(name)}`).join(", ")}) IS DISTINCT FROM (${others.map((name) => `EXCLUDED.${quoteIdent(name)}`).join(", ")})`
@@ -57,6 +61,17 @@ export const bulkWrite = (
         : spec.merge === "latest"
           ? `${replace} WHERE EXCLUDED.${quoteIdent(spec.orderBy as string)} >= ${target}.${quoteIdent(spec.orderBy as string)} AND ${changed}`
           : `DO UPDATE SET ${others.map((name) => `${quoteIdent(name)} = ${target}.${quoteIdent(name)} + EXCLUDED.${quoteIdent(name)}`).join(", ")}`
+  return `ON CONFLICT (${spec.key.map(quoteIdent).join(", ")}) ${conflict}`
+}
+
+/** The bulk statement for `rows` (already merged): text arrays unnested and cast, one round trip. */
+export const bulkWrite = (
+  schema: string,
+  spec: TableSpec,
+  rows: ReadonlyArray<Row>
+): { text: string; columns: ReadonlyArray<ReadonlyArray<string | null>> } => {
+  const names = spec.columns.map((column) => column.name)
+  const target = qualified(schema, spec.name)
   const cast = (column: Column, i: number) => `u.c${i}::${column.type}`
   const select =
     spec.merge === "increment"
@@ -68,9 +83,67 @@ export const bulkWrite = (
       : ""
   const text = `INSERT INTO ${target} (${names.map(quoteIdent).join(", ")}) ${select} FROM unnest(${names.map((_, i) => `$${i + 1}::text[]`).join(", ")}) AS u(${names
     .map((_, i) => `c${i}`)
-    .join(", ")})${groupBy} ON CONFLICT (${spec.key.map(quoteIdent).join(", ")}) ${conflict}`
+    .join(", ")})${groupBy} ${onConflict(target, spec)}`
   const columns = names.map((name) => rows.map((row) => (row[name] === null || row[name] === undefined ? null : String(row[name]))))
   return { text, columns }
+}
+
+/**
+ * A bulk load (a rebuild's replay) writes each table's rows, unfolded and in log order, into an
+ * unlogged staging table with COPY, then folds them into the table in one statement: the same
+ * merge as batch after batch of {@link bulkWrite} would give, whatever the batch boundaries.
+ */
+export const STAGING_ORDER = "__ord"
+
+export const stagingTable = (schema: string, spec: TableSpec): string => qualified(schema, `${spec.name}__load`)
+
+/** The staging table: the table's columns, all nullable, and the rows' order in the log; no key, no index. */
+export const stagingDdl = (schema: string, spec: TableSpec): string =>
+  `CREATE UNLOGGED TABLE ${stagingTable(schema, spec)} (${spec.columns
+    .map((column) => `${quoteIdent(column.name)} ${column.type}`)
+    .join(", ")}, ${quoteIdent(STAGING_ORDER)} bigint NOT NULL)`
+
+/** `COPY … FROM STDIN` into the staging table, in the column order of {@link copyRow}. */
+export const copyIntoStaging = (schema: string, spec: TableSpec): string =>
+  `COPY ${stagingTable(schema, spec)} (${[...spec.columns.map((column) => column.name), STAGING_ORDER].map(quoteIdent).join(", ")}) FROM STDIN`
+
+/** A value in COPY's text format: `\N` for null, backslash, tab, newline and carriage return escaped. */
+const copyValue = (value: Row[string] | undefined): string => {
+  if (value === null || value === undefined) return "\\N"
+  const text = String(value)
+  return /[\\\t\n\r]/.test(text)
+    ? text.replaceAll("\\", "\\\\").replaceAll("\t", "\\t").replaceAll("\n", "\\n").replaceAll("\r", "\\r")
+    : text
+}
+
+/** One line of COPY's text format. */
+export const copyLine = (values: ReadonlyArray<Row[string] | undefined>): string => `${values.map(copyValue).join("\t")}\n`
+
+/** One staging row in COPY's text format, the values as {@link bulkWrite} sends them (`String(value)`), then its place in the log. */
+export const copyRow = (spec: TableSpec, row: Row, order: number): string =>
+  copyLine([...spec.columns.map((column) => row[column.name]), order])
+
+/**
+ * Folds the staging table into the table: `insert` keeps each key's first row in log order,
+ * `upsert` its last, `latest` the greatest `orderBy` (the later on a tie), `increment` sums —
+ * each meeting a row already there (seed rows) as {@link bulkWrite} would.
+ */
+export const foldStaged = (schema: string, spec: TableSpec): string => {
+  const target = qualified(schema, spec.name)
+  const names = spec.columns.map((column) => quoteIdent(column.name))
+  const keys = spec.key.map(quoteIdent)
+  const order = quoteIdent(STAGING_ORDER)
+  const select =
+    spec.merge === "increment"
+      ? `SELECT ${spec.columns.map((column) => (spec.key.includes(column.name) ? quoteIdent(column.name) : `sum(${quoteIdent(column.name)})::${column.type}`)).join(", ")} FROM ${stagingTable(schema, spec)} GROUP BY ${keys.join(", ")}`
+      : `SELECT DISTINCT ON (${keys.join(", ")}) ${names.join(", ")} FROM ${stagingTable(schema, spec)} ORDER BY ${keys.join(", ")}, ${
+          spec.merge === "insert"
+            ? `${order}`
+            : spec.merge === "upsert"
+              ? `${order} DESC`
+              : `${quoteIdent(spec.orderBy as string)} DESC NULLS LAST, ${order} DESC`
+        }`
+  return `INSERT INTO ${target} (${names.join(", ")}) ${select} ${onConflict(target, spec)}`
 }
 
 /** A view's SELECT list from its declared columns: `expression AS "name"`, in order. */

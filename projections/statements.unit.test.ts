@@ -1,5 +1,16 @@
 import { describe, expect, it } from "vitest"
-import { bulkWrite, mergeRows, selectList, tableDdl } from "./statements.ts"
+import {
+  bulkWrite,
+  copyLine,
+  copyRow,
+  dropIndexDdl,
+  foldStaged,
+  indexDdl,
+  mergeRows,
+  selectList,
+  stagingDdl,
+  tableDdl
+} from "./statements.ts"
 import { boolean, date, type DerivedColumn, integer, numeric, type Row, type TableSpec, text, timestamp } from "./table.ts"
 
 const events: TableSpec = { name: "events", columns: [text("id"), integer("n"), numeric("amount", true)], key: ["id"], merge: "insert" }
@@ -261,5 +272,43 @@ describe("selectList", () => {
 
   it("is empty for no columns", () => {
     expect(selectList([])).toBe("")
+  })
+})
+
+describe("a bulk load's statements", () => {
+  it("stages rows in COPY's text format: the values as bulkWrite sends them, null as \\N, special characters escaped, then the log order", () => {
+    expect(copyRow(events, { id: "a", n: 1, amount: null }, 7)).toBe("a\t1\t\\N\t7\n")
+    expect(copyRow(events, { id: "tab\there\nnew\rline back\\slash", n: 2, amount: 0.5 }, 8)).toBe(
+      "tab\\there\\nnew\\rline back\\\\slash\t2\t0.5\t8\n"
+    )
+    expect(copyLine([true, false, "", undefined])).toBe("true\tfalse\t\t\\N\n")
+  })
+
+  it("stages into an unlogged table with the table's columns, all nullable, and the order, without key or index", () => {
+    expect(stagingDdl("gen_1", events)).toBe(
+      `CREATE UNLOGGED TABLE "gen_1"."events__load" ("id" text, "n" integer, "amount" numeric, "__ord" bigint NOT NULL)`
+    )
+  })
+
+  it("folds staged rows as batch after batch would: first for insert, last for upsert, greatest orderBy then last for latest, sums for increment", () => {
+    const into = `INSERT INTO "gen_1"."events" ("id", "n", "amount") SELECT DISTINCT ON ("id") "id", "n", "amount" FROM "gen_1"."events__load"`
+    expect(foldStaged("gen_1", events)).toBe(`${into} ORDER BY "id", "__ord" ON CONFLICT ("id") DO NOTHING`)
+    expect(foldStaged("gen_1", { ...events, merge: "upsert" })).toMatch(
+      new RegExp(`^${into.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} ORDER BY "id", "__ord" DESC ON CONFLICT \\("id"\\) DO UPDATE SET`)
+    )
+    expect(foldStaged("gen_1", stock)).toContain(
+      `FROM "gen_1"."stock_level__load" ORDER BY "store_id", "product_id", "as_of" DESC NULLS LAST, "__ord" DESC ON CONFLICT`
+    )
+    expect(foldStaged("gen_1", daily)).toBe(
+      `INSERT INTO "gen_1"."daily_stats" ("date", "booked_in", "erased") SELECT "date", sum("booked_in")::integer, sum("erased")::integer ` +
+        `FROM "gen_1"."daily_stats__load" GROUP BY "date" ON CONFLICT ("date") DO UPDATE SET ` +
+        `"booked_in" = "gen_1"."daily_stats"."booked_in" + EXCLUDED."booked_in", "erased" = "gen_1"."daily_stats"."erased" + EXCLUDED."erased"`
+    )
+  })
+
+  it("drops and builds exactly the secondary indexes tableDdl declares", () => {
+    const spec: TableSpec = { ...events, indexes: [["n"], ["amount", "id"]] }
+    expect(indexDdl("s", spec)).toEqual(tableDdl("s", spec).slice(1))
+    expect(dropIndexDdl("s", spec)).toEqual([`DROP INDEX "s"."events_ix0"`, `DROP INDEX "s"."events_ix1"`])
   })
 })
