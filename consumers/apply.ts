@@ -52,20 +52,33 @@ const projectInto = async (
   onPoison: "collect" | "stop",
   withEffects: boolean
 ): Promise<Projected> => {
-  const keys = [...new Set(events.map((event) => event.dedupeKey))]
-  const claimed = new Set(
-    (await tx.unsafe(`SELECT key FROM ${qualified(generation.schema, "dedupe_keys")} WHERE key = ANY($1::text[])`, [tx.array(keys)])).map(
-      (r) => r.key as string
-    )
+  // Each key's first event of the batch claims it in the ledger in one statement; the keys it did not
+  // insert were recorded by an earlier batch, which is all the decision needs to know.
+  const firsts = new Map<string, ReadEvent>()
+  for (const event of events) if (!firsts.has(event.dedupeKey)) firsts.set(event.dedupeKey, event)
+  const ledger = qualified(generation.schema, "dedupe_keys")
+  const inserted = new Set(
+    (
+      await tx.unsafe(
+        `INSERT INTO ${ledger} (key, seq) SELECT * FROM unnest($1::text[], $2::bigint[]) ON CONFLICT (key) DO NOTHING RETURNING key`,
+        [tx.array([...firsts.keys()]), tx.array([...firsts.values()].map((event) => String(event.seq)))]
+      )
+    ).map((row) => row.key as string)
   )
+  const claimed = new Set([...firsts.keys()].filter((key) => !inserted.has(key)))
   const decision = decideBatch(projection, events, claimed, onPoison)
   if (decision._tag === "PoisonFound") throw poisonInRebuild(decision.event, decision.reason)
   const { recorded } = decision
-  if (recorded.length > 0)
-    await tx.unsafe(
-      `INSERT INTO ${qualified(generation.schema, "dedupe_keys")} (key, seq) SELECT * FROM unnest($1::text[], $2::bigint[])`,
-      [tx.array(recorded.map((event) => event.dedupeKey)), tx.array(recorded.map((event) => String(event.seq)))]
-    )
+  // A poison event claims nothing: its key goes again, or goes to the later copy that did claim it.
+  const claimedAt = new Map(recorded.map((event) => [event.dedupeKey, event.seq]))
+  const unclaimed = [...inserted].filter((key) => !claimedAt.has(key))
+  if (unclaimed.length > 0) await tx.unsafe(`DELETE FROM ${ledger} WHERE key = ANY($1::text[])`, [tx.array(unclaimed)])
+  const moved = [...claimedAt].filter(([key, seq]) => firsts.get(key)?.seq !== seq)
+  if (moved.length > 0)
+    await tx.unsafe(`UPDATE ${ledger} l SET seq = u.seq FROM unnest($1::text[], $2::bigint[]) AS u(key, seq) WHERE l.key = u.key`, [
+      tx.array(moved.map(([key]) => key)),
+      tx.array(moved.map(([, seq]) => String(seq)))
+    ])
   const effects =
     withEffects && projection.effects !== undefined ? await decideEffects(tx, projection.effects, projection, generation, recorded) : []
   const captured = withEffects ? await capturedTables(tx, projection.name) : new Set<string>()

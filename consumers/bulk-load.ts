@@ -1,10 +1,11 @@
 import { DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream"
 import type postgres from "postgres"
 import { domainSubjects, streamFor } from "../contracts/log.ts"
-import { qualified } from "../platform/sql.ts"
+import { qualified, quoteIdent } from "../platform/sql.ts"
 import type { Projection } from "../projections/projection.ts"
 import {
   copyIntoStaging,
+  copyIntoTable,
   copyLine,
   copyRow,
   dropIndexDdl,
@@ -37,6 +38,9 @@ export interface BulkLoadResult {
   /** Seconds spent reading and projecting the log, waiting for COPY (which overlaps the reading), folding the staged rows, and building indexes. */
   readonly seconds: { readonly project: number; readonly copy: number; readonly fold: number; readonly index: number }
 }
+
+/** Between the parts of a key held in memory (as text, as Postgres compares them once cast: a mismatch fails the key's build, and the rebuild replays batch by batch). */
+const KEY_SEPARATOR = "\u0000"
 
 /** Events projected between two rounds of COPY. */
 const CHUNK_EVENTS = 10_000
@@ -109,9 +113,21 @@ export const bulkLoad = async (options: {
   return sql.begin(async (tx) => {
     await tx`SET LOCAL work_mem = '256MB'`
     await tx`SET LOCAL maintenance_work_mem = '256MB'`
+    /**
+     * `insert` tables keep each key's first row: decided here with the keys seen (seed rows
+     * included), their rows go straight into the table with its key built after the load. Any
+     * other merge needs every row's order: those go through staging.
+     */
+    const firstWins = new Map<string, Set<string>>()
     for (const table of projection.tables) {
       for (const statement of dropIndexDdl(schema, table)) await tx.unsafe(statement)
-      await tx.unsafe(stagingDdl(schema, table))
+      if (table.merge === "insert") {
+        const seen = await tx
+          .unsafe(`SELECT ${table.key.map((column) => `${quoteIdent(column)}::text`).join(", ")} FROM ${qualified(schema, table.name)}`)
+          .values()
+        firstWins.set(table.name, new Set(seen.map((values) => values.join(KEY_SEPARATOR))))
+        await tx.unsafe(`ALTER TABLE ${qualified(schema, table.name)} DROP CONSTRAINT ${quoteIdent(`${table.name}_pkey`)}`)
+      } else await tx.unsafe(stagingDdl(schema, table))
     }
     const ledger = qualified(schema, "dedupe_keys")
     await tx.unsafe(`ALTER TABLE ${ledger} DROP CONSTRAINT dedupe_keys_pkey`)
@@ -128,9 +144,15 @@ export const bulkLoad = async (options: {
     /** Counter rows of the chunk summed by key where the sums are exact (integers): far fewer rows to COPY and fold. */
     const counted = new Map<string, Map<string, Record<string, Value>>>()
     const stage = (table: TableSpec, row: Row) => {
+      const seen = firstWins.get(table.name)
+      if (seen !== undefined) {
+        const key = table.key.map((column) => String(row[column] ?? "")).join(KEY_SEPARATOR)
+        if (seen.has(key)) return
+        seen.add(key)
+      }
       let lines = staged.get(table.name)
       if (lines === undefined) staged.set(table.name, (lines = []))
-      lines.push(copyRow(table, row, order++))
+      lines.push(seen === undefined ? copyRow(table, row, order++) : copyLine(table.columns.map((column) => row[column.name])))
     }
     let keys: Array<string> = []
     let order = 0
@@ -150,7 +172,10 @@ export const bulkLoad = async (options: {
       keys = []
       const at = checkpoint
       writing = (async () => {
-        for (const [name, rows] of lines) await copy(tx, copyIntoStaging(schema, tables.get(name) as TableSpec), rows.join(""))
+        for (const [name, rows] of lines) {
+          const table = tables.get(name) as TableSpec
+          await copy(tx, firstWins.has(name) ? copyIntoTable(schema, table) : copyIntoStaging(schema, table), rows.join(""))
+        }
         await copy(tx, `COPY ${ledger} (key, seq) FROM STDIN`, ledgerLines)
         options.onProgress?.(at)
       })()
@@ -179,6 +204,8 @@ export const bulkLoad = async (options: {
             }
         }
         if (events % CHUNK_EVENTS === 0) await flush()
+        // Messages already received come through microtasks only: let the socket work (the COPY in flight) between a few of them.
+        else if (events % 100 === 0) await new Promise((resolve) => setImmediate(resolve))
       }
     } catch (error) {
       // The transaction ends with the error: no COPY may still be writing into it.
@@ -190,11 +217,16 @@ export const bulkLoad = async (options: {
     lap("copy")
 
     for (const table of projection.tables) {
+      if (firstWins.has(table.name)) continue
       await tx.unsafe(foldStaged(schema, table))
       await tx.unsafe(`DROP TABLE ${stagingTable(schema, table)}`)
     }
     lap("fold")
-    for (const table of projection.tables) for (const statement of indexDdl(schema, table)) await tx.unsafe(statement)
+    for (const table of projection.tables) {
+      if (firstWins.has(table.name))
+        await tx.unsafe(`ALTER TABLE ${qualified(schema, table.name)} ADD PRIMARY KEY (${table.key.map(quoteIdent).join(", ")})`)
+      for (const statement of indexDdl(schema, table)) await tx.unsafe(statement)
+    }
     await tx.unsafe(`ALTER TABLE ${ledger} ADD PRIMARY KEY (key)`)
     for (const table of projection.tables) await tx.unsafe(`ANALYZE ${qualified(schema, table.name)}`)
     lap("index")

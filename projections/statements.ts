@@ -107,6 +107,10 @@ export const stagingDdl = (schema: string, spec: TableSpec): string =>
 export const copyIntoStaging = (schema: string, spec: TableSpec): string =>
   `COPY ${stagingTable(schema, spec)} (${[...spec.columns.map((column) => column.name), STAGING_ORDER].map(quoteIdent).join(", ")}) FROM STDIN`
 
+/** `COPY … FROM STDIN` straight into the table, in its column order (an `insert` table whose first rows are decided before). */
+export const copyIntoTable = (schema: string, spec: TableSpec): string =>
+  `COPY ${qualified(schema, spec.name)} (${spec.columns.map((column) => quoteIdent(column.name)).join(", ")}) FROM STDIN`
+
 /** A value in COPY's text format: `\N` for null, backslash, tab, newline and carriage return escaped. */
 const copyValue = (value: Row[string] | undefined): string => {
   if (value === null || value === undefined) return "\\N"
