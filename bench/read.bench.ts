@@ -148,6 +148,17 @@ const main = async () => {
           .padStart(10)}${`${mib(run.idleKiB).toFixed(0)} MiB`.padStart(10)}${`${mib(run.peakKiB).toFixed(0)} MiB`.padStart(10)}`
       )
     }
+    // One line per goal (issue 12), for scripts: each 90-day export against the 90-day COPY of the same rows in this run.
+    const copy = runs[0]?.[2] as (typeof runs)[number][2]
+    console.log("")
+    for (const format of ["csv", "json", "xlsx"]) {
+      const run = runs.find(([what, days]) => what === `GET data-mart format=${format}` && days === DAYS)?.[2]
+      if (run === undefined) continue
+      console.log(`ratio export/${format}: ${Math.round((run.seconds / copy.seconds) * 100)}% of COPY`)
+      console.log(`export/${format}: ${run.seconds.toFixed(2)} s`)
+      console.log(`export/${format} peak RSS: idle + ${Math.round(mib(run.peakKiB - run.idleKiB))} MiB`)
+    }
+    console.log(`COPY: ${copy.seconds.toFixed(2)} s`)
   } finally {
     await dropReaderLogin(owner, "ingest_bench_reader")
     await owner.end({ timeout: 5 })

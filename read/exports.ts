@@ -3,8 +3,9 @@ import { boolean, type Column, date, integer, numeric, text, timestamp } from ".
 import { type Feed, martFeeds } from "./feeds.ts"
 import type { Format } from "./formats.ts"
 import type { ParamSpec, ParsedParams } from "./params.ts"
-import { cellSql, type RowQuery } from "./rows.ts"
-import { binder, quoteIdent } from "../platform/sql.ts"
+import { BadParameter } from "./errors.ts"
+import { cellSql, csvCellSql, type RowQuery } from "./rows.ts"
+import { binder, type Parameter, quoteIdent } from "../platform/sql.ts"
 
 /**
  * A REST export: a fixed query over `mart` views whose rows stream as CSV, JSON or XLSX. The
@@ -312,9 +313,15 @@ export const exportEndpoints: ReadonlyArray<ExportEndpoint> = [
     .filter((generic) => !seedExports.some((seed) => seed.path === generic.path))
 ]
 
-/** The statement of one export call; every value the reader gave is a bound parameter. */
-export const exportQuery = (endpoint: ExportEndpoint, params: ParsedParams): RowQuery => {
-  const { params: values, bind } = binder()
+/** Binds a reader's value into a statement: a placeholder, or for COPY (which takes no parameters) a literal. */
+type Bind = (value: Parameter, cast: string) => string
+
+const selectOf = (
+  endpoint: ExportEndpoint,
+  params: ParsedParams,
+  bind: Bind,
+  cell: (column: Column, expression: string) => string
+): string => {
   const where: Array<string> = []
   if (endpoint.time !== undefined && params.window.from !== undefined)
     where.push(`${endpoint.time} >= ${bind(params.window.from, "timestamptz")}`)
@@ -325,8 +332,45 @@ export const exportQuery = (endpoint: ExportEndpoint, params: ParsedParams): Row
     if (value !== undefined) where.push(`${expression} = ${bind(value, "text")}`)
   }
   where.push(...(endpoint.conditions?.(params) ?? []))
-  const text = `SELECT ${endpoint.columns.map(({ column, sql }) => `${cellSql(column, sql)} AS ${quoteIdent(column.name)}`).join(", ")} FROM ${endpoint.from}${
+  return `SELECT ${endpoint.columns.map(({ column, sql }) => `${cell(column, sql)} AS ${quoteIdent(column.name)}`).join(", ")} FROM ${endpoint.from}${
     where.length === 0 ? "" : ` WHERE ${where.join(" AND ")}`
   } ORDER BY ${endpoint.orderBy}${params.limit === undefined ? "" : ` LIMIT ${bind(params.limit, "bigint")}`}`
-  return { text, params: values, columns: endpoint.columns.map(({ column }) => column) }
+}
+
+/** The statement of one export call; every value the reader gave is a bound parameter. */
+export const exportQuery = (endpoint: ExportEndpoint, params: ParsedParams): RowQuery => {
+  const { params: values, bind } = binder()
+  return { text: selectOf(endpoint, params, bind, cellSql), params: values, columns: endpoint.columns.map(({ column }) => column) }
+}
+
+/**
+ * A reader's value as a literal, for COPY: an escape string literal (`E'…'`), whose quoting holds
+ * whatever `standard_conforming_strings` is, cast to its type. A NUL, which Postgres text cannot
+ * hold and which would end the statement's text, is refused naming the parameter.
+ */
+const literalFor =
+  (names: ReadonlyMap<Parameter, string>): Bind =>
+  (value, cast) => {
+    const text = String(value)
+    if (text.includes("\u0000"))
+      throw new BadParameter({ parameter: names.get(value) ?? "query", message: "a value may not contain a NUL character (%00)" })
+    return `E'${text.replaceAll("\\", "\\\\").replaceAll("'", "''")}'::${cast}`
+  }
+
+/**
+ * `COPY (the export's query) TO STDOUT` for a `csv` export in CSV format with every field as the
+ * CSV export writes it ({@link csvCellSql}), else in text format with the cells of {@link cellSql}
+ * for the JSON and XLSX encoders to read; the reader's values are literals (COPY takes no
+ * parameters), quoted so that none can end its string.
+ */
+export const exportCopy = (endpoint: ExportEndpoint, params: ParsedParams): string => {
+  const names = new Map<Parameter, string>(Object.entries(params.texts).map(([name, value]) => [value as Parameter, name]))
+  const raw = params.booleans.csv_raw === true
+  const select =
+    params.format === "csv"
+      ? selectOf(endpoint, params, literalFor(names), (column, expression) => csvCellSql(column, expression, raw))
+      : selectOf(endpoint, params, literalFor(names), (column, expression) =>
+          column.type === "text" ? `(${expression})::text` : cellSql(column, expression)
+        )
+  return `COPY (${select}) TO STDOUT WITH (FORMAT ${params.format === "csv" ? "csv" : "text"})`
 }

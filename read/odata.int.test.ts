@@ -216,6 +216,11 @@ describe("hard limits on every query and response", () => {
 
   it("puts every query under a statement timeout, answered 503 with Retry-After naming the limit, and frees its slot", async () => {
     const hasty = await serveReadApi({ sql: api.sql, port: 0, maxStreams: 1, exportTimeoutMs: 1, pageTimeoutMs: 1, accessLog: false })
+    // The marts held by a writer's lock (as a rebuild's switch or a long migration would): every query waits past its
+    // timeout, whatever the machine's speed, so the test does not depend on a query being slower than 1 ms.
+    const locked = await owner.reserve()
+    await locked`BEGIN`
+    await locked`LOCK TABLE mart_oee.oee_snapshots, mart_oee.oee_data_mart IN ACCESS EXCLUSIVE MODE`
     try {
       const count = await fetch(`${hasty.url}/odata/oee/oee_snapshots/$count?$filter=${encodeURIComponent("contains(machine_id,'1')")}`, {
         headers: headers()
@@ -236,11 +241,14 @@ describe("hard limits on every query and response", () => {
       expect(((await sorted.json()) as { error: { message: string } }).error.message).toMatch(
         /statement timeout of 1 ms \(READ_PAGE_TIMEOUT_MS\)/
       )
+      await locked`COMMIT`
       // The slot and the connection are given back as they were: the API's own limits apply again.
       await api.cursorsClosed()
       const page = await fetchPage(`${api.url}/odata/oee/oee_snapshots?$top=3`)
       expect(page.value).toHaveLength(3)
     } finally {
+      await locked`ROLLBACK`.catch(() => undefined)
+      locked.release()
       await hasty.close()
     }
   })

@@ -1,6 +1,7 @@
 import type postgres from "postgres"
 import { admission } from "./admission.ts"
 import { runQuery } from "./errors.ts"
+import { openCopy } from "./copy.ts"
 import { openRows, type RowQuery } from "./rows.ts"
 
 /** Statement timeout of a key check or a health probe: an indexed lookup, never long. */
@@ -35,6 +36,18 @@ export const readerQueries = (
       throw error
     }
   }
+  /** A `COPY … TO STDOUT` on a long slot of its own, each chunk under `timeout`, held until the stream closes. */
+  const copy = async (mart: string, statement: string, timeout: Timeout) => {
+    // No statement_timeout: Postgres would count the time a slow client takes to read ({@link openCopy}).
+    const slot = await slots.reserve("long", 0)
+    try {
+      const bytes = await runQuery(mart, () => openCopy(slot.sql, statement, timeout), "query", timeout)
+      return { chunks: bytes.chunks, close: () => bytes.close().finally(slot.release) }
+    } catch (error) {
+      await slot.release()
+      throw error
+    }
+  }
   /** A long query that is not streamed (a count), on a slot under the page timeout. */
   const longQuery = <A>(mart: string, query: (sql: postgres.Sql) => Promise<A>, parameter?: string) =>
     runQuery(mart, () => slots.run("long", pageTimeout.limitMs, (slot) => query(slot.sql)), parameter, pageTimeout)
@@ -47,5 +60,5 @@ export const readerQueries = (
   /** The row count of an OData query (its `$filter` the only input that can fail it). */
   const countOf = (mart: string, count: RowQuery) =>
     longQuery(mart, async (sql) => String((await sql.unsafe(count.text, [...count.params]))[0]?.count ?? 0), "$filter")
-  return { stream, longQuery, shortQuery, countOf }
+  return { stream, copy, longQuery, shortQuery, countOf }
 }

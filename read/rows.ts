@@ -34,6 +34,28 @@ export const cellSql = (column: Column, expression = quoteIdent(column.name)): s
   }
 }
 
+/**
+ * The select-list expression of a column for `COPY … WITH (FORMAT csv)`, so that Postgres writes
+ * every field exactly as the CSV export does: {@link cellSql}'s text, booleans as true/false, an
+ * empty text as an empty field rather than COPY's `""`, and text a spreadsheet would run as a
+ * formula (starting with = + - @ tab or carriage return) with a leading `'` unless `raw`
+ * (`neutraliseFormula` in formats.ts, the same rule).
+ */
+export const csvCellSql = (column: Column, expression: string, raw: boolean): string => {
+  switch (column.type) {
+    case "boolean":
+      return `(${expression})::text`
+    case "text": {
+      const value = `(${expression})::text`
+      if (raw) return `NULLIF(${value}, '')`
+      // Every formula start, and the empty text, sorts before 'A' bytewise: most values cost one memcmp and pass as they are.
+      return `CASE WHEN ${value} >= 'A' COLLATE "C" THEN ${value} WHEN ascii(${value}) IN (61, 43, 45, 64, 9, 13) THEN '''' || ${value} ELSE NULLIF(${value}, '') END`
+    }
+    default:
+      return cellSql(column, expression)
+  }
+}
+
 /** Rows of a query, fetched from a server-side cursor; `close` releases it early (a client that went away). */
 export interface RowStream {
   readonly batches: AsyncIterable<ReadonlyArray<Cells>>
