@@ -1,6 +1,6 @@
 import type postgres from "postgres"
 import { qualified, quoteIdent } from "../platform/sql.ts"
-import type { Projection, SideEffect, SideEffects } from "../projections/projection.ts"
+import type { Outcome, Projection, SideEffect, SideEffects } from "../projections/projection.ts"
 import { stateKey } from "../projections/projection.ts"
 import { bulkWrite } from "../projections/statements.ts"
 import type { Row } from "../projections/table.ts"
@@ -50,7 +50,8 @@ const projectInto = async (
   generation: Generation,
   events: ReadonlyArray<ReadEvent>,
   onPoison: "collect" | "stop",
-  withEffects: boolean
+  withEffects: boolean,
+  projected?: ReadonlyMap<ReadEvent, Outcome>
 ): Promise<Projected> => {
   // Each key's first event of the batch claims it in the ledger in one statement; the keys it did not
   // insert were recorded by an earlier batch, which is all the decision needs to know.
@@ -66,7 +67,7 @@ const projectInto = async (
     ).map((row) => row.key as string)
   )
   const claimed = new Set([...firsts.keys()].filter((key) => !inserted.has(key)))
-  const decision = decideBatch(projection, events, claimed, onPoison)
+  const decision = decideBatch(projection, events, claimed, onPoison, projected)
   if (decision._tag === "PoisonFound") throw poisonInRebuild(decision.event, decision.reason)
   const { recorded } = decision
   // A poison event claims nothing: its key goes again, or goes to the later copy that did claim it.
@@ -147,25 +148,26 @@ export const applyBatch = (
   generation: Generation,
   expectedCheckpoint: number,
   events: ReadonlyArray<ReadEvent>,
-  mode: "live" | "rebuild"
+  mode: "live" | "rebuild",
+  projected?: ReadonlyMap<ReadEvent, Outcome>
 ): Promise<BatchResult> =>
   sql.begin(async (tx) => {
     await claimBatch(tx, projection, generation, expectedCheckpoint, mode)
 
     const fresh = events.filter((event) => event.seq > expectedCheckpoint).sort((a, b) => a.seq - b.seq)
-    const projected = await projectInto(tx, projection, generation, fresh, mode === "live" ? "collect" : "stop", mode === "live")
-    for (const { event, reason } of projected.dead) {
+    const result = await projectInto(tx, projection, generation, fresh, mode === "live" ? "collect" : "stop", mode === "live", projected)
+    for (const { event, reason } of result.dead) {
       await tx`INSERT INTO ingest.dead_letters (projection, seq, subject, dedupe_key, reason, payload, headers)
                VALUES (${projection.name}, ${event.seq}, ${event.subject}, ${event.dedupeKey}, ${reason}, ${event.data}, ${tx.json(event.headers)})`
     }
     const checkpoint = fresh.length > 0 ? (fresh[fresh.length - 1] as ReadEvent).seq : expectedCheckpoint
     await tx`UPDATE ingest.projections SET checkpoint = ${checkpoint}, updated_at = now() WHERE name = ${projection.name} AND generation = ${generation.generation}`
     return {
-      applied: projected.applied,
-      duplicates: projected.duplicates,
-      skipped: projected.skipped,
-      deadLetters: projected.dead.length,
-      effects: projected.effects,
+      applied: result.applied,
+      duplicates: result.duplicates,
+      skipped: result.skipped,
+      deadLetters: result.dead.length,
+      effects: result.effects,
       checkpoint
     }
   })
@@ -260,11 +262,12 @@ export const applyFindingPoison = (
   expectedCheckpoint: number,
   events: ReadonlyArray<ReadEvent>,
   mode: "live" | "rebuild",
-  streak: DeadLetterStreak = newStreak()
+  streak: DeadLetterStreak = newStreak(),
+  projected?: ReadonlyMap<ReadEvent, Outcome>
 ): Promise<BatchResult> => {
   const apply = async (checkpoint: number, slice: ReadonlyArray<ReadEvent>): Promise<BatchResult> => {
     try {
-      const result = await applyBatch(sql, projection, generation, checkpoint, slice, mode)
+      const result = await applyBatch(sql, projection, generation, checkpoint, slice, mode, projected)
       countStreak(streak, result)
       return result
     } catch (error) {

@@ -29,6 +29,10 @@ export interface PoisonFound {
   readonly reason: string
 }
 
+/** Each event's outcome, made ahead of its batch's decision. */
+export const projectAhead = (projection: Projection, events: ReadonlyArray<ReadEvent>): ReadonlyMap<ReadEvent, Outcome> =>
+  new Map(events.map((event) => [event, projectSafely(projection, event)]))
+
 /** A projection that throws on an event (a bug its tests missed) has met a poison event, not a reason to stop the domain. */
 export const projectSafely = (projection: Projection, event: ReadEvent): Outcome => {
   try {
@@ -48,7 +52,9 @@ export const decideBatch = (
   projection: Projection,
   events: ReadonlyArray<ReadEvent>,
   alreadyClaimed: ReadonlySet<string>,
-  onPoison: "collect" | "stop"
+  onPoison: "collect" | "stop",
+  /** Outcomes already made (the projection is pure: the runtime projects the next batch while this one commits). */
+  projected?: ReadonlyMap<ReadEvent, Outcome>
 ): BatchDecision | PoisonFound => {
   const claimed = new Set(alreadyClaimed)
   const byTable = new Map<string, Array<Row>>()
@@ -62,7 +68,7 @@ export const decideBatch = (
       duplicates++
       continue
     }
-    const outcome = projectSafely(projection, event)
+    const outcome = projected?.get(event) ?? projectSafely(projection, event)
     if (outcome._tag === "Poison") {
       if (onPoison === "stop") return { _tag: "PoisonFound", event, reason: outcome.reason }
       dead.push({ event, reason: outcome.reason })

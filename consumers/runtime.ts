@@ -3,7 +3,9 @@ import type { NatsConnection } from "@nats-io/nats-core"
 import type postgres from "postgres"
 import { streamFor } from "../contracts/log.ts"
 import { logEvent } from "../platform/logger.ts"
-import type { Projection } from "../projections/projection.ts"
+import type { Outcome, Projection } from "../projections/projection.ts"
+import { projectAhead } from "./batch.ts"
+import type { ReadEvent } from "./events.ts"
 import { applyFindingPoison, type BatchResult, newerVersion, newStreak } from "./apply.ts"
 import { type CheckpointMoved, describeFailure, isFailure } from "./failures.ts"
 import { afterFailure, pause, retrying, STOPPED } from "./retry.ts"
@@ -37,6 +39,13 @@ export interface RuntimeOptions {
   readonly maxDeadLettersInARow?: number
   /** Publish side effects after each commit (default). Tests turn it off to stand for a crash in between. */
   readonly publishEffects?: boolean
+}
+
+/** A batch read from the log: its messages, as events, and (fetched ahead) their outcomes. */
+interface Fetched {
+  readonly messages: Array<JsMsg>
+  readonly events: ReadonlyArray<ReadEvent>
+  readonly projected?: ReadonlyMap<ReadEvent, Outcome>
 }
 
 interface Clients {
@@ -78,7 +87,7 @@ export const consumeGeneration = async (
   let consumer = await reopen()
   if (consumer === undefined) return "stopped"
   /** Live, the next batch is fetched while this one commits; dropped (never applied) whenever the consumer is reopened. */
-  let next: Promise<Array<JsMsg>> | undefined
+  let next: Promise<Fetched> | undefined
   const dropNext = () => {
     next?.catch(() => undefined)
     next = undefined
@@ -89,14 +98,14 @@ export const consumeGeneration = async (
     while (!stopped()) {
       const target = until?.()
       if (target !== undefined && checkpoint >= target) return "reached"
-      let messages: Array<JsMsg>
+      let fetched: Fetched
       try {
-        messages = await (next ??
+        fetched = await (next ??
           fetchBatch(
             consumer,
             target === undefined ? batchSize : Math.min(batchSize, Math.max(1, target - checkpoint)),
             options.fetchWaitMs ?? 1000
-          ))
+          ).then((messages) => ({ messages, events: messages.map(toReadEvent) })))
         next = undefined
         fetchFailures = 0
       } catch (error) {
@@ -107,6 +116,7 @@ export const consumeGeneration = async (
         if (consumer === undefined) return "stopped"
         continue
       }
+      const { messages, events } = fetched
       if (messages.length === 0) {
         // Caught up: a rebuild may have replaced this generation meanwhile, which only a write would tell.
         if (mode === "live") {
@@ -118,7 +128,6 @@ export const consumeGeneration = async (
         options.onIdle?.(checkpoint)
         continue
       }
-      const events = messages.map(toReadEvent)
       const first = Math.min(...events.filter((event) => event.seq > checkpoint).map((event) => event.seq))
       if (Number.isFinite(first) && first !== checkpoint + 1 && (await messageExists(clients.jsm, projection, checkpoint + 1))) {
         logEvent("warn", "the log skipped events; reading again from the checkpoint", { projection: projection.name, checkpoint, first })
@@ -127,13 +136,20 @@ export const consumeGeneration = async (
         if (consumer === undefined) return "stopped"
         continue
       }
-      if (until === undefined && !stopped()) next = fetchBatch(consumer, batchSize, options.fetchWaitMs ?? 1000)
+      // While Postgres commits this batch, the next is fetched, read and projected (the projection is pure).
+      if (until === undefined && !stopped())
+        next = fetchBatch(consumer, batchSize, options.fetchWaitMs ?? 1000).then((messages) => {
+          const read = messages.map(toReadEvent)
+          return { messages, events: read, projected: projectAhead(projection, read) }
+        })
       const started = performance.now()
       const result = await retrying(options, "applying a batch", () =>
-        applyFindingPoison(sql, projection, generation, checkpoint, events, mode, streak).catch((error: unknown): CheckpointMoved => {
-          if (isFailure(error, "CheckpointMoved")) return error
-          throw error
-        })
+        applyFindingPoison(sql, projection, generation, checkpoint, events, mode, streak, fetched.projected).catch(
+          (error: unknown): CheckpointMoved => {
+            if (isFailure(error, "CheckpointMoved")) return error
+            throw error
+          }
+        )
       )
       if (result === STOPPED) return "stopped"
       if ("_tag" in result) {
