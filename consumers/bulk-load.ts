@@ -121,6 +121,8 @@ export const bulkLoad = async (options: {
     const firstWins = new Map<string, Set<string>>()
     for (const table of projection.tables) {
       for (const statement of dropIndexDdl(schema, table)) await tx.unsafe(statement)
+      // What triggers maintain row by row is computed whole after the load (afterBulkLoad).
+      if (projection.afterBulkLoad !== undefined) await tx.unsafe(`ALTER TABLE ${qualified(schema, table.name)} DISABLE TRIGGER USER`)
       if (table.merge === "insert") {
         const seen = await tx
           .unsafe(`SELECT ${table.key.map((column) => `${quoteIdent(column)}::text`).join(", ")} FROM ${qualified(schema, table.name)}`)
@@ -229,6 +231,10 @@ export const bulkLoad = async (options: {
     }
     await tx.unsafe(`ALTER TABLE ${ledger} ADD PRIMARY KEY (key)`)
     for (const table of projection.tables) await tx.unsafe(`ANALYZE ${qualified(schema, table.name)}`)
+    if (projection.afterBulkLoad !== undefined) {
+      for (const table of projection.tables) await tx.unsafe(`ALTER TABLE ${qualified(schema, table.name)} ENABLE TRIGGER USER`)
+      for (const statement of projection.afterBulkLoad(schema)) await tx.unsafe(statement)
+    }
     lap("index")
     const moved = await tx`UPDATE ingest.projections SET checkpoint = ${checkpoint}, updated_at = now()
                            WHERE name = ${projection.name} AND generation = ${generation.generation} AND status = 'building' AND checkpoint = 0`

@@ -56,10 +56,16 @@ export interface MartSet {
   /** The projection's name; its marts are published as `mart_<name>.<object>`. */
   readonly name: string
   readonly tables: ReadonlyArray<TableSpec>
-  /** The shape of each view in {@link extraSql} that is published. */
+  /** The shape of each object {@link extraSql} makes that is published (a view, or a table its triggers maintain). */
   readonly views?: ReadonlyArray<ViewSpec>
   /** Views and seed rows created with the tables, in the generation's schema. */
   readonly extraSql?: (schema: string) => ReadonlyArray<string>
+  /**
+   * Statements that compute whole what {@link extraSql} keeps up to date with triggers on the tables
+   * (a materialised data mart): a bulk load writes the tables with their user triggers disabled,
+   * then runs these once, after the indexes are built.
+   */
+  readonly afterBulkLoad?: (schema: string) => ReadonlyArray<string>
   /** Reader-facing objects: table and view names published as `mart_<name>.<object>`. */
   readonly published: ReadonlyArray<string>
 }

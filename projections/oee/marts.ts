@@ -1,5 +1,5 @@
-import { qualified } from "../../platform/sql.ts"
-import { selectList } from "../statements.ts"
+import { qualified, quoteIdent } from "../../platform/sql.ts"
+import { dropIndexDdl, indexDdl, selectList, tableDdl } from "../statements.ts"
 import { boolean, date, type DerivedColumn, integer, type MartSet, numeric, type TableSpec, text, timestamp } from "../table.ts"
 
 /** Minutes each snapshot covers: the seed's 96 snapshots a day. */
@@ -29,7 +29,8 @@ export const oeeTables: ReadonlyArray<TableSpec> = [
     ],
     key: ["id"],
     merge: "upsert",
-    indexes: [["snapshot_time"], ["machine_id", "snapshot_time"]]
+    // work_order_id: the data mart finds the snapshots of a new or changed work order (or product) without a scan.
+    indexes: [["snapshot_time"], ["machine_id", "snapshot_time"], ["work_order_id"]]
   },
   {
     name: "oee_downtime_events",
@@ -81,11 +82,25 @@ export const oeeTables: ReadonlyArray<TableSpec> = [
   { name: "products", columns: [text("id"), text("name"), text("sku", true)], key: ["id"], merge: "upsert" }
 ]
 
+const SNAPSHOTS = "oee_snapshots"
+const DOWNTIME = "oee_downtime_events"
+const DATA_MART = "oee_data_mart"
+
 const end = `coalesce(de.end_time, de.start_time + de.duration_minutes * interval '1 minute')`
-const overlap = `greatest(0, extract(epoch FROM least(${end}, s.snapshot_time) - greatest(de.start_time, s.snapshot_time - interval '${SNAPSHOT_MINUTES} minutes')) / 60)`
+const window = `interval '${SNAPSHOT_MINUTES} minutes'`
+const overlap = `greatest(0, extract(epoch FROM least(${end}, s.snapshot_time) - greatest(de.start_time, s.snapshot_time - ${window})) / 60)`
 const downtime = (total: string) => `round(least(${SNAPSHOT_MINUTES}, coalesce(dt.${total}, 0)), 3)`
 
-/** The data mart's columns, each declared once with the expression that computes it: the view's shape and its SELECT list both derive from this. */
+/** The masters a snapshot is joined to by id: each through a column of the snapshot, the product through its work order. */
+const masters: ReadonlyArray<{ readonly alias: string; readonly table: string; readonly via: string }> = [
+  { alias: "m", table: "machines", via: "s.machine_id" },
+  { alias: "l", table: "production_lines", via: "s.line_id" },
+  { alias: "sh", table: "shifts", via: "s.shift_id" },
+  { alias: "wo", table: "work_orders", via: "s.work_order_id" },
+  { alias: "p", table: "products", via: "wo.product_id" }
+]
+
+/** The data mart's columns, each declared once with the expression that computes it: the table's shape and every query filling it derive from this. */
 export const dataMartColumns: ReadonlyArray<DerivedColumn> = [
   [text("snapshot_id"), "s.id"],
   [timestamp("snapshot_time"), "s.snapshot_time"],
@@ -115,41 +130,219 @@ export const dataMartColumns: ReadonlyArray<DerivedColumn> = [
 ]
 
 /**
- * The seed's `oee_data_mart`: each snapshot with its machine, line, shift, work order and
- * product, and the planned, unplanned and total downtime minutes that overlap the snapshot's
- * window `[snapshot_time - 15 min, snapshot_time)` — a stop spanning snapshots is split between them;
- * overlapping stops never add up to more than the window. Each snapshot looks back only as far as
- * the longest stop recorded (computed once per query), so the index on (machine_id, start_time)
- * reads a stop or two per snapshot, however long the history, and no stop is missed. Minutes are
- * rounded to three decimals (a twentieth of a second).
+ * `oee_data_mart` as a table in the generation's schema, a row per snapshot: read by date range in
+ * the export's order (time, machine, snapshot) without a sort, or by machine.
  */
-export const dataMartView = (schema: string): string => {
+const dataMartTable: TableSpec = {
+  name: DATA_MART,
+  columns: dataMartColumns.map(([column]) => column),
+  key: ["snapshot_id"],
+  merge: "upsert",
+  indexes: [
+    ["snapshot_time", "machine_id", "snapshot_id"],
+    ["machine_id", "snapshot_time"]
+  ]
+}
+
+/** The function giving a stop's length as the data mart reads it, indexed so the longest stop is one index read. */
+const stopLength = (schema: string) => qualified(schema, "oee_stop_length")
+
+/** The longest stop recorded, as the view computed it: one scan of every stop, once per query. */
+const longestScanned = (schema: string) =>
+  `(SELECT coalesce(max(${end.replaceAll("de.", "")} - start_time), interval '0') FROM ${qualified(schema, DOWNTIME)})`
+
+/** The same length from the index on {@link stopLength}: a batch's refresh never scans the history of stops. */
+const longestIndexed = (schema: string) =>
+  `(SELECT coalesce(max(${stopLength(schema)}(start_time, end_time, duration_minutes)), interval '0') FROM ${qualified(schema, DOWNTIME)})`
+
+/**
+ * Each snapshot with its machine, line, shift, work order and product, and the planned, unplanned
+ * and total downtime minutes that overlap the snapshot's window `[snapshot_time - 15 min, snapshot_time)`
+ * — a stop spanning snapshots is split between them; overlapping stops never add up to more than
+ * the window. Each snapshot looks back only as far as `longest`, the longest stop recorded, so the
+ * index on (machine_id, start_time) reads a stop or two per snapshot, however long the history, and
+ * no stop is missed. Minutes are rounded to three decimals (a twentieth of a second). The snapshots
+ * are `snapshots`: the table, or the rows a statement just inserted into it.
+ */
+const dataMartSelect = (schema: string, longest: string, snapshots = qualified(schema, SNAPSHOTS)): string => {
   const t = (name: string) => qualified(schema, name)
-  return `CREATE VIEW ${t("oee_data_mart")} AS
-    SELECT ${selectList(dataMartColumns)}
-    FROM ${t("oee_snapshots")} s
-    LEFT JOIN ${t("machines")} m ON m.id = s.machine_id
-    LEFT JOIN ${t("production_lines")} l ON l.id = s.line_id
-    LEFT JOIN ${t("shifts")} sh ON sh.id = s.shift_id
-    LEFT JOIN ${t("work_orders")} wo ON wo.id = s.work_order_id
-    LEFT JOIN ${t("products")} p ON p.id = wo.product_id
+  return `SELECT ${selectList(dataMartColumns)}
+    FROM ${snapshots} s
+    ${masters.map(({ alias, table, via }) => `LEFT JOIN ${t(table)} ${alias} ON ${alias}.id = ${via}`).join("\n    ")}
     LEFT JOIN LATERAL (
       SELECT sum(${overlap}) AS total_downtime,
              sum(CASE WHEN de.is_planned THEN ${overlap} ELSE 0 END) AS planned_downtime,
              sum(CASE WHEN NOT de.is_planned THEN ${overlap} ELSE 0 END) AS unplanned_downtime
-      FROM ${t("oee_downtime_events")} de
+      FROM ${t(DOWNTIME)} de
       WHERE de.machine_id = s.machine_id
         AND de.start_time < s.snapshot_time
-        AND de.start_time >= s.snapshot_time - interval '${SNAPSHOT_MINUTES} minutes' - (SELECT coalesce(max(${end.replaceAll("de.", "")} - start_time), interval '0') FROM ${t("oee_downtime_events")})
-        AND ${end} > s.snapshot_time - interval '${SNAPSHOT_MINUTES} minutes'
+        AND de.start_time >= s.snapshot_time - ${window} - ${longest}
+        AND ${end} > s.snapshot_time - ${window}
     ) dt ON true`
 }
 
-/** Seed 001's OEE marts: the tables, and the data mart joining them, all published. */
+/** The query the seed's `oee_data_mart` view ran at every read (the table equals it at every commit). */
+export const dataMartQuery = (schema: string): string => dataMartSelect(schema, longestScanned(schema))
+
+/**
+ * The whole data mart computed from the base tables in ONE statement, into its empty table: for a
+ * bulk load that wrote the base tables with the data mart's triggers disabled
+ * (`ALTER TABLE … DISABLE TRIGGER USER` on each of {@link dataMartSources}, enabled again after).
+ */
+export const dataMartFill = (schema: string): string =>
+  `INSERT INTO ${qualified(schema, DATA_MART)} (${dataMartTable.columns.map((column) => quoteIdent(column.name)).join(", ")}) ${dataMartQuery(schema)}`
+
+/**
+ * The data mart computed whole after a bulk load, as the load does its own tables: its key and
+ * indexes dropped, {@link dataMartFill}, the key and indexes built again, the table analysed.
+ */
+export const dataMartLoad = (schema: string): ReadonlyArray<string> => {
+  const mart = qualified(schema, DATA_MART)
+  return [
+    ...dropIndexDdl(schema, dataMartTable),
+    `ALTER TABLE ${mart} DROP CONSTRAINT ${quoteIdent(`${DATA_MART}_pkey`)}`,
+    dataMartFill(schema),
+    `ALTER TABLE ${mart} ADD PRIMARY KEY (${dataMartTable.key.map(quoteIdent).join(", ")})`,
+    ...indexDdl(schema, dataMartTable),
+    `ANALYZE ${mart}`
+  ]
+}
+
+/** The base tables whose statements refresh the data mart, each through its triggers. */
+export const dataMartSources: ReadonlyArray<string> = [SNAPSHOTS, DOWNTIME, ...masters.map((master) => master.table)]
+
+type TriggerEvent = "INSERT" | "UPDATE" | "DELETE"
+
+/**
+ * The snapshots (`id`) whose rows `changed` (a base table's changed rows) affects: a snapshot
+ * itself; every snapshot of a stop's machine whose window overlaps the stop (the lateral's
+ * conditions, turned round for the index on (machine_id, snapshot_time)); every snapshot joined to
+ * a master.
+ */
+const affectedBy = (schema: string, table: string, changed: string): string => {
+  const snapshots = qualified(schema, SNAPSHOTS)
+  if (table === SNAPSHOTS) return `SELECT id FROM ${changed}`
+  if (table === DOWNTIME)
+    return `SELECT s.id FROM ${changed} de JOIN ${snapshots} s ON s.machine_id = de.machine_id AND s.snapshot_time > de.start_time AND s.snapshot_time < ${end} + ${window}`
+  const master = masters.find((candidate) => candidate.table === table)
+  if (master === undefined) throw new Error(`the data mart reads no table ${table}`)
+  const through = masters.find((candidate) => master.via.startsWith(`${candidate.alias}.`))
+  const hop =
+    through === undefined ? "" : ` JOIN ${qualified(schema, through.table)} ${through.alias} ON ${through.alias}.id = ${through.via}`
+  return `SELECT s.id FROM ${snapshots} s${hop} WHERE ${master.via} IN (SELECT id FROM ${changed})`
+}
+
+/** The columns of `table` the data mart reads (as `alias.column` anywhere in its query): an update that changes none of them changes no row. */
+const columnsRead = (schema: string, table: string): ReadonlyArray<string> => {
+  const alias = table === SNAPSHOTS ? "s" : table === DOWNTIME ? "de" : masters.find((master) => master.table === table)?.alias
+  const spec = oeeTables.find((candidate) => candidate.name === table)
+  if (alias === undefined || spec === undefined) throw new Error(`the data mart reads no table ${table}`)
+  const query = dataMartSelect(schema, longestIndexed(schema))
+  return spec.columns.map((column) => column.name).filter((name) => new RegExp(`(?<![\\w."])${alias}\\.${name}\\b`).test(query))
+}
+
+/** The rows `table`'s statement changed, from its transition tables: for an update, the old and new versions that differ in a column the mart reads. */
+const changedRows = (schema: string, table: string, event: TriggerEvent): string => {
+  if (event === "INSERT") return "SELECT * FROM new_rows"
+  if (event === "DELETE") return "SELECT * FROM old_rows"
+  const read = columnsRead(schema, table).map(quoteIdent).join(", ")
+  return `(SELECT ${read} FROM old_rows EXCEPT ALL SELECT ${read} FROM new_rows) UNION ALL (SELECT ${read} FROM new_rows EXCEPT ALL SELECT ${read} FROM old_rows)`
+}
+
+/**
+ * Recomputes the data mart's rows of `snapshots` (the snapshot table, filtered by `where`, or the
+ * rows a statement just inserted into it) and upserts those that differ.
+ */
+const upsertRows = (schema: string, snapshots: string, where: string): string => {
+  const names = dataMartTable.columns.map((column) => quoteIdent(column.name))
+  const others = names.filter((name) => name !== quoteIdent("snapshot_id"))
+  return `INSERT INTO ${qualified(schema, DATA_MART)} AS d (${names.join(", ")})
+    ${dataMartSelect(schema, longestIndexed(schema), snapshots)}
+    ${where}
+    ON CONFLICT (snapshot_id) DO UPDATE SET ${others.map((name) => `${name} = EXCLUDED.${name}`).join(", ")}
+    WHERE (${others.map((name) => `d.${name}`).join(", ")}) IS DISTINCT FROM (${others.map((name) => `EXCLUDED.${name}`).join(", ")})`
+}
+
+/**
+ * The body of the trigger function refreshing the data mart after `event` on `table`. New
+ * snapshots are recomputed straight from the transition table (every batch does this). Otherwise
+ * the affected snapshots' ids are collected first and the rows recomputed by id (deleted when their
+ * snapshot is gone): each statement is run with EXECUTE, so it is planned at each call with the
+ * rows this statement changed — a cached plan made for one row would serve a 2,000-row batch, one
+ * made for a bulk load every batch after it — and with the ids as a value, which the planner
+ * counts, where a join's estimate (a stop's snapshots by time range) would have it recompute every
+ * snapshot to keep a few.
+ */
+const refreshBody = (schema: string, table: string, event: TriggerEvent): string => {
+  const changes = event === "DELETE" ? "old_rows" : "new_rows"
+  if (table === SNAPSHOTS && event === "INSERT")
+    return `BEGIN
+      IF EXISTS (SELECT FROM new_rows) THEN
+        EXECUTE $upsert$${upsertRows(schema, "new_rows", "")}$upsert$;
+      END IF;
+      RETURN NULL;
+    END`
+  const remove =
+    table === SNAPSHOTS
+      ? `EXECUTE $remove$DELETE FROM ${qualified(schema, DATA_MART)} d WHERE d.snapshot_id = ANY($1)
+          AND NOT EXISTS (SELECT FROM ${qualified(schema, SNAPSHOTS)} s WHERE s.id = d.snapshot_id)$remove$ USING affected;`
+      : ""
+  return `DECLARE affected text[];
+    BEGIN
+      IF EXISTS (SELECT FROM ${changes}) THEN
+        EXECUTE $ids$WITH changed AS (${changedRows(schema, table, event)})
+          SELECT array_agg(DISTINCT id) FROM (${affectedBy(schema, table, "changed")}) a$ids$ INTO affected;
+        IF affected IS NOT NULL THEN
+          ${remove}
+          EXECUTE $upsert$${upsertRows(schema, qualified(schema, SNAPSHOTS), "WHERE s.id = ANY($1)")}$upsert$ USING affected;
+        END IF;
+      END IF;
+      RETURN NULL;
+    END`
+}
+
+/** The trigger function and the statement-level trigger that refresh the data mart after each `event` on `table`. */
+const refreshTrigger = (schema: string, table: string, event: TriggerEvent): ReadonlyArray<string> => {
+  const action = event.toLowerCase()
+  const fn = qualified(schema, `${DATA_MART}_after_${action}_on_${table}`)
+  const transitions = [
+    ...(event === "INSERT" ? [] : ["OLD TABLE AS old_rows"]),
+    ...(event === "DELETE" ? [] : ["NEW TABLE AS new_rows"])
+  ].join(" ")
+  return [
+    `CREATE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $refresh$
+    ${refreshBody(schema, table, event)}
+    $refresh$`,
+    `CREATE TRIGGER ${quoteIdent(`${DATA_MART}_${action}`)} AFTER ${event} ON ${qualified(schema, table)}
+    REFERENCING ${transitions} FOR EACH STATEMENT EXECUTE FUNCTION ${fn}()`
+  ]
+}
+
+/**
+ * The data mart materialised at write time: its table, and on each base table it reads a trigger
+ * per event that recomputes exactly the rows the statement affected, in the statement's
+ * transaction — a snapshot upserted; the snapshots a stop overlaps, before and after it moved; the
+ * snapshots joined to a renamed master (a work order whose product changed included). Readers get
+ * a table, never the join; a batch pays for the rows it changed. Writers of one generation are
+ * serialised (a batch holds its registry row), so two refreshes never race on one snapshot. The
+ * stop length is immutable in fact (a whole number of microseconds added to a time, no calendar
+ * arithmetic), so it can be indexed.
+ */
+const dataMartDdl = (schema: string): ReadonlyArray<string> => [
+  `CREATE FUNCTION ${stopLength(schema)}(start_time timestamptz, end_time timestamptz, duration_minutes numeric) RETURNS interval
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN ${end.replaceAll("de.", "")} - start_time`,
+  `CREATE INDEX ${quoteIdent(`${DOWNTIME}_length`)} ON ${qualified(schema, DOWNTIME)} (${stopLength(schema)}(start_time, end_time, duration_minutes))`,
+  ...tableDdl(schema, dataMartTable),
+  ...dataMartSources.flatMap((table) => (["INSERT", "UPDATE", "DELETE"] as const).flatMap((event) => refreshTrigger(schema, table, event)))
+]
+
+/** Seed 001's OEE marts: the tables, and the data mart over them (a table kept by triggers, see {@link dataMartDdl}), all published. */
 export const oeeMarts: MartSet = {
   name: "oee",
   tables: oeeTables,
-  views: [{ name: "oee_data_mart", columns: dataMartColumns.map(([column]) => column), key: ["snapshot_id"] }],
-  extraSql: (schema) => [dataMartView(schema)],
-  published: [...oeeTables.map((table) => table.name), "oee_data_mart"]
+  // The data mart is no table the projection writes rows into: its shape is declared here, and extraSql makes and maintains it.
+  views: [{ name: DATA_MART, columns: dataMartTable.columns, key: dataMartTable.key }],
+  extraSql: dataMartDdl,
+  afterBulkLoad: dataMartLoad,
+  published: [...oeeTables.map((table) => table.name), DATA_MART]
 }

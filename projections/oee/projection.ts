@@ -7,7 +7,7 @@ import { oeeMarts } from "./marts.ts"
 /** Machine events become the seed's OEE tables; master data is upserted by id. */
 export const oeeProjection: Projection = {
   ...oeeMarts,
-  version: 2,
+  version: 3,
   domain: "oee",
   project: (event) => {
     const decoded = decodeEnvelope(oeeEventTypes, event.payload)
