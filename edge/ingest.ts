@@ -111,9 +111,12 @@ export const readBody = (request: Request, limit: number): Effect.Effect<Uint8Ar
       error instanceof PayloadTooLarge ? error : new MalformedBody({ reason: `the body could not be read: ${String(error)}` })
   })
 
+/** Decodes whole bodies only (never `stream: true`), so one decoder serves every request. */
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false })
+
 export const parseJson = (body: Uint8Array): Effect.Effect<unknown, MalformedBody> =>
   Effect.try({
-    try: () => JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body)) as unknown,
+    try: () => JSON.parse(strictUtf8.decode(body)) as unknown,
     catch: (error) =>
       new MalformedBody({
         reason:
@@ -132,6 +135,12 @@ export const traceIdOf = (headers: Headers): string => {
   return crypto.randomUUID().replaceAll("-", "")
 }
 
+/** The URL the sender used, behind a proxy that rewrote it: the configured public origin with the request's path and query. */
+const publicUrl = (publicBaseUrl: string, requestUrl: string): string => {
+  const { pathname, search } = new URL(requestUrl)
+  return `${publicBaseUrl}${pathname}${search}`
+}
+
 /**
  * `POST /v1/hooks/:source`: authenticate, validate, split and append; succeeds only once every
  * event of the request has a PubAck. Events that break the contract are quarantined (appended as
@@ -147,8 +156,7 @@ export const ingestWebhook = (
   Effect.gen(function* () {
     const source = yield* findSource(config, sourceName)
     yield* requireJson(request.headers.get("content-type"))
-    const { pathname, search } = new URL(request.url)
-    const url = config.publicBaseUrl === undefined ? request.url : `${config.publicBaseUrl}${pathname}${search}`
+    const url = config.publicBaseUrl === undefined ? request.url : publicUrl(config.publicBaseUrl, request.url)
     const verify = (body: Uint8Array<ArrayBuffer>) =>
       verifiers[source.scheme]({ method: request.method, url, headers: request.headers, body }, source.secrets, {
         toleranceMs: config.toleranceMs,
@@ -170,7 +178,7 @@ export const ingestWebhook = (
     if (invalid.length > 0 && source.onInvalid === "reject") return yield* violation(...issuesOfSplit(split))
     const valid = validEvents(split)
     const context = { receivedAt: new Date(now()).toISOString(), traceId: traceIdOf(request.headers) }
-    const quarantine = yield* Effect.promise(() => quarantineMessages(source.name, contract, invalid, context))
+    const quarantine = invalid.length === 0 ? [] : yield* Effect.promise(() => quarantineMessages(source.name, contract, invalid, context))
     const receipts = yield* appendToLog([...toLogMessages(source.name, contract, valid, context), ...quarantine])
     const appended = receipts.slice(0, valid.length)
     return {
@@ -191,14 +199,30 @@ export const ingestWebhook = (
     }
   })
 
-/** Fails with {@link LogUnavailable} when `append` rejects or exceeds `deadlineMs`. */
+const deadlinePassed = Symbol("deadline passed")
+
+/**
+ * Fails with {@link LogUnavailable} when `append` rejects or exceeds `deadlineMs`. The deadline is
+ * one timer raced in the promise, not a fiber and a timer raced in Effect: this runs on every request.
+ */
 export const withDeadline = <A>(append: () => Promise<A>, deadlineMs: number): Effect.Effect<A, LogUnavailable> =>
   Effect.tryPromise({
-    try: append,
-    catch: (error) => new LogUnavailable({ reason: error instanceof Error ? error.message : String(error) })
-  }).pipe(
-    Effect.timeoutOrElse({
-      duration: deadlineMs,
-      orElse: () => Effect.fail(new LogUnavailable({ reason: `no PubAck within ${deadlineMs} ms` }))
-    })
-  )
+    try: () =>
+      new Promise<A>((resolve, reject) => {
+        const timer = setTimeout(() => reject(deadlinePassed), deadlineMs)
+        append().then(
+          (value) => {
+            clearTimeout(timer)
+            resolve(value)
+          },
+          (error: unknown) => {
+            clearTimeout(timer)
+            reject(error)
+          }
+        )
+      }),
+    catch: (error) =>
+      new LogUnavailable({
+        reason: error === deadlinePassed ? `no PubAck within ${deadlineMs} ms` : error instanceof Error ? error.message : String(error)
+      })
+  })

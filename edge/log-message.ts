@@ -2,6 +2,7 @@ import { headers as natsHeaders, type MsgHdrs } from "@nats-io/nats-core"
 import type { Contract } from "../contracts/contract.ts"
 import type { ContractEvent } from "../contracts/event.ts"
 import { LogHeaders, messageIdFor, streamFor, subjectFor } from "../contracts/log.ts"
+import { concatBytes, utf8 } from "../platform/text.ts"
 
 /** One event ready for JetStream: plain data, so it crosses the Worker → Durable Object boundary. */
 export interface LogMessage {
@@ -63,3 +64,50 @@ export const natsHeadersFor = (message: LogMessage): MsgHdrs => {
   headers.set("Nats-Expected-Stream", message.stream)
   return headers
 }
+
+/**
+ * A request's log messages as they go on the wire: each message's NATS header block (as
+ * {@link natsHeadersFor} makes it) and its data, UTF-8, back to back in one buffer, and the
+ * subjects. This is what crosses to the Durable Object: one buffer copies in a fraction of the time
+ * the messages' objects and strings take, and the Durable Object — one per shard, where a shard's
+ * requests queue — is left only to measure and send.
+ */
+export interface EncodedMessages {
+  readonly subjects: ReadonlyArray<string>
+  readonly bytes: Uint8Array<ArrayBuffer>
+  /** Where each part ends: message i's header block ends at `ends[2i]`, its data at `ends[2i + 1]`. */
+  readonly ends: ReadonlyArray<number>
+}
+
+export const encodeLogMessages = (messages: ReadonlyArray<LogMessage>): EncodedMessages => {
+  const parts: Array<Uint8Array> = []
+  const ends: Array<number> = []
+  let end = 0
+  for (const message of messages) {
+    for (const part of [utf8(String(natsHeadersFor(message))), utf8(message.data)]) {
+      parts.push(part)
+      end += part.byteLength
+      ends.push(end)
+    }
+  }
+  return { subjects: messages.map((message) => message.subject), bytes: concatBytes(...parts), ends }
+}
+
+/** One encoded message: its subject, its NATS header block and its data (views into the batch's buffer). */
+export interface EncodedMessage {
+  readonly subject: string
+  readonly headers: Uint8Array
+  readonly data: Uint8Array
+}
+
+/** The messages of an encoded batch, in order. */
+export const encodedMessages = (encoded: EncodedMessages): ReadonlyArray<EncodedMessage> =>
+  encoded.subjects.map((subject, i) => {
+    const start = i === 0 ? 0 : (encoded.ends[2 * i - 1] as number)
+    const headersEnd = encoded.ends[2 * i] as number
+    return {
+      subject,
+      headers: encoded.bytes.subarray(start, headersEnd),
+      data: encoded.bytes.subarray(headersEnd, encoded.ends[2 * i + 1] as number)
+    }
+  })

@@ -1,21 +1,21 @@
-import { Effect } from "effect"
+import { Effect, type Result } from "effect"
 import { Hono } from "hono"
 import { logEvent } from "../platform/logger.ts"
 import { type EdgeConfig, loadEdgeConfig } from "./config.ts"
 import { describeError, type EdgeError, EventTooLarge } from "./errors.ts"
 import { ingestWebhook, withDeadline } from "./ingest.ts"
-import type { LogMessage } from "./log-message.ts"
-import type { ConnectOptions, EdgeEnv } from "./log-publisher.ts"
+import { encodeLogMessages, type LogMessage } from "./log-message.ts"
+import { type ConnectOptions, type EdgeEnv, receiptsOf } from "./log-publisher.ts"
 
 export { LogPublisher } from "./log-publisher.ts"
 
-const configs = new WeakMap<object, Effect.Effect<EdgeConfig, EdgeError>>()
+const configs = new WeakMap<object, Result.Result<EdgeConfig, EdgeError>>()
 
-/** Settings are checked once per isolate and binding set, not on every request. */
-const configOf = (env: EdgeEnv): Effect.Effect<EdgeConfig, EdgeError> => {
+/** Settings are checked once per isolate and binding set, not on every request; the outcome, good or bad, is kept. */
+const configOf = (env: EdgeEnv): Result.Result<EdgeConfig, EdgeError> => {
   let config = configs.get(env)
   if (config === undefined) {
-    config = Effect.runSync(Effect.cached(loadEdgeConfig(env)))
+    config = Effect.runSync(Effect.result(loadEdgeConfig(env)))
     configs.set(env, config)
   }
   return config
@@ -28,9 +28,17 @@ const connectOptions = (config: EdgeConfig): ConnectOptions => ({
   connectTimeoutMs: config.connectTimeoutMs
 })
 
-/** A publisher shard: one Durable Object, one NATS connection, one thread. */
-const publisher = (env: EdgeEnv, config: EdgeConfig) =>
-  env.LOG_PUBLISHER.get(env.LOG_PUBLISHER.idFromName(`publisher-${Math.floor(Math.random() * config.publisherShards)}`))
+const shardIds = new WeakMap<object, ReadonlyArray<DurableObjectId>>()
+
+/** A publisher shard: one Durable Object, one NATS connection, one thread. Its ids are derived once per isolate. */
+const publisher = (env: EdgeEnv, config: EdgeConfig) => {
+  let ids = shardIds.get(env.LOG_PUBLISHER)
+  if (ids === undefined || ids.length !== config.publisherShards) {
+    ids = Array.from({ length: config.publisherShards }, (_, shard) => env.LOG_PUBLISHER.idFromName(`publisher-${shard}`))
+    shardIds.set(env.LOG_PUBLISHER, ids)
+  }
+  return env.LOG_PUBLISHER.get(ids[Math.floor(Math.random() * ids.length)] as DurableObjectId)
+}
 
 const errorResponse = (error: EdgeError, retryAfterSeconds: number): Response => {
   const { status, retryable, body, detail } = describeError(error)
@@ -50,7 +58,7 @@ const app = new Hono<{ Bindings: EdgeEnv }>()
 
 app.get("/healthz", async (c) => {
   const program = Effect.gen(function* () {
-    const config = yield* configOf(c.env)
+    const config = yield* Effect.fromResult(configOf(c.env))
     const log = yield* withDeadline(() => publisher(c.env, config).ping(connectOptions(config)), config.connectTimeoutMs + 500)
     return { status: "ok", log: { connected: true, rtt_ms: log.rttMs, server_version: log.server } }
   })
@@ -63,19 +71,29 @@ app.get("/healthz", async (c) => {
 })
 
 app.post("/v1/hooks/:source", async (c) => {
-  const loaded = await Effect.runPromise(Effect.result(configOf(c.env)))
+  const loaded = configOf(c.env)
   if (loaded._tag === "Failure") return errorResponse(loaded.failure, MISCONFIGURED_RETRY_AFTER_SECONDS)
   const config = loaded.success
   const appendToLog = (messages: ReadonlyArray<LogMessage>) =>
     Effect.flatMap(
       withDeadline(
-        () => publisher(c.env, config).append(messages, { ...connectOptions(config), publishTimeoutMs: config.publishTimeoutMs }),
+        () =>
+          publisher(c.env, config).append(encodeLogMessages(messages), {
+            ...connectOptions(config),
+            publishTimeoutMs: config.publishTimeoutMs
+          }),
         config.connectTimeoutMs + config.publishTimeoutMs + 500
       ),
-      ({ receipts, tooLarge }) =>
-        tooLarge === null
-          ? Effect.succeed(receipts)
-          : Effect.fail(new EventTooLarge({ index: tooLarge.index, bytes: tooLarge.bytes, limitBytes: tooLarge.limit }))
+      (outcome) =>
+        outcome.tooLarge === null
+          ? Effect.succeed(receiptsOf(messages, outcome))
+          : Effect.fail(
+              new EventTooLarge({
+                index: (messages[outcome.tooLarge.position] as LogMessage).index,
+                bytes: outcome.tooLarge.bytes,
+                limitBytes: outcome.tooLarge.limit
+              })
+            )
     )
   const result = await Effect.runPromise(Effect.result(ingestWebhook(config, c.req.param("source"), c.req.raw, appendToLog)))
   return result._tag === "Success"
