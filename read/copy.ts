@@ -179,3 +179,11 @@ export async function* wholeRows(chunks: AsyncIterable<Uint8Array>): AsyncGenera
   }
   if (carry !== undefined) throw new Error("the COPY output ended inside a row")
 }
+
+/** `out`, or a buffer twice as large (at least `need` bytes) holding its first `used` bytes: an encoder's output that grows without a copy per row. */
+export const withRoom = (out: Buffer<ArrayBuffer>, used: number, need: number): Buffer<ArrayBuffer> => {
+  if (need <= out.length) return out
+  const bigger = Buffer.allocUnsafe(Math.max(need, out.length * 2))
+  out.copy(bigger, 0, 0, used)
+  return bigger
+}

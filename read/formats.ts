@@ -1,6 +1,6 @@
 import type { Column } from "../projections/table.ts"
 import { utf8 } from "../platform/text.ts"
-import { wholeRows } from "./copy.ts"
+import { wholeRows, withRoom } from "./copy.ts"
 import type { Cells } from "./rows.ts"
 
 export type Format = "csv" | "json" | "xlsx"
@@ -184,11 +184,7 @@ export async function* jsonFromCopy(columns: ReadonlyArray<Column>, chunks: Asyn
     let i = 0
     while (i < rows.length) {
       const need = o + (rows.indexOf(LF, i) - i + 1) * 6 + perRow
-      if (need > out.length) {
-        const bigger = Buffer.allocUnsafe(Math.max(need, out.length * 2))
-        out.copy(bigger, 0, 0, o)
-        out = bigger
-      }
+      out = withRoom(out, o, need)
       if (!first) out[o++] = 44
       first = false
       out[o++] = 123

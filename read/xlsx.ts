@@ -2,7 +2,7 @@ import { constants, crc32, deflateRawSync } from "node:zlib"
 import { strToU8, Zip, type ZipInputFile, ZipPassThrough } from "fflate"
 import type { Column } from "../projections/table.ts"
 import type { Cells } from "./rows.ts"
-import { wholeRows } from "./copy.ts"
+import { wholeRows, withRoom } from "./copy.ts"
 import { escapeXml } from "../platform/text.ts"
 
 /**
@@ -323,11 +323,7 @@ async function* copyRows(columns: ReadonlyArray<Column>, chunks: AsyncIterable<U
     while (i < rows.length) {
       // Text grows at most six-fold (a quote as &quot;) and a cut cell shrinks: bound the row's XML by its COPY bytes.
       const need = o + (rows.indexOf(LF, i) - i + 1) * 6 + perRow
-      if (need > out.length) {
-        const bigger = Buffer.allocUnsafe(Math.max(need, out.length * 2))
-        out.copy(bigger, 0, 0, o)
-        out = bigger
-      }
+      out = withRoom(out, o, need)
       nextRowNumber()
       for (let k = 0; k < ROW_OPEN.length; k++) out[o++] = ROW_OPEN[k] as number
       for (let k = 0; k < digitCount; k++) out[o++] = digitBytes[k] as number
