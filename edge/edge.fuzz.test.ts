@@ -322,6 +322,23 @@ const postEarlyAnswered = (source: FuzzSource, body: string): Promise<Response> 
   })
 }
 
+/**
+ * {@link postEarlyAnswered}, sent once more when the connection is reset before any answer: under
+ * load, Miniflare's entry worker in front of the Worker now and then drops a 5 MiB upload before the
+ * Worker has read it (in about one run of this suite in five; noted, not fixed here). The second
+ * answer must still be the 413.
+ */
+const postHuge = async (source: FuzzSource, body: string): Promise<Response> => {
+  try {
+    return await postEarlyAnswered(source, body)
+  } catch (error) {
+    const code = (error as { code?: unknown }).code
+    if (code !== "EPIPE" && code !== "ECONNRESET") throw error
+    console.log(`a 5 MiB body was reset before any answer (${String(code)}); sending it once more`)
+    return postEarlyAnswered(source, body)
+  }
+}
+
 /** The body, headers and signature of one case. */
 const send = async (source: FuzzSource, fuzz: Case): Promise<{ response: Response; events: ReadonlyArray<boolean> | undefined }> => {
   const secret = stack.secrets[source.name] as string
@@ -353,7 +370,7 @@ const send = async (source: FuzzSource, fuzz: Case): Promise<{ response: Respons
       return { response: await post(JSON.stringify(Array.from({ length: 1001 }, fresh))), events: undefined }
     case "huge":
       return {
-        response: await postEarlyAnswered(source, json([{ ...fresh(), note: "x".repeat(5 * 1024 * 1024) }], source.batches !== "never")),
+        response: await postHuge(source, json([{ ...fresh(), note: "x".repeat(5 * 1024 * 1024) }], source.batches !== "never")),
         events: undefined
       }
     case "invalid-utf8": {

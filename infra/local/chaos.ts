@@ -26,6 +26,8 @@ export interface ChaosOptions {
   readonly senders?: number
   /** Longest time between two SIGKILLs of the projection process, ms; each waits half to all of it. */
   readonly killEveryMs?: number
+  /** Kills at least this many times, going on after the last request if sending ended sooner (default 0). */
+  readonly minKills?: number
   /** Progress lines; silent when absent. */
   readonly log?: (line: string) => void
 }
@@ -166,9 +168,11 @@ export const runChaos = async (options: ChaosOptions): Promise<ChaosReport> => {
     // The projection process dies at random moments, as a host does: mid-batch, between commit and ack, at start.
     const killer = (async () => {
       const every = options.killEveryMs ?? 3000
-      while (sending) {
+      // At least `minKills`, also after the last request: then the log is being caught up, which is chaos too.
+      const more = () => sending || kills < (options.minKills ?? 0)
+      while (more()) {
         await pause(every / 2 + Math.random() * (every / 2))
-        if (!sending) break
+        if (!more()) break
         projector?.child.kill("SIGKILL")
         await projector?.exited
         kills++
