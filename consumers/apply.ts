@@ -20,7 +20,8 @@ export interface BatchResult {
   readonly checkpoint: number
 }
 
-const poisonInRebuild = (event: ReadEvent, reason: string) =>
+/** A rebuild stops at `event`, named: batch by batch (here) and in a bulk load alike. */
+export const poisonInRebuild = (event: ReadEvent, reason: string) =>
   new PoisonInRebuild({ seq: event.seq, subject: event.subject, dedupeKey: event.dedupeKey, reason })
 
 /** The generation was built by a newer version of the projection than this process runs: its rows must not be written by older code. */

@@ -11,24 +11,26 @@ import {
   dropIndexDdl,
   foldStaged,
   indexDdl,
+  keyOf,
   stagingDdl,
   stagingTable
 } from "../projections/statements.ts"
-import type { Row, TableSpec, Value } from "../projections/table.ts"
+import type { Column, Row, TableSpec, Value } from "../projections/table.ts"
+import { poisonInRebuild } from "./apply.ts"
 import { projectSafely } from "./batch.ts"
-import { PoisonInRebuild } from "./failures.ts"
-import type { ReadEvent } from "./events.ts"
 import { toReadEvent } from "./reader.ts"
 import type { Generation } from "./registry.ts"
 
 /**
  * A rebuild's replay as a bulk load. The whole log passes through in order, so the dedupe decision
- * is made in memory (first occurrence of a key wins; a poison event stops the rebuild, named), the
- * log is read by an ordered consumer (no acknowledgements), and each table's rows go with COPY into
- * an unlogged staging table, then are folded into the table in one statement per table
- * ({@link foldStaged}: the same merge batch after batch would give). Secondary indexes and the
- * ledger's key are built once, after the load. All of it is one transaction into the shadow schema
- * nobody reads: it commits with the checkpoint at the last event read, or leaves nothing.
+ * is made in memory (first occurrence of a key wins; a poison event stops the rebuild, named), and
+ * the log is read by an ordered consumer (no acknowledgements). `insert` tables (first row wins) are
+ * decided in memory too and their rows COPYed straight into the table; rows of the other merges go
+ * with COPY, in log order, into an unlogged staging table and are folded into the table in one
+ * statement per table ({@link foldStaged}: the same merge batch after batch would give). Keys of
+ * `insert` tables, secondary indexes and the ledger's key are built once, after the load. All of it
+ * is one transaction into the shadow schema nobody reads: it commits with the checkpoint at the
+ * last event read, or leaves nothing.
  */
 
 export interface BulkLoadResult {
@@ -45,17 +47,13 @@ const KEY_SEPARATOR = "\u0000"
 /** Events projected between two rounds of COPY. */
 const CHUNK_EVENTS = 10_000
 
-const poisonInRebuild = (event: ReadEvent, reason: string) =>
-  new PoisonInRebuild({ seq: event.seq, subject: event.subject, dedupeKey: event.dedupeKey, reason })
-
 /**
- * Adds a counter row into the chunk's sum for its key; false (leaving it to SQL's exact numeric
+ * Adds a counter row into the chunk's sum for its key (`counters`: the table's columns outside its key); false (leaving it to SQL's exact numeric
  * sum) when a value or the sum is not a safe integer.
  */
-const addUp = (table: TableSpec, sums: Map<string, Record<string, Value>>, row: Row): boolean => {
-  const counters = table.columns.filter((column) => !table.key.includes(column.name))
+const addUp = (table: TableSpec, counters: ReadonlyArray<Column>, sums: Map<string, Record<string, Value>>, row: Row): boolean => {
   if (!counters.every((column) => Number.isSafeInteger(row[column.name]))) return false
-  const key = JSON.stringify(table.key.map((column) => row[column] ?? null))
+  const key = keyOf(table, row)
   const sum = sums.get(key)
   if (sum === undefined) {
     sums.set(key, { ...row })
@@ -145,6 +143,13 @@ export const bulkLoad = async (options: {
     const staged = new Map<string, Array<string>>()
     /** Counter rows of the chunk summed by key where the sums are exact (integers): far fewer rows to COPY and fold. */
     const counted = new Map<string, Map<string, Record<string, Value>>>()
+    const counterColumns = new Map<string, ReadonlyArray<Column>>()
+    const countersOf = (table: TableSpec): ReadonlyArray<Column> => {
+      let columns = counterColumns.get(table.name)
+      if (columns === undefined)
+        counterColumns.set(table.name, (columns = table.columns.filter((column) => !table.key.includes(column.name))))
+      return columns
+    }
     const stage = (table: TableSpec, row: Row) => {
       const seen = firstWins.get(table.name)
       if (seen !== undefined) {
@@ -201,7 +206,8 @@ export const bulkLoad = async (options: {
               if (table.merge === "increment") {
                 let sums = counted.get(name)
                 if (sums === undefined) counted.set(name, (sums = new Map()))
-                for (const row of rows) if (!addUp(table, sums, row)) stage(table, row)
+                const counters = countersOf(table)
+                for (const row of rows) if (!addUp(table, counters, sums, row)) stage(table, row)
               } else for (const row of rows) stage(table, row)
             }
         }

@@ -144,7 +144,7 @@ const rebuildLocked = async (options: Parameters<typeof rebuildProjection>[0]): 
     if (options.bulk !== false)
       try {
         // Progress during the load is what has been read; nothing is committed before its end.
-        const loaded = await bulkLoad({ sql, js: clients.js, projection, generation, target, onProgress: (at) => report(at) })
+        const loaded = await bulkLoad({ sql, js: clients.js, projection, generation, target, onProgress: report })
         position = loaded.checkpoint
         logEvent("info", "bulk load", { projection: projection.name, events: loaded.events, seconds: loaded.seconds })
       } catch (error) {

@@ -24,7 +24,8 @@ export const indexDdl = (schema: string, spec: TableSpec): ReadonlyArray<string>
 export const dropIndexDdl = (schema: string, spec: TableSpec): ReadonlyArray<string> =>
   (spec.indexes ?? []).map((_, i) => `DROP INDEX ${qualified(schema, indexName(spec, i))}`)
 
-const keyOf = (spec: TableSpec, row: Row): string => JSON.stringify(spec.key.map((column) => row[column] ?? null))
+/** A row's key as one string, the key under which rows of a batch are folded in memory. */
+export const keyOf = (spec: TableSpec, row: Row): string => JSON.stringify(spec.key.map((column) => row[column] ?? null))
 
 /**
  * Folds a batch's rows by key the way the database would, so one statement never touches a row
