@@ -35,7 +35,7 @@ const connectAll = async (source: SettingSource, poolSize: number) => {
   const settings = consumerSettings(source)
   const sql = postgres(settings.databaseUrl, { onnotice: () => {}, max: poolSize })
   const nc = await connect({
-    servers: settings.nats.url,
+    servers: [...settings.nats.servers],
     user: settings.nats.user,
     ...(settings.nats.password === undefined ? {} : { pass: settings.nats.password }),
     name: "ingest-projector",

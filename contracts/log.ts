@@ -29,6 +29,29 @@ export const subjectToken = (value: string): string => {
 export const subjectFor = (domain: Domain, source: string, type: string): string =>
   `ingest.${domain}.${subjectToken(source)}.${subjectToken(type)}`
 
+/**
+ * A region of the mesh beyond one machine: one leaf nats-server with its own JetStream domain (the
+ * region's name) whose streams the hub's streams source. A name is a subject token and a domain:
+ * lower-case letters and digits, starting with a letter; `hub` is the hub's domain.
+ */
+export const REGION_NAME = /^[a-z][a-z0-9]{0,15}$/
+export const HUB_DOMAIN = "hub"
+
+/**
+ * The subject an event takes in `region`: its hub subject with the region as one more token, e.g.
+ * `ingest.warehouse.erasure.device_erased.eu`. Regions' subjects never overlap each other's or the
+ * hub's own (`ingest.<domain>.*.*` holds exactly four tokens), so no stream of one domain stores a
+ * message published in another (a leaf and the hub share one account); the consumers' filter
+ * `ingest.<domain>.>` matches both, so projections read one stream on the hub.
+ */
+export const regionalSubject = (subject: string, region: string): string => `${subject}.${region}`
+
+/** A domain's subjects on a region's leaf: `ingest.<domain>.*.*.<region>`. */
+export const regionalDomainSubjects = (domain: Domain, region: string): string => `ingest.${domain}.*.*.${region}`
+
+/** A domain's own subjects on the hub of a cluster (re-drives publish there); regions' events arrive sourced. */
+export const hubDomainSubjects = (domain: Domain): string => `ingest.${domain}.*.*`
+
 /** `Nats-Msg-Id` of an event: the natural key, namespaced by source so sources never collide. */
 export const messageIdFor = (source: string, key: string): string => `${source}:${key}`
 
@@ -73,4 +96,7 @@ export const RESTOCK_SUBJECT = "derived.retail.restock"
 export const QUARANTINE_STREAM = "QUARANTINE"
 export const QUARANTINE_SUBJECTS: ReadonlyArray<string> = ["ingest.quarantine.>", "quarantine.outcome.>"]
 export const quarantineSubject = (source: string): string => `ingest.quarantine.${subjectToken(source)}`
+/** The quarantine's subjects on a region's leaf (`ingest.quarantine.<source>.<region>`) and on a cluster's hub. */
+export const regionalQuarantineSubjects = (region: string): ReadonlyArray<string> => [`ingest.quarantine.*.${region}`]
+export const HUB_QUARANTINE_SUBJECTS: ReadonlyArray<string> = ["ingest.quarantine.*", "quarantine.outcome.>"]
 export const quarantineOutcomeSubject = (source: string): string => `quarantine.outcome.${subjectToken(source)}`

@@ -262,7 +262,7 @@ const streamsApply = async (settings: SettingSource, args: ReadonlyArray<string>
     }
   })
   const nats = natsSettings({ env: settings.env, flags: { "nats-url": values.url, "nats-user": values.user } }, "admin")
-  const nc = await connect({ servers: nats.url, user: nats.user, ...(nats.password === undefined ? {} : { pass: nats.password }) })
+  const nc = await connect({ servers: [...nats.servers], user: nats.user, ...(nats.password === undefined ? {} : { pass: nats.password }) })
   try {
     const changes = await applyStreams(
       await jetstreamManager(nc),
@@ -283,7 +283,7 @@ const connectAdmin = async (source: SettingSource) => {
   )
   const nats = natsSettings(source, "admin")
   return connect({
-    servers: nats.url,
+    servers: [...nats.servers],
     user: nats.user,
     ...(nats.password === undefined ? {} : { pass: nats.password }),
     name: "ingest-admin"

@@ -83,14 +83,21 @@ export const databaseUrl = (source: SettingSource): string =>
 /** How a process reaches the log: NATS URL, user (`defaultUser` when not set) and password. */
 export interface NatsSettings {
   readonly url: string
+  /** The servers `url` lists, comma-separated (a cluster's hub: every server, so a client rides through losing one). */
+  readonly servers: ReadonlyArray<string>
   readonly user: string
   readonly password?: string
 }
 
 export const natsSettings = (source: SettingSource, defaultUser: string, defaultUrl = "nats://127.0.0.1:4222"): NatsSettings => {
   const password = optionalSetting(source, NATS_PASSWORD)
+  const url = optionalSetting(source, NATS_URL) ?? defaultUrl
   return {
-    url: optionalSetting(source, NATS_URL) ?? defaultUrl,
+    url,
+    servers: url
+      .split(",")
+      .map((server) => server.trim())
+      .filter((server) => server !== ""),
     user: optionalSetting(source, NATS_USER) ?? defaultUser,
     ...(password === undefined ? {} : { password })
   }

@@ -56,15 +56,29 @@ describe("the settings loader", () => {
   })
 
   it("reaches NATS as the default user at the default URL unless told otherwise, the password from the environment only", () => {
-    expect(natsSettings({ env: {} }, "projector")).toEqual({ url: "nats://127.0.0.1:4222", user: "projector" })
+    expect(natsSettings({ env: {} }, "projector")).toEqual({
+      url: "nats://127.0.0.1:4222",
+      servers: ["nats://127.0.0.1:4222"],
+      user: "projector"
+    })
     expect(natsSettings({ env: { NATS_URL: "nats://log:4222", NATS_USER: "p2", NATS_PASSWORD: "s" } }, "projector")).toEqual({
       url: "nats://log:4222",
+      servers: ["nats://log:4222"],
       user: "p2",
       password: "s"
     })
     expect(natsSettings({ env: { NATS_URL: "nats://a:1" }, flags: { "nats-url": "nats://b:2", "nats-user": "admin2" } }, "admin")).toEqual({
       url: "nats://b:2",
+      servers: ["nats://b:2"],
       user: "admin2"
     })
+  })
+
+  it("takes a cluster as a comma-separated list of servers", () => {
+    expect(natsSettings({ env: { NATS_URL: "nats://hub1:4222, nats://hub2:4222,nats://hub3:4222" } }, "projector").servers).toEqual([
+      "nats://hub1:4222",
+      "nats://hub2:4222",
+      "nats://hub3:4222"
+    ])
   })
 })

@@ -257,7 +257,7 @@ const refreshCommand = async (source: SettingSource) => {
   const sql = connect(source)
   const nats = natsSettings(source, "projector")
   const nc = await connectNats({
-    servers: nats.url,
+    servers: [...nats.servers],
     user: nats.user,
     ...(nats.password === undefined ? {} : { pass: nats.password }),
     name: "ingest-powerbi-refresher",
