@@ -1,10 +1,10 @@
 import { fork } from "node:child_process"
-import { readdirSync, readFileSync, realpathSync } from "node:fs"
+import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync } from "node:fs"
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http"
-import { cpus } from "node:os"
-import { dirname, resolve } from "node:path"
+import { cpus, tmpdir } from "node:os"
+import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
-import { jetstream } from "@nats-io/jetstream"
+import { type JetStreamManager, jetstream } from "@nats-io/jetstream"
 import { headers as natsHeaders } from "@nats-io/nats-core"
 import { connect } from "@nats-io/transport-node"
 import { Effect } from "effect"
@@ -17,7 +17,10 @@ import { createAckInbox } from "../edge/pub-acks.ts"
 import { verifyHubSpotV3 } from "../edge/verify/hubspot.ts"
 import { hubspotBatch } from "../infra/local/samples.ts"
 import { signHubSpotV3 } from "../infra/local/sign.ts"
+import { startClusterStack } from "../infra/local/cluster-stack.ts"
 import { startEdgeStack } from "../infra/local/stack.ts"
+import { topologyOf } from "../infra/nats/topology.ts"
+import type { EdgeHealth } from "../infra/status.ts"
 import { stopChild, stopWithParent } from "../infra/processes.ts"
 import { readStream } from "../infra/streams.ts"
 
@@ -33,6 +36,12 @@ import { readStream } from "../infra/streams.ts"
  * other work on the machine weighs on both alike; beside each figure, the CPU milliseconds per call
  * of the receiving process (workerd, or the plain receiver's node), nats-server and the load
  * generator, read from /proc: on a busy machine that is the steadier comparison.
+ *
+ * Then two scenarios of the mesh's faults and scale, each beside the same run's 1-event figure: the
+ * log away (nats-server stopped, `SPOOL=on`: every webhook answered 202 from the Durable Objects'
+ * SQLite spools, which then drain into the restarted log, each event once), and a region of a
+ * cluster (the Worker appends to the region's leaf server, the R3 hub of three sources it; the time
+ * until the hub holds every event is printed too).
  *
  * BENCH_SECONDS (default 10) per scenario and target, BENCH_CONCURRENCY (default 16) requests in
  * flight, BENCH_DIRECT=0 leaves out the raw publishes, BENCH_PROFILE=<dir> writes a `--cpu-prof` of
@@ -277,6 +286,10 @@ export interface EdgeBenchOptions {
   readonly settings?: Readonly<Record<string, string>>
   /** Reads the stream back afterwards and counts how often each event the bench sent is there. */
   readonly checkStored?: boolean
+  /** Also time 1-event webhooks while nats-server is stopped and the spool takes them, then drain it (default true). */
+  readonly spool?: boolean
+  /** Also time 1-event webhooks through a region of a cluster (leaf server, R3 hub sourcing it) (default true). */
+  readonly cluster?: boolean
   readonly profileDir?: string
   readonly log?: (line: string) => void
 }
@@ -288,8 +301,19 @@ export interface EdgeBenchScenario {
   readonly direct: Figures | undefined
 }
 
+/** 1-event webhooks with the log away (`spooled`) and through a cluster's region, beside the same run's 1-event figure on one server. */
+export interface EdgeFaultScenarios {
+  readonly spooled: Figures | undefined
+  /** Seconds from nats-server's restart until every spool was empty. */
+  readonly drainSeconds: number | undefined
+  readonly cluster: Figures | undefined
+  /** Seconds from the cluster scenario's last 202 until the hub held every event of it. */
+  readonly hubCatchUpSeconds: number | undefined
+}
+
 export interface EdgeBenchReport {
   readonly scenarios: ReadonlyArray<EdgeBenchScenario>
+  readonly faults: EdgeFaultScenarios
   readonly lines: ReadonlyArray<string>
   /** Requests sent to the Worker and to the plain receiver, every one answered 202 (any other answer fails the run). */
   readonly requests: number
@@ -299,6 +323,33 @@ export interface EdgeBenchReport {
   readonly duplicates: number
   /** With `checkStored`: of the events sent, how many are in the stream once, how many are missing, how many more than once. */
   readonly stored: { readonly once: number; readonly missing: number; readonly repeated: number } | undefined
+}
+
+const pause = (ms: number) => new Promise((resolveLater) => setTimeout(resolveLater, ms))
+
+/** Polls the edge's `/healthz` until no shard of any region holds a spooled event; fails after `timeoutMs`. */
+const untilSpoolsEmpty = async (edgeUrl: string, timeoutMs: number): Promise<void> => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const health = (await (await fetch(`${edgeUrl}/healthz`)).json()) as EdgeHealth
+    const depths = Object.values(health.regions ?? {}).flatMap((region) =>
+      Object.values(region.shards ?? {}).map((shard) => shard.spool?.depth ?? Number.NaN)
+    )
+    if (depths.length > 0 && depths.every((depth) => depth === 0)) return
+    if (Date.now() > deadline) throw new Error(`the spools did not drain within ${timeoutMs} ms: depths ${depths.join(", ")}`)
+    await pause(100)
+  }
+}
+
+/** Polls the hub's `stream` until it holds `messages`; fails after `timeoutMs`. */
+const untilHubHolds = async (jsm: JetStreamManager, stream: string, messages: number, timeoutMs: number): Promise<void> => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const held = (await jsm.streams.info(stream)).state.messages
+    if (held >= messages) return
+    if (Date.now() > deadline) throw new Error(`the hub's ${stream} held ${held} of ${messages} messages after ${timeoutMs} ms`)
+    await pause(100)
+  }
 }
 
 const formatted = (value: number, digits = 0) =>
@@ -316,7 +367,13 @@ export const runEdgeBench = async (options: EdgeBenchOptions = {}): Promise<Edge
     lines.push(line)
     log(line)
   }
-  const stack = await startEdgeStack(options.settings === undefined ? {} : { settings: options.settings })
+  const spoolScenario = options.spool ?? true
+  const persistDir = mkdtempSync(join(tmpdir(), "ingest-bench-edge-"))
+  // SPOOL=on: every source spools while the log is away, so the HubSpot traffic of the scenarios can be timed spooled too.
+  const stack = await startEdgeStack({
+    settings: { ...(spoolScenario ? { SPOOL: "on" } : {}), ...options.settings },
+    edgePersistDir: persistDir
+  })
   const secret = stack.secrets.hubspot as string
   const plain = await startPlainReceiver(
     { natsUrl: stack.nats.url, user: stack.nats.edge.user, password: stack.nats.edge.password, secret },
@@ -337,7 +394,9 @@ export const runEdgeBench = async (options: EdgeBenchOptions = {}): Promise<Edge
     let requests = 0
     let duplicates = 0
 
-    const webhook = (base: string, events: number, portalId: number) => async (n: number) => {
+    /** What a 202 answered: how many of its events were duplicates, how many were spooled. */
+    type Answer = { readonly duplicates: number; readonly spooled?: number }
+    const webhook = (base: string, events: number, portalId: number, check?: (answer: Answer) => void) => async (n: number) => {
       const url = `${base}${HUBSPOT_PATH}`
       const body = JSON.stringify(hubspotBatch(events, { firstEventId: n * events, portalId }))
       const response = await fetch(url, {
@@ -346,7 +405,9 @@ export const runEdgeBench = async (options: EdgeBenchOptions = {}): Promise<Edge
         headers: { "content-type": "application/json", ...signHubSpotV3(secret, "POST", url, body, Date.now()) }
       })
       if (response.status !== 202) throw new Error(`${base} answered ${response.status}: ${await response.text()}`)
-      duplicates += ((await response.json()) as { duplicates: number }).duplicates
+      const answer = (await response.json()) as Answer
+      check?.(answer)
+      duplicates += answer.duplicates
     }
     const processes = descendants()
     const workerd = processes.find((p) => p.name === "workerd")?.pid
@@ -360,19 +421,35 @@ export const runEdgeBench = async (options: EdgeBenchOptions = {}): Promise<Edge
       sample: Sample,
       receiverPid: number | undefined,
       slice: number,
-      operation: (n: number) => Promise<void>
+      operation: (n: number) => Promise<void>,
+      natsPid: number | undefined = natsServer
     ) => {
-      const before = { receiver: cpuSecondsOf(receiverPid), nats: cpuSecondsOf(natsServer), load: ownCpu() }
+      const before = { receiver: cpuSecondsOf(receiverPid), nats: cpuSecondsOf(natsPid), load: ownCpu() }
       const calls = await load(sample, slice, concurrency, operation)
       sample.cpu.receiver += cpuSecondsOf(receiverPid) - before.receiver
-      sample.cpu.nats += cpuSecondsOf(natsServer) - before.nats
+      sample.cpu.nats += cpuSecondsOf(natsPid) - before.nats
       sample.cpu.load += ownCpu() - before.load
       return calls
     }
-    const timeWebhooks = async (sample: Sample, base: string, events: number, slice: number) => {
+    const timeWebhooks = async (
+      sample: Sample,
+      base: string,
+      events: number,
+      slice: number,
+      check?: (answer: Answer) => void,
+      into: {
+        batches: Array<{ portal: number; requests: number; events: number }>
+        receiver: number | undefined
+        nats: number | undefined
+      } = {
+        batches: sent,
+        receiver: base === plain.url ? plain.pid : workerd,
+        nats: natsServer
+      }
+    ) => {
       const portalId = portal++
-      const calls = await loadMeasured(sample, base === plain.url ? plain.pid : workerd, slice, webhook(base, events, portalId))
-      sent.push({ portal: portalId, requests: calls, events })
+      const calls = await loadMeasured(sample, into.receiver, slice, webhook(base, events, portalId, check), into.nats)
+      into.batches.push({ portal: portalId, requests: calls, events })
       requests += calls
     }
 
@@ -428,8 +505,64 @@ export const runEdgeBench = async (options: EdgeBenchOptions = {}): Promise<Edge
       })
     }
 
+    // The log away: nats-server stopped, every webhook answered 202 from the Durable Objects' SQLite spools.
+    let spooled: Figures | undefined
+    let drainSeconds: number | undefined
+    if (spoolScenario) {
+      await stack.nats.stop()
+      const sample = emptySample()
+      await timeWebhooks(
+        sample,
+        stack.edge.url,
+        1,
+        seconds,
+        (answer) => {
+          if (answer.spooled !== 1)
+            throw new Error(`with the log stopped the edge answered 202 without spooling: ${JSON.stringify(answer)}`)
+        },
+        { batches: sent, receiver: workerd, nats: undefined }
+      )
+      spooled = figuresOf("webhook → Worker → spool, log stopped (1/request)", sample, 1)
+      await stack.nats.start()
+      const restarted = performance.now()
+      await untilSpoolsEmpty(stack.edge.url, 120_000)
+      drainSeconds = (performance.now() - restarted) / 1000
+    }
+
+    // A region of a cluster: the Worker appends to the region's leaf, the R3 hub sources it.
+    let clustered: Figures | undefined
+    let hubCatchUpSeconds: number | undefined
+    if (options.cluster ?? true) {
+      const cluster = await startClusterStack({
+        topology: topologyOf(["eu"]),
+        secrets: stack.secrets as Record<string, string>,
+        ...(options.settings === undefined ? {} : { edgeSettings: options.settings })
+      })
+      try {
+        const edgeUrl = cluster.edges[0]?.edge.url as string
+        const theirs = descendants().find((p) => p.name === "workerd" && p.pid !== workerd)?.pid
+        const batches: Array<{ portal: number; requests: number; events: number }> = []
+        const into = { batches, receiver: theirs, nats: undefined }
+        await timeWebhooks(emptySample(), edgeUrl, 1, warmUp, undefined, into)
+        const sample = emptySample()
+        await timeWebhooks(sample, edgeUrl, 1, seconds, undefined, into)
+        const lastAnswer = performance.now()
+        await untilHubHolds(
+          cluster.jsm,
+          "INGEST_CRM",
+          batches.reduce((sum, batch) => sum + batch.requests * batch.events, 0),
+          120_000
+        )
+        hubCatchUpSeconds = (performance.now() - lastAnswer) / 1000
+        clustered = figuresOf("webhook → Worker → region leaf → PubAck, R3 hub sourcing (1/request)", sample, 1)
+      } finally {
+        await cluster.dispose()
+      }
+    }
+
     const rows = scenarios
       .flatMap((s) => [s.edge, s.plain, ...(s.direct === undefined ? [] : [s.direct])])
+      .concat(spooled === undefined ? [] : [spooled], clustered === undefined ? [] : [clustered])
       .map((r) => [
         r.name,
         String(r.requests),
@@ -438,7 +571,7 @@ export const runEdgeBench = async (options: EdgeBenchOptions = {}): Promise<Edge
         r.p50.toFixed(2),
         r.p99.toFixed(2),
         r.cpuMs.receiver > 0 ? r.cpuMs.receiver.toFixed(2) : "-",
-        r.cpuMs.nats.toFixed(2),
+        r.cpuMs.nats > 0 ? r.cpuMs.nats.toFixed(2) : "-",
         r.cpuMs.load.toFixed(2)
       ])
     const header = ["scenario", "calls", "calls/s", "events/s", "p50 ms", "p99 ms", "CPU ms/call: receiver", "nats", "load"]
@@ -461,6 +594,20 @@ export const runEdgeBench = async (options: EdgeBenchOptions = {}): Promise<Edge
         )
     }
 
+    const single = scenarios.find((s) => s.events === 1)?.edge
+    if (spooled !== undefined && single !== undefined) {
+      print(
+        `edge/1-event spooled (log stopped): ${describe(spooled)}; log up: ${describe(single)}; drained in ${drainSeconds?.toFixed(1)} s`
+      )
+      print(`ratio edge/1-event spooled: ${((spooled.perSecond / single.perSecond) * 100).toFixed(0)}% of log up`)
+    }
+    if (clustered !== undefined && single !== undefined) {
+      print(
+        `edge/1-event cluster (region leaf, R3 hub): ${describe(clustered)}; one server: ${describe(single)}; hub caught up ${hubCatchUpSeconds?.toFixed(1)} s after the last 202`
+      )
+      print(`ratio edge/1-event cluster: ${((clustered.perSecond / single.perSecond) * 100).toFixed(0)}% of one server`)
+    }
+
     let stored: EdgeBenchReport["stored"]
     if (options.checkStored === true) {
       const wanted = new Map<string, number>()
@@ -480,6 +627,7 @@ export const runEdgeBench = async (options: EdgeBenchOptions = {}): Promise<Edge
     }
     return {
       scenarios,
+      faults: { spooled, drainSeconds, cluster: clustered, hubCatchUpSeconds },
       lines,
       requests,
       events: sent.reduce((sum, batch) => sum + batch.requests * batch.events, 0),
@@ -490,6 +638,7 @@ export const runEdgeBench = async (options: EdgeBenchOptions = {}): Promise<Edge
     await direct.close()
     await plain.dispose()
     await stack.dispose()
+    rmSync(persistDir, { recursive: true, force: true })
   }
 }
 

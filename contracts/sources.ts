@@ -35,6 +35,27 @@ export interface SourceDefinition {
   readonly contract: ContractName
   readonly scheme: Scheme
   readonly onInvalid: InvalidEventPolicy
+  /**
+   * Whether its sender delivers a request again after a 503 (or a timeout). A sender that does not
+   * loses the events of a request the log could not take, so the edge keeps them in its spool
+   * (`SPOOL=auto`, the default) and answers 202; one that does gets today's 503 and resends.
+   */
+  readonly retries: boolean
+}
+
+/**
+ * Whether the senders of a scheme retry, for a source declared in `SOURCES` without `retries`:
+ * HubSpot retries for 24 hours and Standard Webhooks senders retry by the specification;
+ * `X-Hub-Signature-256` (GitHub-style) senders do not, nor do the bearer and basic senders we know
+ * (Aloware). Unknown is taken as "does not": spooling a retrying sender's events costs a row, not
+ * spooling a non-retrying one's loses them.
+ */
+export const SCHEME_SENDERS_RETRY: Readonly<Record<Scheme, boolean>> = {
+  hubspot: true,
+  "standard-webhooks": true,
+  "hub-signature-256": false,
+  bearer: false,
+  basic: false
 }
 
 /**
@@ -43,10 +64,11 @@ export interface SourceDefinition {
  */
 export const defaultSources: Readonly<Record<string, SourceDefinition>> = {
   // HubSpot and Aloware never retry a 4xx: their bad events are quarantined, the rest appended.
-  hubspot: { contract: "hubspot", scheme: "hubspot", onInvalid: "quarantine" },
-  aloware: { contract: "aloware", scheme: "bearer", onInvalid: "quarantine" },
+  // HubSpot retries a 5xx for 24 hours; Aloware never retries anything.
+  hubspot: { contract: "hubspot", scheme: "hubspot", onInvalid: "quarantine", retries: true },
+  aloware: { contract: "aloware", scheme: "bearer", onInvalid: "quarantine", retries: false },
   // Our own senders retry and can be fixed: a request with a bad event is refused whole.
-  erasure: { contract: "warehouse", scheme: "standard-webhooks", onInvalid: "reject" },
-  oee: { contract: "oee", scheme: "standard-webhooks", onInvalid: "reject" },
-  pos: { contract: "retail", scheme: "standard-webhooks", onInvalid: "reject" }
+  erasure: { contract: "warehouse", scheme: "standard-webhooks", onInvalid: "reject", retries: true },
+  oee: { contract: "oee", scheme: "standard-webhooks", onInvalid: "reject", retries: true },
+  pos: { contract: "retail", scheme: "standard-webhooks", onInvalid: "reject", retries: true }
 }

@@ -1,7 +1,17 @@
-import { Effect, Schema } from "effect"
+import { Effect, type Result, Schema } from "effect"
 import { issuesOf } from "../contracts/issues.ts"
-import { contractNames, defaultSources, INVALID_EVENT_POLICIES, type Scheme, SCHEMES, type SourceDefinition } from "../contracts/sources.ts"
+import {
+  contractNames,
+  defaultSources,
+  INVALID_EVENT_POLICIES,
+  type Scheme,
+  SCHEME_SENDERS_RETRY,
+  SCHEMES,
+  type SourceDefinition
+} from "../contracts/sources.ts"
 import { EdgeMisconfigured } from "./errors.ts"
+import { parseRegions, type Regions } from "./regions.ts"
+import { SOURCE_SPOOL_SETTINGS, SPOOL_MODES, type SourceSpoolSetting, spoolsEvents } from "./spool.ts"
 import { standardWebhooksKey } from "./verify/standard-webhooks.ts"
 
 const HubSpotVersion = Schema.Literals(["v1", "v2", "v3"])
@@ -26,16 +36,37 @@ const SourceSetting = Schema.Struct({
   contract: Schema.optionalKey(Schema.Literals(contractNames)),
   scheme: Schema.optionalKey(Schema.Literals(SCHEMES)),
   onInvalid: Schema.optionalKey(Schema.Literals(INVALID_EVENT_POLICIES)),
-  hubspotVersions: Schema.optionalKey(Schema.Array(HubSpotVersion))
+  hubspotVersions: Schema.optionalKey(Schema.Array(HubSpotVersion)),
+  /** Whether its sender resends after a 503; a new source's default comes from its scheme. */
+  retries: Schema.optionalKey(Schema.Boolean),
+  /** Its events wait in the spool during a log outage (`on`) or are refused with 503 (`off`); `SPOOL` decides when absent. */
+  spool: Schema.optionalKey(Schema.Literals(SOURCE_SPOOL_SETTINGS))
 })
 
 const IntFromString = (minimum: number) => Schema.FiniteFromString.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(minimum))
 
+const WebSocketUrl = Schema.String.check(
+  Schema.isPattern(/^wss?:\/\/\S+$/, { message: "Expected a ws:// or wss:// URL of the NATS websocket listener" })
+)
+
+/** A region in `REGIONS`: its leaf's websocket listener, its shard count and where its Durable Objects should run. */
+const RegionSetting = Schema.Struct({
+  url: WebSocketUrl,
+  shards: Schema.optionalKey(Schema.Number.check(Schema.isInt(), Schema.isGreaterThanOrEqualTo(1))),
+  locationHint: Schema.optionalKey(Schema.String),
+  jurisdiction: Schema.optionalKey(Schema.String)
+})
+
 /** The Worker's settings (wrangler `[vars]` and secrets), all strings as Cloudflare passes them. */
 const EdgeSettings = Schema.Struct({
-  NATS_WS_URL: Schema.String.check(
-    Schema.isPattern(/^wss?:\/\/\S+$/, { message: "Expected a ws:// or wss:// URL of the NATS websocket listener" })
-  ),
+  NATS_WS_URL: Schema.optionalKey(WebSocketUrl),
+  REGIONS: Schema.optionalKey(Schema.fromJsonString(Schema.Record(Schema.String, RegionSetting))),
+  REGION_ROUTES: Schema.optionalKey(Schema.fromJsonString(Schema.Record(Schema.String, Schema.String))),
+  DEFAULT_REGION: Schema.optionalKey(Schema.String),
+  SPOOL: Schema.optionalKey(Schema.Literals(SPOOL_MODES)),
+  SPOOL_MAX_EVENTS: Schema.optionalKey(IntFromString(1)),
+  SPOOL_DRAIN_BACKOFF_MS: Schema.optionalKey(IntFromString(1)),
+  SPOOL_DRAIN_BACKOFF_MAX_MS: Schema.optionalKey(IntFromString(1)),
   NATS_USER: Schema.optionalKey(Schema.String),
   NATS_PASSWORD: Schema.optionalKey(Schema.String),
   WEBHOOK_SECRETS: Schema.optionalKey(Schema.fromJsonString(Schema.Record(Schema.String, Schema.Array(Schema.NonEmptyString)))),
@@ -56,10 +87,20 @@ export interface EdgeSource extends SourceDefinition {
   readonly name: string
   readonly secrets: ReadonlyArray<string>
   readonly hubspotVersions: ReadonlyArray<"v1" | "v2" | "v3">
+  /** Whether its events wait in the spool when the log does not acknowledge them (202 `spooled`) rather than get 503. */
+  readonly spool: boolean
 }
 
-export interface EdgeConfig {
-  readonly natsUrl: string
+/** The edge spool's bounds and the drain's schedule. */
+export interface SpoolConfig {
+  /** Events one shard's spool holds at most; past it, spooling sources get 503 + Retry-After too. */
+  readonly maxEvents: number
+  /** The wait after a drain's first failure, doubling per failure up to `drainBackoffMaxMs`. */
+  readonly drainBackoffMs: number
+  readonly drainBackoffMaxMs: number
+}
+
+export interface EdgeConfig extends Regions {
   readonly natsUser: string
   readonly natsPassword: string | undefined
   readonly sources: ReadonlyMap<string, EdgeSource>
@@ -68,8 +109,8 @@ export interface EdgeConfig {
   readonly connectTimeoutMs: number
   readonly publishTimeoutMs: number
   readonly retryAfterSeconds: number
-  readonly publisherShards: number
   readonly publicBaseUrl: string | undefined
+  readonly spool: SpoolConfig
 }
 
 export const DEFAULTS = {
@@ -79,6 +120,9 @@ export const DEFAULTS = {
   publishTimeoutMs: 2500,
   retryAfterSeconds: 10,
   publisherShards: 4,
+  spoolMaxEvents: 100_000,
+  spoolDrainBackoffMs: 1000,
+  spoolDrainBackoffMaxMs: 60_000,
   hubspotVersions: ["v3"] as ReadonlyArray<"v1" | "v2" | "v3">
 }
 
@@ -136,7 +180,10 @@ export const loadEdgeConfig = (env: Record<string, unknown>): Effect.Effect<Edge
     )
     const hubspotVersions = yield* parseVersions(settings.HUBSPOT_SIGNATURE_VERSIONS)
     const secrets = settings.WEBHOOK_SECRETS ?? {}
-    const definitions: Record<string, SourceDefinition & { hubspotVersions?: ReadonlyArray<"v1" | "v2" | "v3"> }> = { ...defaultSources }
+    const definitions: Record<
+      string,
+      SourceDefinition & { hubspotVersions?: ReadonlyArray<"v1" | "v2" | "v3">; spool?: SourceSpoolSetting }
+    > = { ...defaultSources }
     const problems: Array<string> = [
       ...Object.keys(settings.SOURCES ?? {}).flatMap((name) => badSourceName("SOURCES", name, Object.keys(defaultSources)) ?? []),
       ...Object.keys(secrets).flatMap(
@@ -158,7 +205,9 @@ export const loadEdgeConfig = (env: Record<string, unknown>): Effect.Effect<Edge
         contract,
         scheme,
         onInvalid: setting.onInvalid ?? base?.onInvalid ?? "reject",
-        ...(setting.hubspotVersions === undefined ? {} : { hubspotVersions: setting.hubspotVersions })
+        retries: setting.retries ?? base?.retries ?? SCHEME_SENDERS_RETRY[scheme],
+        ...(setting.hubspotVersions === undefined ? {} : { hubspotVersions: setting.hubspotVersions }),
+        ...(setting.spool === undefined ? {} : { spool: setting.spool })
       }
     }
     problems.push(
@@ -172,6 +221,21 @@ export const loadEdgeConfig = (env: Record<string, unknown>): Effect.Effect<Edge
         })
       })
     )
+    const regions = parseRegions({
+      natsUrl: settings.NATS_WS_URL,
+      publisherShards: settings.PUBLISHER_SHARDS ?? DEFAULTS.publisherShards,
+      regions: settings.REGIONS,
+      routes: settings.REGION_ROUTES,
+      defaultRegion: settings.DEFAULT_REGION
+    })
+    problems.push(...regions.problems)
+    const drainBackoffMs = settings.SPOOL_DRAIN_BACKOFF_MS ?? DEFAULTS.spoolDrainBackoffMs
+    const drainBackoffMaxMs = settings.SPOOL_DRAIN_BACKOFF_MAX_MS ?? Math.max(DEFAULTS.spoolDrainBackoffMaxMs, drainBackoffMs)
+    if (drainBackoffMaxMs < drainBackoffMs)
+      problems.push(
+        `SPOOL_DRAIN_BACKOFF_MAX_MS (${drainBackoffMaxMs}) is below SPOOL_DRAIN_BACKOFF_MS (${drainBackoffMs}); the cap must be at least the base`
+      )
+    const spoolMode = settings.SPOOL ?? "auto"
     if (problems.length > 0) return yield* new EdgeMisconfigured({ reason: `invalid settings: ${problems.join("; ")}` })
     const sources = new Map<string, EdgeSource>(
       Object.entries(definitions).map(([name, definition]) => [
@@ -181,13 +245,15 @@ export const loadEdgeConfig = (env: Record<string, unknown>): Effect.Effect<Edge
           contract: definition.contract,
           scheme: definition.scheme,
           onInvalid: definition.onInvalid,
+          retries: definition.retries,
           secrets: secrets[name] ?? [],
-          hubspotVersions: definition.hubspotVersions ?? hubspotVersions
+          hubspotVersions: definition.hubspotVersions ?? hubspotVersions,
+          spool: spoolsEvents(spoolMode, definition.spool, definition.retries)
         }
       ])
     )
     return {
-      natsUrl: settings.NATS_WS_URL,
+      ...regions.regions,
       natsUser: settings.NATS_USER ?? "edge",
       natsPassword: settings.NATS_PASSWORD,
       sources,
@@ -196,7 +262,23 @@ export const loadEdgeConfig = (env: Record<string, unknown>): Effect.Effect<Edge
       connectTimeoutMs: settings.CONNECT_TIMEOUT_MS ?? DEFAULTS.connectTimeoutMs,
       publishTimeoutMs: settings.PUBLISH_TIMEOUT_MS ?? DEFAULTS.publishTimeoutMs,
       retryAfterSeconds: settings.RETRY_AFTER_SECONDS ?? DEFAULTS.retryAfterSeconds,
-      publisherShards: settings.PUBLISHER_SHARDS ?? DEFAULTS.publisherShards,
-      publicBaseUrl: settings.PUBLIC_BASE_URL
+      publicBaseUrl: settings.PUBLIC_BASE_URL,
+      spool: { maxEvents: settings.SPOOL_MAX_EVENTS ?? DEFAULTS.spoolMaxEvents, drainBackoffMs, drainBackoffMaxMs }
     }
   })
+
+const configs = new WeakMap<object, Result.Result<EdgeConfig, EdgeMisconfigured>>()
+
+/**
+ * The settings of a binding set, checked once per isolate rather than on every request; the outcome,
+ * good or bad, is kept. The Worker and its Durable Objects (whose alarms have no caller to pass them)
+ * read the same bindings.
+ */
+export const edgeConfigOf = (env: object): Result.Result<EdgeConfig, EdgeMisconfigured> => {
+  let config = configs.get(env)
+  if (config === undefined) {
+    config = Effect.runSync(Effect.result(loadEdgeConfig(env as Record<string, unknown>)))
+    configs.set(env, config)
+  }
+  return config
+}

@@ -101,4 +101,60 @@ describe("the edge's settings", () => {
     const unknown = await Effect.runPromise(Effect.result(findSource(config, "nosuch")))
     expect(unknown._tag === "Failure" && unknown.failure._tag).toBe("UnknownSource")
   })
+
+  it("spool the sources whose senders do not retry by default, and follow SPOOL and each source's own setting", async () => {
+    const spooling = async (env: Record<string, unknown>) =>
+      Object.fromEntries([...(await Effect.runPromise(loadEdgeConfig({ ...base, ...env }))).sources.values()].map((s) => [s.name, s.spool]))
+    expect(await spooling({})).toEqual({ hubspot: false, aloware: true, erasure: false, oee: false, pos: false })
+    expect(await spooling({ SPOOL: "off" })).toMatchObject({ aloware: false })
+    expect(await spooling({ SPOOL: "on" })).toMatchObject({ hubspot: true, erasure: true })
+    expect(await spooling({ SPOOL: "off", SOURCES: JSON.stringify({ aloware: { spool: "on" } }) })).toMatchObject({ aloware: true })
+    // A new GitHub-style source does not retry: it spools unless told otherwise; a Standard Webhooks one retries.
+    expect(
+      await spooling({
+        SOURCES: JSON.stringify({
+          east: { contract: "warehouse", scheme: "hub-signature-256" },
+          west: { contract: "warehouse", scheme: "standard-webhooks" },
+          north: { contract: "warehouse", scheme: "hub-signature-256", retries: true }
+        })
+      })
+    ).toMatchObject({ east: true, west: false, north: false })
+    expect(await failure({ ...base, SPOOL: "sometimes" })).toMatch(/SPOOL/)
+    expect(await failure({ ...base, SOURCES: JSON.stringify({ aloware: { spool: "yes" } }) })).toMatch(/SOURCES/)
+  })
+
+  it("apply the spool's documented defaults and name a cap below the base", async () => {
+    const config = await Effect.runPromise(loadEdgeConfig(base))
+    expect(config.spool).toEqual({ maxEvents: 100_000, drainBackoffMs: 1000, drainBackoffMaxMs: 60_000 })
+    expect(await failure({ ...base, SPOOL_MAX_EVENTS: "0" })).toMatch(/SPOOL_MAX_EVENTS/)
+    expect(await failure({ ...base, SPOOL_DRAIN_BACKOFF_MS: "500", SPOOL_DRAIN_BACKOFF_MAX_MS: "100" })).toMatch(
+      /SPOOL_DRAIN_BACKOFF_MAX_MS \(100\) is below SPOOL_DRAIN_BACKOFF_MS \(500\)/
+    )
+  })
+
+  it("read REGIONS, REGION_ROUTES and DEFAULT_REGION, naming every mistake and never a secret", async () => {
+    const regions = JSON.stringify({
+      eu: { url: "wss://nats-eu.example.com", shards: 2, locationHint: "weur" },
+      us: { url: "wss://nats-us.example.com" }
+    })
+    const { NATS_WS_URL: _url, ...withoutUrl } = base
+    const config = await Effect.runPromise(
+      loadEdgeConfig({ ...withoutUrl, REGIONS: regions, REGION_ROUTES: JSON.stringify({ "continent:EU": "eu" }), DEFAULT_REGION: "us" })
+    )
+    expect([...config.regions.keys()]).toEqual(["eu", "us"])
+    expect(config.defaultRegion).toBe("us")
+    expect(config.regions.get("us")).toMatchObject({ shards: 4, explicit: true })
+    expect(await failure({ ...withoutUrl })).toMatch(/NATS_WS_URL is required unless REGIONS/)
+    expect(await failure({ ...base, REGIONS: JSON.stringify({ eu: { url: "nats://x:4222" } }) })).toMatch(/REGIONS/)
+    expect(await failure({ ...base, REGIONS: JSON.stringify({ eu: { url: "wss://x", shards: 0 } }) })).toMatch(/REGIONS/)
+    const reason = await failure({
+      ...base,
+      REGIONS: regions,
+      REGION_ROUTES: JSON.stringify({ "colo:SIN": "apac" }),
+      NATS_PASSWORD: "nats-password-abcdef0123"
+    })
+    expect(reason).toMatch(/REGION_ROUTES\.colo:SIN names region "apac"/)
+    expect(reason).toMatch(/DEFAULT_REGION is required/)
+    expect(reason).not.toMatch(/abcdef0123/)
+  })
 })

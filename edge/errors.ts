@@ -31,6 +31,19 @@ export class LogUnavailable extends Schema.TaggedError<LogUnavailable>()("LogUna
   reason: Schema.String
 }) {}
 
+/** The log is unavailable and the shard's spool holds its bound (`SPOOL_MAX_EVENTS`): nothing of the request was kept. */
+export class SpoolFull extends Schema.TaggedError<SpoolFull>()("SpoolFull", {
+  depth: Schema.Number,
+  limit: Schema.Number
+}) {}
+
+/** The log is unavailable and one event is larger than a spool row holds: nothing of the request was kept. */
+export class SpoolRowTooLarge extends Schema.TaggedError<SpoolRowTooLarge>()("SpoolRowTooLarge", {
+  index: Schema.Number,
+  bytes: Schema.Number,
+  limitBytes: Schema.Number
+}) {}
+
 /** The deployment's settings are invalid or a source has no secret: fail closed, retryable once fixed. */
 export class EdgeMisconfigured extends Schema.TaggedError<EdgeMisconfigured>()("EdgeMisconfigured", {
   reason: Schema.String
@@ -45,6 +58,8 @@ export type EdgeError =
   | MalformedBody
   | ContractViolation
   | LogUnavailable
+  | SpoolFull
+  | SpoolRowTooLarge
   | EdgeMisconfigured
 
 /** The body of every error answer. */
@@ -114,6 +129,25 @@ export const describeError = (error: EdgeError): { status: number; retryable: bo
             "the event log did not acknowledge every event in time; retry the same request later: events already appended are recognised by their keys and counted once"
         },
         detail: error.reason
+      }
+    case "SpoolFull":
+      return {
+        status: 503,
+        retryable: true,
+        body: {
+          error: "spool_full",
+          message: `the event log is unavailable and this edge's spool holds its bound of ${error.limit} events; nothing was kept: retry the same request later`
+        },
+        detail: `spool depth ${error.depth} of SPOOL_MAX_EVENTS ${error.limit}`
+      }
+    case "SpoolRowTooLarge":
+      return {
+        status: 503,
+        retryable: true,
+        body: {
+          error: "log_unavailable",
+          message: `the event log is unavailable and event $[${error.index}] is ${error.bytes} bytes, more than the ${error.limitBytes} bytes the edge can hold until it is back; nothing was kept: retry the same request later`
+        }
       }
     case "EdgeMisconfigured":
       // The reason may name internals (a NATS URL, a source's secrets); the caller is not authenticated yet.

@@ -8,6 +8,8 @@ import {
   type EdgeError,
   type EventTooLarge,
   LogUnavailable,
+  type SpoolFull,
+  type SpoolRowTooLarge,
   MalformedBody,
   PayloadTooLarge,
   UnknownSource,
@@ -29,27 +31,51 @@ const SIGNS_BODY: Readonly<Record<Scheme, boolean>> = {
 
 /**
  * Appends messages to the log, all or none of them checked against the log's size limit first;
- * receipts in the order of `messages`. The Worker's implementation goes through the Durable Object.
+ * receipts in the order of `messages`. When the log does not acknowledge and the source spools,
+ * every message waits in the edge's spool instead (all of them spooled, or none kept).
+ * The Worker's implementation goes through the Durable Object.
  */
-export type AppendToLog = (messages: ReadonlyArray<LogMessage>) => Effect.Effect<ReadonlyArray<LogReceipt>, LogUnavailable | EventTooLarge>
+export type AppendToLog = (
+  messages: ReadonlyArray<LogMessage>
+) => Effect.Effect<ReadonlyArray<LogReceipt>, LogUnavailable | EventTooLarge | SpoolFull | SpoolRowTooLarge>
 
-/** A quarantined event in the 202 answer: where it stood, its key if it had one, its quarantine id and why. */
-export interface Quarantined {
+/**
+ * A quarantined event in the 202 answer: where it stood, its key if it had one, its quarantine id and
+ * why. One that waits in the spool has `spooled: true` and no id yet (the QUARANTINE stream gives it
+ * one when the spool drains; `mesh quarantine` lists it then).
+ */
+export type Quarantined = {
   readonly index: number
   readonly key?: string
-  /** Its sequence in the QUARANTINE stream: the id `mesh quarantine redrive` takes. */
-  readonly id: number
   readonly duplicate: boolean
   readonly issues: ReadonlyArray<ContractIssue>
-}
+} & (
+  | {
+      /** Its sequence in the QUARANTINE stream: the id `mesh quarantine redrive` takes. */
+      readonly id: number
+    }
+  | { readonly spooled: true }
+)
 
-/** The 202 answer: every valid event of the request is in the log, every invalid one in the quarantine. */
+/** An event in the 202 answer: appended (`seq`), or waiting in the spool (`spooled: true`, no seq yet). */
+export type AcceptedEvent =
+  | { readonly id: string; readonly subject: string; readonly seq: number; readonly duplicate: boolean }
+  | { readonly id: string; readonly subject: string; readonly spooled: true; readonly duplicate: boolean }
+
+/**
+ * The 202 answer: every valid event of the request is in the log, every invalid one in the
+ * quarantine; or, when the log did not acknowledge in time and the source spools, every one of them
+ * waits in the edge's spool, which appends them in order once the log is back. `spooled` (the count
+ * of the request's messages spooled, quarantined ones included) is there only then: the answer of
+ * the normal path is unchanged.
+ */
 export interface Accepted {
   readonly accepted: number
   readonly duplicates: number
+  readonly spooled?: number
   readonly quarantined: ReadonlyArray<Quarantined>
   readonly trace_id: string
-  readonly events: ReadonlyArray<{ readonly id: string; readonly subject: string; readonly seq: number; readonly duplicate: boolean }>
+  readonly events: ReadonlyArray<AcceptedEvent>
 }
 
 export const findSource = (config: EdgeConfig, name: string): Effect.Effect<EdgeSource, UnknownSource | EdgeMisconfigured> => {
@@ -181,21 +207,27 @@ export const ingestWebhook = (
     const quarantine = invalid.length === 0 ? [] : yield* Effect.promise(() => quarantineMessages(source.name, contract, invalid, context))
     const receipts = yield* appendToLog([...toLogMessages(source.name, contract, valid, context), ...quarantine])
     const appended = receipts.slice(0, valid.length)
+    const spooled = receipts.filter((receipt) => receipt.spooled).length
     return {
       accepted: appended.length,
       duplicates: appended.filter((receipt) => receipt.duplicate).length,
+      ...(spooled === 0 ? {} : { spooled }),
       quarantined: invalid.map((event, i) => {
         const receipt = receipts[valid.length + i] as LogReceipt
         return {
           index: event.index,
           ...(event.key === undefined ? {} : { key: event.key }),
-          id: receipt.seq,
+          ...(receipt.spooled ? { spooled: true as const } : { id: receipt.seq }),
           duplicate: receipt.duplicate,
           issues: event.issues
         }
       }),
       trace_id: context.traceId,
-      events: appended.map((receipt) => ({ id: receipt.msgId, subject: receipt.subject, seq: receipt.seq, duplicate: receipt.duplicate }))
+      events: appended.map((receipt) =>
+        receipt.spooled
+          ? { id: receipt.msgId, subject: receipt.subject, spooled: true as const, duplicate: receipt.duplicate }
+          : { id: receipt.msgId, subject: receipt.subject, seq: receipt.seq, duplicate: receipt.duplicate }
+      )
     }
   })
 

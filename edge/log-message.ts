@@ -15,13 +15,14 @@ export interface LogMessage {
   readonly index: number
 }
 
-/** What JetStream acknowledged for one message. */
-export interface LogReceipt {
-  readonly msgId: string
-  readonly subject: string
-  readonly seq: number
-  readonly duplicate: boolean
-}
+/**
+ * What became of one message: JetStream acknowledged it (its stream sequence, and whether the
+ * stream had it already), or it waits in the edge's spool for the log (`duplicate`: it was waiting
+ * there already; it has no sequence until the spool drains).
+ */
+export type LogReceipt =
+  | { readonly msgId: string; readonly subject: string; readonly spooled: false; readonly seq: number; readonly duplicate: boolean }
+  | { readonly msgId: string; readonly subject: string; readonly spooled: true; readonly duplicate: boolean }
 
 /** What the edge knows of the request an event came in. */
 export interface RequestContext {

@@ -1,44 +1,56 @@
-import { Effect, type Result } from "effect"
+import { Effect } from "effect"
 import { Hono } from "hono"
+import { regionalSubject } from "../contracts/log.ts"
 import { logEvent } from "../platform/logger.ts"
-import { type EdgeConfig, loadEdgeConfig } from "./config.ts"
-import { describeError, type EdgeError, EventTooLarge } from "./errors.ts"
+import { type EdgeConfig, edgeConfigOf } from "./config.ts"
+import { describeError, type EdgeError, EventTooLarge, SpoolFull, SpoolRowTooLarge } from "./errors.ts"
 import { ingestWebhook, withDeadline } from "./ingest.ts"
-import { encodeLogMessages, type LogMessage } from "./log-message.ts"
-import { type ConnectOptions, type EdgeEnv, receiptsOf } from "./log-publisher.ts"
+import { encodeLogMessages, type LogMessage, type LogReceipt } from "./log-message.ts"
+import { type EdgeEnv, type LogPublisher, receiptsOf, type ShardRef, type ShardStatus } from "./log-publisher.ts"
+import { type EdgeRegion, regionFor, type RequestLocation, shardName } from "./regions.ts"
 
 export { LogPublisher } from "./log-publisher.ts"
 
-const configs = new WeakMap<object, Result.Result<EdgeConfig, EdgeError>>()
+const shardIds = new WeakMap<object, Map<string, ReadonlyArray<DurableObjectId>>>()
 
-/** Settings are checked once per isolate and binding set, not on every request; the outcome, good or bad, is kept. */
-const configOf = (env: EdgeEnv): Result.Result<EdgeConfig, EdgeError> => {
-  let config = configs.get(env)
-  if (config === undefined) {
-    config = Effect.runSync(Effect.result(loadEdgeConfig(env)))
-    configs.set(env, config)
+/**
+ * The Durable Object ids of a region's shards, derived once per isolate. A jurisdiction is part of
+ * an id (the object lives and keeps its data there); a location hint only says where to create it.
+ */
+const regionShardIds = (env: EdgeEnv, region: EdgeRegion): ReadonlyArray<DurableObjectId> => {
+  let byRegion = shardIds.get(env.LOG_PUBLISHER)
+  if (byRegion === undefined) {
+    byRegion = new Map()
+    shardIds.set(env.LOG_PUBLISHER, byRegion)
   }
-  return config
+  let ids = byRegion.get(region.name)
+  if (ids === undefined || ids.length !== region.shards) {
+    const namespace = region.jurisdiction === undefined ? env.LOG_PUBLISHER : env.LOG_PUBLISHER.jurisdiction(region.jurisdiction)
+    ids = Array.from({ length: region.shards }, (_, shard) => namespace.idFromName(shardName(region, shard)))
+    byRegion.set(region.name, ids)
+  }
+  return ids
 }
 
-const connectOptions = (config: EdgeConfig): ConnectOptions => ({
-  url: config.natsUrl,
-  user: config.natsUser,
-  password: config.natsPassword,
-  connectTimeoutMs: config.connectTimeoutMs
+/** Shard `n` of a region: one Durable Object, one NATS connection to the region's log, one spool, one thread. */
+const shardOf = (
+  env: EdgeEnv,
+  region: EdgeRegion,
+  shard: number
+): { readonly ref: ShardRef; readonly stub: DurableObjectStub<LogPublisher> } => ({
+  ref: { region: region.name, name: shardName(region, shard) },
+  stub: env.LOG_PUBLISHER.get(
+    regionShardIds(env, region)[shard] as DurableObjectId,
+    region.locationHint === undefined ? undefined : { locationHint: region.locationHint }
+  )
 })
 
-const shardIds = new WeakMap<object, ReadonlyArray<DurableObjectId>>()
+/** A request's events go to a random shard of its region: no shard is a hot spot, and none holds a sender's order but the spool's. */
+const publisher = (env: EdgeEnv, region: EdgeRegion) => shardOf(env, region, Math.floor(Math.random() * region.shards))
 
-/** A publisher shard: one Durable Object, one NATS connection, one thread. Its ids are derived once per isolate. */
-const publisher = (env: EdgeEnv, config: EdgeConfig) => {
-  let ids = shardIds.get(env.LOG_PUBLISHER)
-  if (ids === undefined || ids.length !== config.publisherShards) {
-    ids = Array.from({ length: config.publisherShards }, (_, shard) => env.LOG_PUBLISHER.idFromName(`publisher-${shard}`))
-    shardIds.set(env.LOG_PUBLISHER, ids)
-  }
-  return env.LOG_PUBLISHER.get(ids[Math.floor(Math.random() * ids.length)] as DurableObjectId)
-}
+/** A region's subject for a message: the hub's own in the implicit region, else with the region as its last token. */
+const inRegion = (region: EdgeRegion, messages: ReadonlyArray<LogMessage>): ReadonlyArray<LogMessage> =>
+  region.explicit ? messages.map((message) => ({ ...message, subject: regionalSubject(message.subject, region.name) })) : messages
 
 const errorResponse = (error: EdgeError, retryAfterSeconds: number): Response => {
   const { status, retryable, body, detail } = describeError(error)
@@ -54,47 +66,128 @@ const HEALTH_RETRY_AFTER_SECONDS = 5
 /** Retry-After while the settings themselves are broken: an operator has to act first. */
 const MISCONFIGURED_RETRY_AFTER_SECONDS = 60
 
+/** A shard as `/healthz` shows it: no error text (the caller is not authenticated), no null fields. */
+const shardHealth = (status: ShardStatus) => ({
+  connected: status.connected === true,
+  ...(status.rtt_ms === null ? {} : { rtt_ms: status.rtt_ms }),
+  spool: {
+    depth: status.spool.depth,
+    oldest_age_ms: status.spool.oldest_age_ms,
+    drain_failures: status.spool.drain_failures,
+    next_drain_at: status.spool.next_drain_at
+  }
+})
+
+/**
+ * Every shard of every region, asked in parallel; a shard that does not answer in time counts as
+ * not connected and not able to spool.
+ */
+const regionsHealth = async (env: EdgeEnv, config: EdgeConfig) => {
+  const spools = [...config.sources.values()].some((source) => source.spool)
+  const deadline = config.connectTimeoutMs + 500
+  const regions = await Promise.all(
+    [...config.regions.values()].map(async (region) => {
+      const shards = await Promise.all(
+        Array.from({ length: region.shards }, async (_, n) => {
+          const { ref, stub } = shardOf(env, region, n)
+          const answer = await Effect.runPromise(Effect.result(withDeadline(() => stub.status(ref, true), deadline)))
+          return { name: ref.name, status: answer._tag === "Success" ? answer.success : undefined }
+        })
+      )
+      const answered = shards.flatMap((shard) => (shard.status === undefined ? [] : [shard.status]))
+      const connected = answered.length === shards.length && answered.every((status) => status.connected === true)
+      const spoolRoom = answered.length === shards.length && answered.every((status) => status.spool.depth < config.spool.maxEvents)
+      const rtts = answered.flatMap((status) => (status.rtt_ms === null ? [] : [status.rtt_ms]))
+      return {
+        name: region.name,
+        connected,
+        // Down but every shard can still take events: a spooling source gets 202 here and nowhere else does better.
+        spooling: !connected && spools && spoolRoom,
+        body: {
+          connected,
+          ...(rtts.length === 0 ? {} : { rtt_ms: Math.max(...rtts) }),
+          ...(answered[0]?.server_version == null ? {} : { server_version: answered[0].server_version }),
+          ...(config.regions.size > 1 && region.name === config.defaultRegion ? { default: true } : {}),
+          shards: Object.fromEntries(
+            shards.map((shard) => [shard.name, shard.status === undefined ? { connected: false, spool: null } : shardHealth(shard.status)])
+          )
+        }
+      }
+    })
+  )
+  return { regions, spools }
+}
+
 const app = new Hono<{ Bindings: EdgeEnv }>()
 
+/**
+ * 200 `ok` when every region's every shard reaches its log; 200 `degraded` when a region's log is
+ * down but its shards can spool (some source spools and no shard is full): a load balancer must not
+ * pull an edge that still takes those events, and no other edge would reach that log either. 503
+ * when a region's log is down and nothing can spool there, or the settings are broken. `log` is the
+ * answer every edge gave before regions (all regions at once), kept for the checks that read it.
+ */
 app.get("/healthz", async (c) => {
-  const program = Effect.gen(function* () {
-    const config = yield* Effect.fromResult(configOf(c.env))
-    const log = yield* withDeadline(() => publisher(c.env, config).ping(connectOptions(config)), config.connectTimeoutMs + 500)
-    return { status: "ok", log: { connected: true, rtt_ms: log.rttMs, server_version: log.server } }
-  })
-  const exit = await Effect.runPromise(Effect.result(program))
-  return exit._tag === "Success"
-    ? c.json(exit.success)
-    : c.json({ status: "unavailable", reason: describeError(exit.failure).body.message }, 503, {
-        "retry-after": String(HEALTH_RETRY_AFTER_SECONDS)
-      })
+  const loaded = edgeConfigOf(c.env)
+  if (loaded._tag === "Failure")
+    return c.json({ status: "unavailable", reason: describeError(loaded.failure).body.message }, 503, {
+      "retry-after": String(HEALTH_RETRY_AFTER_SECONDS)
+    })
+  const config = loaded.success
+  const { regions } = await regionsHealth(c.env, config)
+  const connected = regions.every((region) => region.connected)
+  const usable = regions.every((region) => region.connected || region.spooling)
+  const first = regions.find((region) => region.connected)?.body
+  const body = {
+    status: connected ? "ok" : usable ? "degraded" : "unavailable",
+    ...(connected
+      ? {}
+      : { reason: "the event log does not answer in every region" + (usable ? "; events of spooling sources wait in the spool" : "") }),
+    log: {
+      connected,
+      ...(first?.rtt_ms === undefined
+        ? {}
+        : { rtt_ms: Math.max(...regions.flatMap((region) => (region.body.rtt_ms === undefined ? [] : [region.body.rtt_ms]))) }),
+      ...(first?.server_version === undefined ? {} : { server_version: first.server_version })
+    },
+    regions: Object.fromEntries(regions.map((region) => [region.name, region.body]))
+  }
+  return usable ? c.json(body) : c.json(body, 503, { "retry-after": String(HEALTH_RETRY_AFTER_SECONDS) })
 })
 
 app.post("/v1/hooks/:source", async (c) => {
-  const loaded = configOf(c.env)
+  const loaded = edgeConfigOf(c.env)
   if (loaded._tag === "Failure") return errorResponse(loaded.failure, MISCONFIGURED_RETRY_AFTER_SECONDS)
   const config = loaded.success
-  const appendToLog = (messages: ReadonlyArray<LogMessage>) =>
-    Effect.flatMap(
-      withDeadline(
-        () =>
-          publisher(c.env, config).append(encodeLogMessages(messages), {
-            ...connectOptions(config),
-            publishTimeoutMs: config.publishTimeoutMs
-          }),
-        config.connectTimeoutMs + config.publishTimeoutMs + 500
-      ),
-      (outcome) =>
-        outcome.tooLarge === null
-          ? Effect.succeed(receiptsOf(messages, outcome))
-          : Effect.fail(
-              new EventTooLarge({
-                index: (messages[outcome.tooLarge.position] as LogMessage).index,
-                bytes: outcome.tooLarge.bytes,
-                limitBytes: outcome.tooLarge.limit
-              })
-            )
+  const region = regionFor(config, c.req.raw.cf as RequestLocation | undefined)
+  const spool = config.sources.get(c.req.param("source"))?.spool === true
+  const appendToLog = (logMessages: ReadonlyArray<LogMessage>) => {
+    const messages = inRegion(region, logMessages)
+    const { ref, stub } = publisher(c.env, region)
+    return Effect.flatMap(
+      withDeadline(() => stub.append(encodeLogMessages(messages), ref, spool), config.connectTimeoutMs + config.publishTimeoutMs + 500),
+      (outcome): Effect.Effect<ReadonlyArray<LogReceipt>, EventTooLarge | SpoolFull | SpoolRowTooLarge> => {
+        if (outcome.tooLarge !== null)
+          return Effect.fail(
+            new EventTooLarge({
+              index: (messages[outcome.tooLarge.position] as LogMessage).index,
+              bytes: outcome.tooLarge.bytes,
+              limitBytes: outcome.tooLarge.limit
+            })
+          )
+        if (outcome.spoolFull !== null) return Effect.fail(new SpoolFull(outcome.spoolFull))
+        if (outcome.rowTooLarge !== null)
+          return Effect.fail(
+            new SpoolRowTooLarge({
+              index: (messages[outcome.rowTooLarge.position] as LogMessage).index,
+              bytes: outcome.rowTooLarge.bytes,
+              limitBytes: outcome.rowTooLarge.limit
+            })
+          )
+        return Effect.succeed(receiptsOf(messages, outcome))
+      }
     )
+  }
   const result = await Effect.runPromise(Effect.result(ingestWebhook(config, c.req.param("source"), c.req.raw, appendToLog)))
   return result._tag === "Success"
     ? c.json(result.success, 202, { "ingest-trace-id": result.success.trace_id })
@@ -119,4 +212,34 @@ app.onError((error, c) => {
   return c.json({ error: "internal", message: "the edge failed on its side; retry the same request later" }, 503, { "retry-after": "10" })
 })
 
-export default app
+/**
+ * The cron trigger (wrangler.toml `[triggers]`, every minute): the watchdog of every region's every
+ * spool. A drain re-arms itself and every request re-arms an idle one, yet an alarm has been seen
+ * never to fire; this sets one again for a spool that holds events and has none, or an overdue one.
+ */
+const scheduled = async (_controller: ScheduledController, env: EdgeEnv): Promise<void> => {
+  const loaded = edgeConfigOf(env)
+  if (loaded._tag === "Failure") {
+    logEvent("error", "spool watchdog skipped: the settings are invalid", { reason: loaded.failure.reason })
+    return
+  }
+  const config = loaded.success
+  const checks = [...config.regions.values()].flatMap((region) =>
+    Array.from({ length: region.shards }, async (_, n) => {
+      const { ref, stub } = shardOf(env, region, n)
+      try {
+        return await stub.watchdog(ref)
+      } catch (error) {
+        logEvent("error", "spool watchdog failed", {
+          region: ref.region,
+          shard: ref.name,
+          reason: error instanceof Error ? error.message : String(error)
+        })
+        return undefined
+      }
+    })
+  )
+  await Promise.all(checks)
+}
+
+export default { fetch: app.fetch, scheduled } satisfies ExportedHandler<EdgeEnv>

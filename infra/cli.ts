@@ -1,6 +1,6 @@
 import { join } from "node:path"
 import { parseArgs } from "node:util"
-import { jetstream, jetstreamManager } from "@nats-io/jetstream"
+import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import postgres from "postgres"
 import { serveProjections } from "../consumers/serve.ts"
@@ -13,6 +13,10 @@ import { deadLettersCommand, projectCommand, rebuildCommand, statusCommand } fro
 import { defaultSources } from "../contracts/sources.ts"
 import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retailEvents } from "./local/samples.ts"
 import { generateSecrets, startEdgeStack } from "./local/stack.ts"
+import { startClusterStack } from "./local/cluster-stack.ts"
+import { topologyOf, validateTopology } from "./nats/topology.ts"
+import { clusterStatus } from "./nats/cluster-status.ts"
+import { clusterLines, type EdgeHealth, edgeLines } from "./status.ts"
 import {
   LOCAL_STATE_DIR as STATE_DIR,
   LOCAL_STATE_FILE as STATE_FILE,
@@ -25,7 +29,7 @@ import { NATS_URL, natsSettings, requiredSetting, type SettingSource } from "../
 import { chaosLine, runChaos } from "./local/chaos.ts"
 import { setLogLevel } from "../platform/logger.ts"
 import { readQuarantine, redriveQuarantined } from "./quarantine.ts"
-import { applyStreams, DEFAULT_STREAM_SETTINGS, streamDeclarations } from "./streams.ts"
+import { applyStreams, applyTopologyStreams, DEFAULT_STREAM_SETTINGS, streamDeclarations } from "./streams.ts"
 import {
   authenticate,
   createApiKey,
@@ -49,12 +53,16 @@ const USAGE = `usage: npm run mesh -- <command>
       --pg-port N         embedded Postgres port (default 15432)
       --api-port N        read API port (default 8788)
       --powerbi-port N    Power BI emulator port (default 8790)
+  cluster up [--regions eu,us]
+                          the same mesh beyond one machine, on loopback: a hub of three nats-servers (R3 streams), a leaf
+                          server per region sourced into it, an edge Worker per region (ports --port, +10, +20 ...)
   samples                 send signed sample traffic for every source to a running local mesh
   project [--batch-size N] [--metrics-port N] [--metrics-host H] [name...]
                           run projections live (default: all); NATS_URL, NATS_USER, NATS_PASSWORD, DATABASE_URL;
                           metrics and health on 127.0.0.1:9464 unless --metrics-host says otherwise
   rebuild <name...>       rebuild projections from the log, switching readers atomically
-  status                  checkpoint, stream head, lag and dead letters per projection
+  status                  checkpoint, stream head, lag and dead letters per projection; for a cluster (MESH_REGIONS, or
+                          the local cluster's) each region's leaf and source lag; each edge's spools (EDGE_URL, comma list)
   dead-letters list [name] | redrive <name> (<id>... | --all)
   quarantine list [source] [--all] | redrive <id>...
                           events the contracts refused (kept as received, with their issues); a re-drive
@@ -70,10 +78,11 @@ const USAGE = `usage: npm run mesh -- <command>
                           emulator's while npm run up runs): create or check the push datasets, mirror the marts into them,
                           refresh the import datasets POWERBI_REFRESH lists after catch-up, their state, reload every table
   streams apply           declare the log's streams on a NATS server (idempotent)
-      --url URL           nats://host:port (default $NATS_URL or nats://127.0.0.1:4222)
+      --url URL           nats://host:port, comma-separated for a cluster (default $NATS_URL or nats://127.0.0.1:4222)
       --user U            (default $NATS_USER or admin; the password is read from $NATS_PASSWORD)
       --duplicate-window-minutes N   (default 10)
       --replicas N        (default 1; 3 in a cluster)
+      --regions eu,us     a cluster: each region's streams in its JetStream domain (through the hub), then the hub's sourcing them
 `
 
 /** Secrets and passwords survive restarts of the local mesh, so its store and senders keep working. */
@@ -97,7 +106,19 @@ const signalListeners = () => {
   }
 }
 
-const up = async (args: ReadonlyArray<string>) => {
+/** The log and the edge of the local mesh: one nats-server and one edge, or a hub cluster, regions and an edge per region. */
+interface LocalLog {
+  /** Every server a client of the log connects to. */
+  readonly urls: ReadonlyArray<string>
+  readonly projector: { readonly user: string; readonly password: string }
+  readonly jsm: JetStreamManager
+  /** The edge of each region (`default` for one server). */
+  readonly edges: ReadonlyArray<{ readonly region: string; readonly url: string }>
+  readonly lines: ReadonlyArray<string>
+  readonly dispose: () => Promise<void>
+}
+
+const up = async (args: ReadonlyArray<string>, shape: "single" | "cluster") => {
   const { values } = parseArgs({
     args: [...args],
     options: {
@@ -106,32 +127,81 @@ const up = async (args: ReadonlyArray<string>) => {
       "pg-port": { type: "string", default: "15432" },
       "metrics-port": { type: "string", default: "9464" },
       "api-port": { type: "string", default: "8788" },
-      "powerbi-port": { type: "string", default: "8790" }
+      "powerbi-port": { type: "string", default: "8790" },
+      ...(shape === "cluster" ? { regions: { type: "string" as const, default: "eu,us" } } : {})
     }
   })
   const port = Number(values.port)
   const natsPort = Number(values["nats-port"])
   const created = loadOrCreateState(`http://127.0.0.1:${port}`)
   const newPassword = () => `p${crypto.randomUUID().replaceAll("-", "")}`
-  const state = { ...created, readerPassword: created.readerPassword ?? newPassword(), pgPassword: created.pgPassword ?? newPassword() }
+  const state = {
+    ...created,
+    natsPasswords: { ...created.natsPasswords, leaf: created.natsPasswords.leaf ?? newPassword() },
+    readerPassword: created.readerPassword ?? newPassword(),
+    pgPassword: created.pgPassword ?? newPassword()
+  }
   writeLocalState(state)
   // Miniflare installs signal handlers that stop its servers and exit at once; `up` takes them off
   // and stops everything itself, consumers drained first.
   const foreignHandlers = signalListeners()
   const pg = await startPostgres({ dataDir: join(STATE_DIR, "postgres"), port: Number(values["pg-port"]), password: state.pgPassword })
-  const stack = await startEdgeStack({
-    secrets: state.secrets,
-    edgePort: port,
-    verbose: true,
-    nats: {
-      port: natsPort,
-      wsPort: natsPort + 1,
-      monitorPort: natsPort + 2,
-      storeDir: join(STATE_DIR, "nats"),
-      passwords: state.natsPasswords,
-      name: "ingest-local"
-    }
-  })
+  const log: LocalLog =
+    shape === "single"
+      ? await (async () => {
+          const stack = await startEdgeStack({
+            secrets: state.secrets,
+            edgePort: port,
+            edgePersistDir: join(STATE_DIR, "edge"),
+            verbose: true,
+            nats: {
+              port: natsPort,
+              wsPort: natsPort + 1,
+              monitorPort: natsPort + 2,
+              storeDir: join(STATE_DIR, "nats"),
+              passwords: state.natsPasswords,
+              name: "ingest-local"
+            }
+          })
+          return {
+            urls: [stack.nats.url],
+            projector: stack.nats.projector,
+            jsm: stack.jsm,
+            edges: [{ region: "default", url: stack.edge.url }],
+            lines: [`  NATS       ${stack.nats.url}  (websocket ${stack.nats.wsUrl}, monitor ${stack.nats.monitorUrl})`],
+            dispose: stack.dispose
+          }
+        })()
+      : await (async () => {
+          const regions = String(values.regions)
+            .split(",")
+            .map((region) => region.trim())
+            .filter((region) => region !== "")
+          const stack = await startClusterStack({
+            topology: validateTopology(topologyOf(regions)),
+            storeRoot: join(STATE_DIR, "cluster"),
+            passwords: state.natsPasswords,
+            secrets: state.secrets,
+            edgePorts: regions.map((_, i) => port + i * 10),
+            edgePersistRoot: join(STATE_DIR, "edge-regions"),
+            verbose: true
+          })
+          return {
+            urls: stack.cluster.hub.urls,
+            projector: stack.cluster.hub.projector,
+            jsm: stack.jsm,
+            edges: stack.edges.map((edge) => ({ region: edge.region, url: edge.edge.url })),
+            lines: [
+              `  NATS hub   ${stack.cluster.hub.urls.join(",")}  (three servers, R3 streams)`,
+              ...stack.cluster.regions.map(
+                (region) => `  region ${region.name.padEnd(4)} leaf ${region.url} (domain ${region.name}, websocket ${region.wsUrl})`
+              ),
+              ...stack.edges.map((edge) => `  edge ${edge.region.padEnd(6)} ${edge.edge.url}  (requests arrive from colo ${edge.colo})`)
+            ],
+            dispose: stack.dispose
+          }
+        })()
+  const edgeUrl = log.edges[0]?.url as string
   const projections = projectionsFor({ env: process.env })
   const sql = postgres(pg.url, { onnotice: () => {}, max: Object.keys(projections).length + 3 })
   await ensureApiKeys(sql)
@@ -163,17 +233,20 @@ const up = async (args: ReadonlyArray<string>) => {
     ...state,
     apiKey,
     apiUrl: api.url,
-    edgeUrl: stack.edge.url,
-    natsUrl: stack.nats.url,
+    edgeUrl,
+    natsUrl: log.urls.join(","),
+    ...(shape === "cluster"
+      ? { regions: log.edges.map((edge) => edge.region), edgeUrls: Object.fromEntries(log.edges.map((edge) => [edge.region, edge.url])) }
+      : { regions: undefined, edgeUrls: undefined }),
     databaseUrl: pg.url,
     powerbi: powerbiEnv
   })
-  const projector = await connectProjector(stack.nats)
+  const projector = await connectProjector({ url: log.urls, projector: log.projector })
   const stop = new AbortController()
   const consumers = serveProjections({
     sql,
     nc: projector,
-    jsm: stack.jsm,
+    jsm: log.jsm,
     projections: Object.values(projections),
     signal: stop.signal,
     metricsPort: Number(values["metrics-port"]),
@@ -188,9 +261,9 @@ const up = async (args: ReadonlyArray<string>) => {
   )
   console.log(`
 ingest mesh is up
-  webhooks   POST ${stack.edge.url}/v1/hooks/<source>   (sources: ${Object.keys(defaultSources).join(", ")})
-  health     GET  ${stack.edge.url}/healthz
-  NATS       ${stack.nats.url}  (websocket ${stack.nats.wsUrl}, monitor ${stack.nats.monitorUrl})
+  webhooks   POST ${edgeUrl}/v1/hooks/<source>   (sources: ${Object.keys(defaultSources).join(", ")})
+  health     GET  ${edgeUrl}/healthz
+${log.lines.join("\n")}
   metrics    http://127.0.0.1:${values["metrics-port"]}/metrics
   read API   ${api.url}/docs  (OData ${api.url}/odata/<mart>/; key in .mesh/local.json "apiKey", or npm run mesh -- keys create)
   try Power BI  ${api.url}/api/oee/export/snapshots?format=csv&api_key=${apiKey}
@@ -221,7 +294,7 @@ Ctrl-C stops it; the log and the marts are kept in ${STATE_DIR}.
   await reader.end({ timeout: 5 })
   await projector.close()
   await sql.end({ timeout: 5 })
-  await stack.dispose()
+  await log.dispose()
   await pg.stop()
   if (failed !== undefined) process.exitCode = 1
 }
@@ -258,19 +331,63 @@ const streamsApply = async (settings: SettingSource, args: ReadonlyArray<string>
       url: { type: "string" },
       user: { type: "string" },
       "duplicate-window-minutes": { type: "string", default: String(DEFAULT_STREAM_SETTINGS.duplicateWindowMs / 60_000) },
-      replicas: { type: "string", default: String(DEFAULT_STREAM_SETTINGS.replicas) }
+      replicas: { type: "string", default: String(DEFAULT_STREAM_SETTINGS.replicas) },
+      regions: { type: "string" }
     }
   })
   const nats = natsSettings({ env: settings.env, flags: { "nats-url": values.url, "nats-user": values.user } }, "admin")
   const nc = await connect({ servers: [...nats.servers], user: nats.user, ...(nats.password === undefined ? {} : { pass: nats.password }) })
   try {
-    const changes = await applyStreams(
-      await jetstreamManager(nc),
-      streamDeclarations({ duplicateWindowMs: Number(values["duplicate-window-minutes"]) * 60_000, replicas: Number(values.replicas) })
-    )
-    for (const change of changes) console.log(`${change.name.padEnd(18)} ${change.action}`)
+    const streamSettings = { duplicateWindowMs: Number(values["duplicate-window-minutes"]) * 60_000, replicas: Number(values.replicas) }
+    const regions = listSetting(values.regions)
+    if (regions === undefined) {
+      const changes = await applyStreams(await jetstreamManager(nc), streamDeclarations(streamSettings))
+      for (const change of changes) console.log(`${change.name.padEnd(18)} ${change.action}`)
+      return
+    }
+    // Each region's streams in its JetStream domain, reached through the hub, then the hub's, which source them.
+    for (const change of await applyTopologyStreams(nc, validateTopology(topologyOf(regions)), streamSettings))
+      console.log(`${change.domain.padEnd(6)} ${change.name.padEnd(18)} ${change.action}`)
   } finally {
     await nc.close()
+  }
+}
+
+const listSetting = (value: string | undefined): ReadonlyArray<string> | undefined =>
+  value
+    ?.split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "")
+
+/**
+ * `mesh status`: the projections; then, for a cluster (MESH_REGIONS, or the regions of the local
+ * `cluster up`), per region whether the hub reaches its leaf and how far the hub's sources lag; then
+ * each edge's shards and spools (EDGE_URL, comma-separated, or the local mesh's edges).
+ */
+const status = async () => {
+  await statusCommand(local("projector"))
+  const deployment = process.env.NATS_URL !== undefined && process.env.NATS_URL !== ""
+  const state = deployment ? undefined : readLocalState()
+  const regions = listSetting(process.env.MESH_REGIONS) ?? state?.regions
+  if (regions !== undefined && regions.length > 0) {
+    const nc = await connectAdmin(local("admin"))
+    try {
+      console.log("")
+      for (const line of clusterLines(await clusterStatus(nc, validateTopology(topologyOf(regions))))) console.log(line)
+    } finally {
+      await nc.close()
+    }
+  }
+  const edges =
+    listSetting(process.env.EDGE_URL) ??
+    (state === undefined ? [] : state.edgeUrls === undefined ? [state.edgeUrl] : Object.values(state.edgeUrls))
+  for (const edge of edges) {
+    const health = await fetch(`${edge}/healthz`, { signal: AbortSignal.timeout(5000) }).then(
+      (response) => response.json() as Promise<EdgeHealth>,
+      (error: unknown) => `did not answer: ${error instanceof Error ? error.message : String(error)}`
+    )
+    console.log("")
+    for (const line of edgeLines(edge, health)) console.log(line)
   }
 }
 
@@ -358,11 +475,12 @@ const [command, ...rest] = process.argv.slice(2)
 /** Settings from the environment, with the local mesh's filled in where it names no deployment. */
 const local = (role: Parameters<typeof withLocalMesh>[1]): SettingSource => ({ env: withLocalMesh(process.env, role) })
 const run = async () => {
-  if (command === "up") return up(rest)
+  if (command === "up") return up(rest, "single")
+  if (command === "cluster" && rest[0] === "up") return up(rest.slice(1), "cluster")
   if (command === "samples") return samples()
   if (command === "project") return projectCommand(local("projector"), rest)
   if (command === "rebuild") return rebuildCommand(local("projector"), rest)
-  if (command === "status") return statusCommand(local("projector"))
+  if (command === "status") return status()
   if (command === "dead-letters") return deadLettersCommand(local("projector"), rest)
   if (command === "quarantine") return quarantine(local("admin"), rest)
   if (command === "chaos") return chaos(rest)

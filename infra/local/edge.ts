@@ -45,11 +45,28 @@ export interface EdgeOptions {
    * pass it (`EDGE_INSPECTOR_PORT=9229 npm run bench:edge`).
    */
   readonly inspectorPort?: number
+  /**
+   * Keeps the Durable Objects' storage (the spools' SQLite files and their alarms) in this directory
+   * rather than in memory, so it outlives {@link Edge.restart} as it outlives a deploy.
+   */
+  readonly persistDir?: string
+  /**
+   * The `request.cf` every request carries (e.g. `{ colo: "SIN" }`), so the Worker's region routing
+   * (`REGION_ROUTES`) sees a data centre as on Cloudflare; none by default. A request's own
+   * `MF-CF-Blob` header (JSON) replaces it for that request.
+   */
+  readonly cf?: Readonly<Record<string, unknown>>
 }
 
 export interface Edge {
   /** Base URL, e.g. `http://127.0.0.1:8787`. */
   readonly url: string
+  /** Where the Durable Objects' storage is kept, when `persistDir` was given. */
+  readonly persistDir: string | undefined
+  /** Stops workerd, runs `whileStopped` (e.g. to take something from the stored state) and starts it again on the same port and storage. */
+  readonly restart: (whileStopped?: () => Promise<void> | void) => Promise<void>
+  /** Fires the Worker's `scheduled` handler (its cron trigger) as Cloudflare would, and resolves once it returned. */
+  readonly triggerScheduled: (cron?: string) => Promise<void>
   readonly dispose: () => Promise<void>
 }
 
@@ -61,27 +78,49 @@ export const startEdge = async (options: EdgeOptions): Promise<Edge> => {
   const { Log, LogLevel, Miniflare } = await import("miniflare")
   const inspectorPort =
     options.inspectorPort ?? (process.env.EDGE_INSPECTOR_PORT === undefined ? undefined : Number(process.env.EDGE_INSPECTOR_PORT))
-  const mf = new Miniflare({
-    modules: true,
-    scriptPath,
-    compatibilityDate: compatibilityDate(),
-    host: options.host ?? "127.0.0.1",
-    // Through Miniflare's entry worker, which re-creates each request and response in JavaScript (a
-    // fifth of workerd's CPU per webhook). Its direct sockets would skip that, but then a body over the
-    // limit was now and then answered with a reset instead of the 413 (edge.fuzz.test.ts, 1 run in 3).
-    port: options.port ?? 0,
-    log: new Log(options.verbose === true ? LogLevel.INFO : LogLevel.WARN),
-    cf: false,
-    ...(inspectorPort === undefined ? {} : { inspectorPort }),
-    durableObjects: { LOG_PUBLISHER: "LogPublisher" },
-    bindings: {
-      NATS_WS_URL: options.natsWsUrl,
-      NATS_USER: "edge",
-      NATS_PASSWORD: options.natsPassword,
-      WEBHOOK_SECRETS: JSON.stringify(options.secrets),
-      ...options.settings
-    }
-  })
+  const host = options.host ?? "127.0.0.1"
+  const start = (port: number) =>
+    new Miniflare({
+      modules: true,
+      scriptPath,
+      compatibilityDate: compatibilityDate(),
+      host,
+      // Through Miniflare's entry worker, which re-creates each request and response in JavaScript (a
+      // fifth of workerd's CPU per webhook). Its direct sockets would skip that, but then a body over the
+      // limit was now and then answered with a reset instead of the 413 (edge.fuzz.test.ts, 1 run in 3).
+      port,
+      log: new Log(options.verbose === true ? LogLevel.INFO : LogLevel.WARN),
+      cf: options.cf === undefined ? false : { ...options.cf },
+      ...(inspectorPort === undefined ? {} : { inspectorPort }),
+      // SQLite-backed as wrangler.toml's `new_sqlite_classes` declares (programmatic Miniflare does not read it): the spool needs `ctx.storage.sql`.
+      durableObjects: { LOG_PUBLISHER: { className: "LogPublisher", useSQLite: true } },
+      ...(options.persistDir === undefined ? {} : { durableObjectsPersist: options.persistDir }),
+      // `/cdn-cgi/handler/scheduled` fires the cron trigger, as `wrangler dev --test-scheduled` does: local only.
+      unsafeTriggerHandlers: true,
+      bindings: {
+        NATS_WS_URL: options.natsWsUrl,
+        NATS_USER: "edge",
+        NATS_PASSWORD: options.natsPassword,
+        WEBHOOK_SECRETS: JSON.stringify(options.secrets),
+        ...options.settings
+      }
+    })
+  let mf = start(options.port ?? 0)
   const url = await mf.ready
-  return { url: url.origin, dispose: () => mf.dispose() }
+  return {
+    url: url.origin,
+    persistDir: options.persistDir,
+    restart: async (whileStopped) => {
+      await mf.dispose()
+      await whileStopped?.()
+      mf = start(Number(url.port))
+      await mf.ready
+    },
+    triggerScheduled: async (cron = "* * * * *") => {
+      const response = await fetch(`${url.origin}/cdn-cgi/handler/scheduled?cron=${encodeURIComponent(cron)}`)
+      const text = await response.text()
+      if (!response.ok) throw new Error(`the scheduled handler answered ${response.status}: ${text}`)
+    },
+    dispose: () => mf.dispose()
+  }
 }

@@ -42,6 +42,8 @@ export const startEdgeStack = async (
     secrets?: Record<string, string>
     edgePort?: number
     verbose?: boolean
+    /** Keeps the edge's Durable Object storage (its spools) in this directory, across `edge.restart()`. */
+    edgePersistDir?: string
   } = {}
 ): Promise<EdgeStack> => {
   const nats = await startNatsServer(options.nats)
@@ -55,7 +57,8 @@ export const startEdgeStack = async (
     secrets: Object.fromEntries(Object.entries(secrets).map(([name, secret]) => [name, [secret]])),
     ...(options.settings === undefined ? {} : { settings: options.settings }),
     ...(options.edgePort === undefined ? {} : { port: options.edgePort }),
-    ...(options.verbose === undefined ? {} : { verbose: options.verbose })
+    ...(options.verbose === undefined ? {} : { verbose: options.verbose }),
+    ...(options.edgePersistDir === undefined ? {} : { persistDir: options.edgePersistDir })
   })
   return {
     nats,

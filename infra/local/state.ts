@@ -9,8 +9,12 @@ export const LOCAL_STATE_FILE = join(LOCAL_STATE_DIR, "local.json")
 export interface LocalState {
   readonly edgeUrl: string
   readonly secrets: Record<string, string>
-  readonly natsPasswords: { admin: string; edge: string; projector: string }
+  readonly natsPasswords: { admin: string; edge: string; projector: string; leaf?: string }
+  /** The log's servers, comma-separated (a cluster's hub: all three). */
   readonly natsUrl?: string
+  /** Set by `mesh cluster up`: the regions, and each region's edge. */
+  readonly regions?: ReadonlyArray<string> | undefined
+  readonly edgeUrls?: Readonly<Record<string, string>> | undefined
   readonly databaseUrl?: string
   /** Password of the embedded Postgres superuser, generated on the first `npm run up`. */
   readonly pgPassword?: string

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { randomBytes } from "node:crypto"
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -73,8 +73,60 @@ export const natsServerBinary = (): string => {
   }
 }
 
-/** nats-server parses an environment value as a config token: start with a letter, stay alphanumeric. */
-const secret = () => `p${randomBytes(16).toString("hex")}`
+/** One nats-server process run from a configuration file, which can be stopped, killed and started again as the same server. */
+export interface NatsProcess {
+  /** Spawns it and resolves once it logs "Server is ready"; rejects with its output if it exits first. */
+  readonly start: () => Promise<void>
+  /** SIGTERM, and resolves once it has exited (at once when it is not running). */
+  readonly stop: () => Promise<void>
+  /** SIGKILL: a crash, with no chance to flush or say goodbye to its cluster. Resolves once it has exited. */
+  readonly kill: () => Promise<void>
+  readonly running: () => boolean
+}
+
+/**
+ * `nats-server -c config` with `env`, as a {@link NatsProcess}. `pidFile` records the running pid
+ * (for {@link stopLeftover}); `logFile` receives everything it prints (appended, kept across restarts).
+ */
+export const natsProcess = (
+  binary: string,
+  config: string,
+  env: NodeJS.ProcessEnv,
+  options: { readonly pidFile?: string; readonly logFile?: string } = {}
+): NatsProcess => {
+  let child: ChildProcess | undefined
+  const end = (signal: NodeJS.Signals) => {
+    const proc = child
+    child = undefined
+    return stopChild(proc, signal)
+  }
+  return {
+    start: async () => {
+      if (child !== undefined) return
+      const proc = spawn(binary, ["-c", config], { env, stdio: ["ignore", "pipe", "pipe"] })
+      child = proc
+      if (options.pidFile !== undefined && proc.pid !== undefined) writeFileSync(options.pidFile, String(proc.pid))
+      stopWithParent(proc)
+      const log = options.logFile === undefined ? undefined : createWriteStream(options.logFile, { flags: "a" })
+      if (log !== undefined) {
+        proc.stdout?.on("data", (chunk: Buffer) => log.write(chunk))
+        proc.stderr?.on("data", (chunk: Buffer) => log.write(chunk))
+      }
+      // A process that died on its own (a port taken, a bad config) is not running.
+      proc.once("exit", () => {
+        log?.end()
+        if (child === proc) child = undefined
+      })
+      await waitForOutput(proc, "Server is ready", "nats-server")
+    },
+    stop: () => end("SIGTERM"),
+    kill: () => end("SIGKILL"),
+    running: () => child !== undefined
+  }
+}
+
+/** A random password. nats-server parses an environment value as a config token: start with a letter, stay alphanumeric. */
+export const randomNatsPassword = (): string => `p${randomBytes(16).toString("hex")}`
 
 /** Starts the project's nats-server on free loopback ports and resolves once it is ready. */
 export const startNatsServer = async (options: StartNatsOptions = {}): Promise<NatsServer> => {
@@ -85,9 +137,9 @@ export const startNatsServer = async (options: StartNatsOptions = {}): Promise<N
   const ownsStore = options.storeDir === undefined
   const storeDir = options.storeDir ?? mkdtempSync(join(tmpdir(), "ingest-nats-"))
   mkdirSync(storeDir, { recursive: true })
-  const admin = { user: "admin", password: options.passwords?.admin ?? secret() }
-  const edge = { user: "edge", password: options.passwords?.edge ?? secret() }
-  const projector = { user: "projector", password: options.passwords?.projector ?? secret() }
+  const admin = { user: "admin", password: options.passwords?.admin ?? randomNatsPassword() }
+  const edge = { user: "edge", password: options.passwords?.edge ?? randomNatsPassword() }
+  const projector = { user: "projector", password: options.passwords?.projector ?? randomNatsPassword() }
   const env = {
     ...process.env,
     NATS_HOST: host,
@@ -105,23 +157,9 @@ export const startNatsServer = async (options: StartNatsOptions = {}): Promise<N
   const version = natsServerVersion(binary)
   const config = join(storeDir, "nats-server.conf")
   writeFileSync(config, renderNatsConfig(readFileSync(NATS_CONFIG, "utf8"), version))
-  let child: ChildProcess | undefined
   // A persistent store (the local mesh's) remembers its server, so one left by a mesh that was killed is stopped first.
   const pidFile = ownsStore ? undefined : join(storeDir, "nats-server.pid")
-
-  const start = async () => {
-    const proc = spawn(binary, ["-c", config], { env, stdio: ["ignore", "pipe", "pipe"] })
-    child = proc
-    if (pidFile !== undefined && proc.pid !== undefined) writeFileSync(pidFile, String(proc.pid))
-    stopWithParent(proc)
-    await waitForOutput(proc, "Server is ready", "nats-server")
-  }
-
-  const stop = () => {
-    const proc = child
-    child = undefined
-    return stopChild(proc)
-  }
+  const { start, stop } = natsProcess(binary, config, env, pidFile === undefined ? {} : { pidFile })
 
   if (pidFile !== undefined) await stopLeftover(pidFile, "nats-server")
   await start()
