@@ -18,9 +18,9 @@ import { verifyHubSpotV3 } from "../edge/verify/hubspot.ts"
 import { hubspotBatch } from "../infra/local/samples.ts"
 import { signHubSpotV3 } from "../infra/local/sign.ts"
 import { startClusterStack } from "../infra/local/cluster-stack.ts"
+import { waitForEmptySpools } from "../infra/local/edge.ts"
 import { startEdgeStack } from "../infra/local/stack.ts"
 import { topologyOf } from "../infra/nats/topology.ts"
-import type { EdgeHealth } from "../infra/status.ts"
 import { stopChild, stopWithParent } from "../infra/processes.ts"
 import { readStream } from "../infra/streams.ts"
 
@@ -327,20 +327,6 @@ export interface EdgeBenchReport {
 
 const pause = (ms: number) => new Promise((resolveLater) => setTimeout(resolveLater, ms))
 
-/** Polls the edge's `/healthz` until no shard of any region holds a spooled event; fails after `timeoutMs`. */
-const untilSpoolsEmpty = async (edgeUrl: string, timeoutMs: number): Promise<void> => {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const health = (await (await fetch(`${edgeUrl}/healthz`)).json()) as EdgeHealth
-    const depths = Object.values(health.regions ?? {}).flatMap((region) =>
-      Object.values(region.shards ?? {}).map((shard) => shard.spool?.depth ?? Number.NaN)
-    )
-    if (depths.length > 0 && depths.every((depth) => depth === 0)) return
-    if (Date.now() > deadline) throw new Error(`the spools did not drain within ${timeoutMs} ms: depths ${depths.join(", ")}`)
-    await pause(100)
-  }
-}
-
 /** Polls the hub's `stream` until it holds `messages`; fails after `timeoutMs`. */
 const untilHubHolds = async (jsm: JetStreamManager, stream: string, messages: number, timeoutMs: number): Promise<void> => {
   const deadline = Date.now() + timeoutMs
@@ -525,7 +511,7 @@ export const runEdgeBench = async (options: EdgeBenchOptions = {}): Promise<Edge
       spooled = figuresOf("webhook → Worker → spool, log stopped (1/request)", sample, 1)
       await stack.nats.start()
       const restarted = performance.now()
-      await untilSpoolsEmpty(stack.edge.url, 120_000)
+      await waitForEmptySpools(stack.edge.url, 120_000)
       drainSeconds = (performance.now() - restarted) / 1000
     }
 

@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs"
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
+import type { EdgeHealth } from "../status.ts"
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..")
 
@@ -122,5 +123,19 @@ export const startEdge = async (options: EdgeOptions): Promise<Edge> => {
       if (!response.ok) throw new Error(`the scheduled handler answered ${response.status}: ${text}`)
     },
     dispose: () => mf.dispose()
+  }
+}
+
+/** Polls the edge's `/healthz` until no shard of any region holds a spooled event; rejects after `timeoutMs` with the depths. */
+export const waitForEmptySpools = async (edgeUrl: string, timeoutMs: number): Promise<void> => {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const health = (await fetch(`${edgeUrl}/healthz`).then((response) => response.json())) as EdgeHealth
+    const depths = Object.values(health.regions ?? {}).flatMap((region) =>
+      Object.values(region.shards ?? {}).map((shard) => shard.spool?.depth ?? Number.NaN)
+    )
+    if (depths.length > 0 && depths.every((depth) => depth === 0)) return
+    if (Date.now() > deadline) throw new Error(`the edge's spools did not drain within ${timeoutMs} ms: depths ${depths.join(", ")}`)
+    await new Promise((resolveLater) => setTimeout(resolveLater, 100))
   }
 }

@@ -109,8 +109,12 @@ export const natsProcess = (
       stopWithParent(proc)
       const log = options.logFile === undefined ? undefined : createWriteStream(options.logFile, { flags: "a" })
       if (log !== undefined) {
-        proc.stdout?.on("data", (chunk: Buffer) => log.write(chunk))
-        proc.stderr?.on("data", (chunk: Buffer) => log.write(chunk))
+        // Output can still arrive after the exit that ends the log file (the pipes drain after it).
+        const append = (chunk: Buffer) => {
+          if (!log.writableEnded) log.write(chunk)
+        }
+        proc.stdout?.on("data", append)
+        proc.stderr?.on("data", append)
       }
       // A process that died on its own (a port taken, a bad config) is not running.
       proc.once("exit", () => {
