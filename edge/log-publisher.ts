@@ -283,6 +283,8 @@ export class LogPublisher extends DurableObject<EdgeEnv> {
     )
     if (refusal?._tag === "Full") {
       logEvent("error", "spool full", { region: shard.region, shard: shard.name, depth: refusal.depth, limit: refusal.limit })
+      // The log may be back while the drain waits out its backoff: try it now, so the sender's retry finds room.
+      await this.drainNow()
       return { ...NOTHING, spoolFull: { depth: refusal.depth, limit: refusal.limit } }
     }
     if (refusal?._tag === "RowTooLarge")
@@ -462,7 +464,8 @@ export class LogPublisher extends DurableObject<EdgeEnv> {
       ])
       return { ...base, connected: true, rtt_ms: rttMs, server_version: nc.info?.version ?? "unknown", error: null }
     } catch (error) {
-      this.drop(connection)
+      // Not dropped here: a connection that fails or closes drops itself (openConnection), and a slow
+      // round trip must not cut off the appends and the drain that share it (they have their own timeouts).
       return { ...base, connected: false, rtt_ms: null, server_version: null, error: describe(error) }
     } finally {
       clearTimeout(timer)

@@ -211,6 +211,28 @@ describe("the edge spool", () => {
     expect(outOfOrder(sent, new Map(stored.map((id, position) => [id, position])))).toEqual([])
   }, 120_000)
 
+  it("spools within the sender's timeout when the log hangs without an error, and an event that reached the log anyway is kept once", async () => {
+    // The connection is up first: then the hang is a publish with no PubAck, as for an R3 stream that lost its quorum.
+    const warm = await sendCalls([250_000], 1)
+    expect(warm[0]).toMatchObject({ status: 202, body: { events: [{ seq: expect.any(Number) }] } })
+    stack.nats.freeze(true)
+    let sent: ReadonlyArray<Sent>
+    try {
+      sent = await sendCalls(range(250_001, 20), 4)
+    } finally {
+      stack.nats.freeze(false)
+    }
+    expect(sent.map((result) => result.status)).toEqual(sent.map(() => 202))
+    expect(sent.every((result) => result.body.spooled === 1)).toBe(true)
+    for (const result of sent) expect(result.answeredAt - result.sentAt).toBeLessThan(SENDER_TIMEOUT_MS)
+    await until("the spool drains", spoolOf, (spool) => spool?.depth === 0)
+    // The first publishes reached the frozen server's socket and were stored once it went on: the
+    // drain's resend carries the same Nats-Msg-Id, and the stream keeps one copy.
+    const ids = new Set(sent.map((result) => result.msgId))
+    const stored = await storedIds("INGEST_CRM", ids)
+    expect([...stored].sort()).toEqual([...ids].sort())
+  }, 60_000)
+
   it("drains after more than six failed drains in a row, each event once, quarantined ones too; a sender that retries gets 503", async () => {
     await stack.nats.stop()
     const calls = range(200_000, 10)

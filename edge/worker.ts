@@ -45,8 +45,21 @@ const shardOf = (
   )
 })
 
-/** A request's events go to a random shard of its region: no shard is a hot spot, and none holds a sender's order but the spool's. */
-const publisher = (env: EdgeEnv, region: EdgeRegion) => shardOf(env, region, Math.floor(Math.random() * region.shards))
+/** FNV-1a of a source's name: the same shard for the same source in every isolate. */
+const sourceHash = (source: string): number => {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < source.length; i++) hash = Math.imul(hash ^ source.charCodeAt(i), 0x01000193) >>> 0
+  return hash
+}
+
+/**
+ * The shard a request's events go to. A spooling source's always go to the same shard of its region
+ * (by its name), so its events queue behind its own spooled ones and reach the log in the order they
+ * were answered even while one shard's connection fails and another's does not; the others go to a
+ * random shard, so no shard is a hot spot for a busy sender that retries anyway.
+ */
+const publisher = (env: EdgeEnv, region: EdgeRegion, source: string, spool: boolean) =>
+  shardOf(env, region, spool ? sourceHash(source) % region.shards : Math.floor(Math.random() * region.shards))
 
 /** A region's subject for a message: the hub's own in the implicit region, else with the region as its last token. */
 const inRegion = (region: EdgeRegion, messages: ReadonlyArray<LogMessage>): ReadonlyArray<LogMessage> =>
@@ -163,7 +176,7 @@ app.post("/v1/hooks/:source", async (c) => {
   const spool = config.sources.get(c.req.param("source"))?.spool === true
   const appendToLog = (logMessages: ReadonlyArray<LogMessage>) => {
     const messages = inRegion(region, logMessages)
-    const { ref, stub } = publisher(c.env, region)
+    const { ref, stub } = publisher(c.env, region, c.req.param("source"), spool)
     return Effect.flatMap(
       withDeadline(() => stub.append(encodeLogMessages(messages), ref, spool), config.connectTimeoutMs + config.publishTimeoutMs + 500),
       (outcome): Effect.Effect<ReadonlyArray<LogReceipt>, EventTooLarge | SpoolFull | SpoolRowTooLarge> => {

@@ -81,7 +81,7 @@ const USAGE = `usage: npm run mesh -- <command>
       --url URL           nats://host:port, comma-separated for a cluster (default $NATS_URL or nats://127.0.0.1:4222)
       --user U            (default $NATS_USER or admin; the password is read from $NATS_PASSWORD)
       --duplicate-window-minutes N   (default 10)
-      --replicas N        (default 1; 3 in a cluster)
+      --replicas N        (default 1; with --regions 3)
       --regions eu,us     a cluster: each region's streams in its JetStream domain (through the hub), then the hub's sourcing them
 `
 
@@ -331,15 +331,19 @@ const streamsApply = async (settings: SettingSource, args: ReadonlyArray<string>
       url: { type: "string" },
       user: { type: "string" },
       "duplicate-window-minutes": { type: "string", default: String(DEFAULT_STREAM_SETTINGS.duplicateWindowMs / 60_000) },
-      replicas: { type: "string", default: String(DEFAULT_STREAM_SETTINGS.replicas) },
+      // 1 on one server; a cluster's hub (--regions) is three servers, so 3 unless told.
+      replicas: { type: "string" },
       regions: { type: "string" }
     }
   })
   const nats = natsSettings({ env: settings.env, flags: { "nats-url": values.url, "nats-user": values.user } }, "admin")
   const nc = await connect({ servers: [...nats.servers], user: nats.user, ...(nats.password === undefined ? {} : { pass: nats.password }) })
   try {
-    const streamSettings = { duplicateWindowMs: Number(values["duplicate-window-minutes"]) * 60_000, replicas: Number(values.replicas) }
     const regions = listSetting(values.regions)
+    const streamSettings = {
+      duplicateWindowMs: Number(values["duplicate-window-minutes"]) * 60_000,
+      replicas: Number(values.replicas ?? (regions === undefined ? DEFAULT_STREAM_SETTINGS.replicas : 3))
+    }
     if (regions === undefined) {
       const changes = await applyStreams(await jetstreamManager(nc), streamDeclarations(streamSettings))
       for (const change of changes) console.log(`${change.name.padEnd(18)} ${change.action}`)

@@ -20,7 +20,8 @@ export const clusterLines = (status: ClusterStatus): ReadonlyArray<string> => {
         region.region,
         region.reachable ? "yes" : `no (${region.error ?? "no answer"})`,
         region.rttMs === undefined ? "-" : region.rttMs.toFixed(1),
-        sources.length === 0 ? "-" : String(lag),
+        // What the hub last heard from an unreachable region says nothing of what waits there now.
+        sources.length === 0 ? "-" : region.reachable ? String(lag) : `unknown (${lag} when last reached)`,
         active.length === 0 ? "-" : ago(Math.max(...active))
       ].join("\t")
     )

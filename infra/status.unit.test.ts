@@ -29,7 +29,7 @@ describe("mesh status beyond the projections", () => {
     expect(lines).toEqual([
       "region\tleaf reached from hub\trtt ms\tsource lag (events)\tlast active",
       "eu\tyes\t0.8\t3\t200 ms ago",
-      "us\tno (no responders)\t-\t40\t12.0 s ago",
+      "us\tno (no responders)\t-\tunknown (40 when last reached)\t12.0 s ago",
       "",
       "hub stream\tmessages\tleader\treplicas\tsources",
       "INGEST_CRM\t120\thub-2\thub-1 current, hub-3 offline\teu lag 3, us lag 40",

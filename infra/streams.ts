@@ -131,6 +131,10 @@ export const streamDeclarationsFor = (topology: Topology, settings: StreamSettin
   }
 }
 
+/** {@link streamDeclarationsFor}, under the name the cluster tooling's callers use. */
+export const topologyStreamDeclarations = (topology: Topology, settings: StreamSettings = DEFAULT_STREAM_SETTINGS): TopologyStreams =>
+  streamDeclarationsFor(topology, settings)
+
 const stream = (name: string, description: string, subjects: ReadonlyArray<string>, settings: StreamSettings): StreamDeclaration => ({
   name,
   description,

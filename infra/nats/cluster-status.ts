@@ -1,7 +1,7 @@
 import { jetstreamManager, type StreamInfo } from "@nats-io/jetstream"
 import { millis, type NatsConnection } from "@nats-io/nats-core"
 import { DEFAULT_STREAM_SETTINGS, streamDeclarationsFor } from "../streams.ts"
-import { jetStreamApiPrefix, regionNames, type Topology } from "./topology.ts"
+import { jetStreamApiPrefix, regionNames, type Topology, topologyOf } from "./topology.ts"
 
 /** Whether the hub reaches a region's JetStream (its leaf is connected and answering). */
 export interface RegionReach {
@@ -112,14 +112,23 @@ const streamStatus = (stream: string, info: StreamInfo): HubStreamStatus => ({
   })
 })
 
+const isRegionList = (value: Topology | ReadonlyArray<string>): value is ReadonlyArray<string> => Array.isArray(value)
+
 /**
- * What an operator sees of a cluster (`mesh status`), through an admin connection to the hub: for
- * each region whether the hub reaches its leaf's JetStream, and for each of the hub's streams its
- * leader, its replicas and how far behind each region's source is. Plain data, never a throw: a
+ * What an operator sees of a cluster (`mesh status`), through an admin connection to the hub,
+ * given the topology or only its region names: for each region whether the hub reaches its leaf's
+ * JetStream, and for each of the hub's streams its leader, its replicas and how far behind each
+ * region's source is. Plain data, never a throw: a
  * part that does not answer within the timeout says so, so the status of a broken cluster is still
  * a status.
  */
-export const clusterStatus = async (nc: NatsConnection, topology: Topology, options: ClusterStatusOptions = {}): Promise<ClusterStatus> => {
+export const clusterStatus = async (
+  nc: NatsConnection,
+  regionsOf: Topology | ReadonlyArray<string>,
+  options: ClusterStatusOptions = {}
+): Promise<ClusterStatus> => {
+  // The hub's stream names do not depend on its size: the region names are all a status needs.
+  const topology = isRegionList(regionsOf) ? topologyOf(regionsOf) : regionsOf
   const timeoutMs = Math.min(options.timeoutMs ?? 1500, 2000)
   const regions = Promise.all(
     regionNames(topology).map(async (region): Promise<RegionReach> => {

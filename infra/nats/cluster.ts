@@ -5,6 +5,7 @@ import { join } from "node:path"
 import type { NatsConnection } from "@nats-io/nats-core"
 import { connect } from "@nats-io/transport-node"
 import { jetStreamAnswers } from "./cluster-status.ts"
+import { stopLeftover } from "../processes.ts"
 import { openLink } from "./link.ts"
 import { type NatsCredentials, natsProcess, type NatsProcess, natsServerBinary, natsServerVersion, randomNatsPassword } from "./server.ts"
 import {
@@ -191,7 +192,15 @@ export const startCluster = async (options: StartClusterOptions = {}): Promise<N
     mkdirSync(server.storeDir, { recursive: true })
     const config = join(storeRoot, `${server.name}.conf`)
     writeFileSync(config, server.config)
-    const process_ = natsProcess(binary, config, { ...process.env, ...server.env }, { logFile: join(storeRoot, `${server.name}.log`) })
+    // A persistent store (`mesh cluster up`'s) remembers each server, so one left by a run that was killed is stopped first.
+    const pidFile = ownsStore ? undefined : join(storeRoot, `${server.name}.pid`)
+    if (pidFile !== undefined) await stopLeftover(pidFile, "nats-server")
+    const process_ = natsProcess(
+      binary,
+      config,
+      { ...process.env, ...server.env },
+      { logFile: join(storeRoot, `${server.name}.log`), ...(pidFile === undefined ? {} : { pidFile }) }
+    )
     processes.set(server.name, { plan: server, process: process_ })
   }
   const get = (server: string) => {

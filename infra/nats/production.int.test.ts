@@ -47,6 +47,7 @@ const environment = () => {
     NATS_ROUTE_2: "tls://hub2.example.com:6222",
     NATS_ROUTE_3: "tls://hub3.example.com:6222",
     NATS_REGION: "eu",
+    NATS_EDGE_PUBLISH: JSON.stringify(["ingest.*.*.*.eu", "ingest.quarantine.*.eu"]),
     NATS_HUB_1: "tls://leaf:secret@hub1.example.com:7422",
     NATS_HUB_2: "tls://leaf:secret@hub2.example.com:7422",
     NATS_HUB_3: "tls://leaf:secret@hub3.example.com:7422",

@@ -46,6 +46,8 @@ export interface NatsServer {
   readonly start: () => Promise<void>
   /** Stops it and deletes the store when the harness created it. */
   readonly dispose: () => Promise<void>
+  /** Hangs the server (SIGSTOP) with its connections open, or lets it go on (SIGCONT): see {@link NatsProcess.freeze}. */
+  readonly freeze: (frozen: boolean) => void
 }
 
 export interface StartNatsOptions {
@@ -82,6 +84,12 @@ export interface NatsProcess {
   /** SIGKILL: a crash, with no chance to flush or say goodbye to its cluster. Resolves once it has exited. */
   readonly kill: () => Promise<void>
   readonly running: () => boolean
+  /**
+   * SIGSTOP (`true`) or SIGCONT (`false`): a server that hangs with its connections open — what a
+   * publish to a stream that lost its quorum, or a black-holed network, looks like to a client:
+   * no error, only no answer.
+   */
+  readonly freeze: (frozen: boolean) => void
 }
 
 /**
@@ -98,6 +106,8 @@ export const natsProcess = (
   const end = (signal: NodeJS.Signals) => {
     const proc = child
     child = undefined
+    // A frozen server (see freeze) would take a SIGTERM only once let go.
+    if (proc !== undefined && proc.exitCode === null && proc.signalCode === null) proc.kill("SIGCONT")
     return stopChild(proc, signal)
   }
   return {
@@ -125,7 +135,10 @@ export const natsProcess = (
     },
     stop: () => end("SIGTERM"),
     kill: () => end("SIGKILL"),
-    running: () => child !== undefined
+    running: () => child !== undefined,
+    freeze: (frozen) => {
+      child?.kill(frozen ? "SIGSTOP" : "SIGCONT")
+    }
   }
 }
 
@@ -163,7 +176,7 @@ export const startNatsServer = async (options: StartNatsOptions = {}): Promise<N
   writeFileSync(config, renderNatsConfig(readFileSync(NATS_CONFIG, "utf8"), version))
   // A persistent store (the local mesh's) remembers its server, so one left by a mesh that was killed is stopped first.
   const pidFile = ownsStore ? undefined : join(storeDir, "nats-server.pid")
-  const { start, stop } = natsProcess(binary, config, env, pidFile === undefined ? {} : { pidFile })
+  const { start, stop, freeze } = natsProcess(binary, config, env, pidFile === undefined ? {} : { pidFile })
 
   if (pidFile !== undefined) await stopLeftover(pidFile, "nats-server")
   await start()
@@ -178,6 +191,7 @@ export const startNatsServer = async (options: StartNatsOptions = {}): Promise<N
     projector,
     stop,
     start,
+    freeze,
     dispose: async () => {
       await stop()
       if (ownsStore) rmSync(storeDir, { recursive: true, force: true })

@@ -1,6 +1,6 @@
 import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
-import { HUB_DOMAIN, REGION_NAME } from "../../contracts/log.ts"
+import { HUB_DOMAIN, REGION_NAME, regionalQuarantineSubjects } from "../../contracts/log.ts"
 import { renderNatsConfig } from "./server.ts"
 
 /**
@@ -75,6 +75,12 @@ export const jetStreamApiPrefix = (domain: string): string => `$JS.${domain}.API
 
 /** The configuration templates, in the $VARIABLE style of nats.conf. */
 const HERE = dirname(fileURLToPath(import.meta.url))
+/** What the edge user may publish on a region's leaf: that region's event and quarantine subjects, nothing else. */
+export const edgePublishSubjects = (region: string): ReadonlyArray<string> => [
+  `ingest.*.*.*.${region}`,
+  ...regionalQuarantineSubjects(region)
+]
+
 export const HUB_CONFIG = resolve(HERE, "hub.conf")
 export const LEAF_CONFIG = resolve(HERE, "leaf.conf")
 
@@ -222,6 +228,7 @@ export const renderTopology = (topology: Topology, options: RenderOptions): Topo
         NATS_MONITOR_PORT: String(leaf.monitor),
         NATS_STORE_DIR: storeDir,
         NATS_JS_DOMAIN: region,
+        NATS_EDGE_PUBLISH: JSON.stringify(edgePublishSubjects(region)),
         NATS_HUB_URLS: JSON.stringify(leaf.remotes.map((port) => `nats-leaf://leaf:${passwords.leaf}@${host}:${port}`))
       },
       storeDir,

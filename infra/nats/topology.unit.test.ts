@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest"
 import { nanos } from "@nats-io/nats-core"
-import { isTransientJetStreamError, retryJetStream, streamDeclarationsFor } from "../streams.ts"
+import { isTransientJetStreamError, retryJetStream, streamDeclarationsFor, topologyStreamDeclarations } from "../streams.ts"
 import {
   DEFAULT_TOPOLOGY,
   renderTopology,
@@ -178,6 +178,10 @@ describe("a topology's streams", () => {
         ]
       ]
     ])
+  })
+
+  it("is the same under its other name, topologyStreamDeclarations", () => {
+    expect(topologyStreamDeclarations(DEFAULT_TOPOLOGY, settings)).toEqual(streams)
   })
 
   it("refuses more replicas than the hub has servers, and an invalid topology", () => {
