@@ -180,23 +180,15 @@ app.post("/v1/hooks/:source", async (c) => {
     return Effect.flatMap(
       withDeadline(() => stub.append(encodeLogMessages(messages), ref, spool), config.connectTimeoutMs + config.publishTimeoutMs + 500),
       (outcome): Effect.Effect<ReadonlyArray<LogReceipt>, EventTooLarge | SpoolFull | SpoolRowTooLarge> => {
-        if (outcome.tooLarge !== null)
-          return Effect.fail(
-            new EventTooLarge({
-              index: (messages[outcome.tooLarge.position] as LogMessage).index,
-              bytes: outcome.tooLarge.bytes,
-              limitBytes: outcome.tooLarge.limit
-            })
-          )
+        /** The event at `position` of the batch, its size and the limit it broke, as the errors name them. */
+        const sized = (problem: { readonly position: number; readonly bytes: number; readonly limit: number }) => ({
+          index: (messages[problem.position] as LogMessage).index,
+          bytes: problem.bytes,
+          limitBytes: problem.limit
+        })
+        if (outcome.tooLarge !== null) return Effect.fail(new EventTooLarge(sized(outcome.tooLarge)))
         if (outcome.spoolFull !== null) return Effect.fail(new SpoolFull(outcome.spoolFull))
-        if (outcome.rowTooLarge !== null)
-          return Effect.fail(
-            new SpoolRowTooLarge({
-              index: (messages[outcome.rowTooLarge.position] as LogMessage).index,
-              bytes: outcome.rowTooLarge.bytes,
-              limitBytes: outcome.rowTooLarge.limit
-            })
-          )
+        if (outcome.rowTooLarge !== null) return Effect.fail(new SpoolRowTooLarge(sized(outcome.rowTooLarge)))
         return Effect.succeed(receiptsOf(messages, outcome))
       }
     )

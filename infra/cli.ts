@@ -11,6 +11,7 @@ import { connectProjector } from "./local/projector.ts"
 import { startPostgres } from "./postgres/database.ts"
 import { deadLettersCommand, projectCommand, rebuildCommand, statusCommand } from "../consumers/cli.ts"
 import { defaultSources } from "../contracts/sources.ts"
+import { PROJECTOR_INBOX_PREFIX } from "../contracts/log.ts"
 import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retailEvents } from "./local/samples.ts"
 import { generateSecrets, startEdgeStack } from "./local/stack.ts"
 import { startClusterStack } from "./local/cluster-stack.ts"
@@ -374,7 +375,15 @@ const status = async () => {
   const state = deployment ? undefined : readLocalState()
   const regions = listSetting(process.env.MESH_REGIONS) ?? state?.regions
   if (regions !== undefined && regions.length > 0) {
-    const nc = await connectAdmin(local("admin"))
+    // As the projections' user, which may read stream and account info in every domain (infra/nats/hub.conf), on its own inbox prefix.
+    const nats = natsSettings(local("projector"), "projector")
+    const nc = await connect({
+      servers: [...nats.servers],
+      user: nats.user,
+      ...(nats.password === undefined ? {} : { pass: nats.password }),
+      name: "ingest-status",
+      inboxPrefix: PROJECTOR_INBOX_PREFIX
+    })
     try {
       console.log("")
       for (const line of clusterLines(await clusterStatus(nc, validateTopology(topologyOf(regions))))) console.log(line)

@@ -10,6 +10,13 @@ import { erasureEvents, postSigned } from "./local/samples.ts"
 import { createDatabase, type PostgresServer, startPostgres } from "./postgres/database.ts"
 import { readStream } from "./streams.ts"
 import { jetstream } from "@nats-io/jetstream"
+import { execFile } from "node:child_process"
+import { dirname, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+import { promisify } from "node:util"
+
+const run = promisify(execFile)
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..")
 
 /**
  * The mesh beyond one machine, end to end: signed webhooks into two regions' edges, each region's
@@ -178,6 +185,27 @@ describe("three hub servers and two regions", () => {
     expect(ids.size).toBe(sent.size)
     expect([...ids.values()].every((count) => count === 1)).toBe(true)
   })
+
+  it("shows an operator, with `mesh status` as a deployment runs it, each region's leaf and source lag and each edge shard's spool", async () => {
+    const { stdout } = await run("npx", ["tsx", "infra/cli.ts", "status"], {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        DATABASE_URL: database.url,
+        NATS_URL: stack.cluster.hub.urls.join(","),
+        NATS_USER: stack.cluster.hub.projector.user,
+        NATS_PASSWORD: stack.cluster.hub.projector.password,
+        MESH_REGIONS: "eu,us",
+        EDGE_URL: stack.edges.map((edge) => edge.edge.url).join(",")
+      }
+    })
+    expect(stdout).toMatch(/^warehouse\t1\t1\t\d+\t\d+\t\d+\t0\t-$/m)
+    for (const region of ["eu", "us"]) expect(stdout).toMatch(new RegExp(`^${region}\tyes\t[\\d.]+\t\\d+\t`, "m"))
+    expect(stdout).toMatch(/^INGEST_WAREHOUSE\t\d+\thub-\d\t.*current.*\teu lag \d+, us lag \d+$/m)
+    for (const edge of stack.edges) expect(stdout).toContain(`edge ${edge.edge.url}: ok`)
+    expect(stdout).toMatch(/^eu\teu-publisher-0\tconnected\t0\t-\t0$/m)
+    expect(stdout).toMatch(/^us\tus-publisher-1\tconnected\t0\t-\t0$/m)
+  }, 60_000)
 
   it("projects every event once into the marts, reading the hub through the crash and the cut", async () => {
     const head = (await stack.jsm.streams.info(STREAM)).state.last_seq
