@@ -300,23 +300,30 @@ Ctrl-C stops it; the log and the marts are kept in ${STATE_DIR}.
   if (failed !== undefined) process.exitCode = 1
 }
 
+/** `mesh samples`: signed sample traffic for every source to the local mesh's edge, or to each region's edge of `cluster up`. */
 const samples = async () => {
   const state = readLocalState()
   if (state === undefined) throw new Error("no local mesh found: start it first with `npm run up`")
-  const now = Date.now()
-  const traffic: ReadonlyArray<[string, unknown]> = [
-    ["hubspot", hubspotBatch(10, { firstEventId: now, occurredAt: now })],
-    ["aloware", alowareCall(now % 1_000_000_000, new Date(now).toISOString())],
-    ["erasure", erasureEvents(8, { firstId: now, day: new Date(now).toISOString().slice(0, 10) })],
-    ["oee", oeeEvents("M-01", now)],
-    ["pos", retailEvents("47", now)]
-  ]
-  for (const [source, payload] of traffic) {
-    const response = await postSigned(state.edgeUrl, source, payload, state.secrets[source] as string)
-    const answer = (await response.json()) as { accepted?: number; duplicates?: number; message?: string }
-    console.log(
-      `${source.padEnd(8)} ${response.status} ${response.status === 202 ? `accepted ${answer.accepted}, duplicates ${answer.duplicates}` : answer.message}`
-    )
+  const edges: ReadonlyArray<[string, string]> = state.edgeUrls === undefined ? [["", state.edgeUrl]] : Object.entries(state.edgeUrls)
+  for (const [i, [region, edgeUrl]] of edges.entries()) {
+    // Each region's events of their own: ids apart, so every region adds to the marts.
+    const now = Date.now() + i * 1000
+    const traffic: ReadonlyArray<[string, unknown]> = [
+      ["hubspot", hubspotBatch(10, { firstEventId: now, occurredAt: now })],
+      ["aloware", alowareCall(now % 1_000_000_000, new Date(now).toISOString())],
+      ["erasure", erasureEvents(8, { firstId: now, day: new Date(now).toISOString().slice(0, 10) })],
+      ["oee", oeeEvents("M-01", now)],
+      ["pos", retailEvents("47", now)]
+    ]
+    for (const [source, payload] of traffic) {
+      const response = await postSigned(edgeUrl, source, payload, state.secrets[source] as string)
+      const answer = (await response.json()) as { accepted?: number; duplicates?: number; spooled?: number; message?: string }
+      const outcome =
+        response.status === 202
+          ? `accepted ${answer.accepted}, duplicates ${answer.duplicates}${answer.spooled === undefined ? "" : `, spooled ${answer.spooled}`}`
+          : answer.message
+      console.log(`${region === "" ? "" : `${region.padEnd(4)} `}${source.padEnd(8)} ${response.status} ${outcome}`)
+    }
   }
 }
 
