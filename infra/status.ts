@@ -40,7 +40,11 @@ export const clusterLines = (status: ClusterStatus): ReadonlyArray<string> => {
         stream.replicas
           .map((replica) => `${replica.server} ${replica.offline ? "offline" : replica.current ? "current" : `behind ${replica.lag}`}`)
           .join(", ") || "-",
-        stream.sources.map((source) => `${source.region ?? source.stream} lag ${source.lag}`).join(", ") || "-"
+        // By region: the hub lists a stream's sources in no fixed order (it changes with the stream's leader).
+        stream.sources
+          .map((source) => `${source.region ?? source.stream} lag ${source.lag}`)
+          .sort()
+          .join(", ") || "-"
       ].join("\t")
     )
   }
