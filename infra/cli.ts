@@ -26,7 +26,7 @@ import {
   withLocalMesh,
   writeLocalState
 } from "./local/state.ts"
-import { NATS_URL, natsSettings, requiredSetting, type SettingSource } from "../platform/settings.ts"
+import { commaList, NATS_URL, natsSettings, requiredSetting, type SettingSource } from "../platform/settings.ts"
 import { chaosLine, runChaos } from "./local/chaos.ts"
 import { setLogLevel } from "../platform/logger.ts"
 import { readQuarantine, redriveQuarantined } from "./quarantine.ts"
@@ -174,10 +174,7 @@ const up = async (args: ReadonlyArray<string>, shape: "single" | "cluster") => {
           }
         })()
       : await (async () => {
-          const regions = String(values.regions)
-            .split(",")
-            .map((region) => region.trim())
-            .filter((region) => region !== "")
+          const regions = commaList(String(values.regions))
           const stack = await startClusterStack({
             topology: validateTopology(topologyOf(regions)),
             storeRoot: join(STATE_DIR, "cluster"),
@@ -365,11 +362,7 @@ const streamsApply = async (settings: SettingSource, args: ReadonlyArray<string>
   }
 }
 
-const listSetting = (value: string | undefined): ReadonlyArray<string> | undefined =>
-  value
-    ?.split(",")
-    .map((item) => item.trim())
-    .filter((item) => item !== "")
+const listSetting = (value: string | undefined): ReadonlyArray<string> | undefined => (value === undefined ? undefined : commaList(value))
 
 /**
  * `mesh status`: the projections; then, for a cluster (MESH_REGIONS, or the regions of the local

@@ -89,15 +89,19 @@ export interface NatsSettings {
   readonly password?: string
 }
 
+/** The items of a comma-separated setting, trimmed, empty ones left out. */
+export const commaList = (value: string): ReadonlyArray<string> =>
+  value
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item !== "")
+
 export const natsSettings = (source: SettingSource, defaultUser: string, defaultUrl = "nats://127.0.0.1:4222"): NatsSettings => {
   const password = optionalSetting(source, NATS_PASSWORD)
   const url = optionalSetting(source, NATS_URL) ?? defaultUrl
   return {
     url,
-    servers: url
-      .split(",")
-      .map((server) => server.trim())
-      .filter((server) => server !== ""),
+    servers: commaList(url),
     user: optionalSetting(source, NATS_USER) ?? defaultUser,
     ...(password === undefined ? {} : { password })
   }
