@@ -3,7 +3,7 @@
  * reader of JetStream derives its names from here.
  */
 
-export const DOMAINS = ["crm", "warehouse", "oee", "retail"] as const
+export const DOMAINS = ["crm", "warehouse", "oee", "retail", "reports"] as const
 export type Domain = (typeof DOMAINS)[number]
 
 /** The JetStream stream that holds a domain's events. */
@@ -100,3 +100,14 @@ export const quarantineSubject = (source: string): string => `ingest.quarantine.
 export const regionalQuarantineSubjects = (region: string): ReadonlyArray<string> => [`ingest.quarantine.*.${region}`]
 export const HUB_QUARANTINE_SUBJECTS: ReadonlyArray<string> = ["ingest.quarantine.*", "quarantine.outcome.>"]
 export const quarantineOutcomeSubject = (source: string): string => `quarantine.outcome.${subjectToken(source)}`
+
+/**
+ * Report export jobs (seed 003): a work queue, not part of the log. A job's message carries its id
+ * only; the job's state lives in Postgres, so a worker that dies mid-job leaves it to be delivered
+ * again, and acknowledging the message removes it from the stream.
+ */
+export const REPORT_EXPORTS_STREAM = "REPORT_EXPORTS"
+export const REPORT_EXPORTS_SUBJECT = "reports.exports"
+
+/** Inbox prefix of the report export service's user (registry appends, export jobs); see infra/nats/nats.conf. */
+export const REPORTS_INBOX_PREFIX = "_INBOX_reports"

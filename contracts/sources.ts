@@ -2,6 +2,7 @@ import { alowareContract } from "./aloware.ts"
 import type { Contract } from "./contract.ts"
 import { hubspotContract } from "./hubspot.ts"
 import { oeeContract } from "./oee.ts"
+import { reportsContract } from "./reports.ts"
 import { retailContract } from "./retail.ts"
 import { warehouseContract } from "./warehouse.ts"
 
@@ -11,7 +12,8 @@ export const contracts = {
   aloware: alowareContract,
   warehouse: warehouseContract,
   oee: oeeContract,
-  retail: retailContract
+  retail: retailContract,
+  reports: reportsContract
 } as const satisfies Record<string, Contract>
 
 export type ContractName = keyof typeof contracts

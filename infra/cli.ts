@@ -4,6 +4,12 @@ import { type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jet
 import { connect } from "@nats-io/transport-node"
 import postgres from "postgres"
 import { serveProjections } from "../consumers/serve.ts"
+import { powerBiSettings } from "../powerbi/auth.ts"
+import { reportsApi } from "../reports/api.ts"
+import { REPORTS_USAGE, reportsCommand } from "../reports/cli.ts"
+import { ensureJobTables } from "../reports/jobs.ts"
+import { connectReports, runExportWorkers } from "../reports/service.ts"
+import { reportSettings } from "../reports/settings.ts"
 import { projectionsFor } from "../projections/index.ts"
 import { describePowerBiFailure, powerBiCommand, runPushers, runRefresher } from "../powerbi/cli.ts"
 import { LOCAL_IMPORT_DATASET, LOCAL_WORKSPACE, startLocalPowerBi } from "./local/powerbi.ts"
@@ -71,13 +77,16 @@ const USAGE = `usage: npm run mesh -- <command>
   keys create --name NAME --marts warehouse,oee|*    an API key for the read API, scoped to marts (printed once)
   keys list | keys revoke <id>...
   reader-login <login>    create the read-only ingest_reader group and a login in it (READER_PASSWORD); prints READ_DATABASE_URL
-  serve-api [--port N]    the read API alone, as READ_DATABASE_URL (a role in the ingest_reader group)
+  serve-api [--port N] [--reports]
+                          the read API alone, as READ_DATABASE_URL (a role in the ingest_reader group); with --reports the
+                          report export API and pages too (DATABASE_URL as the owner, NATS_URL as the reports user)
   chaos [--events N]      send N signed events (default 50,000) through a mesh of its own while killing the projection
                           process, restarting nats-server and Postgres; compares every mart with a clean run
   powerbi provision [--apply] | push [--once] | refresh | status | reload
                           Power BI (POWERBI_WORKSPACE, POWERBI_TENANT_ID, POWERBI_CLIENT_ID, POWERBI_CLIENT_SECRET; the local
                           emulator's while npm run up runs): create or check the push datasets, mirror the marts into them,
                           refresh the import datasets POWERBI_REFRESH lists after catch-up, their state, reload every table
+${REPORTS_USAGE}
   streams apply           declare the log's streams on a NATS server (idempotent)
       --url URL           nats://host:port, comma-separated for a cluster (default $NATS_URL or nats://127.0.0.1:4222)
       --user U            (default $NATS_USER or admin; the password is read from $NATS_PASSWORD)
@@ -89,9 +98,15 @@ const USAGE = `usage: npm run mesh -- <command>
 /** Secrets and passwords survive restarts of the local mesh, so its store and senders keep working. */
 const loadOrCreateState = (edgeUrl: string): LocalState => {
   const existing = readLocalState()
-  if (existing !== undefined) return { ...existing, edgeUrl }
   const password = () => `p${crypto.randomUUID().replaceAll("-", "")}`
-  return { edgeUrl, secrets: generateSecrets(), natsPasswords: { admin: password(), edge: password(), projector: password() } }
+  if (existing !== undefined)
+    // A state file from before the report export service has no password for its user yet.
+    return { ...existing, edgeUrl, natsPasswords: { ...existing.natsPasswords, reports: existing.natsPasswords.reports ?? password() } }
+  return {
+    edgeUrl,
+    secrets: generateSecrets(),
+    natsPasswords: { admin: password(), edge: password(), projector: password(), reports: password() }
+  }
 }
 
 const SHUTDOWN_SIGNALS: ReadonlyArray<NodeJS.Signals> = ["SIGINT", "SIGTERM", "SIGHUP"]
@@ -216,7 +231,16 @@ const up = async (args: ReadonlyArray<string>, shape: "single" | "cluster") => {
     ...readerConnection,
     max: READ_POOL_SIZE
   })
-  const api = await serveReadApi({ sql: reader, port: Number(values["api-port"]), maxStreams: streamsFor(READ_POOL_SIZE) })
+  // The report export service beside the read API, as its own NATS user: registry changes, export jobs and workers.
+  const reportsNats = { url: log.urls.join(","), servers: log.urls, user: "reports", password: state.natsPasswords.reports as string }
+  const reportsNc = await connectReports(reportsNats)
+  await ensureJobTables(sql)
+  const api = await serveReadApi({
+    sql: reader,
+    port: Number(values["api-port"]),
+    maxStreams: streamsFor(READ_POOL_SIZE),
+    extensions: [reportsApi({ sql, js: jetstream(reportsNc) })]
+  })
   // Power BI, emulated: the push sink mirrors the crm marts into a push dataset as sample traffic arrives.
   const powerbi = await startLocalPowerBi({
     port: Number(values["powerbi-port"]),
@@ -251,6 +275,12 @@ const up = async (args: ReadonlyArray<string>, shape: "single" | "cluster") => {
     metricsHost: "127.0.0.1"
   })
   const powerbiSource = { env: { ...process.env, ...powerbiEnv, DATABASE_URL: pg.url } }
+  const exportWorkers = await runExportWorkers({
+    databaseUrl: pg.url,
+    nats: reportsNats,
+    settings: reportSettings({ env: process.env }),
+    powerbi: powerBiSettings(powerbiSource)
+  })
   const pushing = runPushers({ source: powerbiSource, sql, signal: stop.signal }).catch((error: unknown) =>
     console.error(`the Power BI pusher stopped: ${describePowerBiFailure(error)}`)
   )
@@ -264,6 +294,7 @@ ingest mesh is up
 ${log.lines.join("\n")}
   metrics    http://127.0.0.1:${values["metrics-port"]}/metrics
   read API   ${api.url}/docs  (OData ${api.url}/odata/<mart>/; key in .mesh/local.json "apiKey", or npm run mesh -- keys create)
+  reports    ${api.url}/reports/admin?api_key=${apiKey}   picker ${api.url}/reports/picker?api_key=${apiKey}
   try Power BI  ${api.url}/api/oee/export/snapshots?format=csv&api_key=${apiKey}
   Power BI   ${powerbi.emulator.url} (emulated; workspace ${LOCAL_WORKSPACE})  npm run mesh -- powerbi status
   Postgres   ${pg.url}${pg.embedded ? " (embedded, data in .mesh/postgres)" : " (DATABASE_URL)"}  marts in schemas mart_<name>
@@ -287,14 +318,38 @@ Ctrl-C stops it; the log and the marts are kept in ${STATE_DIR}.
   await consumers.catch(() => undefined)
   await pushing
   await refreshing
+  await exportWorkers.stop()
   await powerbi.close()
   await api.close()
+  await reportsNc.close()
   await reader.end({ timeout: 5 })
   await projector.close()
   await sql.end({ timeout: 5 })
   await log.dispose()
   await pg.stop()
   if (failed !== undefined) process.exitCode = 1
+}
+
+/** `mesh serve-api [--reports]`: the read API alone; with `--reports`, the report export service's API and pages beside it. */
+const serveApi = async (args: ReadonlyArray<string>): Promise<void> => {
+  if (!args.includes("--reports")) return serveApiCommand({ env: process.env }, args)
+  const source: SettingSource = { env: process.env }
+  const sql = postgres(requiredSetting(source, { env: "DATABASE_URL" }, "the report export API keeps its jobs in the marts' database"), {
+    onnotice: () => {},
+    max: 4
+  })
+  await ensureJobTables(sql)
+  const nc = await connectReports(natsSettings(source, "reports"))
+  try {
+    await serveApiCommand(
+      source,
+      args.filter((arg) => arg !== "--reports"),
+      [reportsApi({ sql, js: jetstream(nc), projectionWaitMs: reportSettings(source).projectionWaitMs })]
+    )
+  } finally {
+    await nc.drain().catch(() => undefined)
+    await sql.end({ timeout: 5 })
+  }
 }
 
 /** `mesh samples`: signed sample traffic for every source to the local mesh's edge, or to each region's edge of `cluster up`. */
@@ -498,7 +553,8 @@ const run = async () => {
   if (command === "quarantine") return quarantine(local("admin"), rest)
   if (command === "chaos") return chaos(rest)
   if (command === "keys") return keysCommand(local("owner"), rest)
-  if (command === "serve-api") return serveApiCommand({ env: process.env }, rest)
+  if (command === "serve-api") return serveApi(rest)
+  if (command === "reports") return reportsCommand(local("reports"), rest)
   if (command === "reader-login") return readerLoginCommand(local("owner"), rest)
   if (command === "powerbi") return powerBiCommand(local("powerbi"), rest)
   if (command === "streams" && rest[0] === "apply") return streamsApply({ env: process.env }, rest.slice(1))

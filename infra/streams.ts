@@ -22,6 +22,8 @@ import {
   QUARANTINE_SUBJECTS,
   regionalDomainSubjects,
   regionalQuarantineSubjects,
+  REPORT_EXPORTS_STREAM,
+  REPORT_EXPORTS_SUBJECT,
   streamFor
 } from "../contracts/log.ts"
 import { jetStreamApiPrefix, regionNames, type Topology, validateTopology } from "./nats/topology.ts"
@@ -54,8 +56,22 @@ export const streamDeclarations = (settings: StreamSettings = DEFAULT_STREAM_SET
     "Events the contracts refused, as received, with their issues; and the outcomes of their re-drives",
     QUARANTINE_SUBJECTS,
     settings
-  )
+  ),
+  reportExportQueue(settings)
 ]
+
+/**
+ * The report export jobs' work queue: a job's message is removed once a worker acknowledges it, and
+ * one not acknowledged within the consumer's ack wait (a worker killed mid-job) is delivered again.
+ * Unlike the log it may be purged by an operator; a week-old job nobody took ages out.
+ */
+export const reportExportQueue = (settings: StreamSettings): StreamDeclaration => ({
+  ...stream(REPORT_EXPORTS_STREAM, "Report export jobs (ids only; their state is in Postgres)", [REPORT_EXPORTS_SUBJECT], settings),
+  retention: RetentionPolicy.Workqueue,
+  max_age: nanos(7 * 24 * 3600 * 1000),
+  deny_delete: false,
+  deny_purge: false
+})
 
 /** The streams of a topology: the hub's, and each region's leaf's (in the region's JetStream domain). */
 export interface TopologyStreams {
@@ -102,7 +118,8 @@ export const streamDeclarationsFor = (topology: Topology, settings: StreamSettin
         settings
       ),
       ...sourcedFromRegions(QUARANTINE_STREAM)
-    }
+    },
+    reportExportQueue(settings)
   ]
   const leaf = { ...settings, replicas: 1 }
   return {

@@ -23,6 +23,8 @@ export class PowerBiError extends Data.TaggedError("PowerBiError")<{
 export interface PowerBiClient {
   /** The parsed JSON body (undefined for an empty one); a status of 400 or more is a {@link PowerBiError}. */
   readonly request: <A = unknown>(method: "GET" | "POST" | "PUT" | "DELETE", path: string, body?: unknown) => Promise<A>
+  /** The answer itself (status, headers, a binary body) for a status below 400; 400 or more is a {@link PowerBiError}. */
+  readonly response: (method: "GET" | "POST", path: string, body?: unknown, signal?: AbortSignal) => Promise<Response>
 }
 
 const errorOf = async (response: Response, method: string, path: string): Promise<PowerBiError> => {
@@ -54,22 +56,37 @@ export const powerBiClient = (
   fetcher: typeof fetch = fetch,
   /** A request unanswered this long is abandoned (its outcome unknown). */
   timeoutMs = 120_000
-): PowerBiClient => ({
-  request: async <A>(method: "GET" | "POST" | "PUT" | "DELETE", path: string, body?: unknown): Promise<A> => {
+): PowerBiClient => {
+  const response = async (method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<Response> => {
     const send = (token: string) =>
       fetcher(`${apiBase}${path}`, {
         method,
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: signal === undefined ? AbortSignal.timeout(timeoutMs) : AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
         headers: { Authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "Content-Type": "application/json" }) },
         ...(body === undefined ? {} : { body: JSON.stringify(body) })
       })
-    let response = await send(await tokens.token())
-    if (response.status === 401 || response.status === 403) {
-      await response.body?.cancel()
-      response = await send(await tokens.renew())
+    let answer = await send(await tokens.token())
+    if (answer.status === 401 || (answer.status === 403 && (await isTokenRefusal(answer)))) {
+      await answer.body?.cancel().catch(() => undefined)
+      answer = await send(await tokens.renew())
     }
-    if (response.status >= 400) throw await errorOf(response, method, path)
-    const text = await response.text()
-    return (text === "" ? undefined : JSON.parse(text)) as A
+    if (answer.status >= 400) throw await errorOf(answer, method, path)
+    return answer
   }
-})
+  return {
+    response,
+    request: async <A>(method: "GET" | "POST" | "PUT" | "DELETE", path: string, body?: unknown): Promise<A> => {
+      const text = await (await response(method, path, body)).text()
+      return (text === "" ? undefined : JSON.parse(text)) as A
+    }
+  }
+}
+
+/** Whether a 403 refuses the token (expired: a new one may pass) rather than the request; read from a clone, the answer stays readable. */
+const isTokenRefusal = async (answer: Response): Promise<boolean> => {
+  const text = await answer
+    .clone()
+    .text()
+    .catch(() => "")
+  return !/FeatureNotAvailable|Forbidden/i.test(text) || /TokenExpired/i.test(text)
+}

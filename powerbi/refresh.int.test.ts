@@ -76,7 +76,8 @@ const watched = (before: (method: string, path: string) => Promise<void> = async
       requests.push(`${method} ${path}`)
       await before(method, path)
       return api.request<A>(method, path, body)
-    }
+    },
+    response: (method, path, body, signal) => api.response(method, path, body, signal)
   }
   return { client, posts: () => requests.filter((request) => request.startsWith("POST")).length, requests }
 }

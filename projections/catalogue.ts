@@ -1,5 +1,6 @@
 import { crmMarts } from "./crm/marts.ts"
 import { oeeMarts } from "./oee/marts.ts"
+import { reportsMarts } from "./reports/marts.ts"
 import { retailMarts } from "./retail/marts.ts"
 import type { Column, MartSet } from "./table.ts"
 import { warehouseMarts } from "./warehouse/marts.ts"
@@ -9,7 +10,7 @@ import { warehouseMarts } from "./warehouse/marts.ts"
  * their columns and keys. The read side builds its feeds from this alone, without loading any
  * projection code.
  */
-export const catalogue: ReadonlyArray<MartSet> = [warehouseMarts, crmMarts, oeeMarts, retailMarts]
+export const catalogue: ReadonlyArray<MartSet> = [warehouseMarts, crmMarts, oeeMarts, retailMarts, reportsMarts]
 
 /**
  * The schema a projection publishes its marts in, `mart_<name>`: each domain its own namespace, so

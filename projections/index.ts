@@ -3,6 +3,7 @@ import { crmProjection } from "./crm/projection.ts"
 import { oeeProjection } from "./oee/projection.ts"
 import { retailProjection } from "./retail/projection.ts"
 import type { Projection } from "./projection.ts"
+import { reportsProjection } from "./reports/projection.ts"
 import { warehouseProjection } from "./warehouse/projection.ts"
 
 export * from "./catalogue.ts"
@@ -17,7 +18,8 @@ export const projectionsFor = (source: SettingSource): Readonly<Record<string, P
   warehouse: warehouseProjection,
   crm: crmProjection,
   oee: oeeProjection,
-  retail: retailProjection({ latenessMs: numberSetting(source, RETAIL_LATENESS_MINUTES, 10, 0) * 60_000 })
+  retail: retailProjection({ latenessMs: numberSetting(source, RETAIL_LATENESS_MINUTES, 10, 0) * 60_000 }),
+  reports: reportsProjection
 })
 
 /** Every projection with its default settings. */

@@ -1,12 +1,13 @@
 import { parseArgs } from "node:util"
 import postgres from "postgres"
+import { REPORTS_ADMIN_SCOPE } from "../contracts/reports.ts"
 import { logEvent } from "../platform/logger.ts"
 import { databaseUrl, optionalSetting, requiredSetting, type SettingSource, wholeNumberSetting } from "../platform/settings.ts"
 import { marts } from "./feeds.ts"
 import { createApiKey, listApiKeys, revokeApiKey } from "./keys.ts"
 import { ensureReaderLogin } from "./roles.ts"
 import { DEFAULT_STREAM_LIMITS } from "./stream.ts"
-import { DEFAULT_EXPORT_TIMEOUT_MS, DEFAULT_PAGE_TIMEOUT_MS, serveReadApi } from "./server.ts"
+import { type ApiExtension, DEFAULT_EXPORT_TIMEOUT_MS, DEFAULT_PAGE_TIMEOUT_MS, serveReadApi } from "./server.ts"
 
 /** Connections of the read API's pool (READ_POOL_SIZE). */
 export const READ_POOL_SIZE = 10
@@ -33,12 +34,13 @@ export const keysCommand = async (source: SettingSource, args: ReadonlyArray<str
     if (action === "create") {
       const { values } = parseArgs({ args: rest, options: { name: { type: "string" }, marts: { type: "string" } } })
       if (values.name === undefined || values.marts === undefined)
-        throw new Error(`usage: keys create --name <who it is for> --marts <${marts.join(",")}|*>`)
+        throw new Error(`usage: keys create --name <who it is for> --marts <${[...marts, REPORTS_ADMIN_SCOPE].join(",")}|*>`)
       const { key, apiKey } = await createApiKey(
         sql,
         values.name,
         values.marts.split(",").map((mart) => mart.trim()),
-        marts
+        // Besides the marts: the scope that may change the report registry.
+        [...marts, REPORTS_ADMIN_SCOPE]
       )
       console.log(
         `created key ${apiKey.id} "${apiKey.name}" for marts ${apiKey.marts.join(", ")}\n\n  ${key}\n\nThis is the only time the key is shown: only its hash is stored.`
@@ -93,7 +95,11 @@ export const readerLoginCommand = async (source: SettingSource, args: ReadonlyAr
 }
 
 /** `mesh serve-api`: the read API alone, connected as READ_DATABASE_URL (the read-only role). */
-export const serveApiCommand = async (settings: SettingSource, args: ReadonlyArray<string>): Promise<void> => {
+export const serveApiCommand = async (
+  settings: SettingSource,
+  args: ReadonlyArray<string>,
+  extensions: ReadonlyArray<ApiExtension> = []
+): Promise<void> => {
   const { values } = parseArgs({ args: [...args], options: { port: { type: "string" }, host: { type: "string", default: "0.0.0.0" } } })
   const source: SettingSource = { env: settings.env, flags: values }
   const url = requiredSetting(source, { env: "READ_DATABASE_URL" }, "set it to a role in the ingest_reader group (see docs/read-api.md)")
@@ -112,7 +118,8 @@ export const serveApiCommand = async (settings: SettingSource, args: ReadonlyArr
       minBytesPerSecond: setting("READ_MIN_BYTES_PER_SECOND", DEFAULT_STREAM_LIMITS.minBytesPerSecond),
       maxMs: setting("READ_MAX_RESPONSE_SECONDS", DEFAULT_STREAM_LIMITS.maxMs / 1000) * 1000
     },
-    ...(publicUrl === undefined ? {} : { publicUrl })
+    ...(publicUrl === undefined ? {} : { publicUrl }),
+    extensions
   })
   logEvent("info", "read api listening", { url: api.url })
   await new Promise<void>((resolveStop) => {

@@ -53,7 +53,13 @@ const errorResponse = (description: string) => ({
 })
 
 /** The OpenAPI 3.1 document of the read API, generated from the same declarations the handlers use. */
-export const openApiDocument = (serverUrl: string) => ({
+export const openApiDocument = (
+  serverUrl: string,
+  extensions: ReadonlyArray<{
+    readonly paths: Readonly<Record<string, unknown>>
+    readonly schemas?: Readonly<Record<string, unknown>>
+  }> = []
+) => ({
   openapi: "3.1.0",
   info: {
     title: "ingest mesh read API",
@@ -147,8 +153,9 @@ export const openApiDocument = (serverUrl: string) => ({
           }
         }
       ])
-    )
-  },
+    ),
+    ...Object.assign({}, ...extensions.map((extension) => extension.paths))
+  } as Record<string, unknown>,
   components: {
     securitySchemes: {
       ApiKeyHeader: { type: "apiKey", in: "header", name: "X-API-Key" },
@@ -169,8 +176,9 @@ export const openApiDocument = (serverUrl: string) => ({
           qa: { type: "integer" },
           engineers: { type: "array", items: { type: "object", properties: { initials: { type: "string" }, count: { type: "integer" } } } }
         }
-      }
-    }
+      },
+      ...Object.assign({}, ...extensions.map((extension) => extension.schemas ?? {}))
+    } as Record<string, unknown>
   }
 })
 
@@ -178,17 +186,16 @@ const html = (value: unknown) => escapeXml(String(value))
 
 /** A self-contained page rendering the OpenAPI document: every endpoint, its parameters and columns. */
 export const docsPage = (document: ReturnType<typeof openApiDocument>): string => {
-  const sections = Object.entries(document.paths).map(([path, item]) => {
-    const get = (
-      item as {
-        get: {
-          summary: string
-          description?: string
-          parameters?: ReadonlyArray<{ name: string; description?: string; schema: JsonSchema }>
-          responses: Record<string, { content?: Record<string, { schema: JsonSchema }> }>
-        }
-      }
-    ).get
+  type Operation = {
+    summary: string
+    description?: string
+    parameters?: ReadonlyArray<{ name: string; description?: string; schema: JsonSchema }>
+    responses: Record<string, { content?: Record<string, { schema: JsonSchema }> }>
+  }
+  const operations = Object.entries(document.paths).flatMap(([path, item]) =>
+    Object.entries(item as Record<string, Operation>).map(([method, operation]) => [path, method, operation] as const)
+  )
+  const sections = operations.map(([path, method, get]) => {
     const params = (get.parameters ?? [])
       .map(
         (p) =>
@@ -201,7 +208,7 @@ export const docsPage = (document: ReturnType<typeof openApiDocument>): string =
       ([name, schema]) =>
         `<code>${html(name)}</code> <small>${html(JSON.stringify(schema.type))}${schema.format === undefined ? "" : ` ${html(schema.format)}`}</small>`
     )
-    return `<section><h2><code>GET ${html(path)}</code></h2><p>${html(get.summary)}</p>${get.description === undefined ? "" : `<p>${html(get.description)}</p>`}${
+    return `<section><h2><code>${html(method.toUpperCase())} ${html(path)}</code></h2><p>${html(get.summary)}</p>${get.description === undefined ? "" : `<p>${html(get.description)}</p>`}${
       params === "" ? "" : `<table><tr><th>parameter</th><th>schema</th><th>meaning</th></tr>${params}</table>`
     }${columns.length === 0 ? "" : `<p>Columns: ${columns.join(", ")}</p>`}</section>`
   })

@@ -38,6 +38,21 @@ export interface ReadApiOptions {
   readonly streamLimits?: Partial<StreamLimits>
   /** One log line per request (method, path, status, milliseconds to the headers, key id); on unless false. */
   readonly accessLog?: boolean
+  readonly extensions?: ReadonlyArray<ApiExtension>
+}
+
+/**
+ * More endpoints served beside the read API's, under its keys and errors and in its OpenAPI
+ * document (the report export service's, say): the read side knows them only through this shape.
+ */
+export interface ApiExtension {
+  /** OpenAPI path items and component schemas, merged into the read API's document. */
+  readonly openapi: { readonly paths: Readonly<Record<string, unknown>>; readonly schemas?: Readonly<Record<string, unknown>> }
+  /** Adds the routes. Under `/api/` a request is authenticated first: `allow(c, scope)` refuses a key not scoped to `scope`. */
+  readonly mount: (
+    app: Hono<ApiEnv>,
+    helpers: { readonly allow: (c: ApiContext, scope: string) => void; readonly origin: (c: ApiContext) => string }
+  ) => void
 }
 
 export const DEFAULT_EXPORT_TIMEOUT_MS = 60_000
@@ -45,7 +60,8 @@ export const DEFAULT_PAGE_TIMEOUT_MS = 10_000
 
 type Variables = { marts: ReadonlyArray<string>; keyId: string }
 type Env = { Variables: Variables; Bindings: Partial<HttpBindings> }
-type ApiContext = Context<Env>
+export type ApiEnv = Env
+export type ApiContext = Context<Env>
 
 /** Drops the client's connection (Node's response under Hono): how a limit ends a response the client has stopped reading. */
 const dropConnectionOf = (c: ApiContext) => (reason: string) => c.env?.outgoing?.destroy(new Error(reason))
@@ -122,8 +138,14 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
     await shortQuery("any", (sql) => sql`SELECT 1`)
     return c.json({ status: "ok" })
   })
-  app.get("/openapi.json", (c) => c.json(openApiDocument(origin(c))))
-  app.get("/docs", (c) => c.html(docsPage(openApiDocument(origin(c)))))
+  const extensions = options.extensions ?? []
+  const document = (c: ApiContext) =>
+    openApiDocument(
+      origin(c),
+      extensions.map((extension) => extension.openapi)
+    )
+  app.get("/openapi.json", (c) => c.json(document(c)))
+  app.get("/docs", (c) => c.html(docsPage(document(c))))
 
   for (const prefix of ["/api/*", "/metrics/*", "/odata/*"]) {
     app.use(prefix, async (c, next) => {
@@ -170,6 +192,8 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
       return new Response(pullStream(body, bytes.close, limits, dropConnectionOf(c)), { headers })
     })
   }
+
+  for (const extension of extensions) extension.mount(app, { allow, origin })
 
   app.get("/odata", (c) => c.json({ value: marts.map((mart) => ({ name: mart, url: `${origin(c)}/odata/${mart}/` })) }))
   const martOf = (c: ApiContext) => {

@@ -31,15 +31,19 @@ export const spawnProjector = (options: {
     String(options.metricsPort ?? 0),
     ...options.names
   ]
+  return spawnMesh(args, {
+    NATS_URL: options.nats.url,
+    NATS_USER: options.nats.projector.user,
+    NATS_PASSWORD: options.nats.projector.password,
+    DATABASE_URL: options.databaseUrl
+  })
+}
+
+/** `npm run mesh -- <args>` as its own OS process with `env` added, its JSON log lines watched (see {@link ProjectorProcess}). */
+export const spawnMesh = (args: ReadonlyArray<string>, env: Readonly<Record<string, string>>): ProjectorProcess => {
   const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "infra", "cli.ts"), ...args], {
     cwd: ROOT,
-    env: {
-      ...process.env,
-      NATS_URL: options.nats.url,
-      NATS_USER: options.nats.projector.user,
-      NATS_PASSWORD: options.nats.projector.password,
-      DATABASE_URL: options.databaseUrl
-    },
+    env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"]
   })
   const lines: Array<Record<string, unknown>> = []
@@ -74,7 +78,8 @@ export const spawnProjector = (options: {
         }
         listeners.add(listener)
         void exited.then((code) => {
-          if (listeners.delete(listener)) reject(new Error(`projector exited with ${code} before the expected log line`))
+          if (listeners.delete(listener))
+            reject(new Error(`mesh ${args[0] ?? ""} exited with ${code} before the expected log line: ${stderr}`))
         })
       })
   }

@@ -9,7 +9,7 @@ export const LOCAL_STATE_FILE = join(LOCAL_STATE_DIR, "local.json")
 export interface LocalState {
   readonly edgeUrl: string
   readonly secrets: Record<string, string>
-  readonly natsPasswords: { admin: string; edge: string; projector: string; leaf?: string }
+  readonly natsPasswords: { admin: string; edge: string; projector: string; reports?: string; leaf?: string }
   /** The log's servers, comma-separated (a cluster's hub: all three). */
   readonly natsUrl?: string
   /** Set by `mesh cluster up`: the regions, and each region's edge. */
@@ -42,12 +42,12 @@ export const writeLocalState = (state: LocalState, file = LOCAL_STATE_FILE): voi
  * The environment, with the addresses and passwords of the local mesh `npm run up` started filled
  * in where the environment does not name a deployment: for the CLI entry only, so `npm run mesh --
  * status` works against the local mesh while the commands themselves read nothing but settings.
- * `projector`, `owner` and `powerbi` fill in when DATABASE_URL is not set, `admin` when NATS_URL is not;
+ * `projector`, `reports`, `owner` and `powerbi` fill in when DATABASE_URL is not set, `admin` when NATS_URL is not;
  * `powerbi` fills in the local emulator's `POWERBI_…` settings too unless POWERBI_TENANT_ID is set.
  */
 export const withLocalMesh = (
   env: Env,
-  role: "projector" | "owner" | "admin" | "powerbi",
+  role: "projector" | "reports" | "owner" | "admin" | "powerbi",
   readLocal: () => LocalState | undefined = readLocalState
 ): Env => {
   const unset = (name: string) => env[name] === undefined || env[name] === ""
@@ -65,11 +65,12 @@ export const withLocalMesh = (
       ? { ...local.powerbi, ...env, DATABASE_URL: local.databaseUrl }
       : { ...env, DATABASE_URL: local.databaseUrl }
   if (local.natsUrl === undefined) return env
+  const user = role === "reports" ? "reports" : "projector"
   return {
     ...env,
     DATABASE_URL: local.databaseUrl,
     NATS_URL: local.natsUrl,
-    NATS_USER: "projector",
-    NATS_PASSWORD: local.natsPasswords.projector
+    NATS_USER: user,
+    NATS_PASSWORD: (role === "reports" ? local.natsPasswords.reports : local.natsPasswords.projector) ?? ""
   }
 }

@@ -146,7 +146,7 @@ describe("the rendered configurations", () => {
             us: { client: port(60), ws: port(61), monitor: port(62), remotes: [port(20), port(21), port(22)] }
           }
         },
-        passwords: { admin: "padmin", edge: "pedge", projector: "pprojector", leaf: "pleaf" },
+        passwords: { admin: "padmin", edge: "pedge", projector: "pprojector", reports: "preports", leaf: "pleaf" },
         storeRoot: dir,
         version: natsServerVersion(natsServerBinary()),
         templates: { hub: readFileSync(HUB_CONFIG, "utf8"), leaf: readFileSync(LEAF_CONFIG, "utf8") }

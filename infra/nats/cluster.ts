@@ -46,6 +46,7 @@ export interface NatsCluster {
     readonly admin: NatsCredentials
     readonly edge: NatsCredentials
     readonly projector: NatsCredentials
+    readonly reports: NatsCredentials
   }
   readonly regions: ReadonlyArray<ClusterRegion>
   /** Where each server keeps its store (`<storeRoot>/<server>`), config (`.conf`) and output (`.log`). */
@@ -83,7 +84,7 @@ export interface StartClusterOptions {
   readonly host?: string
   /** Defaults to a fresh temporary directory, removed by `dispose`. */
   readonly storeRoot?: string
-  readonly passwords?: Partial<Record<"admin" | "edge" | "projector" | "leaf", string>>
+  readonly passwords?: Partial<Record<"admin" | "edge" | "projector" | "reports" | "leaf", string>>
 }
 
 const pause = (ms: number) => new Promise((resolveLater) => setTimeout(resolveLater, ms))
@@ -154,6 +155,7 @@ export const startCluster = async (options: StartClusterOptions = {}): Promise<N
     admin: options.passwords?.admin ?? randomNatsPassword(),
     edge: options.passwords?.edge ?? randomNatsPassword(),
     projector: options.passwords?.projector ?? randomNatsPassword(),
+    reports: options.passwords?.reports ?? randomNatsPassword(),
     leaf: options.passwords?.leaf ?? randomNatsPassword()
   }
   const binary = natsServerBinary()
@@ -271,7 +273,8 @@ export const startCluster = async (options: StartClusterOptions = {}): Promise<N
       monitorUrls: plan.hub.map((server) => server.monitorUrl),
       admin: { user: "admin", password: passwords.admin },
       edge: { user: "edge", password: passwords.edge },
-      projector: { user: "projector", password: passwords.projector }
+      projector: { user: "projector", password: passwords.projector },
+      reports: { user: "reports", password: passwords.reports }
     },
     regions: plan.regions.map((server) => ({
       name: server.region,

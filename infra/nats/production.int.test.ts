@@ -54,7 +54,9 @@ const environment = () => {
     NATS_HUB_SYS_1: "tls://leaf-sys:secret@hub1.example.com:7422",
     NATS_HUB_SYS_2: "tls://leaf-sys:secret@hub2.example.com:7422",
     NATS_HUB_SYS_3: "tls://leaf-sys:secret@hub3.example.com:7422",
-    ...Object.fromEntries(["LEAF", "LEAF_SYS", "ADMIN", "PROJECTOR", "EDGE", "SYS"].map((user) => [`NATS_${user}_PASSWORD_HASH`, hash]))
+    ...Object.fromEntries(
+      ["LEAF", "LEAF_SYS", "ADMIN", "PROJECTOR", "REPORTS", "EDGE", "SYS"].map((user) => [`NATS_${user}_PASSWORD_HASH`, hash])
+    )
   }
 }
 

@@ -40,6 +40,8 @@ export interface NatsServer {
   readonly admin: NatsCredentials
   readonly edge: NatsCredentials
   readonly projector: NatsCredentials
+  /** The report export service's user: registry appends and export jobs only. */
+  readonly reports: NatsCredentials
   /** Stops the server (SIGTERM) and waits for it to exit; the store is kept. */
   readonly stop: () => Promise<void>
   /** Starts it again on the same ports and store. */
@@ -57,7 +59,7 @@ export interface StartNatsOptions {
   readonly monitorPort?: number
   /** Defaults to a fresh temporary directory, removed by `dispose`. */
   readonly storeDir?: string
-  readonly passwords?: Partial<Record<"admin" | "edge" | "projector", string>>
+  readonly passwords?: Partial<Record<"admin" | "edge" | "projector" | "reports", string>>
   readonly name?: string
 }
 
@@ -157,6 +159,7 @@ export const startNatsServer = async (options: StartNatsOptions = {}): Promise<N
   const admin = { user: "admin", password: options.passwords?.admin ?? randomNatsPassword() }
   const edge = { user: "edge", password: options.passwords?.edge ?? randomNatsPassword() }
   const projector = { user: "projector", password: options.passwords?.projector ?? randomNatsPassword() }
+  const reports = { user: "reports", password: options.passwords?.reports ?? randomNatsPassword() }
   const env = {
     ...process.env,
     NATS_HOST: host,
@@ -168,7 +171,8 @@ export const startNatsServer = async (options: StartNatsOptions = {}): Promise<N
     NATS_STORE_DIR: storeDir,
     NATS_ADMIN_PASSWORD: admin.password,
     NATS_EDGE_PASSWORD: edge.password,
-    NATS_PROJECTOR_PASSWORD: projector.password
+    NATS_PROJECTOR_PASSWORD: projector.password,
+    NATS_REPORTS_PASSWORD: reports.password
   }
   const binary = natsServerBinary()
   const version = natsServerVersion(binary)
@@ -189,6 +193,7 @@ export const startNatsServer = async (options: StartNatsOptions = {}): Promise<N
     admin,
     edge,
     projector,
+    reports,
     stop,
     start,
     freeze,

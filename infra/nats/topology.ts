@@ -119,6 +119,7 @@ export interface TopologyPasswords {
   readonly admin: string
   readonly edge: string
   readonly projector: string
+  readonly reports: string
   readonly leaf: string
 }
 
@@ -172,7 +173,8 @@ export const renderTopology = (topology: Topology, options: RenderOptions): Topo
     NATS_WS_NO_TLS: "true",
     NATS_ADMIN_PASSWORD: passwords.admin,
     NATS_EDGE_PASSWORD: passwords.edge,
-    NATS_PROJECTOR_PASSWORD: passwords.projector
+    NATS_PROJECTOR_PASSWORD: passwords.projector,
+    NATS_REPORTS_PASSWORD: passwords.reports
   }
   const routes = JSON.stringify(ports.hub.map((server) => `nats://${host}:${server.cluster}`))
   const urls = (client: number, ws: number, monitor: number) => ({

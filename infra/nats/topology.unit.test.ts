@@ -73,7 +73,7 @@ describe("rendering a topology's servers", () => {
         ])
       )
     },
-    passwords: { admin: "padmin", edge: "pedge", projector: "pprojector", leaf: "pleaf" },
+    passwords: { admin: "padmin", edge: "pedge", projector: "pprojector", reports: "preports", leaf: "pleaf" },
     storeRoot: "/stores",
     version: "2.9.10",
     templates: { hub: "hub template\n  # sync_interval: always\n", leaf: "leaf template\n" }
@@ -148,6 +148,7 @@ describe("a topology's streams", () => {
       ["INGEST_WAREHOUSE", ["ingest.warehouse.*.*.eu"], 1],
       ["INGEST_OEE", ["ingest.oee.*.*.eu"], 1],
       ["INGEST_RETAIL", ["ingest.retail.*.*.eu"], 1],
+      ["INGEST_REPORTS", ["ingest.reports.*.*.eu"], 1],
       ["QUARANTINE", ["ingest.quarantine.*.eu"], 1]
     ])
     for (const stream of eu) {
@@ -158,7 +159,7 @@ describe("a topology's streams", () => {
 
   it("has the hub hold its own four-token subjects and source every region's stream of the same name, at the settings' replicas", () => {
     expect(streams.hub.map((stream) => [stream.name, stream.subjects, stream.num_replicas, stream.sources])).toEqual([
-      ...["crm", "warehouse", "oee", "retail"].map((domain) => [
+      ...["crm", "warehouse", "oee", "retail", "reports"].map((domain) => [
         `INGEST_${domain.toUpperCase()}`,
         [`ingest.${domain}.*.*`],
         3,
@@ -176,7 +177,8 @@ describe("a topology's streams", () => {
           { name: "QUARANTINE", domain: "eu" },
           { name: "QUARANTINE", domain: "us" }
         ]
-      ]
+      ],
+      ["REPORT_EXPORTS", ["reports.exports"], 3, undefined]
     ])
   })
 

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto"
 import { listen } from "../../platform/http.ts"
 import { type Context, Hono } from "hono"
 import { resultRow, runDax } from "./dax.ts"
+import { type EmulatorReportSpec, mountReports, type ReportOptions, type ReportStats } from "./reports.ts"
 import {
   isColumnName,
   isTableName,
@@ -49,7 +50,7 @@ export type EmulatorFaultKind = "429" | "500-before" | "500-after" | "503"
 
 export const FAULT_KINDS: ReadonlyArray<EmulatorFaultKind> = ["429", "500-before", "500-after", "503"]
 
-export interface EmulatorOptions {
+export interface EmulatorOptions extends ReportOptions {
   readonly port?: number
   readonly host?: string
   readonly apps: ReadonlyArray<EmulatorApp>
@@ -196,6 +197,10 @@ export interface PowerBiEmulator {
   readonly tableRows: (groupId: string, datasetId: string, table: string) => ReadonlyArray<Readonly<Record<string, unknown>>> | undefined
   /** A workspace's datasets as stored (also `GET /_emulator/groups/{g}/datasets`); undefined for an unknown workspace. */
   readonly datasets: (groupId: string) => ReadonlyArray<EmulatorDatasetView> | undefined
+  /** Export To File calls per report and files served (also `GET /_emulator/reports/stats`). */
+  readonly reportStats: () => ReportStats
+  /** Declares a report (as `POST /_emulator/groups/{g}/reports` does): its id, embedUrl and the rest as the API describes it. */
+  readonly addReport: (spec: EmulatorReportSpec) => { readonly id: string; readonly embedUrl: string }
   readonly close: () => Promise<void>
 }
 
@@ -780,6 +785,20 @@ export const startPowerBiEmulator = async (options: EmulatorOptions): Promise<Po
         }))
   }
   const statsNow = (): EmulatorStats => ({ ...counts, injected: { ...injected } })
+  const reportsPart = mountReports(
+    app,
+    {
+      api: API,
+      origin: () => origin,
+      capacityOf: (groupId) => workspaces.get(groupId)?.capacity,
+      tableOf: (groupId, datasetId, name) => {
+        const table = workspaces.get(groupId)?.datasets.get(datasetId)?.tables.get(name)
+        return table === undefined ? undefined : { columns: table.columns, rows: table.rows }
+      }
+    },
+    options
+  )
+  app.get("/_emulator/reports/stats", (c) => c.json(reportsPart.stats()))
 
   app.get("/_emulator/stats", (c) => c.json(statsNow()))
   app.get("/_emulator/groups/:group/datasets", (c) => {
@@ -812,6 +831,8 @@ export const startPowerBiEmulator = async (options: EmulatorOptions): Promise<Po
       return rows === undefined ? undefined : rows.map((row) => ({ ...row }))
     },
     datasets: datasetsOf,
+    reportStats: reportsPart.stats,
+    addReport: reportsPart.addReport,
     close
   }
 }

@@ -1,0 +1,207 @@
+import { randomUUID } from "node:crypto"
+import type postgres from "postgres"
+import { inSharedSchema } from "../platform/ingest-schema.ts"
+import type { ExportFormat, Page, RenderedFile } from "./model.ts"
+
+/**
+ * Export jobs and the cache of their files, in Postgres (`ingest.report_exports`,
+ * `ingest.report_export_files`): the state every worker and API process shares, so a job survives
+ * whichever process dies. The queue (JetStream) only says which job to work on next.
+ */
+
+export const JOB_STATUSES = ["NotStarted", "Running", "Succeeded", "Failed"] as const
+export type JobStatus = (typeof JOB_STATUSES)[number]
+
+/** What a job renders, fixed when it is accepted: the registry may change meanwhile. */
+export interface JobSpec {
+  readonly report_id: string
+  readonly pages: ReadonlyArray<Page>
+  /** Power BI URL filter expression, or null for the unfiltered report. */
+  readonly filter: string | null
+  readonly format: ExportFormat
+  /** The selections as the request named them, for the job's record. */
+  readonly filters: Readonly<Record<string, unknown>>
+}
+
+export interface Job {
+  readonly id: string
+  readonly cacheKey: string
+  readonly spec: JobSpec
+  readonly status: JobStatus
+  readonly percent: number
+  readonly error: string | null
+  readonly attempts: number
+  /** Served from the cache (rendered for an earlier, identical request). */
+  readonly cached: boolean
+  readonly createdAt: string
+  readonly updatedAt: string
+}
+
+type Sql = postgres.Sql | postgres.TransactionSql
+
+export const ensureJobTables = (sql: postgres.Sql): Promise<void> =>
+  inSharedSchema(sql, async (tx) => {
+    await tx.unsafe(`CREATE TABLE IF NOT EXISTS ingest.report_export_files (
+      cache_key text PRIMARY KEY,
+      content_type text NOT NULL,
+      bytes bytea NOT NULL,
+      size integer NOT NULL,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      expires_at timestamptz NOT NULL)`)
+    await tx.unsafe(`CREATE TABLE IF NOT EXISTS ingest.report_exports (
+      id text PRIMARY KEY,
+      cache_key text NOT NULL,
+      spec jsonb NOT NULL,
+      status text NOT NULL CHECK (status IN ('NotStarted', 'Running', 'Succeeded', 'Failed')),
+      percent integer NOT NULL DEFAULT 0,
+      error text,
+      attempts integer NOT NULL DEFAULT 0,
+      cached boolean NOT NULL DEFAULT false,
+      renders integer NOT NULL DEFAULT 0,
+      created_at timestamptz NOT NULL DEFAULT now(),
+      updated_at timestamptz NOT NULL DEFAULT now())`)
+    // One job in flight per cache key: an identical request while one renders joins it.
+    await tx.unsafe(
+      `CREATE UNIQUE INDEX IF NOT EXISTS report_exports_in_flight ON ingest.report_exports (cache_key) WHERE status IN ('NotStarted', 'Running')`
+    )
+    await tx.unsafe(`CREATE INDEX IF NOT EXISTS report_export_files_age ON ingest.report_export_files (created_at)`)
+  })
+
+const toJob = (row: Record<string, unknown>): Job => ({
+  id: row.id as string,
+  cacheKey: row.cache_key as string,
+  spec: row.spec as JobSpec,
+  status: row.status as JobStatus,
+  percent: Number(row.percent),
+  error: (row.error as string | null) ?? null,
+  attempts: Number(row.attempts),
+  cached: row.cached as boolean,
+  createdAt: (row.created_at as Date).toISOString(),
+  updatedAt: (row.updated_at as Date).toISOString()
+})
+
+export const findJob = async (sql: Sql, id: string): Promise<Job | undefined> => {
+  const [row] = await sql`SELECT * FROM ingest.report_exports WHERE id = ${id}`
+  return row === undefined ? undefined : toJob(row)
+}
+
+/**
+ * A job for `spec`: answered from the cache when a fresh file exists (Succeeded at once, nothing to
+ * queue), joined when an identical job is in flight, or new (NotStarted: the caller queues it).
+ */
+export const acceptJob = async (
+  sql: postgres.Sql,
+  cacheKey: string,
+  spec: JobSpec
+): Promise<{ readonly job: Job; readonly queue: boolean }> =>
+  sql.begin(async (tx) => {
+    // Serialised per key, so two identical requests at once make one job.
+    await tx`SELECT pg_advisory_xact_lock(hashtext(${`ingest.report_exports.${cacheKey}`}))`
+    const [fresh] = await tx`SELECT 1 FROM ingest.report_export_files WHERE cache_key = ${cacheKey} AND expires_at > now()`
+    if (fresh !== undefined) {
+      const [row] = await tx`INSERT INTO ingest.report_exports (id, cache_key, spec, status, percent, cached)
+        VALUES (${`exp_${randomUUID()}`}, ${cacheKey}, ${tx.json(spec as never)}, 'Succeeded', 100, true) RETURNING *`
+      return { job: toJob(row as Record<string, unknown>), queue: false }
+    }
+    const [flying] = await tx`SELECT * FROM ingest.report_exports WHERE cache_key = ${cacheKey} AND status IN ('NotStarted', 'Running')`
+    if (flying !== undefined) return { job: toJob(flying), queue: false }
+    const [row] = await tx`INSERT INTO ingest.report_exports (id, cache_key, spec, status)
+      VALUES (${`exp_${randomUUID()}`}, ${cacheKey}, ${tx.json(spec as never)}, 'NotStarted') RETURNING *`
+    return { job: toJob(row as Record<string, unknown>), queue: true }
+  })
+
+/**
+ * What a worker may do with a delivered job: `render` it (it is now Running, this attempt counted),
+ * `done` (it finished already: a redelivery after a worker died between finishing and acknowledging),
+ * or `give-up` (it used every attempt: now Failed).
+ */
+export type Claim =
+  | { readonly _tag: "render"; readonly job: Job }
+  | { readonly _tag: "done"; readonly job: Job | undefined }
+  | { readonly _tag: "give-up"; readonly job: Job }
+
+export const claimJob = async (sql: postgres.Sql, id: string, maxAttempts: number): Promise<Claim> =>
+  sql.begin(async (tx) => {
+    const [row] = await tx`SELECT * FROM ingest.report_exports WHERE id = ${id} FOR UPDATE`
+    if (row === undefined) return { _tag: "done", job: undefined }
+    const job = toJob(row)
+    if (job.status === "Succeeded" || job.status === "Failed") return { _tag: "done", job }
+    if (job.attempts >= maxAttempts) {
+      const message = `gave up after ${job.attempts} attempts${job.error === null ? "" : `; the last: ${job.error}`}`
+      const [failed] =
+        await tx`UPDATE ingest.report_exports SET status = 'Failed', error = ${message}, updated_at = now() WHERE id = ${id} RETURNING *`
+      return { _tag: "give-up", job: toJob(failed as Record<string, unknown>) }
+    }
+    const [running] = await tx`UPDATE ingest.report_exports
+      SET status = 'Running', attempts = attempts + 1, percent = 0, updated_at = now() WHERE id = ${id} RETURNING *`
+    return { _tag: "render", job: toJob(running as Record<string, unknown>) }
+  })
+
+export const reportProgress = async (sql: Sql, id: string, percent: number): Promise<void> => {
+  await sql`UPDATE ingest.report_exports SET percent = ${Math.max(0, Math.min(99, Math.round(percent)))}, updated_at = now()
+    WHERE id = ${id} AND status = 'Running'`
+}
+
+/** A fresh file for `cacheKey` rendered by another job meanwhile: this job succeeds from it. */
+export const succeedFromCache = async (sql: postgres.Sql, id: string, cacheKey: string): Promise<boolean> => {
+  const rows =
+    await sql`UPDATE ingest.report_exports SET status = 'Succeeded', percent = 100, cached = true, error = NULL, updated_at = now()
+    WHERE id = ${id} AND status = 'Running'
+      AND EXISTS (SELECT 1 FROM ingest.report_export_files WHERE cache_key = ${cacheKey} AND expires_at > now())
+    RETURNING id`
+  return rows.length > 0
+}
+
+export interface CacheBounds {
+  /** How long a file answers identical requests (REPORTS_CACHE_TTL_SECONDS). */
+  readonly ttlMs: number
+  /** Most bytes the cache keeps (REPORTS_CACHE_MAX_BYTES): the oldest files go first. */
+  readonly maxBytes: number
+}
+
+/**
+ * The job's file stored and the job Succeeded, in one transaction: a worker killed before it
+ * commits leaves the job Running (delivered again), one killed after leaves it done. The cache is
+ * then trimmed to its size bound, oldest first, never the file just written.
+ */
+export const succeedJob = async (sql: postgres.Sql, job: Job, file: RenderedFile, bounds: CacheBounds): Promise<boolean> =>
+  sql.begin(async (tx) => {
+    const expires = new Date(Date.now() + bounds.ttlMs)
+    await tx`INSERT INTO ingest.report_export_files (cache_key, content_type, bytes, size, expires_at)
+      VALUES (${job.cacheKey}, ${file.contentType}, ${Buffer.from(file.bytes)}, ${file.bytes.length}, ${expires})
+      ON CONFLICT (cache_key) DO UPDATE SET content_type = excluded.content_type, bytes = excluded.bytes, size = excluded.size,
+        created_at = now(), expires_at = excluded.expires_at`
+    const done =
+      await tx`UPDATE ingest.report_exports SET status = 'Succeeded', percent = 100, error = NULL, renders = renders + 1, updated_at = now()
+      WHERE id = ${job.id} AND status = 'Running' RETURNING id`
+    await tx`DELETE FROM ingest.report_export_files WHERE expires_at <= now()`
+    await tx`DELETE FROM ingest.report_export_files WHERE cache_key IN (
+      SELECT cache_key FROM (
+        SELECT cache_key, sum(size) OVER (ORDER BY created_at DESC, cache_key) AS kept FROM ingest.report_export_files
+        WHERE cache_key <> ${job.cacheKey}) newest
+      WHERE kept + ${file.bytes.length} > ${bounds.maxBytes})`
+    return done.length > 0
+  })
+
+/** A failed attempt: back to NotStarted to be tried again (`retry`), or Failed for good. */
+export const failAttempt = async (sql: Sql, id: string, error: string, retry: boolean): Promise<void> => {
+  await sql`UPDATE ingest.report_exports SET status = ${retry ? "NotStarted" : "Failed"}, error = ${error}, percent = 0, updated_at = now()
+    WHERE id = ${id} AND status = 'Running'`
+}
+
+/** The job's file, when it succeeded and the file is still in the cache. */
+export const jobFile = async (
+  sql: Sql,
+  job: Job
+): Promise<{ readonly contentType: string; readonly bytes: Uint8Array; readonly expiresAt: string } | undefined> => {
+  const [row] = await sql`SELECT content_type, bytes, expires_at FROM ingest.report_export_files WHERE cache_key = ${job.cacheKey}`
+  return row === undefined
+    ? undefined
+    : { contentType: row.content_type as string, bytes: row.bytes as Uint8Array, expiresAt: (row.expires_at as Date).toISOString() }
+}
+
+/** How many times a job was rendered to the end (0 when its file came from the cache): what the "rendered once" checks read. */
+export const renderCount = async (sql: Sql, id: string): Promise<number> => {
+  const [row] = await sql`SELECT renders FROM ingest.report_exports WHERE id = ${id}`
+  return Number(row?.renders ?? 0)
+}
