@@ -1,4 +1,5 @@
 import eslint from "@eslint/js"
+import globals from "globals"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
@@ -10,6 +11,8 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }]
     }
   },
+  // The report pages' scripts run in the browser.
+  { files: ["reports/pages/**/*.js"], languageOptions: { sourceType: "module", globals: globals.browser } },
   { files: ["**/*.cjs"], languageOptions: { sourceType: "commonjs", globals: { module: "writable", require: "readonly" } } },
   {
     files: ["**/*.test.ts"],

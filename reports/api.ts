@@ -315,14 +315,15 @@ export const reportsApi = (deps: ReportsApiDeps): ApiExtension => ({
         throw new NotFound({ message: `no asset ${JSON.stringify(file)}` })
       return c.body(await readFile(join(PAGES_DIR, file)), 200, { "Content-Type": type, "Cache-Control": "no-cache" })
     })
-    app.get("/reports/template.:format{xlsx|csv}", async (c) => {
-      const format = c.req.param("format") as "xlsx" | "csv"
-      const bytes = await filterTemplate(format)
-      return c.body(Buffer.from(bytes), 200, {
-        "Content-Type": format === "xlsx" ? "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" : "text/csv; charset=utf-8",
-        "Content-Disposition": `attachment; filename="filters-template.${format}"`
+    for (const format of ["xlsx", "csv"] as const)
+      app.get(`/reports/template.${format}`, async (c) => {
+        const bytes = await filterTemplate(format)
+        return c.body(Buffer.from(bytes), 200, {
+          "Content-Type":
+            format === "xlsx" ? "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" : "text/csv; charset=utf-8",
+          "Content-Disposition": `attachment; filename="filters-template.${format}"`
+        })
       })
-    })
 
     app.get("/api/reports", async (c) => {
       reader(c)
@@ -436,7 +437,7 @@ export const reportsApi = (deps: ReportsApiDeps): ApiExtension => ({
       const pages = typeof body === "object" && body !== null ? (body as { pages?: unknown }).pages : undefined
       try {
         const seq = await appendChange(js, { type: "report.pages_set", data: { report_id: report.report_id, pages } as never })
-        return await answer(c, seq, async () => ({ report_id: report.report_id, pages, projected: true }))
+        return await answer(c, seq, async (projected) => ({ report_id: report.report_id, pages, projected }))
       } catch (error) {
         if (error instanceof InvalidChange) return c.json(changeProblems(error.issues), 400)
         throw error
