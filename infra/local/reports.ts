@@ -3,6 +3,8 @@ import type { NatsConnection } from "@nats-io/nats-core"
 import type postgres from "postgres"
 import { serveProjections } from "../../consumers/serve.ts"
 import { REPORTS_ADMIN_SCOPE } from "../../contracts/reports.ts"
+import type { PowerBiClient } from "../../powerbi/client.ts"
+import type { PowerBiEmulator } from "../../powerbi/emulator/server.ts"
 import type { Projection } from "../../projections/projection.ts"
 import { reportsProjection } from "../../projections/reports/projection.ts"
 import { createApiKey, ensureApiKeys, marts } from "../../read/index.ts"
@@ -87,4 +89,78 @@ export const startReportStack = async (
       await nc.close()
     }
   }
+}
+
+/** The demo retail report's rows: a store region per row and a year, one block each on its pages. */
+export const DEMO_ROWS: ReadonlyArray<{ readonly Region: string; readonly Year: number; readonly Sales: number }> = [
+  "North",
+  "South",
+  "East",
+  "West"
+].flatMap((Region, i) => [2023, 2024].map((Year) => ({ Region, Year, Sales: 1000 + 250 * i + (Year - 2023) * 100 })))
+
+export const DEMO_PAGES = [
+  { name: "ReportSection1", display_name: "Overview" },
+  { name: "ReportSection2", display_name: "By region" },
+  { name: "ReportSection3", display_name: "By year" }
+] as const
+
+/** The demo report's filter sheet (CSV): a region without a default, a year with one. */
+export const demoFilterSheet = (reportId: string): string =>
+  [
+    "report_id,filter_label,column_name,allowed_values,default",
+    `${reportId},Region,Store/Region,North;South;East;West,`,
+    `${reportId},Year,Store/Year,2023;2024,`
+  ].join("\r\n") + "\r\n"
+
+/**
+ * A retail report in an emulated Power BI workspace: a push dataset whose `Store` table holds
+ * {@link DEMO_ROWS} (pushed through the REST API, as the push sink would), and a three-page report
+ * over it whose visual draws a block per row coloured by region.
+ */
+export const demoPowerBiReport = async (
+  powerbi: { readonly emulator: PowerBiEmulator; readonly client: PowerBiClient },
+  groupId: string
+): Promise<{ readonly datasetId: string; readonly reportId: string; readonly embedUrl: string }> => {
+  const dataset = await powerbi.client.request<{ id: string }>("POST", `/groups/${groupId}/datasets?defaultRetentionPolicy=None`, {
+    name: "Retail demo",
+    defaultMode: "Push",
+    tables: [
+      {
+        name: "Store",
+        columns: [
+          { name: "Region", dataType: "String" },
+          { name: "Year", dataType: "Int64" },
+          { name: "Sales", dataType: "Double" }
+        ]
+      }
+    ]
+  })
+  await powerbi.client.request("POST", `/groups/${groupId}/datasets/${dataset.id}/tables/Store/rows`, { rows: DEMO_ROWS })
+  const report = powerbi.emulator.addReport({
+    groupId,
+    name: "Retail demo",
+    datasetId: dataset.id,
+    pages: DEMO_PAGES.map((page) => ({ name: page.name, displayName: page.display_name })),
+    visual: { table: "Store", column: "Region" }
+  })
+  return { datasetId: dataset.id, reportId: report.id, embedUrl: report.embedUrl }
+}
+
+/** Registers a report with its pages and filter sheet through the admin API, as an admin would; throws on any refusal. */
+export const registerThroughApi = async (
+  apiUrl: string,
+  adminKey: string,
+  registration: Readonly<Record<string, unknown>> & { readonly report_id: string },
+  pages: ReadonlyArray<{ readonly name: string; readonly display_name: string }>,
+  sheetCsv: string
+): Promise<void> => {
+  const send = async (method: string, path: string, body: string, type = "application/json") => {
+    const response = await fetch(`${apiUrl}${path}`, { method, headers: { "X-API-Key": adminKey, "Content-Type": type }, body })
+    if (response.status !== 200 && response.status !== 201)
+      throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`)
+  }
+  await send("POST", "/api/admin/reports", JSON.stringify(registration))
+  await send("PUT", `/api/admin/reports/${registration.report_id}/pages`, JSON.stringify({ pages }))
+  await send("POST", `/api/admin/filters?report_id=${registration.report_id}&file_name=filters.csv`, sheetCsv, "text/csv")
 }
