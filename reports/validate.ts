@@ -2,7 +2,7 @@ import { createHash } from "node:crypto"
 import { Schema } from "effect"
 import { decodeIssues } from "../contracts/contract.ts"
 import { FilterValue } from "../contracts/reports.ts"
-import { buildFilter } from "./filter-url.ts"
+import { buildFilter, filterQuery } from "./filter-url.ts"
 import { EXPORT_FORMATS, type ExportFormat, type Page, type Report, type ReportFilter } from "./model.ts"
 
 /** The body of `POST /api/exports`, declared once: the handler decodes with it and the OpenAPI document shows it. */
@@ -123,6 +123,8 @@ export const validateExport = (
       .map((filter) => ({ column: filter.column, values: chosen[filter.label] ?? [] }))
   )
   if ("problem" in built) return { ok: false, problems: [{ field: "filters", message: built.problem }] }
+  const inUrl = built.filter === undefined ? undefined : filterQuery(built.filter)
+  if (inUrl !== undefined && "problem" in inUrl) return { ok: false, problems: [{ field: "filters", message: inUrl.problem }] }
   return { ok: true, value: { report: view.report, pages: ordered, filter: built.filter, format: request.format, filters: chosen } }
 }
 
