@@ -1,8 +1,12 @@
+import { dirname, join } from "node:path"
+import { fileURLToPath } from "node:url"
 import Ajv2020 from "ajv/dist/2020.js"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
+import { spawnMesh } from "../infra/local/projector-process.ts"
 import { type ReportStack, startReportStack } from "../infra/local/reports.ts"
 
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..")
 let stack: LogStack
 let reports: ReportStack
 let openapi: { paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: object }> }> }>> }
@@ -201,4 +205,57 @@ describe("the report registry and the export API", () => {
       expect(html.headers.get("content-type")).toContain("text/html")
     }
   })
+
+  it("imports the known XLSX from the command line into exactly the expected registry rows, and refuses the five-mistake sheet whole", async () => {
+    for (const [id, title] of [
+      ["sales", "Sales overview"],
+      ["oee", "OEE"]
+    ])
+      expect(
+        (
+          await call("POST", "/api/admin/reports", reports.keys.admin, {
+            report_id: id,
+            title,
+            engine: "embed",
+            embed_url: "http://127.0.0.1:9/e"
+          })
+        ).status
+      ).toBe(201)
+    const run = async (args: ReadonlyArray<string>) => {
+      const child = spawnMesh(["reports", ...args], { ...reports.env, INIT_CWD: join(ROOT, "reports", "fixtures") })
+      return { code: await child.exited, stderr: child.stderr() }
+    }
+    const good = await run(["import", "filters.xlsx"])
+    expect(good.code, good.stderr).toBe(0)
+    const mart =
+      await reports.sql`SELECT report_id, filter_label, column_name, allowed_values, default_value FROM mart_reports.filters ORDER BY report_id, position`
+    expect(mart.map((row) => ({ ...row }))).toEqual([
+      { report_id: "oee", filter_label: "Line", column_name: "Machine/Line", allowed_values: '["L1","L2","L3"]', default_value: '"L1"' },
+      { report_id: "oee", filter_label: "Shift", column_name: "Shift/Name", allowed_values: '["Early","Late","Night"]', default_value: "null" },
+      { report_id: "sales", filter_label: "Year", column_name: "Calendar/Year", allowed_values: "[2023,2024]", default_value: "2024" },
+      {
+        report_id: "sales",
+        filter_label: "Region",
+        column_name: "Store/Region",
+        allowed_values: '["North","South","East","West"]',
+        default_value: "null"
+      },
+      {
+        report_id: "sales",
+        filter_label: "Channel",
+        column_name: "Sales Channel/Name",
+        allowed_values: '["Online","In store"]',
+        default_value: '"Online"'
+      }
+    ])
+    const bad = await run(["import", "five-mistakes.xlsx"])
+    expect(bad.code).not.toBe(0)
+    const lines = bad.stderr.split("\n").filter((line) => /^filters row \d+, column /.test(line))
+    expect(lines).toHaveLength(5)
+    expect(lines[0]).toMatch(/^filters row 3, column C \(column_name\): the column_name is empty/)
+    expect(lines[4]).toMatch(/^filters row 7, column A \(report_id\) \("nope"\): no report "nope" is registered/)
+    expect(bad.stderr).toContain("5 problem(s) in five-mistakes.xlsx; nothing was imported")
+    const after = await reports.sql`SELECT count(*)::int AS n FROM mart_reports.filters`
+    expect(after[0]?.n).toBe(5)
+  }, 60_000)
 })

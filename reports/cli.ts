@@ -1,5 +1,5 @@
 import { readFile, writeFile } from "node:fs/promises"
-import { basename, extname } from "node:path"
+import { basename, extname, resolve } from "node:path"
 import { parseArgs } from "node:util"
 import { jetstream } from "@nats-io/jetstream"
 import postgres from "postgres"
@@ -47,6 +47,12 @@ const connectAll = async (source: SettingSource) => {
 const describeProjected = (projected: boolean) =>
   projected ? "" : " (on the log; not projected yet — is `npm run mesh -- project` running?)"
 
+/**
+ * A path as the user typed it: `npm run` starts the CLI in the project's folder, and says in
+ * INIT_CWD where the user was.
+ */
+const userPath = (source: SettingSource, path: string) => resolve(source.env.INIT_CWD ?? process.cwd(), path)
+
 /** `mesh reports …` */
 export const reportsCommand = async (source: SettingSource, args: ReadonlyArray<string>): Promise<void> => {
   const [action, ...rest] = args
@@ -54,7 +60,7 @@ export const reportsCommand = async (source: SettingSource, args: ReadonlyArray<
   if (action === "template") {
     const [file] = rest
     if (file === undefined || ![".xlsx", ".csv"].includes(extname(file))) throw new Error("usage: reports template <file.xlsx|file.csv>")
-    await writeFile(file, await filterTemplate(extname(file) === ".xlsx" ? "xlsx" : "csv"))
+    await writeFile(userPath(source, file), await filterTemplate(extname(file) === ".xlsx" ? "xlsx" : "csv"))
     console.log(`wrote ${file}: fill in one row per filter, then npm run mesh -- reports import ${file} --report <id>`)
     return
   }
@@ -133,7 +139,7 @@ export const reportsCommand = async (source: SettingSource, args: ReadonlyArray<
       if (file === undefined) throw new Error("usage: reports import <file.xlsx|file.csv> [--report ID]")
       const known = (await listReports(sql)).map((report) => report.report_id)
       const imported = await importFilterSheet(
-        { bytes: new Uint8Array(await readFile(file)), fileName: basename(file) },
+        { bytes: new Uint8Array(await readFile(userPath(source, file))), fileName: basename(file) },
         { ...(values.report === undefined ? {} : { reportId: values.report }), knownReports: known }
       )
       if (!imported.ok) {
@@ -201,7 +207,7 @@ export const reportsCommand = async (source: SettingSource, args: ReadonlyArray<
       if (job.status === "Failed") throw new Error(`job ${job.id} failed: ${job.error ?? "no reason recorded"}`)
       const file = await jobFile(sql, job)
       if (file === undefined) throw new Error(`job ${job.id} succeeded but its file has left the cache: export again`)
-      await writeFile(values.out, file.bytes)
+      await writeFile(userPath(source, values.out), file.bytes)
       console.log(
         `wrote ${values.out} (${file.bytes.length} bytes, ${file.contentType}${job.cached ? ", from the cache" : ""}) for job ${job.id}`
       )
