@@ -231,7 +231,13 @@ describe("the report registry and the export API", () => {
       await reports.sql`SELECT report_id, filter_label, column_name, allowed_values, default_value FROM mart_reports.filters ORDER BY report_id, position`
     expect(mart.map((row) => ({ ...row }))).toEqual([
       { report_id: "oee", filter_label: "Line", column_name: "Machine/Line", allowed_values: '["L1","L2","L3"]', default_value: '"L1"' },
-      { report_id: "oee", filter_label: "Shift", column_name: "Shift/Name", allowed_values: '["Early","Late","Night"]', default_value: "null" },
+      {
+        report_id: "oee",
+        filter_label: "Shift",
+        column_name: "Shift/Name",
+        allowed_values: '["Early","Late","Night"]',
+        default_value: "null"
+      },
       { report_id: "sales", filter_label: "Year", column_name: "Calendar/Year", allowed_values: "[2023,2024]", default_value: "2024" },
       {
         report_id: "sales",

@@ -41,11 +41,9 @@ const loadReport = async () => {
   $("filters-empty").hidden = filters.length > 0
   filters.forEach((filter, i) => {
     const select = el("select", { id: `filter-${i}`, "data-label": filter.label })
-    fillSelect(
-      select,
-      filter.allowed_values.map((value) => [String(value), String(value)]),
-      filter.default === null ? undefined : String(filter.default)
-    )
+    // A filter without a default may be left open: every value.
+    const values = filter.allowed_values.map((value) => [String(value), String(value)])
+    fillSelect(select, filter.default === null ? [["", "All"], ...values] : values, filter.default === null ? "" : String(filter.default))
     fieldset.append(el("div", { class: "filter" }, el("label", { for: `filter-${i}`, text: filter.label }), select))
   })
   snippets()
@@ -56,6 +54,7 @@ const request = (format) => {
   const chosen = {}
   filters.forEach((filter, i) => {
     const text = $(`filter-${i}`).value
+    if (text === "") return
     chosen[filter.label] = filter.allowed_values.find((value) => String(value) === text) ?? text
   })
   const body = { report_id: $("report").value, filters: chosen, format }
