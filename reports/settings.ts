@@ -1,3 +1,4 @@
+import { availableParallelism } from "node:os"
 import { commaList, optionalSetting, type SettingSource, wholeNumberSetting } from "../platform/settings.ts"
 import { DEFAULT_WORKER_SETTINGS, type WorkerSettings } from "./worker.ts"
 
@@ -12,6 +13,8 @@ export interface ReportSettings {
   readonly viewport: { readonly width: number; readonly height: number }
   /** How long the headless engine waits for a page's `rendered` event (REPORTS_RENDER_TIMEOUT_MS). */
   readonly renderTimeoutMs: number
+  /** Pages the headless engine draws at once (REPORTS_BROWSER_TABS, default the machine's cores). */
+  readonly browserTabs: number
 }
 
 const viewportOf = (value: string | undefined): ReportSettings["viewport"] => {
@@ -44,6 +47,7 @@ export const reportSettings = (source: SettingSource): ReportSettings => {
     projectionWaitMs: whole("REPORTS_PROJECTION_WAIT_MS", 10_000, 0),
     chromiumBin: optionalSetting(source, { env: "CHROMIUM_BIN" }) ?? "/usr/bin/chromium",
     viewport: viewportOf(optionalSetting(source, { env: "REPORTS_VIEWPORT" })),
-    renderTimeoutMs: whole("REPORTS_RENDER_TIMEOUT_MS", 30_000, 1000)
+    renderTimeoutMs: whole("REPORTS_RENDER_TIMEOUT_MS", 30_000, 1000),
+    browserTabs: whole("REPORTS_BROWSER_TABS", availableParallelism())
   }
 }

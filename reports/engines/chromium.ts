@@ -1,5 +1,6 @@
+import { availableParallelism } from "node:os"
 import { PDFDocument } from "pdf-lib"
-import { type Browser, chromium } from "playwright-core"
+import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core"
 import { type RenderEngine, RenderFailed, type RenderRequest } from "../model.ts"
 
 /**
@@ -59,14 +60,48 @@ const describe = (error: unknown) => (error instanceof Error ? error.message.spl
  * The headless engine: each page of the request loaded from the report's embed URL with the
  * filter in Power BI's URL syntax, waited on until it says `rendered`, then captured — a PNG
  * screenshot of the one page, or each page printed and the prints joined into one PDF. One browser
- * serves every render (started on first use, started again if it dies); each render has its own
- * context, so no cookie or storage crosses from one job to the next.
+ * serves every render (started on first use, started again if it dies); each render has a tab of
+ * its own, in a context of its own, its cookies cleared before the tab serves another job.
  */
 export const chromiumEngine = (options: {
   readonly executablePath: string
   readonly viewport: { readonly width: number; readonly height: number }
   readonly renderTimeoutMs: number
+  /**
+   * Renders at once (REPORTS_BROWSER_TABS; default the machine's cores): drawing and capturing a
+   * page keeps the browser's processes busy on the CPU, so more tabs than cores draw no faster
+   * (bench:reports). Workers beyond it wait their turn, and serve Export To File meanwhile.
+   */
+  readonly tabs?: number
 }): RenderEngine => {
+  const limit = Math.max(1, options.tabs ?? availableParallelism())
+  let busy = 0
+  const waiting: Array<() => void> = []
+  const turn = async (signal: AbortSignal): Promise<() => void> => {
+    if (busy >= limit)
+      await new Promise<void>((resolve, reject) => {
+        const go = () => {
+          signal.removeEventListener("abort", stop)
+          resolve()
+        }
+        const stop = () => {
+          waiting.splice(waiting.indexOf(go), 1)
+          reject(new RenderFailed("the export was stopped while waiting for a browser tab", true))
+        }
+        waiting.push(go)
+        signal.addEventListener("abort", stop, { once: true })
+      })
+    else busy++
+    // A turn ends once: handed to the next in line, or freed.
+    let ended = false
+    return () => {
+      if (ended) return
+      ended = true
+      const next = waiting.shift()
+      if (next === undefined) busy--
+      else next()
+    }
+  }
   let browser: Promise<Browser> | undefined
   const browserOf = (): Promise<Browser> => {
     if (browser === undefined) {
@@ -85,24 +120,65 @@ export const chromiumEngine = (options: {
     return browser
   }
 
+  /**
+   * Tabs kept between renders, each in a context of its own: opening a tab costs a renderer
+   * process (200–400 ms here, more than drawing the page), so a tab is reused — its cookies cleared
+   * and the page left for about:blank — and closed instead when its render failed.
+   */
+  interface Tab {
+    readonly browser: Browser
+    readonly context: BrowserContext
+    readonly page: Page
+  }
+  const idle: Array<Tab> = []
+  const acquire = async (): Promise<Tab> => {
+    const running = await browserOf()
+    for (let tab = idle.pop(); tab !== undefined; tab = idle.pop()) {
+      if (tab.browser === running && tab.browser.isConnected() && !tab.page.isClosed()) return tab
+      await tab.context.close().catch(() => undefined)
+    }
+    const context = await running.newContext({ viewport: options.viewport })
+    await context.addInitScript({ content: LISTEN })
+    return { browser: running, context, page: await context.newPage() }
+  }
+  const release = async (tab: Tab, reusable: boolean) => {
+    if (reusable && tab.browser.isConnected()) {
+      try {
+        await tab.context.clearCookies()
+        await tab.page.goto("about:blank")
+        idle.push(tab)
+        return
+      } catch {
+        // Not reusable after all: closed below.
+      }
+    }
+    await tab.context.close().catch(() => undefined)
+  }
+
   const render = async (request: RenderRequest) => {
     const { report } = request
     if (report.embed_url === null)
       throw new RenderFailed(`report ${report.report_id} has no embed_url: register one to export it through the headless engine`, false)
-    const context = await (await browserOf()).newContext({ viewport: options.viewport })
     const aborted = new Promise<never>((_, reject) => {
       const fail = () => reject(new RenderFailed("the export was stopped (its time was up, or the worker is stopping)", true))
       if (request.signal.aborted) fail()
       request.signal.addEventListener("abort", fail, { once: true })
     })
     aborted.catch(() => undefined)
+    const done = await turn(request.signal)
+    let tab: Tab
     try {
-      await context.addInitScript({ content: LISTEN })
+      tab = await Promise.race([acquire(), aborted])
+    } catch (error) {
+      done()
+      throw error instanceof RenderFailed ? error : new RenderFailed(`the headless browser failed: ${describe(error)}`, true)
+    }
+    let reusable = false
+    try {
       const captures: Array<Uint8Array> = []
       for (const [i, page] of request.pages.entries()) {
-        const tab = await context.newPage()
         const url = embedUrlFor(report.embed_url, page.name, request.filter)
-        const response = await Promise.race([tab.goto(url, { waitUntil: "commit", timeout: options.renderTimeoutMs }), aborted])
+        const response = await Promise.race([tab.page.goto(url, { waitUntil: "commit", timeout: options.renderTimeoutMs }), aborted])
         if (response !== null && response.status() >= 400) {
           const status = response.status()
           throw new RenderFailed(
@@ -119,7 +195,7 @@ export const chromiumEngine = (options: {
           )
         })
         const outcome = await Promise.race([
-          tab.evaluate(() => (globalThis as unknown as { __meshRender: Promise<Outcome> }).__meshRender),
+          tab.page.evaluate(() => (globalThis as unknown as { __meshRender: Promise<Outcome> }).__meshRender),
           timedOut,
           aborted
         ]).finally(() => clearTimeout(timer))
@@ -129,20 +205,23 @@ export const chromiumEngine = (options: {
         }
         captures.push(
           request.format === "png"
-            ? new Uint8Array(await tab.screenshot({ type: "png", fullPage: true }))
+            ? new Uint8Array(await Promise.race([tab.page.screenshot({ type: "png" }), aborted]))
             : // One sheet the size of the viewport per report page, as Power BI's own PDF export gives.
               new Uint8Array(
-                await tab.pdf({
-                  printBackground: true,
-                  width: `${options.viewport.width}px`,
-                  height: `${options.viewport.height}px`,
-                  pageRanges: "1"
-                })
+                await Promise.race([
+                  tab.page.pdf({
+                    printBackground: true,
+                    width: `${options.viewport.width}px`,
+                    height: `${options.viewport.height}px`,
+                    pageRanges: "1"
+                  }),
+                  aborted
+                ])
               )
         )
-        await tab.close()
         request.progress(Math.round(((i + 1) / request.pages.length) * 100))
       }
+      reusable = true
       if (request.format === "png") {
         if (captures.length !== 1) throw new RenderFailed("a PNG shows one page", false)
         return { bytes: captures[0] as Uint8Array, contentType: "image/png" as const }
@@ -158,7 +237,8 @@ export const chromiumEngine = (options: {
       // The browser crashed or was closed under us, or a navigation failed: another attempt may work.
       throw new RenderFailed(`the headless browser failed: ${describe(error)}`, true)
     } finally {
-      await context.close().catch(() => undefined)
+      done()
+      void release(tab, reusable)
     }
   }
 
@@ -168,6 +248,7 @@ export const chromiumEngine = (options: {
     close: async () => {
       const running = browser
       browser = undefined
+      for (const tab of idle.splice(0)) await tab.context.close().catch(() => undefined)
       if (running !== undefined) await (await running.catch(() => undefined))?.close().catch(() => undefined)
     }
   }
