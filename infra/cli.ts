@@ -14,6 +14,7 @@ import { projectionsFor } from "../projections/index.ts"
 import { describePowerBiFailure, powerBiCommand, runPushers, runRefresher } from "../powerbi/cli.ts"
 import { LOCAL_IMPORT_DATASET, LOCAL_WORKSPACE, startLocalPowerBi } from "./local/powerbi.ts"
 import { connectProjector } from "./local/projector.ts"
+import { registerDemoReport } from "./local/reports.ts"
 import { startPostgres } from "./postgres/database.ts"
 import { deadLettersCommand, projectCommand, rebuildCommand, statusCommand } from "../consumers/cli.ts"
 import { defaultSources } from "../contracts/sources.ts"
@@ -281,6 +282,10 @@ const up = async (args: ReadonlyArray<string>, shape: "single" | "cluster") => {
     settings: reportSettings({ env: process.env }),
     powerbi: powerBiSettings(powerbiSource)
   })
+  // A report to export at once: the emulator's retail demo, in the registry.
+  void registerDemoReport({ emulator: powerbi.emulator, client: powerbi.client() }, LOCAL_WORKSPACE, { url: api.url, key: apiKey }).catch(
+    (error: unknown) => console.error(`the demo report was not registered: ${error instanceof Error ? error.message : String(error)}`)
+  )
   const pushing = runPushers({ source: powerbiSource, sql, signal: stop.signal }).catch((error: unknown) =>
     console.error(`the Power BI pusher stopped: ${describePowerBiFailure(error)}`)
   )

@@ -209,7 +209,7 @@ export const reportsCommand = async (source: SettingSource, args: ReadonlyArray<
       if (file === undefined) throw new Error(`job ${job.id} succeeded but its file has left the cache: export again`)
       await writeFile(userPath(source, values.out), file.bytes)
       console.log(
-        `wrote ${values.out} (${file.bytes.length} bytes, ${file.contentType}${job.cached ? ", from the cache" : ""}) for job ${job.id}`
+        `wrote ${userPath(source, values.out)} (${file.bytes.length} bytes, ${file.contentType}${job.cached ? ", from the cache" : ""}) for job ${job.id}`
       )
       return
     }

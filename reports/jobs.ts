@@ -93,8 +93,14 @@ export const acceptJob = async (
   sql: postgres.Sql,
   cacheKey: string,
   spec: JobSpec
-): Promise<{ readonly job: Job; readonly queue: boolean }> =>
-  sql.begin(async (tx) => {
+): Promise<{ readonly job: Job; readonly queue: boolean }> => {
+  // A cache hit needs no lock (a Succeeded row is never joined): identical requests are answered side by side.
+  const [hit] = await sql`INSERT INTO ingest.report_exports (id, cache_key, spec, status, percent, cached)
+    SELECT ${`exp_${randomUUID()}`}, ${cacheKey}, ${sql.json(spec as never)}, 'Succeeded', 100, true
+    WHERE EXISTS (SELECT 1 FROM ingest.report_export_files WHERE cache_key = ${cacheKey} AND expires_at > now())
+    RETURNING *`
+  if (hit !== undefined) return { job: toJob(hit), queue: false }
+  return sql.begin(async (tx) => {
     // Serialised per key, so two identical requests at once make one job.
     await tx`SELECT pg_advisory_xact_lock(hashtext(${`ingest.report_exports.${cacheKey}`}))`
     const [fresh] = await tx`SELECT 1 FROM ingest.report_export_files WHERE cache_key = ${cacheKey} AND expires_at > now()`
@@ -109,6 +115,7 @@ export const acceptJob = async (
       VALUES (${`exp_${randomUUID()}`}, ${cacheKey}, ${tx.json(spec as never)}, 'NotStarted') RETURNING *`
     return { job: toJob(row as Record<string, unknown>), queue: true }
   })
+}
 
 /**
  * What a worker may do with a delivered job: `render` it (it is now Running, this attempt counted),

@@ -120,7 +120,8 @@ export const demoFilterSheet = (reportId: string): string =>
  */
 export const demoPowerBiReport = async (
   powerbi: { readonly emulator: PowerBiEmulator; readonly client: PowerBiClient },
-  groupId: string
+  groupId: string,
+  reportId?: string
 ): Promise<{ readonly datasetId: string; readonly reportId: string; readonly embedUrl: string }> => {
   const dataset = await powerbi.client.request<{ id: string }>("POST", `/groups/${groupId}/datasets?defaultRetentionPolicy=None`, {
     name: "Retail demo",
@@ -139,6 +140,7 @@ export const demoPowerBiReport = async (
   await powerbi.client.request("POST", `/groups/${groupId}/datasets/${dataset.id}/tables/Store/rows`, { rows: DEMO_ROWS })
   const report = powerbi.emulator.addReport({
     groupId,
+    ...(reportId === undefined ? {} : { id: reportId }),
     name: "Retail demo",
     datasetId: dataset.id,
     pages: DEMO_PAGES.map((page) => ({ name: page.name, displayName: page.display_name })),
@@ -163,4 +165,36 @@ export const registerThroughApi = async (
   await send("POST", "/api/admin/reports", JSON.stringify(registration))
   await send("PUT", `/api/admin/reports/${registration.report_id}/pages`, JSON.stringify({ pages }))
   await send("POST", `/api/admin/filters?report_id=${registration.report_id}&file_name=filters.csv`, sheetCsv, "text/csv")
+}
+
+/** The demo report `npm run up` registers: the emulator's retail report, rendered by the headless engine. */
+export const DEMO_REPORT = {
+  report_id: "demo-retail",
+  title: "Retail demo (emulated Power BI)",
+  emulatorId: "99999999-9999-4999-8999-999999999999"
+}
+
+/**
+ * Declares the demo report in the local emulator (it keeps nothing between runs) and registers it
+ * through the admin API unless the registry has it with the same embed URL already, so a restart
+ * appends nothing.
+ */
+export const registerDemoReport = async (
+  powerbi: { readonly emulator: PowerBiEmulator; readonly client: PowerBiClient },
+  groupId: string,
+  api: { readonly url: string; readonly key: string }
+): Promise<void> => {
+  const demo = await demoPowerBiReport(powerbi, groupId, DEMO_REPORT.emulatorId)
+  const known = await fetch(`${api.url}/api/reports`, { headers: { "X-API-Key": api.key } })
+  const reports = known.ok
+    ? ((await known.json()) as { reports: ReadonlyArray<{ report_id: string; embed_url: string | null }> }).reports
+    : []
+  if (reports.some((report) => report.report_id === DEMO_REPORT.report_id && report.embed_url === demo.embedUrl)) return
+  await registerThroughApi(
+    api.url,
+    api.key,
+    { report_id: DEMO_REPORT.report_id, title: DEMO_REPORT.title, engine: "embed", embed_url: demo.embedUrl },
+    DEMO_PAGES,
+    demoFilterSheet(DEMO_REPORT.report_id)
+  )
 }
