@@ -1,14 +1,18 @@
 import { realpathSync } from "node:fs"
 import { fileURLToPath } from "node:url"
-import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import { startLogStack } from "../infra/local/log-stack.ts"
 import { LOCAL_WORKSPACE, startLocalPowerBi } from "../infra/local/powerbi.ts"
-import { DEMO_PAGES, DEMO_ROWS, demoFilterSheet, demoPowerBiReport, registerThroughApi, startReportStack } from "../infra/local/reports.ts"
+import {
+  DEMO_PAGES,
+  DEMO_ROWS,
+  demoPowerBiReport,
+  registerWithDemoSheet,
+  startReportStack,
+  startWorkersInProcess
+} from "../infra/local/reports.ts"
 import { setLogLevel } from "../platform/logger.ts"
 import { chromiumEngine } from "../reports/engines/chromium.ts"
 import { powerBiEngine } from "../reports/engines/powerbi.ts"
-import { connectReports } from "../reports/service.ts"
-import { startExportWorkers } from "../reports/worker.ts"
 import { measure } from "./measure.ts"
 
 /**
@@ -86,35 +90,17 @@ export const runReportsBench = async (options: ReportsBenchOptions = {}): Promis
     const reports = await startReportStack(stack)
     // A workspace on a capacity, so the same report exports through Export To File too (EXPORT_MS each, as the service takes).
     const powerbi = await startLocalPowerBi({ workspaces: [{ id: LOCAL_WORKSPACE, capacity: "premium" }], exportMs: EXPORT_MS })
-    const nc = await connectReports({
-      url: stack.nats.url,
-      servers: [stack.nats.url],
-      user: "reports",
-      password: stack.nats.reports.password
-    })
     const engine = chromiumEngine({ executablePath: CHROMIUM, viewport: { width: 800, height: 600 }, renderTimeoutMs: 30_000 })
     try {
       const demo = await demoPowerBiReport({ emulator: powerbi.emulator, client: powerbi.client() }, LOCAL_WORKSPACE)
-      await registerThroughApi(
-        reports.api.url,
-        reports.keys.admin,
-        { report_id: "retail", title: "Retail", engine: "embed", embed_url: demo.embedUrl },
-        DEMO_PAGES,
-        demoFilterSheet("retail")
-      )
-      await registerThroughApi(
-        reports.api.url,
-        reports.keys.admin,
-        {
-          report_id: "retail-pbi",
-          title: "Retail (Export To File)",
-          engine: "powerbi",
-          workspace_id: LOCAL_WORKSPACE,
-          powerbi_report_id: demo.reportId
-        },
-        DEMO_PAGES,
-        demoFilterSheet("retail-pbi")
-      )
+      await registerWithDemoSheet(reports, { report_id: "retail", title: "Retail", engine: "embed", embed_url: demo.embedUrl })
+      await registerWithDemoSheet(reports, {
+        report_id: "retail-pbi",
+        title: "Retail (Export To File)",
+        engine: "powerbi",
+        workspace_id: LOCAL_WORKSPACE,
+        powerbi_report_id: demo.reportId
+      })
       const all = distinctRequests("retail")
       const requests = Array.from({ length: options.jobs ?? all.length }, (_, i) => all[i % all.length] as Record<string, unknown>)
       const post = async (body: unknown) => {
@@ -156,19 +142,11 @@ export const runReportsBench = async (options: ReportsBenchOptions = {}): Promis
       ] as const) {
         await reports.sql`DELETE FROM ingest.report_export_files`
         const batch = jobsOf(kind)
-        const workers = await startExportWorkers({
-          sql: reports.sql,
-          js: jetstream(nc),
-          jsm: await jetstreamManager(nc),
-          engineFor: (report) => (report.engine === "embed" ? engine : powerBiEngine_),
-          settings: {
-            concurrency,
-            maxAttempts: 2,
-            timeoutMs: 60_000,
-            ackWaitMs: 30_000,
-            backoffMs: [500],
-            cache: { ttlMs: 3_600_000, maxBytes: 256 * 1024 * 1024 }
-          }
+        const workers = await startWorkersInProcess(stack, reports, (report) => (report.engine === "embed" ? engine : powerBiEngine_), {
+          concurrency,
+          timeoutMs: 60_000,
+          ackWaitMs: 30_000,
+          cache: { ttlMs: 3_600_000, maxBytes: 256 * 1024 * 1024 }
         })
         try {
           const timed = await measure(async () => {
@@ -196,7 +174,7 @@ export const runReportsBench = async (options: ReportsBenchOptions = {}): Promis
             `reports: ${kind === "embed" ? "Chromium" : `Export To File (${EXPORT_MS} ms each)`}, ${concurrency} worker${concurrency === 1 ? "" : "s"}: ${run.jobs} PNG exports in ${run.seconds.toFixed(2)} s = ${Math.round(run.perMinute)} exports/min, ${run.succeeded} succeeded, ${run.renders} renders, peak RSS ${Math.round(timed.peakMiB)} MiB`
           )
         } finally {
-          await workers.stop(1000)
+          await workers.close()
         }
       }
 
@@ -235,7 +213,6 @@ export const runReportsBench = async (options: ReportsBenchOptions = {}): Promis
       return { runs, cache, lines, ok }
     } finally {
       await engine.close()
-      await nc.close()
       await powerbi.close()
       await reports.close()
     }

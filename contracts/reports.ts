@@ -57,8 +57,8 @@ export const PagesSet = Schema.Struct({
   pages: Schema.Array(ReportPage).check(Schema.isMinLength(1), Schema.isMaxLength(50))
 })
 
-/** A filter value: what Power BI's URL filter syntax can compare (strings, numbers, booleans). */
-export const FilterValue = Schema.Union([Schema.String, Schema.Finite, Schema.Boolean])
+/** A filter value: what Power BI's URL filter syntax can compare (strings, numbers, booleans); text as an {@link Identifier}. */
+export const FilterValue = Schema.Union([Identifier, Schema.Finite, Schema.Boolean])
 export type FilterValue = typeof FilterValue.Type
 
 export const ReportFilter = Schema.Struct({
@@ -73,7 +73,7 @@ export type ReportFilter = typeof ReportFilter.Type
 export const FiltersImported = Schema.Struct({
   report_id: ReportId,
   /** Where the sheet came from, for the history: `filters.xlsx`, sheet `Filters`. */
-  file_name: Schema.String,
+  file_name: Identifier,
   filters: Schema.Array(ReportFilter).check(Schema.isMaxLength(10))
 })
 

@@ -47,15 +47,16 @@ const retryAfterMs = (response: Response): number | undefined => {
 const pause = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolveWait, reject) => {
     if (signal.aborted) return reject(signal.reason)
-    const timer = setTimeout(resolveWait, ms)
-    signal.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(timer)
-        reject(signal.reason)
-      },
-      { once: true }
-    )
+    const stop = () => {
+      clearTimeout(timer)
+      reject(signal.reason)
+    }
+    // The listener goes when the wait ends: a long export polls many times on one signal.
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", stop)
+      resolveWait()
+    }, ms)
+    signal.addEventListener("abort", stop, { once: true })
   })
 
 /** A refusal of the service as an export failure: its own busy answers (429, 5xx) retryable, the rest permanent with its message. */

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { spawnMesh } from "../infra/local/projector-process.ts"
 import { type ReportStack, startReportStack } from "../infra/local/reports.ts"
+import { ABANDONED_MS, claimJob, findJob, renewLease } from "./jobs.ts"
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..")
 let stack: LogStack
@@ -182,15 +183,59 @@ describe("the report registry and the export API", () => {
       format: "png"
     })
     expect(again.body?.id).toBe(accepted.body?.id)
+
+    // A worker's claim holds the job: a redelivery while its lease runs is told to wait, not rendered again.
+    const id = accepted.body?.id as string
+    const claimed = await claimJob(reports.sql, id, 3, 60_000)
+    expect(claimed._tag).toBe("render")
+    expect(await claimJob(reports.sql, id, 3, 60_000)).toMatchObject({ _tag: "busy", leaseLeftMs: expect.any(Number) })
+    if (claimed._tag !== "render") return
+    expect(await renewLease(reports.sql, claimed.job, 60_000)).toBe(true)
+    expect(await renewLease(reports.sql, { ...claimed.job, claim: "another worker" }, 60_000)).toBe(false)
+
+    // Untouched for longer than ABANDONED_MS (its worker and its message gone): the next identical request starts afresh.
+    await reports.sql`UPDATE ingest.report_exports SET lease_until = now() - ${`${ABANDONED_MS + 1000} milliseconds`}::interval WHERE id = ${id}`
+    const fresh = await call("POST", "/api/exports", reports.keys.reader, {
+      report_id: "sales",
+      page: "ReportSection2",
+      filters: { Year: 2023, Region: ["North", "South"] },
+      format: "png"
+    })
+    expect(fresh.status).toBe(202)
+    expect(fresh.body?.id).not.toBe(id)
+    expect(await findJob(reports.sql, id)).toMatchObject({ status: "Failed", error: expect.stringMatching(/abandoned/) })
   })
 
-  it("keeps keys to their scopes: none 401, another mart's 403, the reader may not change the registry", async () => {
+  it("answers ids that cannot be ids as unknown, never as a failure of ours", async () => {
+    expect((await call("GET", "/api/pages/%00", reports.keys.reader)).status).toBe(404)
+    expect((await call("GET", "/api/filters/a%2Fb", reports.keys.reader)).status).toBe(404)
+    expect((await call("GET", "/api/exports/%00", reports.keys.reader)).status).toBe(404)
+    expect((await call("GET", "/api/exports/exp_nope/file", reports.keys.reader)).status).toBe(404)
+    const nul = await call("POST", "/api/exports", reports.keys.reader, { report_id: "sales\u0000", page: "ReportSection1", format: "png" })
+    expect(nul.status).toBe(400)
+    expect(nul.body?.problems).toEqual([expect.objectContaining({ field: "report_id" })])
+    const control = await call("POST", "/api/admin/filters?file_name=bad%01.csv&report_id=sales", reports.keys.admin, SHEET, "text/csv")
+    expect(control.status).toBe(422)
+    expect(control.body?.problems).toEqual([
+      expect.objectContaining({ column: "$.file_name", message: expect.stringMatching(/control characters/) })
+    ])
+    const huge = await fetch(`${reports.api.url}/api/admin/filters?file_name=big.csv`, {
+      method: "POST",
+      headers: { "X-API-Key": reports.keys.admin, "Content-Type": "text/csv" },
+      body: "x".repeat(5 * 1024 * 1024 + 1)
+    })
+    expect(huge.status).toBe(413)
+  })
+
+  it("keeps keys to their scopes: none 401, another mart's 403, the reader may not change the registry, the admin may export", async () => {
     expect((await call("GET", "/api/reports", undefined)).status).toBe(401)
     expect((await call("GET", "/api/reports", reports.keys.other)).status).toBe(403)
     expect((await call("POST", "/api/admin/reports", reports.keys.reader, { report_id: "x", title: "x", engine: "embed" })).status).toBe(
       403
     )
-    expect((await call("POST", "/api/exports", reports.keys.admin, { report_id: "sales", format: "pdf" })).status).toBe(403)
+    // An admin may export what it registers.
+    expect((await call("POST", "/api/exports", reports.keys.admin, { report_id: "sales", format: "pdf" })).status).toBe(202)
+    expect((await call("POST", "/api/exports", reports.keys.other, { report_id: "sales", format: "pdf" })).status).toBe(403)
     expect((await call("GET", "/api/pages/nope", reports.keys.reader)).status).toBe(404)
   })
 

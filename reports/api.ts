@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url"
 import type { JetStreamClient } from "@nats-io/jetstream"
 import { Schema } from "effect"
 import type postgres from "postgres"
-import { PagesSet, ReportFilter, ReportPage, ReportRegistered, REPORTS_ADMIN_SCOPE } from "../contracts/reports.ts"
+import { PagesSet, ReportFilter, ReportId, ReportPage, ReportRegistered, REPORTS_ADMIN_SCOPE } from "../contracts/reports.ts"
 import { Forbidden, NotFound } from "../read/errors.ts"
 import type { ApiContext, ApiExtension } from "../read/server.ts"
 import { importFilterSheet } from "./import.ts"
@@ -90,6 +90,8 @@ export interface ReportsApiDeps {
   readonly maxSheetBytes?: number
 }
 
+const isReportId = Schema.is(ReportId)
+const JOB_ID = /^exp_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const PAGES_DIR = join(dirname(fileURLToPath(import.meta.url)), "pages")
 const ASSET_TYPES: Readonly<Record<string, string>> = {
   ".html": "text/html; charset=utf-8",
@@ -232,6 +234,7 @@ const openapi: ApiExtension["openapi"] = {
         },
         responses: {
           "200": json(ImportedResponse, "Imported: each report's filters replaced by the sheet's"),
+          "413": error("The sheet is over 5 MiB."),
           "422": json(SheetProblems, "Every problem in the sheet by sheet, row, column and value; nothing imported")
         }
       }
@@ -288,7 +291,8 @@ export const reportsApi = (deps: ReportsApiDeps): ApiExtension => ({
     }
     const known = async (c: ApiContext) => {
       const id = c.req.param("report_id") as string
-      const report = await findReport(sql, id)
+      // Not a report id at all (a NUL, a slash): no such report, asked of nobody.
+      const report = isReportId(id) ? await findReport(sql, id) : undefined
       if (report === undefined)
         throw new NotFound({ message: `no report ${JSON.stringify(id)} is registered; see ${origin(c)}/api/reports` })
       return report
@@ -341,7 +345,7 @@ export const reportsApi = (deps: ReportsApiDeps): ApiExtension => ({
     })
 
     app.post("/api/exports", async (c) => {
-      allow(c, "reports")
+      reader(c)
       const body = await bodyJson(c)
       if (typeof body === "symbol") return notJson(c)
       try {
@@ -363,9 +367,9 @@ export const reportsApi = (deps: ReportsApiDeps): ApiExtension => ({
       }
     })
     const jobOf = async (c: ApiContext) => {
-      allow(c, "reports")
+      reader(c)
       const id = c.req.param("id") as string
-      const job = await findJob(sql, id)
+      const job = JOB_ID.test(id) ? await findJob(sql, id) : undefined
       if (job === undefined) throw new NotFound({ message: `no export job ${JSON.stringify(id)}` })
       return job
     }
@@ -447,10 +451,14 @@ export const reportsApi = (deps: ReportsApiDeps): ApiExtension => ({
       allow(c, REPORTS_ADMIN_SCOPE)
       const fileName = c.req.query("file_name") ?? ""
       const reportId = c.req.query("report_id")
-      const bytes = new Uint8Array(await c.req.arrayBuffer())
       const max = deps.maxSheetBytes ?? 5 * 1024 * 1024
-      if (bytes.length > max)
-        return c.json({ error: "too_large", message: `the sheet has ${bytes.length} bytes; at most ${max} are accepted` }, 413)
+      const tooLarge = (size: number) =>
+        c.json({ error: "too_large", message: `the sheet has ${size} bytes; at most ${max} are accepted` }, 413)
+      // Refused before it is read, when the request says its size.
+      const declared = Number(c.req.header("content-length") ?? "NaN")
+      if (Number.isFinite(declared) && declared > max) return tooLarge(declared)
+      const bytes = new Uint8Array(await c.req.arrayBuffer())
+      if (bytes.length > max) return tooLarge(bytes.length)
       const reports = await listReports(sql)
       const imported = await importFilterSheet(
         { bytes, fileName },
@@ -465,6 +473,7 @@ export const reportsApi = (deps: ReportsApiDeps): ApiExtension => ({
           },
           422
         )
+      // Each report's filters already passed the contract (importFilterSheet decodes them): the appends cannot be refused.
       let last = 0
       for (const one of imported.reports) {
         last = await appendChange(js, {

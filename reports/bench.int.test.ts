@@ -21,6 +21,9 @@ describe("the report export benchmark", () => {
     expect(printed).toEqual(report.lines)
     expect(printed.filter((line) => line.startsWith("reports: "))).toHaveLength(5)
     for (const path of ["Chromium 2 workers", "Export To File 2 workers", "cache hit"])
-      expect(printed.some((line) => new RegExp(`^ratio reports ${path}: \\d+% of `).test(line)), path).toBe(true)
+      expect(
+        printed.some((line) => new RegExp(`^ratio reports ${path}: \\d+% of `).test(line)),
+        path
+      ).toBe(true)
   }, 180_000)
 })

@@ -10,11 +10,11 @@ import { spawnMesh } from "../infra/local/projector-process.ts"
 import {
   DEMO_PAGES,
   DEMO_ROWS,
-  demoFilterSheet,
   demoPowerBiReport,
-  registerThroughApi,
+  registerWithDemoSheet,
   type ReportStack,
-  startReportStack
+  startReportStack,
+  startWorkersInProcess
 } from "../infra/local/reports.ts"
 import { colourOf } from "../powerbi/emulator/report-view.ts"
 import type { ExportFailure } from "../powerbi/emulator/reports.ts"
@@ -24,8 +24,6 @@ import { chromiumEngine } from "./engines/chromium.ts"
 import { powerBiEngine } from "./engines/powerbi.ts"
 import { findJob, renderCount } from "./jobs.ts"
 import type { RenderEngine } from "./model.ts"
-import { connectReports } from "./service.ts"
-import { type ExportWorkers, startExportWorkers } from "./worker.ts"
 
 const PREMIUM = "33333333-3333-4333-8333-333333333333"
 const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium"
@@ -113,32 +111,20 @@ beforeAll(async () => {
   failPlan.set(emulated["busy"], (count) => (count === 0 ? { message: "the capacity is busy", retryAfterSeconds: 1 } : undefined))
   failPlan.set(emulated["broken"], () => ({ message: "a visual of the report failed to render" }))
   for (const id of ["sales", "busy", "broken"])
-    await registerThroughApi(
-      reports.api.url,
-      reports.keys.admin,
-      { report_id: id, title: `Retail (${id})`, engine: "powerbi", workspace_id: PREMIUM, powerbi_report_id: emulated[id] },
-      DEMO_PAGES,
-      demoFilterSheet(id)
-    )
-  await registerThroughApi(
-    reports.api.url,
-    reports.keys.admin,
-    { report_id: "sales-embed", title: "Retail (embedded)", engine: "embed", embed_url: demo.embedUrl },
-    DEMO_PAGES,
-    demoFilterSheet("sales-embed")
-  )
-  await registerThroughApi(
-    reports.api.url,
-    reports.keys.admin,
-    {
-      report_id: "stuck",
-      title: "Never renders",
-      engine: "embed",
-      embed_url: `http://127.0.0.1:${(stuck.address() as AddressInfo).port}/embed`
-    },
-    DEMO_PAGES,
-    demoFilterSheet("stuck")
-  )
+    await registerWithDemoSheet(reports, {
+      report_id: id,
+      title: `Retail (${id})`,
+      engine: "powerbi",
+      workspace_id: PREMIUM,
+      powerbi_report_id: emulated[id]
+    })
+  await registerWithDemoSheet(reports, { report_id: "sales-embed", title: "Retail (embedded)", engine: "embed", embed_url: demo.embedUrl })
+  await registerWithDemoSheet(reports, {
+    report_id: "stuck",
+    title: "Never renders",
+    engine: "embed",
+    embed_url: `http://127.0.0.1:${(stuck.address() as AddressInfo).port}/embed`
+  })
 }, 120_000)
 
 afterAll(async () => {
@@ -149,37 +135,25 @@ afterAll(async () => {
 })
 
 describe("export workers in this process, against the emulator and Debian's Chromium", () => {
-  let workers: ExportWorkers
   let engines: Record<"powerbi" | "embed", RenderEngine>
-  let nc: Awaited<ReturnType<typeof connectReports>>
+  let close: () => Promise<void>
 
   beforeAll(async () => {
-    nc = await connectReports({ url: stack.nats.url, servers: [stack.nats.url], user: "reports", password: stack.nats.reports.password })
     engines = {
       powerbi: powerBiEngine(powerbi.settings, { pollMs: 100 }),
       embed: chromiumEngine({ executablePath: CHROMIUM, viewport: { width: 800, height: 600 }, renderTimeoutMs: 30_000 })
     }
-    const { jetstream } = await import("@nats-io/jetstream")
-    workers = await startExportWorkers({
-      sql: reports.sql,
-      js: jetstream(nc),
-      jsm: await jetstreamManager(nc),
-      engineFor: (report) => engines[report.engine],
-      settings: {
-        concurrency: 3,
-        maxAttempts: 2,
-        timeoutMs: 6_000,
-        ackWaitMs: 5_000,
-        backoffMs: [200],
-        cache: { ttlMs: 3_600_000, maxBytes: 64 * 1024 * 1024 }
-      }
-    })
+    ;({ close } = await startWorkersInProcess(stack, reports, (report) => engines[report.engine], {
+      concurrency: 3,
+      timeoutMs: 6_000,
+      ackWaitMs: 5_000,
+      backoffMs: [200]
+    }))
   }, 60_000)
 
   afterAll(async () => {
-    await workers?.stop(1000)
+    await close?.()
     await engines?.embed.close()
-    await nc?.close()
   })
 
   it("exports a filtered page through Power BI's Export To File: the PNG shows the filtered rows only", async () => {
@@ -279,13 +253,13 @@ describe("a worker process SIGKILLed mid-job", () => {
     const slow = await startLocalPowerBi({ workspaces: [{ id: PREMIUM, capacity: "premium" }], exportMs: 4_000 })
     try {
       const demo = await demoPowerBiReport({ emulator: slow.emulator, client: slow.client() }, PREMIUM)
-      await registerThroughApi(
-        reports.api.url,
-        reports.keys.admin,
-        { report_id: "slow", title: "Retail (slow capacity)", engine: "powerbi", workspace_id: PREMIUM, powerbi_report_id: demo.reportId },
-        DEMO_PAGES,
-        demoFilterSheet("slow")
-      )
+      await registerWithDemoSheet(reports, {
+        report_id: "slow",
+        title: "Retail (slow capacity)",
+        engine: "powerbi",
+        workspace_id: PREMIUM,
+        powerbi_report_id: demo.reportId
+      })
       const env = { ...reports.env, ...slow.env, REPORTS_ACK_WAIT_MS: "2000", REPORTS_WORKER_CONCURRENCY: "1", LOG_LEVEL: "info" }
       const first = spawnMesh(["reports", "worker"], env)
       await first.waitFor((line) => line.msg === "report export workers running")

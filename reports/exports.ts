@@ -1,5 +1,7 @@
 import type { JetStreamClient } from "@nats-io/jetstream"
+import { Schema } from "effect"
 import type postgres from "postgres"
+import { ReportId } from "../contracts/reports.ts"
 import { activeGeneration } from "../consumers/registry.ts"
 import { logEvent } from "../platform/logger.ts"
 import { acceptJob, type Job } from "./jobs.ts"
@@ -7,6 +9,8 @@ import type { Report } from "./model.ts"
 import { queueJob } from "./queue.ts"
 import { findReport, listReports, reportFilters, reportPages } from "./registry.ts"
 import { cacheKeyOf, type Problem, validateExport } from "./validate.ts"
+
+const isReportId = Schema.is(ReportId)
 
 /** The data version results are cached by: the generation and position of the projection of the report's mart. */
 export const dataVersion = async (sql: postgres.Sql, report: Report): Promise<string> => {
@@ -28,8 +32,9 @@ export const requestExport = async (
   js: JetStreamClient,
   body: unknown
 ): Promise<{ readonly ok: true; readonly job: Job } | { readonly ok: false; readonly problems: ReadonlyArray<Problem> }> => {
+  // Only a well-formed id is looked up; anything else is named by the validation below.
   const reportId =
-    typeof body === "object" && body !== null && typeof (body as { report_id?: unknown }).report_id === "string"
+    typeof body === "object" && body !== null && isReportId((body as { report_id?: unknown }).report_id)
       ? (body as { report_id: string }).report_id
       : undefined
   const [reports, report] = await Promise.all([listReports(sql), reportId === undefined ? undefined : findReport(sql, reportId)])
@@ -50,8 +55,9 @@ export const requestExport = async (
     try {
       await queueJob(js, job.id)
     } catch (error) {
-      // Not queued, so not accepted: nothing is left behind.
-      await sql`DELETE FROM ingest.report_exports WHERE id = ${job.id} AND status = 'NotStarted'`
+      // Not queued: failed, not deleted — an identical request may have joined it meanwhile, and polls it.
+      await sql`UPDATE ingest.report_exports SET status = 'Failed', error = 'the export queue was unavailable; request the export again', updated_at = now()
+        WHERE id = ${job.id} AND status = 'NotStarted'`
       logEvent("error", "report export not queued", { job: job.id, reason: error instanceof Error ? error.message : String(error) })
       throw new QueueUnavailable(`the export queue is unavailable: ${error instanceof Error ? error.message : String(error)}`)
     }

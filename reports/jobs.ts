@@ -31,6 +31,8 @@ export interface Job {
   readonly percent: number
   readonly error: string | null
   readonly attempts: number
+  /** The token of the claim that holds the job while Running (null otherwise). */
+  readonly claim: string | null
   /** Served from the cache (rendered for an earlier, identical request). */
   readonly cached: boolean
   readonly createdAt: string
@@ -38,6 +40,12 @@ export interface Job {
 }
 
 type Sql = postgres.Sql | postgres.TransactionSql
+
+/**
+ * How long a job may sit untouched in flight before an identical request gives up on it and starts
+ * another: a NotStarted job not delivered, or a Running one whose worker stopped renewing its lease.
+ */
+export const ABANDONED_MS = 3_600_000
 
 export const ensureJobTables = (sql: postgres.Sql): Promise<void> =>
   inSharedSchema(sql, async (tx) => {
@@ -60,6 +68,10 @@ export const ensureJobTables = (sql: postgres.Sql): Promise<void> =>
       renders integer NOT NULL DEFAULT 0,
       created_at timestamptz NOT NULL DEFAULT now(),
       updated_at timestamptz NOT NULL DEFAULT now())`)
+    // The worker holding a Running job (a token per claim) and until when, renewed while it renders.
+    await tx.unsafe(
+      `ALTER TABLE ingest.report_exports ADD COLUMN IF NOT EXISTS claim text, ADD COLUMN IF NOT EXISTS lease_until timestamptz`
+    )
     // One job in flight per cache key: an identical request while one renders joins it.
     await tx.unsafe(
       `CREATE UNIQUE INDEX IF NOT EXISTS report_exports_in_flight ON ingest.report_exports (cache_key) WHERE status IN ('NotStarted', 'Running')`
@@ -75,6 +87,7 @@ const toJob = (row: Record<string, unknown>): Job => ({
   percent: Number(row.percent),
   error: (row.error as string | null) ?? null,
   attempts: Number(row.attempts),
+  claim: (row.claim as string | null) ?? null,
   cached: row.cached as boolean,
   createdAt: (row.created_at as Date).toISOString(),
   updatedAt: (row.updated_at as Date).toISOString()
@@ -109,8 +122,14 @@ export const acceptJob = async (
         VALUES (${`exp_${randomUUID()}`}, ${cacheKey}, ${tx.json(spec as never)}, 'Succeeded', 100, true) RETURNING *`
       return { job: toJob(row as Record<string, unknown>), queue: false }
     }
-    const [flying] = await tx`SELECT * FROM ingest.report_exports WHERE cache_key = ${cacheKey} AND status IN ('NotStarted', 'Running')`
-    if (flying !== undefined) return { job: toJob(flying), queue: false }
+    const [flying] = await tx`SELECT *, (status = 'Running' AND lease_until < now() - ${`${ABANDONED_MS} milliseconds`}::interval)
+        OR (status = 'NotStarted' AND updated_at < now() - ${`${ABANDONED_MS} milliseconds`}::interval) AS abandoned
+      FROM ingest.report_exports WHERE cache_key = ${cacheKey} AND status IN ('NotStarted', 'Running')`
+    if (flying !== undefined && flying.abandoned !== true) return { job: toJob(flying), queue: false }
+    // No worker has touched it for a long time: its queue message is gone (a purged queue). A new job takes its place.
+    if (flying !== undefined)
+      await tx`UPDATE ingest.report_exports SET status = 'Failed', error = 'abandoned: no worker took it up (was its queue message lost?)', updated_at = now()
+        WHERE id = ${flying.id as string}`
     const [row] = await tx`INSERT INTO ingest.report_exports (id, cache_key, spec, status)
       VALUES (${`exp_${randomUUID()}`}, ${cacheKey}, ${tx.json(spec as never)}, 'NotStarted') RETURNING *`
     return { job: toJob(row as Record<string, unknown>), queue: true }
@@ -123,38 +142,56 @@ export const acceptJob = async (
  * or `give-up` (it used every attempt: now Failed).
  */
 export type Claim =
-  | { readonly _tag: "render"; readonly job: Job }
+  | { readonly _tag: "render"; readonly job: Job & { readonly claim: string } }
   | { readonly _tag: "done"; readonly job: Job | undefined }
   | { readonly _tag: "give-up"; readonly job: Job }
+  /** Another worker holds it, its lease running for `leaseLeftMs` more: a redelivery while it renders. */
+  | { readonly _tag: "busy"; readonly leaseLeftMs: number }
 
-export const claimJob = async (sql: postgres.Sql, id: string, maxAttempts: number): Promise<Claim> =>
+/**
+ * Claims a delivered job for one attempt, `leaseMs` long (renewed by {@link renewLease} while the
+ * worker renders): a Running job is taken over only once its lease ran out, so a redelivery while
+ * its worker lives cannot start a second render.
+ */
+export const claimJob = async (sql: postgres.Sql, id: string, maxAttempts: number, leaseMs: number): Promise<Claim> =>
   sql.begin(async (tx) => {
-    const [row] = await tx`SELECT * FROM ingest.report_exports WHERE id = ${id} FOR UPDATE`
+    const [row] = await tx`SELECT *, greatest(0, extract(epoch FROM lease_until - now()) * 1000)::float8 AS lease_left
+      FROM ingest.report_exports WHERE id = ${id} FOR UPDATE`
     if (row === undefined) return { _tag: "done", job: undefined }
     const job = toJob(row)
     if (job.status === "Succeeded" || job.status === "Failed") return { _tag: "done", job }
+    if (job.status === "Running" && Number(row.lease_left) > 0) return { _tag: "busy", leaseLeftMs: Number(row.lease_left) }
     if (job.attempts >= maxAttempts) {
       const message = `gave up after ${job.attempts} attempts${job.error === null ? "" : `; the last: ${job.error}`}`
-      const [failed] =
-        await tx`UPDATE ingest.report_exports SET status = 'Failed', error = ${message}, updated_at = now() WHERE id = ${id} RETURNING *`
+      const [failed] = await tx`UPDATE ingest.report_exports SET status = 'Failed', error = ${message}, claim = NULL, updated_at = now()
+        WHERE id = ${id} RETURNING *`
       return { _tag: "give-up", job: toJob(failed as Record<string, unknown>) }
     }
     const [running] = await tx`UPDATE ingest.report_exports
-      SET status = 'Running', attempts = attempts + 1, percent = 0, updated_at = now() WHERE id = ${id} RETURNING *`
-    return { _tag: "render", job: toJob(running as Record<string, unknown>) }
+      SET status = 'Running', attempts = attempts + 1, percent = 0, claim = ${randomUUID()},
+        lease_until = now() + ${`${leaseMs} milliseconds`}::interval, updated_at = now()
+      WHERE id = ${id} RETURNING *`
+    return { _tag: "render", job: toJob(running as Record<string, unknown>) as Job & { readonly claim: string } }
   })
 
-export const reportProgress = async (sql: Sql, id: string, percent: number): Promise<void> => {
+/** Keeps the claim: false when it was lost (its lease ran out and another worker took the job over). */
+export const renewLease = async (sql: Sql, job: Job, leaseMs: number): Promise<boolean> => {
+  const rows = await sql`UPDATE ingest.report_exports SET lease_until = now() + ${`${leaseMs} milliseconds`}::interval
+    WHERE id = ${job.id} AND status = 'Running' AND claim = ${job.claim} RETURNING id`
+  return rows.length > 0
+}
+
+export const reportProgress = async (sql: Sql, job: Job, percent: number): Promise<void> => {
   await sql`UPDATE ingest.report_exports SET percent = ${Math.max(0, Math.min(99, Math.round(percent)))}, updated_at = now()
-    WHERE id = ${id} AND status = 'Running'`
+    WHERE id = ${job.id} AND status = 'Running' AND claim = ${job.claim}`
 }
 
 /** A fresh file for `cacheKey` rendered by another job meanwhile: this job succeeds from it. */
-export const succeedFromCache = async (sql: postgres.Sql, id: string, cacheKey: string): Promise<boolean> => {
+export const succeedFromCache = async (sql: postgres.Sql, job: Job): Promise<boolean> => {
   const rows =
-    await sql`UPDATE ingest.report_exports SET status = 'Succeeded', percent = 100, cached = true, error = NULL, updated_at = now()
-    WHERE id = ${id} AND status = 'Running'
-      AND EXISTS (SELECT 1 FROM ingest.report_export_files WHERE cache_key = ${cacheKey} AND expires_at > now())
+    await sql`UPDATE ingest.report_exports SET status = 'Succeeded', percent = 100, cached = true, error = NULL, claim = NULL, updated_at = now()
+    WHERE id = ${job.id} AND status = 'Running' AND claim = ${job.claim}
+      AND EXISTS (SELECT 1 FROM ingest.report_export_files WHERE cache_key = ${job.cacheKey} AND expires_at > now())
     RETURNING id`
   return rows.length > 0
 }
@@ -174,13 +211,15 @@ export interface CacheBounds {
 export const succeedJob = async (sql: postgres.Sql, job: Job, file: RenderedFile, bounds: CacheBounds): Promise<boolean> =>
   sql.begin(async (tx) => {
     const expires = new Date(Date.now() + bounds.ttlMs)
+    // Only the claim that holds the job stores its file: one that lost its lease stores nothing and leaves the job to its holder.
+    const done = await tx`UPDATE ingest.report_exports
+      SET status = 'Succeeded', percent = 100, error = NULL, renders = renders + 1, claim = NULL, updated_at = now()
+      WHERE id = ${job.id} AND status = 'Running' AND claim = ${job.claim} RETURNING id`
+    if (done.length === 0) return false
     await tx`INSERT INTO ingest.report_export_files (cache_key, content_type, bytes, size, expires_at)
       VALUES (${job.cacheKey}, ${file.contentType}, ${Buffer.from(file.bytes)}, ${file.bytes.length}, ${expires})
       ON CONFLICT (cache_key) DO UPDATE SET content_type = excluded.content_type, bytes = excluded.bytes, size = excluded.size,
         created_at = now(), expires_at = excluded.expires_at`
-    const done =
-      await tx`UPDATE ingest.report_exports SET status = 'Succeeded', percent = 100, error = NULL, renders = renders + 1, updated_at = now()
-      WHERE id = ${job.id} AND status = 'Running' RETURNING id`
     await tx`DELETE FROM ingest.report_export_files WHERE expires_at <= now()`
     await tx`DELETE FROM ingest.report_export_files WHERE cache_key IN (
       SELECT cache_key FROM (
@@ -191,9 +230,9 @@ export const succeedJob = async (sql: postgres.Sql, job: Job, file: RenderedFile
   })
 
 /** A failed attempt: back to NotStarted to be tried again (`retry`), or Failed for good. */
-export const failAttempt = async (sql: Sql, id: string, error: string, retry: boolean): Promise<void> => {
-  await sql`UPDATE ingest.report_exports SET status = ${retry ? "NotStarted" : "Failed"}, error = ${error}, percent = 0, updated_at = now()
-    WHERE id = ${id} AND status = 'Running'`
+export const failAttempt = async (sql: Sql, job: Job, error: string, retry: boolean): Promise<void> => {
+  await sql`UPDATE ingest.report_exports SET status = ${retry ? "NotStarted" : "Failed"}, error = ${error}, percent = 0, claim = NULL, updated_at = now()
+    WHERE id = ${job.id} AND status = 'Running' AND claim = ${job.claim}`
 }
 
 /** The job's file, when it succeeded and the file is still in the cache. */
@@ -201,7 +240,8 @@ export const jobFile = async (
   sql: Sql,
   job: Job
 ): Promise<{ readonly contentType: string; readonly bytes: Uint8Array; readonly expiresAt: string } | undefined> => {
-  const [row] = await sql`SELECT content_type, bytes, expires_at FROM ingest.report_export_files WHERE cache_key = ${job.cacheKey}`
+  const [row] =
+    await sql`SELECT content_type, bytes, expires_at FROM ingest.report_export_files WHERE cache_key = ${job.cacheKey} AND expires_at > now()`
   return row === undefined
     ? undefined
     : { contentType: row.content_type as string, bytes: row.bytes as Uint8Array, expiresAt: (row.expires_at as Date).toISOString() }

@@ -3,18 +3,22 @@ import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
-import { jetstream, jetstreamManager } from "@nats-io/jetstream"
 import type { Browser } from "playwright-core"
 import { PNG } from "pngjs"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { type LocalPowerBi, LOCAL_WORKSPACE, startLocalPowerBi } from "../infra/local/powerbi.ts"
-import { DEMO_PAGES, demoFilterSheet, demoPowerBiReport, type ReportStack, startReportStack } from "../infra/local/reports.ts"
+import {
+  DEMO_PAGES,
+  demoFilterSheet,
+  demoPowerBiReport,
+  type ReportStack,
+  startReportStack,
+  startWorkersInProcess
+} from "../infra/local/reports.ts"
 import { setLogLevel } from "../platform/logger.ts"
 import { colourOf } from "../powerbi/emulator/report-view.ts"
 import { chromiumEngine, launchChromium } from "./engines/chromium.ts"
-import { connectReports } from "./service.ts"
-import { type ExportWorkers, startExportWorkers } from "./worker.ts"
 
 /** Where the pages' screenshots go: CI keeps the folder with the run's output. */
 const OUTPUT = join(dirname(fileURLToPath(import.meta.url)), "..", ".build", "test-output", "reports")
@@ -23,7 +27,6 @@ const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium"
 let stack: LogStack
 let reports: ReportStack
 let powerbi: LocalPowerBi
-let workers: ExportWorkers
 let browser: Browser
 let embedUrl: string
 const closers: Array<() => Promise<unknown>> = []
@@ -35,32 +38,9 @@ beforeAll(async () => {
   reports = await startReportStack(stack)
   powerbi = await startLocalPowerBi({})
   embedUrl = (await demoPowerBiReport({ emulator: powerbi.emulator, client: powerbi.client() }, LOCAL_WORKSPACE)).embedUrl
-  const nc = await connectReports({
-    url: stack.nats.url,
-    servers: [stack.nats.url],
-    user: "reports",
-    password: stack.nats.reports.password
-  })
   const engine = chromiumEngine({ executablePath: CHROMIUM, viewport: { width: 800, height: 600 }, renderTimeoutMs: 30_000 })
-  workers = await startExportWorkers({
-    sql: reports.sql,
-    js: jetstream(nc),
-    jsm: await jetstreamManager(nc),
-    engineFor: () => engine,
-    settings: {
-      concurrency: 2,
-      maxAttempts: 2,
-      timeoutMs: 30_000,
-      ackWaitMs: 10_000,
-      backoffMs: [500],
-      cache: { ttlMs: 600_000, maxBytes: 16 * 1024 * 1024 }
-    }
-  })
-  closers.push(
-    () => workers.stop(1000),
-    () => engine.close(),
-    () => nc.close()
-  )
+  const running = await startWorkersInProcess(stack, reports, () => engine)
+  closers.push(running.close, () => engine.close())
   browser = await launchChromium(CHROMIUM)
 }, 120_000)
 

@@ -35,7 +35,8 @@ export const engineSet = (settings: ReportSettings, powerbi: PowerBiSettings | u
       engine = chromiumEngine({
         executablePath: settings.chromiumBin,
         viewport: settings.viewport,
-        renderTimeoutMs: settings.renderTimeoutMs
+        renderTimeoutMs: settings.renderTimeoutMs,
+        tabs: settings.browserTabs
       })
     } else {
       if (powerbi === undefined)

@@ -1,16 +1,17 @@
 import { createHash } from "node:crypto"
 import { Schema } from "effect"
 import { decodeIssues } from "../contracts/contract.ts"
-import { FilterValue } from "../contracts/reports.ts"
+import { Identifier } from "../contracts/primitives.ts"
+import { FilterValue, ReportId } from "../contracts/reports.ts"
 import { buildFilter, filterQuery } from "./filter-url.ts"
 import { EXPORT_FORMATS, type ExportFormat, type Page, type Report, type ReportFilter } from "./model.ts"
 
 /** The body of `POST /api/exports`, declared once: the handler decodes with it and the OpenAPI document shows it. */
 export const ExportRequestBody = Schema.Struct({
-  report_id: Schema.String,
-  /** One page by its `name`; or `pages`; neither: every page of the report (PDF only). */
-  page: Schema.optionalKey(Schema.String),
-  pages: Schema.optionalKey(Schema.Array(Schema.String)),
+  report_id: ReportId,
+  /** One page by its `name`; or `pages`; neither: every page of the report (PDF, or PNG of a one-page report). */
+  page: Schema.optionalKey(Identifier),
+  pages: Schema.optionalKey(Schema.Array(Identifier)),
   /** Values by filter label: one value, or several (`in`). A filter not named takes its default. */
   filters: Schema.optionalKey(Schema.Record(Schema.String, Schema.Union([FilterValue, Schema.Array(FilterValue)]))),
   format: Schema.Literals(EXPORT_FORMATS)
@@ -87,7 +88,8 @@ export const validateExport = (
   if (request.format === "png" && (named?.length ?? view.pages.length) !== 1)
     problems.push({ field, message: "a PNG shows one page: name one page, or ask for a PDF", allowed: pageNames })
   const labels = view.filters.map((filter) => filter.label)
-  const chosen: Record<string, ReadonlyArray<FilterValue>> = {}
+  // No prototype: a filter labelled `constructor` or `toString` is a filter like any other.
+  const chosen: Record<string, ReadonlyArray<FilterValue>> = Object.create(null) as Record<string, ReadonlyArray<FilterValue>>
   for (const [label, value] of Object.entries(request.filters ?? {})) {
     const filter = view.filters.find((candidate) => candidate.label === label)
     if (filter === undefined) {

@@ -72,6 +72,20 @@ describe("export request validation", () => {
     ])
   })
 
+  it("takes filters labelled like an object's own properties as filters like any other", () => {
+    const odd = (id: string): RegistryView => ({
+      ...registry(id),
+      filters: [
+        { label: "constructor", column: "T/constructor", allowed_values: ["a"], default: null },
+        { label: "toString", column: "T/toString", allowed_values: ["b"], default: "b" }
+      ]
+    })
+    expect(validateExport({ report_id: "sales", page: "ReportSection1", format: "png" }, odd)).toMatchObject({
+      ok: true,
+      value: { filter: "T/toString eq 'b'" }
+    })
+  })
+
   it("names the field of a body of the wrong shape", () => {
     expect(problemsOf({ report_id: "sales", format: "gif" })).toEqual([expect.objectContaining({ field: "format" })])
     expect(problemsOf({ format: "png" })).toEqual([expect.objectContaining({ field: "report_id" })])

@@ -1,7 +1,7 @@
 import type { JsMsg } from "@nats-io/jetstream"
 import type postgres from "postgres"
 import { logEvent } from "../platform/logger.ts"
-import { type CacheBounds, claimJob, failAttempt, type Job, reportProgress, succeedFromCache, succeedJob } from "./jobs.ts"
+import { type CacheBounds, claimJob, failAttempt, type Job, renewLease, reportProgress, succeedFromCache, succeedJob } from "./jobs.ts"
 import { type RenderEngine, RenderFailed, type Report } from "./model.ts"
 import { exportWorkersConsumer } from "./queue.ts"
 import { findReport } from "./registry.ts"
@@ -75,18 +75,25 @@ export const startExportWorkers = async (deps: {
   const render = async (job: Job, message: JsMsg): Promise<void> => {
     const report = await findReport(sql, job.spec.report_id)
     if (report === undefined) {
-      await failAttempt(sql, job.id, `report ${job.spec.report_id} is no longer registered`, false)
+      await failAttempt(sql, job, `report ${job.spec.report_id} is no longer registered`, false)
       return
     }
     // Another job with the same key finished meanwhile (its file was not there when this one was accepted).
-    if (await succeedFromCache(sql, job.id, job.cacheKey)) return
+    if (await succeedFromCache(sql, job)) return
     const attempt = new AbortController()
     inFlight.add(attempt)
     const timeout = setTimeout(
       () => attempt.abort(new RenderFailed(`the export took longer than ${settings.timeoutMs} ms`, true)),
       settings.timeoutMs
     )
-    const heartbeat = setInterval(() => message.working(), Math.max(200, Math.floor(settings.ackWaitMs / 3)))
+    // In progress, to the queue and in Postgres: the message is not delivered again, nor the job taken over, while this worker lives.
+    const heartbeat = setInterval(
+      () => {
+        message.working()
+        void renewLease(sql, job, settings.ackWaitMs).catch(() => undefined)
+      },
+      Math.max(200, Math.floor(settings.ackWaitMs / 3))
+    )
     try {
       const engine = deps.engineFor(report)
       const file = await engine.render({
@@ -95,9 +102,12 @@ export const startExportWorkers = async (deps: {
         filter: job.spec.filter ?? undefined,
         format: job.spec.format,
         signal: attempt.signal,
-        progress: (percent) => void reportProgress(sql, job.id, percent).catch(() => undefined)
+        progress: (percent) => void reportProgress(sql, job, percent).catch(() => undefined)
       })
-      await succeedJob(sql, job, file, settings.cache)
+      if (!(await succeedJob(sql, job, file, settings.cache)))
+        logEvent("warn", "report export rendered, but another worker holds the job now (this one's lease ran out); its file is not kept", {
+          job: job.id
+        })
     } catch (error) {
       const failure =
         attempt.signal.aborted && attempt.signal.reason instanceof RenderFailed
@@ -105,9 +115,10 @@ export const startExportWorkers = async (deps: {
           : error instanceof RenderFailed
             ? error
             : new RenderFailed(describe(error), true)
-      if (stopping.signal.aborted && !(attempt.signal.reason instanceof RenderFailed)) throw error
+      // Stopped by the worker's own shutdown: not the job's failure; it stays as it was and is delivered again.
+      if (attempt.signal.aborted && !(attempt.signal.reason instanceof RenderFailed)) throw error
       const retry = failure.retryable && job.attempts < settings.maxAttempts
-      await failAttempt(sql, job.id, failure.message, retry)
+      await failAttempt(sql, job, failure.message, retry)
       logEvent(retry ? "warn" : "error", "report export attempt failed", {
         job: job.id,
         attempt: job.attempts,
@@ -128,7 +139,12 @@ export const startExportWorkers = async (deps: {
   const handle = async (message: JsMsg): Promise<void> => {
     const id = message.string()
     try {
-      const claim = await claimJob(sql, id, settings.maxAttempts)
+      const claim = await claimJob(sql, id, settings.maxAttempts, settings.ackWaitMs)
+      if (claim._tag === "busy") {
+        // Delivered again while another worker renders it (its heartbeat late): look again once its lease would have run out.
+        message.nak(Math.ceil(claim.leaseLeftMs) + 100)
+        return
+      }
       if (claim._tag === "render") await render(claim.job, message)
       else if (claim._tag === "give-up") logEvent("error", "report export given up", { job: id, reason: claim.job.error })
       message.ack()

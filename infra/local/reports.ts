@@ -1,4 +1,4 @@
-import { type JetStreamClient, jetstream } from "@nats-io/jetstream"
+import { type JetStreamClient, jetstream, jetstreamManager } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/nats-core"
 import type postgres from "postgres"
 import { serveProjections } from "../../consumers/serve.ts"
@@ -11,6 +11,7 @@ import { createApiKey, ensureApiKeys, marts } from "../../read/index.ts"
 import { reportsApi } from "../../reports/api.ts"
 import { ensureJobTables } from "../../reports/jobs.ts"
 import { connectReports } from "../../reports/service.ts"
+import { type EngineFor, type ExportWorkers, startExportWorkers, type WorkerSettings } from "../../reports/worker.ts"
 import type { LogStack } from "./log-stack.ts"
 import { type ReadApiHarness, startReadApi } from "./read-api.ts"
 
@@ -198,3 +199,49 @@ export const registerDemoReport = async (
     demoFilterSheet(DEMO_REPORT.report_id)
   )
 }
+
+/** Worker settings for tests and benches: short waits, a cache big enough for their files. */
+export const TEST_WORKER_SETTINGS: WorkerSettings = {
+  concurrency: 2,
+  maxAttempts: 2,
+  timeoutMs: 30_000,
+  ackWaitMs: 10_000,
+  backoffMs: [500],
+  cache: { ttlMs: 3_600_000, maxBytes: 64 * 1024 * 1024 }
+}
+
+/** Export workers in this process over a report stack, on their own connection as the reports user; `close` stops them and it. */
+export const startWorkersInProcess = async (
+  stack: LogStack,
+  reports: ReportStack,
+  engineFor: EngineFor,
+  settings: Partial<WorkerSettings> = {}
+): Promise<{ readonly workers: ExportWorkers; readonly close: () => Promise<void> }> => {
+  const nc = await connectReports({
+    url: stack.nats.url,
+    servers: [stack.nats.url],
+    user: "reports",
+    password: stack.nats.reports.password
+  })
+  const workers = await startExportWorkers({
+    sql: reports.sql,
+    js: jetstream(nc),
+    jsm: await jetstreamManager(nc),
+    engineFor,
+    settings: { ...TEST_WORKER_SETTINGS, ...settings }
+  })
+  return {
+    workers,
+    close: async () => {
+      await workers.stop(1000)
+      await nc.close()
+    }
+  }
+}
+
+/** Registers a report with the demo's pages and filter sheet through the stack's admin API. */
+export const registerWithDemoSheet = (
+  reports: Pick<ReportStack, "api" | "keys">,
+  registration: Readonly<Record<string, unknown>> & { readonly report_id: string }
+): Promise<void> =>
+  registerThroughApi(reports.api.url, reports.keys.admin, registration, DEMO_PAGES, demoFilterSheet(registration.report_id))

@@ -61,7 +61,7 @@ const describe = (error: unknown) => (error instanceof Error ? error.message.spl
  * filter in Power BI's URL syntax, waited on until it says `rendered`, then captured — a PNG
  * screenshot of the one page, or each page printed and the prints joined into one PDF. One browser
  * serves every render (started on first use, started again if it dies); each render has a tab of
- * its own, in a context of its own, its cookies cleared before the tab serves another job.
+ * its own, in a context of its own, its cookies and storage cleared before the tab serves another job.
  */
 export const chromiumEngine = (options: {
   readonly executablePath: string
@@ -145,6 +145,8 @@ export const chromiumEngine = (options: {
     if (reusable && tab.browser.isConnected()) {
       try {
         await tab.context.clearCookies()
+        // What the report's page stored (for its origin) goes with it; the next job starts clean.
+        await tab.page.evaluate("try { localStorage.clear(); sessionStorage.clear() } catch {}")
         await tab.page.goto("about:blank")
         idle.push(tab)
         return
@@ -167,9 +169,12 @@ export const chromiumEngine = (options: {
     aborted.catch(() => undefined)
     const done = await turn(request.signal)
     let tab: Tab
+    const acquiring = acquire()
     try {
-      tab = await Promise.race([acquire(), aborted])
+      tab = await Promise.race([acquiring, aborted])
     } catch (error) {
+      // Stopped while the tab opened: the tab is kept for the next render, not leaked.
+      void acquiring.then((late) => release(late, true)).catch(() => undefined)
       done()
       throw error instanceof RenderFailed ? error : new RenderFailed(`the headless browser failed: ${describe(error)}`, true)
     }
@@ -184,7 +189,7 @@ export const chromiumEngine = (options: {
           throw new RenderFailed(
             `the embed URL answered ${status} for page ${page.name}`,
             status === 429 || status >= 500,
-            status === 429 ? Number(response.headers()["retry-after"] ?? 0) * 1000 || undefined : undefined
+            Number(response.headers()["retry-after"] ?? 0) * 1000 || undefined
           )
         }
         let timer: ReturnType<typeof setTimeout> | undefined

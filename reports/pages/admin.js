@@ -44,13 +44,18 @@ const refresh = async () => {
 const problemText = (answer) =>
   answer.body?.problems?.map((problem) => `${problem.field || "body"}: ${problem.message}`).join("\n") ?? messageOf(answer)
 
+/**
+ * Runs one submission at a time: the button says it is busy (aria-disabled, not disabled, so
+ * keyboard focus stays on it) and a second press while it works is ignored.
+ */
 const busy = async (form, work) => {
   const button = form.querySelector("button[type=submit]")
-  button.disabled = true
+  if (button.getAttribute("aria-disabled") === "true") return
+  button.setAttribute("aria-disabled", "true")
   try {
     await work()
   } finally {
-    button.disabled = false
+    button.removeAttribute("aria-disabled")
   }
 }
 

@@ -6,6 +6,7 @@ const $ = (id) => document.getElementById(id)
 const wanted = new URL(location.href).searchParams.get("report")
 const POLL_MS = 500
 let filters = []
+let working = false
 
 const loadReports = async () => {
   const answer = await api("/api/reports")
@@ -68,7 +69,10 @@ const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const exportFile = async (format) => {
   const status = $("status")
   const buttons = document.querySelectorAll("#choose-form button")
-  buttons.forEach((button) => (button.disabled = true))
+  // One export at a time; aria-disabled, not disabled, so keyboard focus stays where it was.
+  if (working) return undefined
+  working = true
+  buttons.forEach((button) => button.setAttribute("aria-disabled", "true"))
   try {
     say(status, `Exporting ${format.toUpperCase()}…`)
     let answer = await api("/api/exports", { method: "POST", body: request(format) })
@@ -100,7 +104,8 @@ const exportFile = async (format) => {
     say(status, `Exported ${format.toUpperCase()}${job.cached ? " (from the cache)" : ""}.`, "good")
     return { blob: await file.response.blob(), job }
   } finally {
-    buttons.forEach((button) => (button.disabled = false))
+    working = false
+    buttons.forEach((button) => button.removeAttribute("aria-disabled"))
   }
 }
 
