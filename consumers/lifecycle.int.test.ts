@@ -45,7 +45,13 @@ describe("a fresh database with every projection starting at once", () => {
             })
           )
         )
-        expect(await registryOf(pools[0] as postgres.Sql)).toEqual(["crm:active", "oee:active", "retail:active", "warehouse:active"])
+        expect(await registryOf(pools[0] as postgres.Sql)).toEqual([
+          "crm:active",
+          "oee:active",
+          "reports:active",
+          "retail:active",
+          "warehouse:active"
+        ])
       } finally {
         await Promise.all(pools.map((pool) => pool.end()))
       }
@@ -62,7 +68,7 @@ describe("a fresh database with every projection starting at once", () => {
           Promise.all(names.map((name) => process.waitFor((line) => line.msg === "projecting" && line.projection === name)))
         )
       )
-      expect(await registryOf(sql)).toEqual(["crm:active", "oee:active", "retail:active", "warehouse:active"])
+      expect(await registryOf(sql)).toEqual(["crm:active", "oee:active", "reports:active", "retail:active", "warehouse:active"])
     } finally {
       for (const process of processes) process.child.kill("SIGTERM")
       const codes = await Promise.all(processes.map((process) => process.exited))

@@ -170,26 +170,28 @@ describe("a hub of three and two regions on real nats-servers", () => {
       const varz = (await (await fetch(`${region.monitorUrl}/varz`)).json()) as { websocket?: { port?: number }; server_name?: string }
       expect([varz.server_name, `ws://127.0.0.1:${varz.websocket?.port}`]).toEqual([region.server, region.wsUrl])
     }
-    const names = ["INGEST_CRM", "INGEST_WAREHOUSE", "INGEST_OEE", "INGEST_RETAIL"]
+    const names = ["INGEST_CRM", "INGEST_WAREHOUSE", "INGEST_OEE", "INGEST_RETAIL", "INGEST_REPORTS"]
     const sourced = [...names, "QUARANTINE"]
+    const onHub = [...names, "DERIVED", "QUARANTINE", "REPORT_EXPORTS"]
+    const hubOnly = ["DERIVED", "REPORT_EXPORTS"]
     // First the mesh with eu only, then us joins: the hub's streams gain a source each.
     const applying = Date.now()
     const first = await applyTopologyStreams(admin, topologyOf(["eu"]), settings)
     timings.firstApplyMs = Date.now() - applying
     expect(first).toEqual([
       ...sourced.map((name) => ({ name, domain: "eu", action: "created" })),
-      ...[...names, "DERIVED", "QUARANTINE"].map((name) => ({ name, domain: "hub", action: "created" }))
+      ...onHub.map((name) => ({ name, domain: "hub", action: "created" }))
     ])
     const joined = await applyTopologyStreams(admin, cluster.topology, settings)
     expect(joined).toEqual([
       ...sourced.map((name) => ({ name, domain: "eu", action: "unchanged" })),
       ...sourced.map((name) => ({ name, domain: "us", action: "created" })),
-      ...[...names, "DERIVED", "QUARANTINE"].map((name) => ({ name, domain: "hub", action: name === "DERIVED" ? "unchanged" : "updated" }))
+      ...onHub.map((name) => ({ name, domain: "hub", action: hubOnly.includes(name) ? "unchanged" : "updated" }))
     ])
     // The server keeps each source as `external: {api: "$JS.<region>.API"}`, the declaration names its `domain`: the same.
     const again = await applyTopologyStreams(admin, cluster.topology, settings)
     expect(again.filter((change) => change.action !== "unchanged")).toEqual([])
-    expect(again).toHaveLength(16)
+    expect(again).toHaveLength(2 * sourced.length + onHub.length)
 
     const info = await hub.streams.info(STREAM)
     expect(info.config).toMatchObject({ subjects: ["ingest.warehouse.*.*"], num_replicas: 3 })
@@ -355,8 +357,10 @@ describe("a hub of three and two regions on real nats-servers", () => {
       "INGEST_WAREHOUSE",
       "INGEST_OEE",
       "INGEST_RETAIL",
+      "INGEST_REPORTS",
       "DERIVED",
-      "QUARANTINE"
+      "QUARANTINE",
+      "REPORT_EXPORTS"
     ])
     for (const stream of status.streams) {
       expect(stream.error).toBeUndefined()
@@ -364,7 +368,9 @@ describe("a hub of three and two regions on real nats-servers", () => {
       expect(stream.replicas.map((replica) => replica.server).sort()).toEqual(
         cluster.hub.servers.filter((server) => server !== stream.leader)
       )
-      expect(stream.sources.map((source) => source.region).sort()).toEqual(stream.stream === "DERIVED" ? [] : ["eu", "us"])
+      expect(stream.sources.map((source) => source.region).sort()).toEqual(
+        ["DERIVED", "REPORT_EXPORTS"].includes(stream.stream) ? [] : ["eu", "us"]
+      )
     }
 
     await cluster.heal("eu")
