@@ -77,10 +77,20 @@ export const FiltersImported = Schema.Struct({
   filters: Schema.Array(ReportFilter).check(Schema.isMaxLength(10))
 })
 
+/**
+ * One filter sheet imported whole: every report it names, in one event, so a sheet for several
+ * reports is in the registry entirely or not at all.
+ */
+export const FilterSheetImported = Schema.Struct({
+  file_name: Identifier,
+  reports: Schema.Array(Schema.Struct({ report_id: ReportId, filters: FiltersImported.fields.filters })).check(Schema.isMinLength(1))
+})
+
 export const reportEventTypes = {
   "report.registered": ReportRegistered,
   "report.pages_set": PagesSet,
-  "report.filters_imported": FiltersImported
+  "report.filters_imported": FiltersImported,
+  "report.filter_sheet_imported": FilterSheetImported
 }
 
 export const reportsContract = envelopeContract({

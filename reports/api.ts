@@ -7,7 +7,7 @@ import type postgres from "postgres"
 import { PagesSet, ReportFilter, ReportId, ReportPage, ReportRegistered, REPORTS_ADMIN_SCOPE } from "../contracts/reports.ts"
 import { Forbidden, NotFound } from "../read/errors.ts"
 import type { ApiContext, ApiExtension } from "../read/server.ts"
-import { importFilterSheet } from "./import.ts"
+import { importFilterSheet, sheetEvent } from "./import.ts"
 import { findJob, type Job, JOB_STATUSES, jobFile } from "./jobs.ts"
 import { QueueUnavailable, requestExport } from "./exports.ts"
 import { EXPORT_FORMATS, type Report } from "./model.ts"
@@ -473,14 +473,8 @@ export const reportsApi = (deps: ReportsApiDeps): ApiExtension => ({
           },
           422
         )
-      // Each report's filters already passed the contract (importFilterSheet decodes them): the appends cannot be refused.
-      let last = 0
-      for (const one of imported.reports) {
-        last = await appendChange(js, {
-          type: "report.filters_imported",
-          data: { report_id: one.report_id, file_name: one.file_name, filters: one.filters }
-        })
-      }
+      // The whole sheet as one event: every report it names is imported, or none (the contract already passed: importFilterSheet decoded it).
+      const last = await appendChange(js, { type: "report.filter_sheet_imported", data: sheetEvent(imported.reports) })
       return await answer(c, last, async (projected) => ({ imported: imported.reports, projected }))
     })
   }

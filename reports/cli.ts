@@ -8,7 +8,7 @@ import { logEvent } from "../platform/logger.ts"
 import { databaseUrl, natsSettings, optionalSetting, type SettingSource } from "../platform/settings.ts"
 import { powerBiSettings } from "../powerbi/auth.ts"
 import { QueueUnavailable, requestExport } from "./exports.ts"
-import { importFilterSheet } from "./import.ts"
+import { importFilterSheet, sheetEvent } from "./import.ts"
 import { ensureJobTables, findJob, jobFile } from "./jobs.ts"
 import { appendChange, InvalidChange, listReports, projectedThrough, reportFilters, reportPages } from "./registry.ts"
 import { connectReports, runExportWorkers } from "./service.ts"
@@ -149,11 +149,9 @@ export const reportsCommand = async (source: SettingSource, args: ReadonlyArray<
           )
         throw new Error(`${imported.problems.length} problem(s) in ${file}; nothing was imported`)
       }
-      let seq = 0
-      for (const one of imported.reports) {
-        seq = await appendChange(js, { type: "report.filters_imported", data: one })
+      const seq = await appendChange(js, { type: "report.filter_sheet_imported", data: sheetEvent(imported.reports) })
+      for (const one of imported.reports)
         console.log(`imported ${one.filters.length} filters for ${one.report_id}: ${one.filters.map((filter) => filter.label).join(", ")}`)
-      }
       console.log(`done${describeProjected(await projectedThrough(sql, seq, settings.projectionWaitMs))}`)
       return
     }

@@ -1,7 +1,7 @@
 import { parse } from "csv-parse/sync"
 import readXlsxFile from "read-excel-file/node"
 import { decodeIssues } from "../contracts/contract.ts"
-import { FiltersImported, type FilterValue, type ReportFilter } from "../contracts/reports.ts"
+import { FilterSheetImported, FiltersImported, type FilterValue, type ReportFilter } from "../contracts/reports.ts"
 import { columnProblem, MAX_EXPRESSIONS } from "./filter-url.ts"
 
 /**
@@ -242,3 +242,9 @@ export const importFilterSheet = async (
   }
   return { ok: true, reports }
 }
+
+/** An imported sheet as the one registry event that carries it whole. */
+export const sheetEvent = (reports: ReadonlyArray<ImportedReport>): typeof FilterSheetImported.Type => ({
+  file_name: reports[0]?.file_name ?? "",
+  reports: reports.map(({ report_id, filters }) => ({ report_id, filters }))
+})

@@ -1,8 +1,22 @@
 import { describeIssues } from "../../contracts/issues.ts"
-import { reportEventTypes } from "../../contracts/reports.ts"
+import { reportEventTypes, type ReportFilter } from "../../contracts/reports.ts"
 import { decodeEnvelope } from "../../contracts/sender-envelope.ts"
 import { poison, type Projection, rows, skip } from "../projection.ts"
 import { reportsMarts } from "./marts.ts"
+
+/** One report's imported filters: the set (the report's current one) and its rows, in order. */
+const filterSet = (setId: string, reportId: string, fileName: string, filters: ReadonlyArray<ReportFilter>, at: string) => ({
+  set: { report_id: reportId, set_id: setId, file_name: fileName, imported_at: at },
+  history: filters.map((filter, position) => ({
+    set_id: setId,
+    position,
+    report_id: reportId,
+    filter_label: filter.label,
+    column_name: filter.column,
+    allowed_values: JSON.stringify(filter.allowed_values),
+    default_value: JSON.stringify(filter.default)
+  }))
+})
 
 /** Registry events become the registry's marts: a registration upserted, a page list or filter sheet kept whole under its event's id. */
 export const reportsProjection: Projection = {
@@ -47,18 +61,16 @@ export const reportsProjection: Projection = {
       }
       case "report.filters_imported": {
         const { report_id, file_name, filters } = change.data
-        return rows({
-          report_filter_sets: [{ report_id, set_id: event.dedupeKey, file_name, imported_at: at }],
-          report_filter_history: filters.map((filter, position) => ({
-            set_id: event.dedupeKey,
-            position,
-            report_id,
-            filter_label: filter.label,
-            column_name: filter.column,
-            allowed_values: JSON.stringify(filter.allowed_values),
-            default_value: JSON.stringify(filter.default)
-          }))
-        })
+        const set = filterSet(event.dedupeKey, report_id, file_name, filters, at)
+        return rows({ report_filter_sets: [set.set], report_filter_history: set.history })
+      }
+      case "report.filter_sheet_imported": {
+        const { file_name, reports } = change.data
+        // Each report's filters a set of their own (keyed by the event and the report), as one import of each.
+        const sets = reports.map(({ report_id, filters }) =>
+          filterSet(`${event.dedupeKey}:${report_id}`, report_id, file_name, filters, at)
+        )
+        return rows({ report_filter_sets: sets.map((one) => one.set), report_filter_history: sets.flatMap((one) => one.history) })
       }
       default:
         return skip

@@ -87,6 +87,41 @@ describe("the report registry's projection", () => {
     })
   })
 
+  it("keeps a sheet for several reports as one set each, from one event", () => {
+    const outcome = reportsProjection.project(
+      event(
+        "report.filter_sheet_imported",
+        {
+          file_name: "filters.xlsx (sheet filters)",
+          reports: [
+            { report_id: "sales", filters: [{ label: "Year", column: "Calendar/Year", allowed_values: [2024], default: null }] },
+            { report_id: "oee", filters: [{ label: "Line", column: "Machine/Line", allowed_values: ["L1", "L2"], default: "L1" }] }
+          ]
+        },
+        "reg_11"
+      )
+    )
+    expect(outcome).toMatchObject({
+      rows: {
+        report_filter_sets: [
+          { report_id: "sales", set_id: "registry:reg_11:sales", file_name: "filters.xlsx (sheet filters)" },
+          { report_id: "oee", set_id: "registry:reg_11:oee" }
+        ],
+        report_filter_history: [
+          { set_id: "registry:reg_11:sales", position: 0, report_id: "sales", filter_label: "Year", default_value: "null" },
+          {
+            set_id: "registry:reg_11:oee",
+            position: 0,
+            report_id: "oee",
+            filter_label: "Line",
+            allowed_values: '["L1","L2"]',
+            default_value: '"L1"'
+          }
+        ]
+      }
+    })
+  })
+
   it("sends a change the contract refuses to the dead letters, naming the field", () => {
     const outcome = reportsProjection.project(event("report.registered", { report_id: "bad id!", title: "x", engine: "embed" }))
     expect(outcome).toMatchObject({ _tag: "Poison", reason: expect.stringMatching(/report_id/) })
