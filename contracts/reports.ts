@@ -13,6 +13,9 @@ export const ReportId = Schema.String.check(
   Schema.isPattern(/^[A-Za-z0-9_-]{1,64}$/, { message: "Expected a report id of 1 to 64 letters, digits, '_' or '-', e.g. sales-overview" })
 )
 
+/** Whether a value is a {@link ReportId}: checked before an id from a URL or a body reaches a query. */
+export const isReportId = Schema.is(ReportId)
+
 /** How a report is rendered: Power BI's Export To File API (a workspace on a capacity), or headless Chromium loading its embed URL. */
 export const REPORT_ENGINES = ["powerbi", "embed"] as const
 export type ReportEngine = (typeof REPORT_ENGINES)[number]

@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url"
 import type { JetStreamClient } from "@nats-io/jetstream"
 import { Schema } from "effect"
 import type postgres from "postgres"
-import { PagesSet, ReportFilter, ReportId, ReportPage, ReportRegistered, REPORTS_ADMIN_SCOPE } from "../contracts/reports.ts"
+import { isReportId, PagesSet, ReportFilter, ReportPage, ReportRegistered, REPORTS_ADMIN_SCOPE } from "../contracts/reports.ts"
 import { Forbidden, NotFound } from "../read/errors.ts"
 import type { ApiContext, ApiExtension } from "../read/server.ts"
 import { importFilterSheet, sheetEvent } from "./import.ts"
@@ -90,7 +90,6 @@ export interface ReportsApiDeps {
   readonly maxSheetBytes?: number
 }
 
-const isReportId = Schema.is(ReportId)
 const JOB_ID = /^exp_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const PAGES_DIR = join(dirname(fileURLToPath(import.meta.url)), "pages")
 const ASSET_TYPES: Readonly<Record<string, string>> = {

@@ -205,10 +205,9 @@ export const reportsCommand = async (source: SettingSource, args: ReadonlyArray<
       if (job.status === "Failed") throw new Error(`job ${job.id} failed: ${job.error ?? "no reason recorded"}`)
       const file = await jobFile(sql, job)
       if (file === undefined) throw new Error(`job ${job.id} succeeded but its file has left the cache: export again`)
-      await writeFile(userPath(source, values.out), file.bytes)
-      console.log(
-        `wrote ${userPath(source, values.out)} (${file.bytes.length} bytes, ${file.contentType}${job.cached ? ", from the cache" : ""}) for job ${job.id}`
-      )
+      const out = userPath(source, values.out)
+      await writeFile(out, file.bytes)
+      console.log(`wrote ${out} (${file.bytes.length} bytes, ${file.contentType}${job.cached ? ", from the cache" : ""}) for job ${job.id}`)
       return
     }
     throw new Error(`usage:\n${REPORTS_USAGE}`)

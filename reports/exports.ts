@@ -1,7 +1,6 @@
 import type { JetStreamClient } from "@nats-io/jetstream"
-import { Schema } from "effect"
 import type postgres from "postgres"
-import { ReportId } from "../contracts/reports.ts"
+import { isReportId } from "../contracts/reports.ts"
 import { activeGeneration } from "../consumers/registry.ts"
 import { logEvent } from "../platform/logger.ts"
 import { acceptJob, type Job } from "./jobs.ts"
@@ -9,8 +8,6 @@ import type { Report } from "./model.ts"
 import { queueJob } from "./queue.ts"
 import { findReport, listReports, reportFilters, reportPages } from "./registry.ts"
 import { cacheKeyOf, type Problem, validateExport } from "./validate.ts"
-
-const isReportId = Schema.is(ReportId)
 
 /** The data version results are cached by: the generation and position of the projection of the report's mart. */
 export const dataVersion = async (sql: postgres.Sql, report: Report): Promise<string> => {

@@ -98,6 +98,15 @@ export const findJob = async (sql: Sql, id: string): Promise<Job | undefined> =>
   return row === undefined ? undefined : toJob(row)
 }
 
+/** A job answered from the cache, Succeeded at once, when a fresh file for `cacheKey` is there; undefined when not. */
+const cachedJob = async (sql: Sql, cacheKey: string, spec: JobSpec): Promise<Job | undefined> => {
+  const [row] = await sql`INSERT INTO ingest.report_exports (id, cache_key, spec, status, percent, cached)
+    SELECT ${`exp_${randomUUID()}`}, ${cacheKey}, ${sql.json(spec as never)}, 'Succeeded', 100, true
+    WHERE EXISTS (SELECT 1 FROM ingest.report_export_files WHERE cache_key = ${cacheKey} AND expires_at > now())
+    RETURNING *`
+  return row === undefined ? undefined : toJob(row)
+}
+
 /**
  * A job for `spec`: answered from the cache when a fresh file exists (Succeeded at once, nothing to
  * queue), joined when an identical job is in flight, or new (NotStarted: the caller queues it).
@@ -108,20 +117,14 @@ export const acceptJob = async (
   spec: JobSpec
 ): Promise<{ readonly job: Job; readonly queue: boolean }> => {
   // A cache hit needs no lock (a Succeeded row is never joined): identical requests are answered side by side.
-  const [hit] = await sql`INSERT INTO ingest.report_exports (id, cache_key, spec, status, percent, cached)
-    SELECT ${`exp_${randomUUID()}`}, ${cacheKey}, ${sql.json(spec as never)}, 'Succeeded', 100, true
-    WHERE EXISTS (SELECT 1 FROM ingest.report_export_files WHERE cache_key = ${cacheKey} AND expires_at > now())
-    RETURNING *`
-  if (hit !== undefined) return { job: toJob(hit), queue: false }
+  const hit = await cachedJob(sql, cacheKey, spec)
+  if (hit !== undefined) return { job: hit, queue: false }
   return sql.begin(async (tx) => {
     // Serialised per key, so two identical requests at once make one job.
     await tx`SELECT pg_advisory_xact_lock(hashtext(${`ingest.report_exports.${cacheKey}`}))`
-    const [fresh] = await tx`SELECT 1 FROM ingest.report_export_files WHERE cache_key = ${cacheKey} AND expires_at > now()`
-    if (fresh !== undefined) {
-      const [row] = await tx`INSERT INTO ingest.report_exports (id, cache_key, spec, status, percent, cached)
-        VALUES (${`exp_${randomUUID()}`}, ${cacheKey}, ${tx.json(spec as never)}, 'Succeeded', 100, true) RETURNING *`
-      return { job: toJob(row as Record<string, unknown>), queue: false }
-    }
+    // The file may have been stored since the look above.
+    const fresh = await cachedJob(tx, cacheKey, spec)
+    if (fresh !== undefined) return { job: fresh, queue: false }
     const [flying] = await tx`SELECT *, (status = 'Running' AND lease_until < now() - ${`${ABANDONED_MS} milliseconds`}::interval)
         OR (status = 'NotStarted' AND updated_at < now() - ${`${ABANDONED_MS} milliseconds`}::interval) AS abandoned
       FROM ingest.report_exports WHERE cache_key = ${cacheKey} AND status IN ('NotStarted', 'Running')`
@@ -226,7 +229,7 @@ export const succeedJob = async (sql: postgres.Sql, job: Job, file: RenderedFile
         SELECT cache_key, sum(size) OVER (ORDER BY created_at DESC, cache_key) AS kept FROM ingest.report_export_files
         WHERE cache_key <> ${job.cacheKey}) newest
       WHERE kept + ${file.bytes.length} > ${bounds.maxBytes})`
-    return done.length > 0
+    return true
   })
 
 /** A failed attempt: back to NotStarted to be tried again (`retry`), or Failed for good. */
