@@ -1,6 +1,7 @@
 import type postgres from "postgres"
 import { qualified, quoteIdent } from "../platform/sql.ts"
 import type { Projection } from "../projections/projection.ts"
+import { rowScopeDdl } from "../projections/row-scope.ts"
 import { tableDdl } from "../projections/statements.ts"
 import { activate } from "./switch.ts"
 
@@ -62,6 +63,7 @@ const makeGeneration = async (tx: postgres.TransactionSql, projection: Projectio
   await tx.unsafe(`CREATE TABLE ${qualified(schema, "dedupe_keys")} (key text PRIMARY KEY, seq bigint NOT NULL)`)
   for (const table of projection.tables) for (const statement of tableDdl(schema, table)) await tx.unsafe(statement)
   for (const statement of projection.extraSql?.(schema) ?? []) await tx.unsafe(statement)
+  for (const statement of rowScopeDdl(schema, projection)) await tx.unsafe(statement)
   const [row] =
     await tx`INSERT INTO ingest.projections (name, generation, version, schema_name, status) VALUES (${projection.name}, ${next}, ${projection.version}, ${schema}, 'building') RETURNING *`
   return toGeneration(row as Record<string, unknown>)

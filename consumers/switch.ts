@@ -49,9 +49,17 @@ export const activate = async (
   const grant = (statement: string) =>
     tx.unsafe(`DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '${READER_ROLE}') THEN ${statement}; END IF; END $$`)
   await grant(`GRANT USAGE ON SCHEMA ${quoteIdent(schema)} TO ${READER_ROLE}`)
+  // A mart behind row-level security is read with the reader's rights (security_invoker), so the
+  // generation's policies see the reader and not the views' owner: the reader then needs the
+  // generation's published objects themselves, which the same policies guard.
+  const invoker = projection.rowScope !== undefined
+  if (invoker) await grant(`GRANT USAGE ON SCHEMA ${quoteIdent(generation.schema)} TO ${READER_ROLE}`)
   for (const name of projection.published) {
     await tx.unsafe(`DROP VIEW IF EXISTS ${qualified(schema, name)}`)
-    await tx.unsafe(`CREATE VIEW ${qualified(schema, name)} AS SELECT * FROM ${qualified(generation.schema, name)}`)
+    await tx.unsafe(
+      `CREATE VIEW ${qualified(schema, name)}${invoker ? " WITH (security_invoker = true)" : ""} AS SELECT * FROM ${qualified(generation.schema, name)}`
+    )
+    if (invoker) await grant(`GRANT SELECT ON ${qualified(generation.schema, name)} TO ${READER_ROLE}`)
     await grant(`GRANT SELECT ON ${qualified(schema, name)} TO ${READER_ROLE}`)
   }
   const legacy = await tx`SELECT viewname FROM pg_views WHERE schemaname = 'mart' AND definition LIKE ${`%proj_${projection.name}_g%`}`

@@ -52,13 +52,35 @@ export const ShipmentReceived = Schema.Struct({
   quantity: PositiveCount
 })
 
+/** Short free text (a name, a city, a region): non-empty, at most 200 characters. */
+const Label = Schema.String.check(
+  Schema.makeFilter((value: string) => value.trim().length > 0 && value.length <= 200, {
+    message: "Expected a non-empty text of at most 200 characters"
+  })
+)
+
+/**
+ * A store's master data (seed 002's `dim_store`), sent when a store opens or changes: the region
+ * is what regional managers' row-level security reads. The newest by event time wins.
+ */
+export const StoreUpdated = Schema.Struct({
+  store_id: Identifier,
+  store_name: Schema.optionalKey(Label),
+  city: Schema.optionalKey(Label),
+  region: Schema.optionalKey(Label.annotate({ description: "e.g. Northeast: a regional manager's scope" })),
+  country: Schema.optionalKey(Label),
+  square_footage: Schema.optionalKey(Count),
+  store_type: Schema.optionalKey(Label)
+})
+
 export const retailEventTypes = {
   "sale.completed": SaleCompleted,
   "return.processed": ReturnProcessed,
   "inventory.updated": InventoryUpdated,
   "price.changed": PriceChanged,
   "traffic.counted": TrafficCounted,
-  "shipment.received": ShipmentReceived
+  "shipment.received": ShipmentReceived,
+  "store.updated": StoreUpdated
 }
 
 export const retailContract = envelopeContract({ name: "retail", domain: "retail", schemaVersion: "retail/v1", types: retailEventTypes })

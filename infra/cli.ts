@@ -19,7 +19,7 @@ import { startPostgres } from "./postgres/database.ts"
 import { deadLettersCommand, projectCommand, rebuildCommand, statusCommand } from "../consumers/cli.ts"
 import { defaultSources } from "../contracts/sources.ts"
 import { PROJECTOR_INBOX_PREFIX } from "../contracts/log.ts"
-import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retailEvents } from "./local/samples.ts"
+import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retailEvents, storeEvents } from "./local/samples.ts"
 import { generateSecrets, startEdgeStack } from "./local/stack.ts"
 import { startClusterStack } from "./local/cluster-stack.ts"
 import { topologyOf, validateTopology } from "./nats/topology.ts"
@@ -39,6 +39,7 @@ import { setLogLevel } from "../platform/logger.ts"
 import { readQuarantine, redriveQuarantined } from "./quarantine.ts"
 import { applyStreams, applyTopologyStreams, DEFAULT_STREAM_SETTINGS, streamDeclarations } from "./streams.ts"
 import {
+  ALL_ROWS,
   authenticate,
   createApiKey,
   ensureApiKeys,
@@ -227,7 +228,7 @@ const up = async (args: ReadonlyArray<string>, shape: "single" | "cluster") => {
           () => state.apiKey,
           () => undefined
         )
-  const apiKey = saved ?? (await createApiKey(sql, "local mesh (npm run up)", ["*"], marts)).key
+  const apiKey = saved ?? (await createApiKey(sql, "local mesh (npm run up)", ["*"], marts, ALL_ROWS)).key
   const reader = postgres(await ensureReaderLogin(sql, pg.url, "ingest_api", state.readerPassword), {
     ...readerConnection,
     max: READ_POOL_SIZE
@@ -370,7 +371,8 @@ const samples = async () => {
       ["aloware", alowareCall(now % 1_000_000_000, new Date(now).toISOString())],
       ["erasure", erasureEvents(8, { firstId: now, day: new Date(now).toISOString().slice(0, 10) })],
       ["oee", oeeEvents("M-01", now)],
-      ["pos", retailEvents("47", now)]
+      ["pos", retailEvents("47", now)],
+      ["pos", [...retailEvents("49", now + 1), ...storeEvents()]]
     ]
     for (const [source, payload] of traffic) {
       const response = await postSigned(edgeUrl, source, payload, state.secrets[source] as string)

@@ -57,7 +57,8 @@ const lastMinutes = (table: string, column: string, minutes: number, of: string)
 export const retailPushDataset: PushDatasetSpec = {
   marts: retailMarts,
   name: "Mesh Retail",
-  version: 1,
+  // 2: DimStore carries the stores' master data (name, city, region ...).
+  version: 2,
   optIn: true,
   tables: [
     { from: "dim_date", as: "DimDate" },

@@ -154,7 +154,7 @@ describe("an opted-in retail dataset for a streaming dashboard", () => {
     await stack.projectToHead(sql, projections.retail as Projection)
     const sink = powerBiSink(powerbi.client(), LOCAL_WORKSPACE, retailPushDataset)
     const report = await sink.provision(false)
-    expect(report).toMatchObject({ dataset: "Mesh Retail v1", created: true, drift: [] })
+    expect(report).toMatchObject({ dataset: "Mesh Retail v2", created: true, drift: [] })
     await recordDataset(sql, retailPushDataset, LOCAL_WORKSPACE, report.datasetId)
     const retailPusher = () => pusher({ sql, sink, spec: retailPushDataset, clock: powerbi.clock, sleep: powerbi.sleep })
     await retailPusher().round()
@@ -169,7 +169,7 @@ describe("an opted-in retail dataset for a streaming dashboard", () => {
     await stack.projectToHead(sql, projections.retail as Projection)
     expect(await retailPusher().round()).toBe(19)
     expect((await expectRetailMirror()).FactSales).toBe(275)
-    const status = (await pushStatus(sql)).filter((row) => row.dataset === "Mesh Retail v1")
+    const status = (await pushStatus(sql)).filter((row) => row.dataset === "Mesh Retail v2")
     expect(status.map((row) => [row.table, row.reloads])).toEqual([
       ["dim_date", 1],
       ["dim_product", 1],

@@ -36,6 +36,19 @@ export interface TableSpec {
   readonly orderBy?: string
   /** Extra indexes, as column lists, for date-range reads. */
   readonly indexes?: ReadonlyArray<ReadonlyArray<string>>
+  /** The column naming the store a row belongs to: readers see the row only when the store is in their row scope ({@link RowScope}). */
+  readonly rowScope?: string
+}
+
+/**
+ * Row-level security by store and region (Postgres policies on the generation's tables): the
+ * table of stores, its store id and its region. A reader's scope (an API key's, a BI login's) is
+ * stores and regions; a region stands for the stores this table places in it.
+ */
+export interface RowScope {
+  readonly stores: string
+  readonly store: string
+  readonly region: string
 }
 
 export type Value = string | number | boolean | null
@@ -66,6 +79,8 @@ export interface MartSet {
    * then runs these once, after the indexes are built.
    */
   readonly afterBulkLoad?: (schema: string) => ReadonlyArray<string>
+  /** Set when readers see this mart's rows by store ({@link TableSpec.rowScope}). */
+  readonly rowScope?: RowScope
   /** Reader-facing objects: table and view names published as `mart_<name>.<object>`. */
   readonly published: ReadonlyArray<string>
 }

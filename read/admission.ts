@@ -1,5 +1,6 @@
 import type postgres from "postgres"
 import { Busy } from "./errors.ts"
+import { NO_ROWS, READER_SCOPE_SETTING, type RowScope, sessionScope } from "./row-scope.ts"
 
 /** The two kinds of query the read API runs: long ones (exports, pages, counts, summaries) and key checks. */
 export type QueryKind = "long" | "short"
@@ -44,12 +45,13 @@ export const admission = (sql: postgres.Sql, slots: Readonly<Record<QueryKind, n
     used[kind]--
     if (kind === "short") waiting.shift()?.()
   }
-  const reserve = async (kind: QueryKind, timeoutMs: number): Promise<Slot> => {
+  const reserve = async (kind: QueryKind, timeoutMs: number, rows: RowScope = NO_ROWS): Promise<Slot> => {
     await take(kind, timeoutMs)
     let connection: postgres.ReservedSql | undefined
     try {
       connection = await sql.reserve()
-      await connection.unsafe(`SET statement_timeout = ${Math.max(0, Math.round(timeoutMs))}`)
+      // Every reservation sets the request's row scope, so none is ever left from another request's key.
+      await connection`SELECT set_config('statement_timeout', ${String(Math.max(0, Math.round(timeoutMs)))}, false), set_config(${READER_SCOPE_SETTING}, ${sessionScope(rows)}, false)`
     } catch (error) {
       connection?.release()
       give(kind)
@@ -65,6 +67,7 @@ export const admission = (sql: postgres.Sql, slots: Readonly<Record<QueryKind, n
         released = true
         try {
           await reserved.unsafe("RESET statement_timeout")
+          await reserved`SELECT set_config(${READER_SCOPE_SETTING}, '', false)`
         } catch {
           // a broken connection is replaced by the pool; nothing is left set on it
         } finally {
@@ -77,8 +80,8 @@ export const admission = (sql: postgres.Sql, slots: Readonly<Record<QueryKind, n
   return {
     reserve,
     /** Runs `query` on a slot of `kind` and gives the slot back, whatever happens. */
-    run: async <A>(kind: QueryKind, timeoutMs: number, query: (slot: Slot) => Promise<A>): Promise<A> => {
-      const slot = await reserve(kind, timeoutMs)
+    run: async <A>(kind: QueryKind, timeoutMs: number, query: (slot: Slot) => Promise<A>, rows: RowScope = NO_ROWS): Promise<A> => {
+      const slot = await reserve(kind, timeoutMs, rows)
       try {
         return await query(slot)
       } finally {

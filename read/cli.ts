@@ -6,6 +6,7 @@ import { databaseUrl, optionalSetting, requiredSetting, type SettingSource, whol
 import { marts } from "./feeds.ts"
 import { createApiKey, listApiKeys, revokeApiKey } from "./keys.ts"
 import { ensureReaderLogin } from "./roles.ts"
+import { describeRowScope, parseRowScope, readsScopedRows, scopedMarts } from "./row-scope.ts"
 import { DEFAULT_STREAM_LIMITS } from "./stream.ts"
 import { type ApiExtension, DEFAULT_EXPORT_TIMEOUT_MS, DEFAULT_PAGE_TIMEOUT_MS, serveReadApi } from "./server.ts"
 
@@ -32,25 +33,37 @@ export const keysCommand = async (source: SettingSource, args: ReadonlyArray<str
   const sql = postgres(databaseUrl(source), { max: 1, onnotice: () => {} })
   try {
     if (action === "create") {
-      const { values } = parseArgs({ args: rest, options: { name: { type: "string" }, marts: { type: "string" } } })
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          name: { type: "string" },
+          marts: { type: "string" },
+          stores: { type: "string" },
+          regions: { type: "string" },
+          "all-rows": { type: "boolean" }
+        }
+      })
       if (values.name === undefined || values.marts === undefined)
-        throw new Error(`usage: keys create --name <who it is for> --marts <${[...marts, REPORTS_ADMIN_SCOPE].join(",")}|*>`)
+        throw new Error(
+          `usage: keys create --name <who it is for> --marts <${[...marts, REPORTS_ADMIN_SCOPE].join(",")}|*> [--stores 47,48] [--regions Northeast] [--all-rows]`
+        )
       const { key, apiKey } = await createApiKey(
         sql,
         values.name,
         values.marts.split(",").map((mart) => mart.trim()),
         // Besides the marts: the scope that may change the report registry.
-        [...marts, REPORTS_ADMIN_SCOPE]
+        [...marts, REPORTS_ADMIN_SCOPE],
+        parseRowScope({ stores: values.stores, regions: values.regions, allRows: values["all-rows"] })
       )
       console.log(
-        `created key ${apiKey.id} "${apiKey.name}" for marts ${apiKey.marts.join(", ")}\n\n  ${key}\n\nThis is the only time the key is shown: only its hash is stored.`
+        `created key ${apiKey.id} "${apiKey.name}" for marts ${apiKey.marts.join(", ")}${readsScopedRows(apiKey.marts) ? `, ${describeRowScope(apiKey.rows)} of ${scopedMarts.join(", ")}` : ""}\n\n  ${key}\n\nThis is the only time the key is shown: only its hash is stored.`
       )
       return
     }
     if (action === "list") {
       for (const key of await listApiKeys(sql)) {
         console.log(
-          `${key.id}  ${key.revokedAt === null ? "active " : "revoked"}  ${key.marts.join(",").padEnd(24)}  ${key.createdAt}  ${key.name}`
+          `${key.id}  ${key.revokedAt === null ? "active " : "revoked"}  ${key.marts.join(",").padEnd(24)}  ${(readsScopedRows(key.marts) ? describeRowScope(key.rows) : "-").padEnd(24)}  ${key.createdAt}  ${key.name}`
         )
       }
       return
@@ -71,23 +84,40 @@ export const keysCommand = async (source: SettingSource, args: ReadonlyArray<str
 }
 
 /**
- * `mesh reader-login <login> [--marts-only]`: the `ingest_reader` group and a login in it, with
- * READER_PASSWORD; prints its URL. `--marts-only` for a BI user (the key table stays out of reach).
+ * `mesh reader-login <login> [--marts-only --stores … | --regions … | --all-rows]`: the
+ * `ingest_reader` group and a login in it, with READER_PASSWORD; prints its URL. Without
+ * `--marts-only` it is the read API's login (it reads the key table, and each request's rows are
+ * its key's); with it, a BI user's (Power BI's PostgreSQL connector, DirectQuery), who sees the
+ * store-scoped marts' rows it is given here — and none unless given some.
  */
 export const readerLoginCommand = async (source: SettingSource, args: ReadonlyArray<string>): Promise<void> => {
   const { values, positionals } = parseArgs({
     args: [...args],
     allowPositionals: true,
-    options: { "marts-only": { type: "boolean", default: false } }
+    options: {
+      "marts-only": { type: "boolean", default: false },
+      stores: { type: "string" },
+      regions: { type: "string" },
+      "all-rows": { type: "boolean" }
+    }
   })
   const [login] = positionals
-  const usage = "usage: READER_PASSWORD=… npm run mesh -- reader-login <login> [--marts-only]"
+  const usage =
+    "usage: READER_PASSWORD=… npm run mesh -- reader-login <login> [--marts-only (--stores 47,48 | --regions Northeast | --all-rows)]"
   if (login === undefined) throw new Error(usage)
+  const rows = parseRowScope({ stores: values.stores, regions: values.regions, allRows: values["all-rows"] })
+  // A row scope is a BI user's: it implies --marts-only.
+  const biUser = values["marts-only"] || rows !== undefined
+  if (biUser && rows === undefined)
+    throw new Error(
+      `a BI login sees the ${scopedMarts.join(", ")} mart's rows by store: give --stores 47,48, --regions Northeast, or --all-rows for every row`
+    )
   const password = requiredSetting(source, { env: "READER_PASSWORD" }, usage)
   const url = databaseUrl(source)
   const sql = postgres(url, { max: 1, onnotice: () => {} })
   try {
-    const readerUrl = await ensureReaderLogin(sql, url, login, password, { apiKeys: !values["marts-only"] })
+    const readerUrl = await ensureReaderLogin(sql, url, login, password, rows === undefined ? { apiKeys: true } : { apiKeys: false, rows })
+    if (rows !== undefined) console.log(`${login} sees ${describeRowScope(rows)} of ${scopedMarts.join(", ")}`)
     console.log(`READ_DATABASE_URL=${readerUrl}`)
   } finally {
     await sql.end({ timeout: 5 })

@@ -7,6 +7,7 @@ import { crmProjection } from "../projections/crm/projection.ts"
 import { retailProjection } from "../projections/retail/projection.ts"
 import { marts } from "./feeds.ts"
 import { createApiKey } from "./keys.ts"
+import { ALL_ROWS } from "./row-scope.ts"
 
 let stack: LogStack
 let api: ReadApiHarness
@@ -37,7 +38,7 @@ beforeAll(async () => {
   // Activated one after the other, crm first: before namespaces, mart.dim_date then showed retail's days only.
   await stack.projectToHead(sql, crmProjection)
   await stack.projectToHead(sql, retail)
-  key = (await createApiKey(sql, "all", ["*"], marts)).key
+  key = (await createApiKey(sql, "all", ["*"], marts, ALL_ROWS)).key
   api = await startReadApi(sql, url, { maxStreams: 2, accessLog: false })
 }, 120_000)
 

@@ -14,6 +14,7 @@ import { oeeProjection } from "../projections/oee/projection.ts"
 import { exportEndpoints } from "./exports.ts"
 import { marts } from "./feeds.ts"
 import { createApiKey, revokeApiKey } from "./keys.ts"
+import { ALL_ROWS } from "./row-scope.ts"
 import { serveReadApi } from "./server.ts"
 
 let stack: LogStack
@@ -136,9 +137,9 @@ beforeAll(async () => {
   await appendAsEdge(stack.js, "hubspot", hubspotBatch(6, { firstEventId: 500, occurredAt: Date.parse("2025-01-15T09:00:00Z") }))
   await appendAsEdge(stack.js, "pos", retailEvents("47", Date.parse("2025-01-15T12:00:00Z")))
   for (const projection of Object.values(projections)) await stack.projectToHead(owner, projection)
-  keys.all = (await createApiKey(owner, "all marts", ["*"], marts)).key
+  keys.all = (await createApiKey(owner, "all marts", ["*"], marts, ALL_ROWS)).key
   keys.warehouse = (await createApiKey(owner, "warehouse only", ["warehouse"], marts)).key
-  keys.revoked = (await createApiKey(owner, "revoked", ["*"], marts)).key
+  keys.revoked = (await createApiKey(owner, "revoked", ["*"], marts, ALL_ROWS)).key
   await revokeApiKey(owner, keys.revoked)
   api = await startReadApi(owner, database.url, { maxStreams: 2, accessLog: false })
   readerSql = api.sql
@@ -413,7 +414,7 @@ describe("API keys", () => {
   it("without a key: 401 naming where to put one; a revoked key: 401; an unknown key: 401", async () => {
     const none = await get("/api/powerbi/daily-stats", null)
     expect(none.status).toBe(401)
-    expect(((await none.json()) as { message: string }).message).toMatch(/X-API-Key header or the api_key query parameter/)
+    expect(((await none.json()) as { message: string }).message).toMatch(/X-API-Key header, as Authorization: Bearer <key>, or in the api_key query parameter/)
     const revoked = await get("/api/powerbi/daily-stats", keys.revoked)
     expect(revoked.status).toBe(401)
     expect(((await revoked.json()) as { message: string }).message).toMatch(/revoked/)

@@ -8,11 +8,12 @@ import { exportCopy, exportEndpoints } from "./exports.ts"
 import { findFeed, martFeeds, marts } from "./feeds.ts"
 import { contentTypes, csvFromCopy, jsonFromCopy } from "./formats.ts"
 import { DEFAULT_STREAM_LIMITS, pullStream, type StreamLimits } from "./stream.ts"
-import { ALL_MARTS, authenticate, parseApiKey } from "./keys.ts"
+import { ALL_MARTS, authenticate, parseApiKey, presentedKey } from "./keys.ts"
 import { metadataXml, ODATA_JSON, odataPage, pageQuery, pageSizeFor, parseODataOptions, serviceDocument } from "./odata.ts"
 import { openApiDocument, docsPage } from "./openapi.ts"
 import { API_KEY_PARAM, parseParams } from "./params.ts"
 import { readerQueries } from "./queries.ts"
+import type { RowScope } from "./row-scope.ts"
 import type { RowQuery } from "./rows.ts"
 import { warehouseDay } from "./stats.ts"
 import { xlsxFromCopy } from "./xlsx.ts"
@@ -58,7 +59,7 @@ export interface ApiExtension {
 export const DEFAULT_EXPORT_TIMEOUT_MS = 60_000
 export const DEFAULT_PAGE_TIMEOUT_MS = 10_000
 
-type Variables = { marts: ReadonlyArray<string>; keyId: string }
+type Variables = { marts: ReadonlyArray<string>; keyId: string; rows: RowScope }
 type Env = { Variables: Variables; Bindings: Partial<HttpBindings> }
 export type ApiEnv = Env
 export type ApiContext = Context<Env>
@@ -149,12 +150,13 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
 
   for (const prefix of ["/api/*", "/metrics/*", "/odata/*"]) {
     app.use(prefix, async (c, next) => {
-      const presented = c.req.header("x-api-key") ?? c.req.query(API_KEY_PARAM)
+      const presented = presentedKey(c.req.header("x-api-key"), c.req.header("authorization"), c.req.query(API_KEY_PARAM))
       // A missing or malformed key is refused before it takes a key-check slot.
       parseApiKey(presented)
       const key = await shortQuery("any", (sql) => authenticate(sql, presented))
       c.set("marts", key.marts)
       c.set("keyId", key.id)
+      c.set("rows", key.rows)
       c.header("Cache-Control", "no-store")
       await next()
     })
@@ -162,7 +164,7 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
 
   const summary = async (c: ApiContext, day: string) => {
     allow(c, "warehouse")
-    return c.json(await shortQuery("warehouse", (sql) => warehouseDay(sql, day)))
+    return c.json(await shortQuery("warehouse", (sql) => warehouseDay(sql, day), c.get("rows")))
   }
   app.get("/metrics/today", (c) => summary(c, today()))
   app.get("/metrics/yesterday", (c) => summary(c, new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)))
@@ -182,7 +184,7 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
       const head = headersOnly(c, headers)
       if (head !== undefined) return head
       // The rows' bytes come from COPY: Postgres formats every field, and no row becomes an object on our side.
-      const bytes = await copy(endpoint.mart, statement, exportTimeout)
+      const bytes = await copy(c.get("rows"), endpoint.mart, statement, exportTimeout)
       const body =
         params.format === "csv"
           ? csvFromCopy(columns, bytes.chunks, params.booleans.include_headers !== false)
@@ -224,7 +226,7 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
     const { mart, feed } = feedOf(c)
     const options = parseODataOptions(feed, new URL(c.req.url).searchParams)
     const { count } = pageQuery(feed, { ...options, count: true }, 1)
-    return c.text(await countOf(mart, count as RowQuery))
+    return c.text(await countOf(c.get("rows"), mart, count as RowQuery))
   })
   app.get("/odata/:mart/:set", async (c) => {
     const { mart, root, feed } = feedOf(c)
@@ -239,8 +241,8 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
     const head = headersOnly(c, headers)
     if (head !== undefined) return head
     const blame = options.after === undefined ? "$filter" : "$skiptoken"
-    const total = query.count === undefined ? undefined : await countOf(mart, query.count)
-    const rows = await stream(mart, query.rows, pageTimeout, blame)
+    const total = query.count === undefined ? undefined : await countOf(c.get("rows"), mart, query.count)
+    const rows = await stream(c.get("rows"), mart, query.rows, pageTimeout, blame)
     const body = odataPage({ root, feed, url, options, query, total, batches: rows.batches })
     return new Response(pullStream(body, rows.close, limits, dropConnectionOf(c)), { headers })
   })

@@ -114,6 +114,14 @@ export const retailEvents = (storeId = "47", at = Date.parse("2025-01-15T12:00:0
   { id: `traffic_${storeId}_${at}`, type: "traffic.counted", timestamp: iso(at), data: { store_id: storeId, visitors: 31 } }
 ]
 
+/** Stores' master data (seed 002's dim_store), with the regions regional managers' row scopes name. */
+export const storeEvents = (at = Date.parse("2025-01-15T08:00:00Z")) =>
+  [
+    { store_id: "47", store_name: "Boston Downtown", city: "Boston", region: "Northeast", country: "US", store_type: "flagship" },
+    { store_id: "48", store_name: "Providence Mall", city: "Providence", region: "Northeast", country: "US", store_type: "mall" },
+    { store_id: "49", store_name: "Denver Union", city: "Denver", region: "West", country: "US", store_type: "street" }
+  ].map((data) => ({ id: `store_${data.store_id}_${at}`, type: "store.updated", timestamp: iso(at), data }))
+
 /** Headers that authenticate `body` for a source of `scheme`, as its sender would sign it. */
 export const signFor = (
   scheme: Scheme,

@@ -22,6 +22,7 @@ export const retailTables: ReadonlyArray<TableSpec> = [
       timestamp("sold_at")
     ],
     key: ["sale_id"],
+    rowScope: "store_key",
     merge: "insert",
     indexes: [["date_key"], ["sold_at"]]
   },
@@ -38,6 +39,7 @@ export const retailTables: ReadonlyArray<TableSpec> = [
       timestamp("counted_at")
     ],
     key: ["inventory_id"],
+    rowScope: "store_key",
     merge: "insert",
     indexes: [["date_key"]]
   },
@@ -52,6 +54,7 @@ export const retailTables: ReadonlyArray<TableSpec> = [
       timestamp("counted_at")
     ],
     key: ["traffic_id"],
+    rowScope: "store_key",
     merge: "insert"
   },
   {
@@ -66,6 +69,7 @@ export const retailTables: ReadonlyArray<TableSpec> = [
       timestamp("received_at")
     ],
     key: ["shipment_id"],
+    rowScope: "store_key",
     merge: "insert"
   },
   {
@@ -79,10 +83,28 @@ export const retailTables: ReadonlyArray<TableSpec> = [
       timestamp("changed_at")
     ],
     key: ["price_id"],
+    rowScope: "store_key",
     merge: "insert"
   },
   { name: "dim_product", columns: [text("product_key"), text("sku")], key: ["product_key"], merge: "insert" },
-  { name: "dim_store", columns: [text("store_key"), text("store_id")], key: ["store_key"], merge: "insert" },
+  {
+    name: "dim_store",
+    columns: [
+      text("store_key"),
+      text("store_id"),
+      text("store_name", true),
+      text("city", true),
+      text("region", true),
+      text("country", true),
+      integer("square_footage", true),
+      text("store_type", true),
+      timestamp("updated_at")
+    ],
+    key: ["store_key"],
+    merge: "latest",
+    orderBy: "updated_at",
+    rowScope: "store_id"
+  },
   { name: "dim_date", columns: dimDateColumns, key: ["date_key"], merge: "insert" },
   {
     name: "sales_velocity_5m",
@@ -98,6 +120,7 @@ export const retailTables: ReadonlyArray<TableSpec> = [
       numeric("late_revenue")
     ],
     key: ["window_start", "store_id", "product_id"],
+    rowScope: "store_id",
     merge: "increment",
     indexes: [["window_start"]]
   },
@@ -112,6 +135,7 @@ export const retailTables: ReadonlyArray<TableSpec> = [
       numeric("late_revenue")
     ],
     key: ["hour_start", "store_id"],
+    rowScope: "store_id",
     merge: "increment",
     indexes: [["hour_start"]]
   },
@@ -119,6 +143,7 @@ export const retailTables: ReadonlyArray<TableSpec> = [
     name: "stock_level",
     columns: [text("store_id"), text("product_id"), integer("quantity_on_hand"), integer("reorder_point", true), timestamp("as_of")],
     key: ["store_id", "product_id"],
+    rowScope: "store_id",
     merge: "latest",
     orderBy: "as_of"
   }
@@ -156,7 +181,8 @@ export const anomalyColumns: ReadonlyArray<DerivedColumn> = [
 const anomalyView = (schema: string) => {
   const velocity = qualified(schema, "sales_velocity_5m")
   const step = `interval '${WINDOW_MINUTES} minutes'`
-  return `CREATE VIEW ${qualified(schema, "sales_velocity_anomalies")} AS
+  // security_invoker: the reader's row scope applies to the windows the view reads.
+  return `CREATE VIEW ${qualified(schema, "sales_velocity_anomalies")} WITH (security_invoker = true) AS
     WITH sold AS (
       SELECT store_id, product_id, window_start, quantity + late_quantity AS quantity FROM ${velocity}
     ), candidates AS (
@@ -192,5 +218,6 @@ export const retailMarts: MartSet = {
     { name: "sales_velocity_anomalies", columns: anomalyColumns.map(([column]) => column), key: ["store_id", "product_id", "window_start"] }
   ],
   extraSql: (schema) => [anomalyView(schema)],
+  rowScope: { stores: "dim_store", store: "store_id", region: "region" },
   published: [...retailTables.map((table) => table.name), "sales_velocity_anomalies"]
 }

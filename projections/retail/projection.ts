@@ -14,6 +14,24 @@ const floorTo = (iso: string, minutes: number): number => {
   return millis - (((millis % size) + size) % size)
 }
 
+/**
+ * The row a store's facts make in `dim_store` before (or without) its master data: dated at the
+ * epoch, so any `store.updated` (newest by event time) replaces it and no fact ever overwrites one.
+ */
+export const STORE_KEY_ONLY_AT = "1970-01-01T00:00:00.000Z"
+
+const storeKeyRow = (store: string): Row => ({
+  store_key: store,
+  store_id: store,
+  store_name: null,
+  city: null,
+  region: null,
+  country: null,
+  square_footage: null,
+  store_type: null,
+  updated_at: STORE_KEY_ONLY_AT
+})
+
 export interface RetailOptions {
   /** How long after a window closes an event may still arrive and count in the window's main columns. */
   readonly latenessMs: number
@@ -30,7 +48,9 @@ export const retailProjection = (options: RetailOptions): Projection => ({
   ...retailMarts,
   // 2: the anomaly view's rows are the windows near sales, not every window since a product's first sale.
   // 3: sales before 1970 are windowed in the window that holds them.
-  version: 3,
+  // 4: dim_store holds the stores' master data (store.updated: name, city, region ...) and every
+  //    table with a store is behind row-level security by store and region.
+  version: 4,
   domain: "retail",
   project: (event) => {
     const decoded = decodeEnvelope(retailEventTypes, event.payload)
@@ -39,7 +59,7 @@ export const retailProjection = (options: RetailOptions): Projection => ({
     const { id } = pos
     const at = new Date(pos.timestamp).toISOString()
     const dims = (store: string, product?: string): Record<string, ReadonlyArray<Row>> => ({
-      dim_store: [{ store_key: store, store_id: store }],
+      dim_store: [storeKeyRow(store)],
       dim_date: [dateRow(at)],
       ...(product === undefined ? {} : { dim_product: [{ product_key: product, sku: product }] })
     })
@@ -184,6 +204,24 @@ export const retailProjection = (options: RetailOptions): Projection => ({
               store_key: shipment.store_id,
               quantity: shipment.quantity,
               received_at: at
+            }
+          ]
+        })
+      }
+      case "store.updated": {
+        const store = pos.data
+        return rows({
+          dim_store: [
+            {
+              store_key: store.store_id,
+              store_id: store.store_id,
+              store_name: store.store_name ?? null,
+              city: store.city ?? null,
+              region: store.region ?? null,
+              country: store.country ?? null,
+              square_footage: store.square_footage ?? null,
+              store_type: store.store_type ?? null,
+              updated_at: at
             }
           ]
         })

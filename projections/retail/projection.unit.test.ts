@@ -3,7 +3,7 @@ import { RESTOCK_SUBJECT } from "../../contracts/log.ts"
 import { retailEvents } from "../../infra/local/samples.ts"
 import { type LogEvent, type Outcome, stateKey } from "../projection.ts"
 import type { Row } from "../table.ts"
-import { restockAlerts, retailProjection } from "./projection.ts"
+import { restockAlerts, retailProjection, STORE_KEY_ONLY_AT } from "./projection.ts"
 
 type Envelope = { readonly id: string; readonly type: string; readonly timestamp: string; readonly data: unknown }
 
@@ -48,8 +48,20 @@ const WEDNESDAY_15_JAN = {
   is_weekend: false,
   is_holiday: false
 }
+/** A store as its facts know it: its id, and none of the master data only store.updated brings. */
+const STORE_47 = {
+  store_key: "47",
+  store_id: "47",
+  store_name: null,
+  city: null,
+  region: null,
+  country: null,
+  square_footage: null,
+  store_type: null,
+  updated_at: STORE_KEY_ONLY_AT
+}
 const DIMS = {
-  dim_store: [{ store_key: "47", store_id: "47" }],
+  dim_store: [STORE_47],
   dim_date: [WEDNESDAY_15_JAN],
   dim_product: [{ product_key: "SKU123", sku: "SKU123" }]
 }
@@ -297,6 +309,31 @@ describe("retail projection: returns, stock, prices, traffic and shipments", () 
     expect(one(first, "price_history")).toMatchObject({ old_price: null, new_price: 3 })
   })
 
+  it("writes a store's master data to dim_store, dated at its event time so it outranks the rows facts make", () => {
+    const payload = {
+      id: "store_47",
+      type: "store.updated",
+      timestamp: "2025-01-15T12:00:00Z",
+      data: { store_id: "47", store_name: "Downtown", city: "Boston", region: "Northeast", square_footage: 12000 }
+    }
+    expect(projection.project(logEvent(payload))).toEqual({
+      _tag: "Rows",
+      rows: {
+        dim_store: [
+          {
+            ...STORE_47,
+            store_name: "Downtown",
+            city: "Boston",
+            region: "Northeast",
+            square_footage: 12000,
+            updated_at: "2025-01-15T12:00:00.000Z"
+          }
+        ]
+      }
+    })
+    expect(STORE_KEY_ONLY_AT < "2025-01-15T12:00:00.000Z").toBe(true)
+  })
+
   it("writes footfall with its store and day but no product", () => {
     const payload = {
       id: "traffic_1",
@@ -307,7 +344,7 @@ describe("retail projection: returns, stock, prices, traffic and shipments", () 
     expect(projection.project(logEvent(payload))).toEqual({
       _tag: "Rows",
       rows: {
-        dim_store: [{ store_key: "47", store_id: "47" }],
+        dim_store: [STORE_47],
         dim_date: [WEDNESDAY_15_JAN],
         fact_traffic: [
           {
