@@ -414,7 +414,9 @@ describe("API keys", () => {
   it("without a key: 401 naming where to put one; a revoked key: 401; an unknown key: 401", async () => {
     const none = await get("/api/powerbi/daily-stats", null)
     expect(none.status).toBe(401)
-    expect(((await none.json()) as { message: string }).message).toMatch(/X-API-Key header, as Authorization: Bearer <key>, or in the api_key query parameter/)
+    expect(((await none.json()) as { message: string }).message).toMatch(
+      /X-API-Key header, as Authorization: Bearer <key>, or in the api_key query parameter/
+    )
     const revoked = await get("/api/powerbi/daily-stats", keys.revoked)
     expect(revoked.status).toBe(401)
     expect(((await revoked.json()) as { message: string }).message).toMatch(/revoked/)
