@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util"
+import { type ParseArgsConfig, parseArgs } from "node:util"
 import { jetstreamManager } from "@nats-io/jetstream"
 import { connect } from "@nats-io/transport-node"
 import { Presets, SingleBar } from "cli-progress"
@@ -10,11 +10,14 @@ import { publishedSchema } from "../projections/catalogue.ts"
 import { projectionsFor } from "../projections/index.ts"
 import type { Projection } from "../projections/projection.ts"
 import { DEFAULT_DEAD_LETTER_STREAK, redriveDeadLetters } from "./apply.ts"
-import { projectionStatus } from "./status.ts"
+import { meshStatus, projectionLines, sourceLines } from "./status.ts"
 import { rebuildProjection } from "./rebuild.ts"
 import { activeGeneration } from "./registry.ts"
 import { ensureRuntimeTables } from "./runtime-tables.ts"
 import { serveProjections } from "./serve.ts"
+
+/** The `options` of a `parseArgs` call: a command's option table. */
+type OptionTable = NonNullable<ParseArgsConfig["options"]>
 
 /** Where the consumers find NATS and Postgres: DATABASE_URL, NATS_URL, NATS_USER (projector) and NATS_PASSWORD. */
 export const consumerSettings = (source: SettingSource) => ({ nats: natsSettings(source, "projector"), databaseUrl: databaseUrl(source) })
@@ -89,38 +92,26 @@ export const rebuildCommand = async (source: SettingSource, names: ReadonlyArray
   }
 }
 
-/** `mesh status`: per projection, its checkpoint against the stream head, lag and open dead letters. */
+/** `mesh status`: per projection, its checkpoint against the stream head, lag and open dead letters; per source, what the log holds. */
 export const statusCommand = async (source: SettingSource): Promise<void> => {
   const { sql, nc, close } = await connectAll(source, 2)
   try {
-    const rows = await projectionStatus(sql, nc, selectProjections(source, []))
-    console.log(["projection", "generation", "version", "checkpoint", "head", "lag", "dead letters", "building"].join("\t"))
-    for (const row of rows)
-      console.log(
-        [
-          row.projection,
-          row.generation ?? "-",
-          row.version ?? "-",
-          row.checkpoint,
-          row.head,
-          row.lag,
-          row.deadLetters,
-          row.building
-            .map(
-              (b) =>
-                `g${b.generation}@${b.checkpoint}${b.switchWaitingSince === null ? "" : ` (switch waiting for readers since ${b.switchWaitingSince}, ${b.switchAttempts} tries)`}`
-            )
-            .join(",") || "-"
-        ].join("\t")
-      )
+    const status = await meshStatus({ sql, nc, projections: selectProjections(source, []) })
+    for (const line of projectionLines(status.projections)) console.log(line)
+    console.log("")
+    for (const line of sourceLines(status.sources)) console.log(line)
   } finally {
     await close()
   }
 }
 
+/** What `mesh dead-letters` parses besides its action, projection and ids. */
+export const DEAD_LETTERS_OPTIONS = { all: { type: "boolean", default: false } } as const satisfies OptionTable
+
 /** `mesh dead-letters [list [projection]] | redrive <projection> (<id>... | --all)` */
 export const deadLettersCommand = async (source: SettingSource, args: ReadonlyArray<string>): Promise<void> => {
-  const [action = "list", name, ...rest] = args
+  const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, options: DEAD_LETTERS_OPTIONS })
+  const [action = "list", name, ...rest] = positionals
   const { sql, close } = await connectAll(source, 2)
   try {
     await ensureRuntimeTables(sql)
@@ -136,15 +127,14 @@ export const deadLettersCommand = async (source: SettingSource, args: ReadonlyAr
       if (name === undefined || projection === undefined) throw new Error("usage: mesh dead-letters redrive <projection> (<id>... | --all)")
       const generation = await activeGeneration(sql, projection.name)
       if (generation === undefined) throw new Error(`${projection.name} has no active generation yet: run it first`)
-      const ids =
-        rest[0] === "--all"
-          ? (await sql`SELECT id FROM ingest.dead_letters WHERE projection = ${projection.name} AND redriven_at IS NULL`).map((row) =>
-              Number(row.id)
-            )
-          : rest.map((id) => {
-              if (!/^\d+$/.test(id)) throw new Error(`dead letter ids are numbers, got ${JSON.stringify(id)}`)
-              return Number(id)
-            })
+      const ids = values.all
+        ? (await sql`SELECT id FROM ingest.dead_letters WHERE projection = ${projection.name} AND redriven_at IS NULL`).map((row) =>
+            Number(row.id)
+          )
+        : rest.map((id) => {
+            if (!/^\d+$/.test(id)) throw new Error(`dead letter ids are numbers, got ${JSON.stringify(id)}`)
+            return Number(id)
+          })
       const result = await redriveDeadLetters(sql, projection, generation, ids)
       console.log(`re-driven: ${result.redriven.join(", ") || "none"}`)
       for (const letter of result.stillPoison) console.log(`still poison: ${letter.id}: ${letter.reason}`)
@@ -156,18 +146,37 @@ export const deadLettersCommand = async (source: SettingSource, args: ReadonlyAr
   }
 }
 
-/** `mesh project [--batch-size N] [name...]`: runs projections live until SIGTERM or SIGINT, then drains and exits. */
+/** What `mesh project` parses besides the projections' names. */
+export const PROJECT_OPTIONS = {
+  "batch-size": { type: "string" },
+  "metrics-port": { type: "string" },
+  "metrics-host": { type: "string" },
+  "max-dead-letters-in-a-row": { type: "string" }
+} as const satisfies OptionTable
+
+/**
+ * What a metrics listener that cannot bind says: what holds the address (a projection process of
+ * the mesh answers `/healthz` with its projections) and how to choose another.
+ */
+export const describeMetricsAddressInUse = async (host: string, port: number): Promise<string> => {
+  const holder = await fetch(`http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${port}/healthz`, { signal: AbortSignal.timeout(1000) })
+    .then((response) => response.json() as Promise<{ projections?: Record<string, unknown> }>)
+    .then(
+      (health) =>
+        health.projections === undefined
+          ? "another program"
+          : `another projection process (npm run up, or a second mesh project) serving ${Object.keys(health.projections).join(", ")}`,
+      () => "another program"
+    )
+  return (
+    `the metrics listener cannot bind ${host}:${port}: ${holder} is using it. ` +
+    `Give this process another port with --metrics-port N (or METRICS_PORT), or --metrics-port 0 for no metrics listener`
+  )
+}
+
+/** `mesh project [--batch-size N] [--metrics-port N] [name...]`: runs projections live until SIGTERM or SIGINT, then drains and exits. */
 export const projectCommand = async (source: SettingSource, args: ReadonlyArray<string>): Promise<void> => {
-  const { values, positionals: names } = parseArgs({
-    args: [...args],
-    allowPositionals: true,
-    options: {
-      "batch-size": { type: "string" },
-      "metrics-port": { type: "string" },
-      "metrics-host": { type: "string" },
-      "max-dead-letters-in-a-row": { type: "string" }
-    }
-  })
+  const { values, positionals: names } = parseArgs({ args: [...args], allowPositionals: true, options: PROJECT_OPTIONS })
   const flags: SettingSource = { env: source.env, flags: values }
   const batchSize = wholeNumberSetting(flags, { env: "PROJECT_BATCH_SIZE", flag: "batch-size" }, 500)
   const maxDeadLettersInARow = wholeNumberSetting(
@@ -198,6 +207,10 @@ export const projectCommand = async (source: SettingSource, args: ReadonlyArray<
       batchSize,
       maxDeadLettersInARow
     })
+  } catch (error) {
+    if ((error as { code?: unknown } | undefined)?.code === "EADDRINUSE")
+      throw new Error(await describeMetricsAddressInUse(metricsHost, metricsPort))
+    throw error
   } finally {
     await close()
   }

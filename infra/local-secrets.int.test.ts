@@ -9,8 +9,10 @@ import { jetstreamManager } from "@nats-io/jetstream"
 import { Registry } from "prom-client"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { serveMetrics } from "../consumers/metrics.ts"
-import { connectAdmin } from "./local/stack.ts"
-import { writeLocalState } from "./local/state.ts"
+import { localSources } from "./cli.ts"
+import { erasureEvents, hubspotBatch, postSigned } from "./local/samples.ts"
+import { connectAdmin, generateSecret, startEdgeStack } from "./local/stack.ts"
+import { changeLocalSecrets, writeLocalState } from "./local/state.ts"
 import { type NatsServer, startNatsServer } from "./nats/server.ts"
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..")
@@ -80,5 +82,58 @@ describe("`mesh streams apply`", () => {
     expect(applied.code, applied.stderr).toBe(0)
     expect(applied.stdout).toMatch(/INGEST_CRM\s+created/)
     expect(applied.stdout).toMatch(/QUARANTINE\s+created/)
+  })
+})
+
+describe("a local edge with SOURCES and two secrets per source, as `npm run up -- --rotate-secrets` starts it", () => {
+  const SOURCES = JSON.stringify({ "ci-builds": { contract: "warehouse", scheme: "hub-signature-256" } })
+  const sources = localSources({ SOURCES })
+  const changes = {
+    sources: [...sources.keys()],
+    generate: (name: string) => generateSecret(sources.get(name)?.scheme ?? "hubspot")
+  }
+  const first = changeLocalSecrets({ secrets: {} }, changes)
+  const rotated = changeLocalSecrets(first, { ...changes, rotate: true })
+
+  it("keeps the replaced secret as the previous one on a rotation, and forgets it on retiring", () => {
+    expect(sources.get("ci-builds")).toMatchObject({ scheme: "hub-signature-256", contract: "warehouse" })
+    for (const name of ["ci-builds", "hubspot", "erasure"]) {
+      expect(rotated.secrets[name]).not.toBe(first.secrets[name])
+      expect(rotated.previousSecrets?.[name]).toEqual([first.secrets[name]])
+    }
+    const retired = changeLocalSecrets(rotated, { ...changes, retirePrevious: true })
+    expect(retired).toEqual({ secrets: rotated.secrets, previousSecrets: {} })
+    expect(() => changeLocalSecrets(rotated, { ...changes, rotate: true, retirePrevious: true })).toThrow(/give one of them/)
+  })
+
+  it("accepts a request signed with the current or the previous secret of a declared and of a default source, and no other", async () => {
+    const stack = await startEdgeStack({
+      secrets: rotated.secrets,
+      previousSecrets: rotated.previousSecrets ?? {},
+      settings: { SOURCES }
+    })
+    try {
+      let id = Date.now()
+      const post = (source: string, secret: string) => {
+        id += 100
+        const scheme = sources.get(source)?.scheme
+        const payload =
+          source === "hubspot" ? hubspotBatch(2, { firstEventId: id, occurredAt: Date.now() }) : erasureEvents(2, { firstId: id })
+        return postSigned(stack.edge.url, source, payload, secret, scheme === undefined ? {} : { scheme }).then(async (response) => ({
+          status: response.status,
+          body: await response.text()
+        }))
+      }
+      for (const source of ["ci-builds", "hubspot", "erasure"]) {
+        const current = await post(source, rotated.secrets[source] as string)
+        expect(current.status, `${source}, current secret: ${current.body}`).toBe(202)
+        const previous = await post(source, rotated.previousSecrets?.[source]?.[0] as string)
+        expect(previous.status, `${source}, previous secret: ${previous.body}`).toBe(202)
+        const other = await post(source, changes.generate(source))
+        expect(other.status, `${source}, another secret: ${other.body}`).toBe(401)
+      }
+    } finally {
+      await stack.dispose()
+    }
   })
 })

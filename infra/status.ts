@@ -1,4 +1,7 @@
+import type { EdgeHealth } from "../consumers/status.ts"
 import type { ClusterStatus } from "./nats/cluster-status.ts"
+
+export type { EdgeHealth } from "../consumers/status.ts"
 
 /**
  * What `mesh status` prints beyond the projections: per region, whether the hub reaches its leaf and
@@ -49,23 +52,6 @@ export const clusterLines = (status: ClusterStatus): ReadonlyArray<string> => {
     )
   }
   return lines
-}
-
-/** A shard's spool as the edge's `/healthz` gives it. */
-interface ShardHealth {
-  readonly connected?: boolean
-  readonly spool?: {
-    readonly depth: number
-    readonly oldest_age_ms: number | null
-    readonly drain_failures: number
-    readonly next_drain_at: number | null
-  } | null
-}
-
-/** The parts of the edge's `/healthz` answer that `mesh status` shows. */
-export interface EdgeHealth {
-  readonly status?: string
-  readonly regions?: Readonly<Record<string, { readonly connected?: boolean; readonly shards?: Readonly<Record<string, ShardHealth>> }>>
 }
 
 /** Lines for one edge: each shard of each region, connected or not, and its spool. */

@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util"
+import { type ParseArgsConfig, parseArgs } from "node:util"
 import type { NatsConnection } from "@nats-io/nats-core"
 import { connect as connectNats } from "@nats-io/transport-node"
 import postgres from "postgres"
@@ -25,6 +25,9 @@ import { pushDatasets } from "./datasets.ts"
 import { ensurePushTables, type PushStep, pusher, pushStatus, recordDataset, requestReload } from "./pusher.ts"
 import { projectionPosition, refreshSettings, refreshStatus, startRefresher } from "./refresh.ts"
 import { powerBiSink, ProvisionRefused } from "./sink.ts"
+
+/** The `options` of a `parseArgs` call: a command's option table. */
+type OptionTable = NonNullable<ParseArgsConfig["options"]>
 
 /** What `mesh powerbi …` reads besides the Power BI credentials (auth.ts): the workspace, which marts to push, pacing. */
 export const pushSettings = (source: SettingSource) => {
@@ -63,7 +66,13 @@ export const pushSettings = (source: SettingSource) => {
   }
 }
 
-const USAGE = `usage: npm run mesh -- powerbi <provision [--apply] | push [--once] | refresh | status | reload>
+/** What each `mesh powerbi` action parses. */
+export const POWERBI_OPTIONS = {
+  provision: { apply: { type: "boolean", default: false } },
+  push: { once: { type: "boolean", default: false } }
+} as const satisfies Record<string, OptionTable>
+
+export const POWERBI_USAGE = `usage: npm run mesh -- powerbi <provision [--apply] | push [--once] | refresh | status | reload>
   provision   get or create each push dataset (POWERBI_PUSH, default all) in POWERBI_WORKSPACE, check its tables, report drift
               (--apply: update columns and measures that drifted; a new table needs a new dataset version)
   push        mirror the marts into the push datasets, exactly once, until stopped (--once: until caught up)
@@ -285,7 +294,7 @@ const refreshCommand = async (source: SettingSource) => {
 
 /** `mesh powerbi push [--once]`: {@link runPushers} until SIGINT or SIGTERM. */
 const pushCommand = async (source: SettingSource, args: ReadonlyArray<string>, onStep?: (step: PushStep, table: string) => void) => {
-  const { values } = parseArgs({ args: [...args], options: { once: { type: "boolean", default: false } } })
+  const { values } = parseArgs({ args: [...args], options: POWERBI_OPTIONS.push })
   const sql = connect(source)
   const stop = new AbortController()
   const onSignal = () => stop.abort()
@@ -357,7 +366,7 @@ export const powerBiCommand = async (
   const [action, ...rest] = args
   try {
     if (action === "provision") {
-      const { values } = parseArgs({ args: [...rest], options: { apply: { type: "boolean", default: false } } })
+      const { values } = parseArgs({ args: [...rest], options: POWERBI_OPTIONS.provision })
       const sql = connect(source)
       try {
         await provisionAll(source, sql, values.apply === true)
@@ -385,6 +394,6 @@ export const powerBiCommand = async (
   } catch (error) {
     throw new Error(describePowerBiFailure(error))
   }
-  console.error(USAGE)
+  console.error(POWERBI_USAGE)
   process.exitCode = 2
 }

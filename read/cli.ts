@@ -1,4 +1,4 @@
-import { parseArgs } from "node:util"
+import { type ParseArgsConfig, parseArgs } from "node:util"
 import postgres from "postgres"
 import { REPORTS_ADMIN_SCOPE } from "../contracts/reports.ts"
 import { logEvent } from "../platform/logger.ts"
@@ -9,6 +9,9 @@ import { ensureReaderLogin } from "./roles.ts"
 import { describeRowScope, parseRowScope, readsScopedRows, scopedMarts } from "./row-scope.ts"
 import { DEFAULT_STREAM_LIMITS } from "./stream.ts"
 import { type ApiExtension, DEFAULT_EXPORT_TIMEOUT_MS, DEFAULT_PAGE_TIMEOUT_MS, serveReadApi } from "./server.ts"
+
+/** The `options` of a `parseArgs` call: a command's option table. */
+type OptionTable = NonNullable<ParseArgsConfig["options"]>
 
 /** Connections of the read API's pool (READ_POOL_SIZE). */
 export const READ_POOL_SIZE = 10
@@ -26,6 +29,15 @@ export const readerConnection = {
   onnotice: () => {}
 } as const
 
+/** What `mesh keys create` parses; `mesh keys --help` lists each (infra/cli-help.int.test.ts). */
+export const KEYS_CREATE_OPTIONS = {
+  name: { type: "string" },
+  marts: { type: "string" },
+  stores: { type: "string" },
+  regions: { type: "string" },
+  "all-rows": { type: "boolean" }
+} as const satisfies OptionTable
+
 /** `mesh keys create|list|revoke`. */
 export const keysCommand = async (source: SettingSource, args: ReadonlyArray<string>): Promise<void> => {
   const [action, ...rest] = args
@@ -33,16 +45,7 @@ export const keysCommand = async (source: SettingSource, args: ReadonlyArray<str
   const sql = postgres(databaseUrl(source), { max: 1, onnotice: () => {} })
   try {
     if (action === "create") {
-      const { values } = parseArgs({
-        args: rest,
-        options: {
-          name: { type: "string" },
-          marts: { type: "string" },
-          stores: { type: "string" },
-          regions: { type: "string" },
-          "all-rows": { type: "boolean" }
-        }
-      })
+      const { values } = parseArgs({ args: rest, options: KEYS_CREATE_OPTIONS })
       if (values.name === undefined || values.marts === undefined)
         throw new Error(
           `usage: keys create --name <who it is for> --marts <${[...marts, REPORTS_ADMIN_SCOPE].join(",")}|*> [--stores 47,48] [--regions Northeast] [--all-rows]`
@@ -83,6 +86,14 @@ export const keysCommand = async (source: SettingSource, args: ReadonlyArray<str
   }
 }
 
+/** What `mesh reader-login` parses besides the login. */
+export const READER_LOGIN_OPTIONS = {
+  "marts-only": { type: "boolean", default: false },
+  stores: { type: "string" },
+  regions: { type: "string" },
+  "all-rows": { type: "boolean" }
+} as const satisfies OptionTable
+
 /**
  * `mesh reader-login <login> [--marts-only --stores … | --regions … | --all-rows]`: the
  * `ingest_reader` group and a login in it, with READER_PASSWORD; prints its URL. Without
@@ -91,16 +102,7 @@ export const keysCommand = async (source: SettingSource, args: ReadonlyArray<str
  * store-scoped marts' rows it is given here — and none unless given some.
  */
 export const readerLoginCommand = async (source: SettingSource, args: ReadonlyArray<string>): Promise<void> => {
-  const { values, positionals } = parseArgs({
-    args: [...args],
-    allowPositionals: true,
-    options: {
-      "marts-only": { type: "boolean", default: false },
-      stores: { type: "string" },
-      regions: { type: "string" },
-      "all-rows": { type: "boolean" }
-    }
-  })
+  const { values, positionals } = parseArgs({ args: [...args], allowPositionals: true, options: READER_LOGIN_OPTIONS })
   const [login] = positionals
   const usage =
     "usage: READER_PASSWORD=… npm run mesh -- reader-login <login> [--marts-only (--stores 47,48 | --regions Northeast | --all-rows)]"
@@ -124,13 +126,19 @@ export const readerLoginCommand = async (source: SettingSource, args: ReadonlyAr
   }
 }
 
+/** What `mesh serve-api` parses. */
+export const SERVE_API_OPTIONS = {
+  port: { type: "string" },
+  host: { type: "string", default: "0.0.0.0" }
+} as const satisfies OptionTable
+
 /** `mesh serve-api`: the read API alone, connected as READ_DATABASE_URL (the read-only role). */
 export const serveApiCommand = async (
   settings: SettingSource,
   args: ReadonlyArray<string>,
   extensions: ReadonlyArray<ApiExtension> = []
 ): Promise<void> => {
-  const { values } = parseArgs({ args: [...args], options: { port: { type: "string" }, host: { type: "string", default: "0.0.0.0" } } })
+  const { values } = parseArgs({ args: [...args], options: SERVE_API_OPTIONS })
   const source: SettingSource = { env: settings.env, flags: values }
   const url = requiredSetting(source, { env: "READ_DATABASE_URL" }, "set it to a role in the ingest_reader group (see docs/read-api.md)")
   const setting = (name: string, fallback: number, minimum = 1) => wholeNumberSetting(source, { env: name }, fallback, minimum)

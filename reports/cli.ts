@@ -1,6 +1,6 @@
 import { readFile, writeFile } from "node:fs/promises"
 import { basename, extname, resolve } from "node:path"
-import { parseArgs } from "node:util"
+import { type ParseArgsConfig, parseArgs } from "node:util"
 import { jetstream } from "@nats-io/jetstream"
 import postgres from "postgres"
 import type { FilterValue } from "../contracts/reports.ts"
@@ -15,6 +15,9 @@ import { connectReports, runExportWorkers } from "./service.ts"
 import { reportSettings } from "./settings.ts"
 import { filterTemplate } from "./template.ts"
 
+/** The `options` of a `parseArgs` call: a command's option table. */
+type OptionTable = NonNullable<ParseArgsConfig["options"]>
+
 export const REPORTS_USAGE = `  reports list                            the registry: each report, its engine, pages and filters
   reports register --id ID --title T --engine embed|powerbi [--embed-url URL] [--workspace GUID --powerbi-report GUID] [--mart M]
                                           register a report (or change its registration)
@@ -23,9 +26,32 @@ export const REPORTS_USAGE = `  reports list                            the regi
                                           import a filter sheet: every problem named by sheet, row, column and value, nothing
                                           imported from a file with any
   reports template <file.xlsx|file.csv>   write a filter sheet to start from
-  reports export ID [--page NAME]... [--filter Label=value]... --format png|pdf --out FILE
-                                          export through the job queue (a worker must run) and write the file
+  reports export ID [--page NAME]... [--filter Label=value]... --format png|pdf --out FILE [--timeout-seconds N]
+                                          export through the job queue (a worker must run) and write the file, waiting
+                                          at most N seconds (default 300)
   reports worker [--concurrency N]        run export workers until SIGTERM (REPORTS_… settings, docs/reports.md)`
+
+/** What each `mesh reports` action parses besides its positionals. */
+export const REPORTS_OPTIONS = {
+  register: {
+    id: { type: "string" },
+    title: { type: "string" },
+    engine: { type: "string" },
+    "embed-url": { type: "string" },
+    workspace: { type: "string" },
+    "powerbi-report": { type: "string" },
+    mart: { type: "string" }
+  },
+  import: { report: { type: "string" } },
+  export: {
+    page: { type: "string", multiple: true },
+    filter: { type: "string", multiple: true },
+    format: { type: "string" },
+    out: { type: "string" },
+    "timeout-seconds": { type: "string", default: "300" }
+  },
+  worker: { concurrency: { type: "string" } }
+} as const satisfies Record<string, OptionTable>
 
 /** The environment may name Power BI; without it, only embed reports can be exported. */
 const optionalPowerBi = (source: SettingSource) =>
@@ -65,7 +91,7 @@ export const reportsCommand = async (source: SettingSource, args: ReadonlyArray<
     return
   }
   if (action === "worker") {
-    const { values } = parseArgs({ args: [...rest], options: { concurrency: { type: "string" } } })
+    const { values } = parseArgs({ args: [...rest], options: REPORTS_OPTIONS.worker })
     const flagged = reportSettings({ env: source.env, flags: values })
     const running = await runExportWorkers({
       databaseUrl: databaseUrl(source),
@@ -97,18 +123,7 @@ export const reportsCommand = async (source: SettingSource, args: ReadonlyArray<
       return
     }
     if (action === "register") {
-      const { values } = parseArgs({
-        args: [...rest],
-        options: {
-          id: { type: "string" },
-          title: { type: "string" },
-          engine: { type: "string" },
-          "embed-url": { type: "string" },
-          workspace: { type: "string" },
-          "powerbi-report": { type: "string" },
-          mart: { type: "string" }
-        }
-      })
+      const { values } = parseArgs({ args: [...rest], options: REPORTS_OPTIONS.register })
       const data = {
         report_id: values.id,
         title: values.title,
@@ -134,7 +149,7 @@ export const reportsCommand = async (source: SettingSource, args: ReadonlyArray<
       return
     }
     if (action === "import") {
-      const { values, positionals } = parseArgs({ args: [...rest], allowPositionals: true, options: { report: { type: "string" } } })
+      const { values, positionals } = parseArgs({ args: [...rest], allowPositionals: true, options: REPORTS_OPTIONS.import })
       const [file] = positionals
       if (file === undefined) throw new Error("usage: reports import <file.xlsx|file.csv> [--report ID]")
       const known = (await listReports(sql)).map((report) => report.report_id)
@@ -156,17 +171,7 @@ export const reportsCommand = async (source: SettingSource, args: ReadonlyArray<
       return
     }
     if (action === "export") {
-      const { values, positionals } = parseArgs({
-        args: [...rest],
-        allowPositionals: true,
-        options: {
-          page: { type: "string", multiple: true },
-          filter: { type: "string", multiple: true },
-          format: { type: "string" },
-          out: { type: "string" },
-          "timeout-seconds": { type: "string", default: "300" }
-        }
-      })
+      const { values, positionals } = parseArgs({ args: [...rest], allowPositionals: true, options: REPORTS_OPTIONS.export })
       const [id] = positionals
       if (id === undefined || values.out === undefined)
         throw new Error("usage: reports export ID [--page NAME]... [--filter Label=value]... --format png|pdf --out FILE")

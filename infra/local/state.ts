@@ -8,7 +8,15 @@ export const LOCAL_STATE_FILE = join(LOCAL_STATE_DIR, "local.json")
 
 export interface LocalState {
   readonly edgeUrl: string
+  /** The current secret of each source: the one `mesh samples` signs with. */
   readonly secrets: Record<string, string>
+  /**
+   * Secrets that still verify beside the current one, per source: the one `up --rotate-secrets`
+   * replaced, or the rest of a `WEBHOOK_SECRETS` list given to `up`.
+   */
+  readonly previousSecrets?: Readonly<Record<string, ReadonlyArray<string>>> | undefined
+  /** The `SOURCES` setting the last `up` gave the edge (JSON, as the deployed edge takes it), so `mesh samples` knows those sources. */
+  readonly sources?: string | undefined
   readonly natsPasswords: { admin: string; edge: string; projector: string; reports?: string; leaf?: string }
   /** The log's servers, comma-separated (a cluster's hub: all three). */
   readonly natsUrl?: string
@@ -72,5 +80,56 @@ export const withLocalMesh = (
     NATS_URL: local.natsUrl,
     NATS_USER: user,
     NATS_PASSWORD: (role === "reports" ? local.natsPasswords.reports : local.natsPasswords.projector) ?? ""
+  }
+}
+
+/** The secrets the local edge takes per source (its `WEBHOOK_SECRETS`): the current one first, then those that still verify. */
+export const edgeSecretsOf = (state: Pick<LocalState, "secrets" | "previousSecrets">): Record<string, ReadonlyArray<string>> =>
+  Object.fromEntries(Object.entries(state.secrets).map(([name, secret]) => [name, [secret, ...(state.previousSecrets?.[name] ?? [])]]))
+
+/** How `up` changes the local secrets before it starts the edge. */
+export interface LocalSecretChanges {
+  /** Every source the edge runs with: the defaults and those `SOURCES` declares. */
+  readonly sources: ReadonlyArray<string>
+  /** A new secret of the form the source's scheme takes. */
+  readonly generate: (source: string) => string
+  /** `WEBHOOK_SECRETS` as given to `up`: these sources' secrets, the current one first, replace the stored ones. */
+  readonly given?: Readonly<Record<string, ReadonlyArray<string>>>
+  /** A new current secret for every source not given; the one it replaces still verifies, older ones no longer do. */
+  readonly rotate?: boolean
+  /** Only the current secrets verify: the previous ones of the sources not given are forgotten. */
+  readonly retirePrevious?: boolean
+}
+
+/**
+ * The local mesh's secrets after `up`'s changes: a source without one gets one, a rotation keeps the
+ * replaced secret as the previous one (both verify, as during a rotation in production), and
+ * retiring forgets it.
+ */
+export const changeLocalSecrets = (
+  state: Pick<LocalState, "secrets" | "previousSecrets">,
+  changes: LocalSecretChanges
+): Pick<LocalState, "secrets" | "previousSecrets"> => {
+  if (changes.rotate === true && changes.retirePrevious === true)
+    throw new Error("--rotate-secrets keeps the replaced secret verifying and --retire-previous-secrets forgets it: give one of them")
+  const secrets: Record<string, string> = { ...state.secrets }
+  const previous: Record<string, ReadonlyArray<string>> = { ...state.previousSecrets }
+  for (const name of changes.sources) {
+    const [current, ...others] = changes.given?.[name] ?? []
+    if (current !== undefined) {
+      secrets[name] = current
+      previous[name] = others
+      continue
+    }
+    const stored = secrets[name]
+    if (stored === undefined) secrets[name] = changes.generate(name)
+    else if (changes.rotate === true) {
+      previous[name] = [stored]
+      secrets[name] = changes.generate(name)
+    } else if (changes.retirePrevious === true) previous[name] = []
+  }
+  return {
+    secrets,
+    previousSecrets: Object.fromEntries(Object.entries(previous).filter(([name, list]) => list.length > 0 && secrets[name] !== undefined))
   }
 }

@@ -11,7 +11,7 @@ npx --no-install eslint .
 echo "==> format (prettier --check; npm run format fixes it)"
 npx --no-install prettier --check --log-level warn .
 echo "==> layout (imports point one way, no cycles)"
-npx --no-install depcruise platform contracts edge projections consumers read powerbi reports infra bench --config .dependency-cruiser.cjs
+npx --no-install depcruise platform contracts edge projections consumers read powerbi reports console infra bench --config .dependency-cruiser.cjs
 echo "==> tests"
 mkdir -p .build
 status=0
