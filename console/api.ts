@@ -2,6 +2,7 @@ import { readFile, readdir } from "node:fs/promises"
 import { dirname, extname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import type postgres from "postgres"
+import { CONSOLE_ADMIN_SCOPE } from "../contracts/scopes.ts"
 import { redriveDeadLetters } from "../consumers/apply.ts"
 import { activeGeneration } from "../consumers/registry.ts"
 import { BadParameter, NotFound } from "../read/errors.ts"
@@ -17,7 +18,7 @@ import { consoleMonitor, type MonitorOptions } from "./monitor.ts"
  */
 
 /** The scope of a key that may read the console's data and re-drive from it. */
-export const CONSOLE_ADMIN_SCOPE = "console:admin"
+export { CONSOLE_ADMIN_SCOPE }
 
 const PAGES_DIR = join(dirname(fileURLToPath(import.meta.url)), "pages")
 const ASSET_TYPES: Readonly<Record<string, string>> = {

@@ -61,7 +61,8 @@ beforeAll(async () => {
   keys.reader = (await createApiKey(sql, "warehouse reader", ["warehouse"], marts)).key
   const extension = consoleApi({
     sql,
-    nc: stack.projector,
+    // As `up` runs it: a user that may also hear the edge's outcomes (the projector's may not).
+    nc: stack.admin,
     projections: [warehouseProjection, crmProjection],
     quarantine: { list: () => readQuarantine(stack.js, stack.jsm), redrive: (ids) => redriveQuarantined(stack.js, stack.jsm, ids) },
     edgeUrls: [edge.url],
@@ -102,7 +103,7 @@ const shoot = async (pages: { laptop: Page; phone: Page }, name: string) => {
 
 const rowText = (page: Page, selector: string) => page.locator(selector).first().innerText()
 
-/** The sum of a source's per-minute bars (`column` 0: accepted, 1: quarantined), from their accessible label ("12:03 4, 12:04 0, ..."). */
+/** The sum of a source's per-minute bars (`column` 0: accepted, 1: duplicates, 2: quarantined), from their accessible label ("12:03 4, 12:04 0, ..."). */
 const minutesTotal = async (page: Page, source: string, column: number) => {
   const label = await page.locator(`#sources tr[data-source="${source}"] .minutes`).nth(column).getAttribute("aria-label")
   return (label ?? "").split(", ").reduce((sum, entry) => sum + Number(entry.split(" ")[1] ?? 0), 0)
@@ -161,13 +162,20 @@ describe("the operator's console", () => {
       quarantined: ReadonlyArray<{ id: number }>
     }
     expect([hubspot.accepted, hubspot.quarantined.length]).toEqual([4, 1])
+    // The same erasures again (the log keeps the first of each: 21 duplicates), and once with a wrong signature.
+    expect((await postSigned(edge.url, "erasure", erasures, secrets.erasure as string)).status).toBe(202)
+    expect((await postSigned(edge.url, "erasure", erasures, "not-the-erasure-secret")).status).toBe(401)
 
     await expect.poll(() => rowText(laptop, '#sources tr[data-source="erasure"]'), { timeout: 20_000 }).toMatch(/^erasure\s+21\s/)
     await expect.poll(() => rowText(laptop, '#sources tr[data-source="hubspot"]')).toMatch(/^hubspot\s+4\s/)
     // Sent after the console started, so the per-minute counts hold every one of them, whichever minute they fell in.
     await expect.poll(() => minutesTotal(laptop, "erasure", 0)).toBe(21)
     expect(await minutesTotal(laptop, "hubspot", 0)).toBe(4)
-    expect(await minutesTotal(laptop, "hubspot", 1)).toBe(1)
+    expect(await minutesTotal(laptop, "hubspot", 2)).toBe(1)
+    await expect.poll(() => minutesTotal(laptop, "erasure", 1)).toBe(21)
+    expect(await minutesTotal(laptop, "hubspot", 1)).toBe(0)
+    await expect.poll(() => rowText(laptop, '#sources tr[data-source="erasure"]')).toMatch(/\b401: 1\b/)
+    expect(await rowText(laptop, '#sources tr[data-source="erasure"]')).toContain("answered 401")
     expect(await rowText(laptop, '#sources tr[data-source="hubspot"]')).toContain(
       "quarantined: $[2].propertyValue: Expected string, got 42"
     )

@@ -1,11 +1,12 @@
 import { jetstreamManager } from "@nats-io/jetstream"
 import type { NatsConnection } from "@nats-io/nats-core"
 import type postgres from "postgres"
-import { QUARANTINE_STREAM } from "../contracts/log.ts"
+import { decodeOutcome, OUTCOME_SUBJECTS, QUARANTINE_STREAM } from "../contracts/log.ts"
 import { type DeadLetter, type EdgeHealth, meshStatus, openDeadLetters, type ProjectionStatus } from "../consumers/status.ts"
 import { pushStatus } from "../powerbi/pusher.ts"
 import { refreshStatus } from "../powerbi/refresh.ts"
 import type { Projection } from "../projections/projection.ts"
+import { addOutcome, NO_OUTCOMES, outcomesView, type SourceOutcomes } from "./outcomes.ts"
 import {
   addToTally,
   etaSeconds,
@@ -41,7 +42,7 @@ export interface QuarantineAccess {
 export interface MonitorOptions {
   /** The marts' database as its owner: runtime tables, dead letters, the Power BI sink's state. */
   readonly sql: postgres.Sql
-  /** A connection that may read stream info and messages (the projector user or an admin). */
+  /** A connection that may read stream info and messages and hear the edge's outcomes (`ingest.outcomes.>`): an admin, as `up` runs it. */
   readonly nc: NatsConnection
   readonly projections: ReadonlyArray<Projection>
   readonly quarantine: QuarantineAccess
@@ -102,6 +103,16 @@ export const consoleMonitor = (options: MonitorOptions) => {
   const acceptedPerMinute = new Map<string, MinuteTally>()
   let reading: { readonly at: number; readonly view: Promise<View> } | undefined
   let lastSampleAt = 0
+  // The edge's answers (duplicates, rejections), heard while the console listens.
+  const outcomes = new Map<string, SourceOutcomes>()
+  const listening = options.nc.subscribe(OUTCOME_SUBJECTS, {
+    callback: (error, message) => {
+      if (error !== null) return
+      const outcome = decodeOutcome(message.data)
+      if (outcome === undefined) return
+      outcomes.set(outcome.source, addOutcome(outcomes.get(outcome.source) ?? NO_OUTCOMES, outcome, now()))
+    }
+  })
 
   const readingsOf = (key: string, at: number, value: number) => {
     const readings = [...(checkpoints.get(key) ?? []), { at, value }]
@@ -177,7 +188,16 @@ export const consoleMonitor = (options: MonitorOptions) => {
     const lastError = (source: string) => {
       const issue = (bySource.get(source) ?? []).at(-1)
       const letter = (lettersBySource.get(source) ?? []).at(-1)
+      const rejection = outcomes.get(source)?.lastRejection
       const candidates = [
+        ...(rejection === undefined
+          ? []
+          : [
+              {
+                at: new Date(rejection.at).toISOString(),
+                text: `answered ${rejection.status} ${rejection.error}${rejection.message === "" ? "" : `: ${rejection.message}`}`
+              }
+            ]),
         ...(issue === undefined
           ? []
           : [{ at: issue.receivedAt, text: `quarantined: ${issue.issues.map((one) => `${one.path}: ${one.message}`).join("; ")}` }]),
@@ -198,6 +218,7 @@ export const consoleMonitor = (options: MonitorOptions) => {
           MINUTES_SHOWN
         ),
         waitingInQuarantine: (bySource.get(source.source) ?? []).filter((record) => record.redriven === undefined).length,
+        ...outcomesView(outcomes.get(source.source) ?? NO_OUTCOMES, at, MINUTES_SHOWN),
         lastError: lastError(source.source)
       })),
       projections,
@@ -254,6 +275,9 @@ export const consoleMonitor = (options: MonitorOptions) => {
       reading = undefined
       quarantineCache = undefined
     },
-    close: () => clearInterval(timer)
+    close: () => {
+      clearInterval(timer)
+      listening.unsubscribe()
+    }
   }
 }

@@ -5,6 +5,8 @@ import { streamFor } from "../contracts/log.ts"
 import type { Projection } from "../projections/projection.ts"
 import type { BatchResult } from "./apply.ts"
 import type { ProjectionState } from "./runtime.ts"
+// The lag the metrics report is the one `mesh status` and the console show: one definition.
+import { lagOf, lagSecondsOf } from "./status.ts"
 
 const STATES: ReadonlyArray<ProjectionState> = ["starting", "running", "retrying", "waiting", "stopped", "failed"]
 
@@ -83,7 +85,26 @@ export const projectionMetrics = (jsm: JetStreamManager, projections: ReadonlyAr
           (info) => info.state.last_seq,
           () => undefined
         )
-        if (head !== undefined) this.set({ projection: projection.name }, Math.max(0, head - (checkpoints.get(projection.name) ?? 0)))
+        if (head !== undefined) this.set({ projection: projection.name }, lagOf(head, checkpoints.get(projection.name) ?? 0))
+      }
+    }
+  })
+  new Gauge({
+    name: "ingest_projection_lag_seconds",
+    help: "Seconds since the first event the projection has not committed was stored (0 when it is caught up)",
+    labelNames: ["projection"],
+    registers: [registry],
+    async collect() {
+      const now = Date.now()
+      for (const projection of projections) {
+        const stream = streamFor(projection.domain)
+        const head = await jsm.streams.info(stream).then(
+          (info) => info.state.last_seq,
+          () => undefined
+        )
+        if (head === undefined) continue
+        const seconds = await lagSecondsOf(jsm, stream, checkpoints.get(projection.name) ?? 0, head, now)
+        if (seconds !== null) this.set({ projection: projection.name }, seconds)
       }
     }
   })

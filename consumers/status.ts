@@ -16,7 +16,7 @@ import { clientsOf } from "./runtime.ts"
 export const lagOf = (head: number, checkpoint: number): number => Math.max(0, head - checkpoint)
 
 /** Seconds since the first event after `checkpoint` was stored (0 when nothing waits): how far behind the marts are in time; null when unknown. */
-const lagSecondsOf = async (
+export const lagSecondsOf = async (
   jsm: JetStreamManager,
   stream: string,
   checkpoint: number,

@@ -2,6 +2,7 @@
  * Names on the log: domains, subjects, streams, message ids and headers. Every writer and
  * reader of JetStream derives its names from here.
  */
+import { Schema } from "effect"
 
 export const DOMAINS = ["crm", "warehouse", "oee", "retail", "reports"] as const
 export type Domain = (typeof DOMAINS)[number]
@@ -111,3 +112,37 @@ export const REPORT_EXPORTS_SUBJECT = "reports.exports"
 
 /** Inbox prefix of the report export service's user (registry appends, export jobs); see infra/nats/nats.conf. */
 export const REPORTS_INBOX_PREFIX = "_INBOX_reports"
+
+/**
+ * What the edge answered each request of a known source, as one small core-NATS message (no stream
+ * keeps them): the console tallies them per minute — accepted events, duplicates, rejections by
+ * status and the last error — for as long as it listens. The edge publishes them after deciding
+ * the answer, never holding it: an accepted batch's outcome rides on its append, a rejection's is
+ * sent once the answer is out. `ingest.outcomes.<source>.answer`, with the region as one more token
+ * on a region's leaf (within what the edge may publish there).
+ */
+export const OUTCOME_SUBJECTS = "ingest.outcomes.>"
+export const outcomeSubject = (source: string, region?: string): string =>
+  `ingest.outcomes.${subjectToken(source)}.answer${region === undefined ? "" : `.${region}`}`
+
+export const EdgeOutcome = Schema.Struct({
+  source: Schema.String,
+  status: Schema.Int,
+  /** Events appended to the log (quarantined ones not counted), of which `duplicates` the log already held. */
+  events: Schema.Int,
+  duplicates: Schema.Int,
+  /** A rejection's error code and message, as the sender got them. */
+  error: Schema.optionalKey(Schema.String),
+  message: Schema.optionalKey(Schema.String)
+})
+export type EdgeOutcome = typeof EdgeOutcome.Type
+
+/** An outcome message's body, or undefined when it is not one (a message on the subject from elsewhere). */
+export const decodeOutcome = (data: Uint8Array): EdgeOutcome | undefined => {
+  try {
+    const value: unknown = JSON.parse(new TextDecoder().decode(data))
+    return Schema.is(EdgeOutcome)(value) ? value : undefined
+  } catch {
+    return undefined
+  }
+}

@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers"
 import { type NatsConnection, wsconnect } from "@nats-io/nats-core"
-import { EDGE_INBOX_PREFIX } from "../contracts/log.ts"
+import { EDGE_INBOX_PREFIX, type EdgeOutcome } from "../contracts/log.ts"
 import { logEvent } from "../platform/logger.ts"
 import { type EdgeConfig, edgeConfigOf } from "./config.ts"
 import { type EncodedMessage, type EncodedMessages, encodedMessages, type LogMessage, type LogReceipt } from "./log-message.ts"
@@ -125,6 +125,15 @@ const ownBuffer = (bytes: Uint8Array): ArrayBuffer => bytes.slice().buffer
  * acknowledge in time, kept until `alarm()` appends them, in order, with their own `Nats-Msg-Id`.
  * The output gate holds each 202 until its rows are on disk; nothing here opts out of it.
  */
+/** Where an accepted batch's outcome goes ({@link outcomeSubject}), and its source's name. */
+export interface OutcomeNote {
+  readonly subject: string
+  readonly source: string
+}
+
+/** A core publish: buffered on the connection, flushed with the next write; nothing waits for it. */
+const publishOutcome = (nc: NatsConnection, subject: string, outcome: EdgeOutcome) => nc.publish(subject, JSON.stringify(outcome))
+
 export class LogPublisher extends DurableObject<EdgeEnv> {
   private connection: Promise<{ readonly nc: NatsConnection; readonly acks: AckInbox }> | undefined
   /** Rows in the spool, counted once per instance and kept up to date by every insert and delete. */
@@ -233,7 +242,7 @@ export class LogPublisher extends DurableObject<EdgeEnv> {
    * holds events (so new ones never overtake them), the messages are written to the spool instead.
    * Without it a failure rejects, as it always did, and the sender gets 503.
    */
-  async append(encoded: EncodedMessages, shard: ShardRef, spool: boolean): Promise<AppendOutcome> {
+  async append(encoded: EncodedMessages, shard: ShardRef, spool: boolean, note?: OutcomeNote): Promise<AppendOutcome> {
     const config = this.config()
     const messages = encodedMessages(encoded)
     const waiting = this.depth() > 0
@@ -248,6 +257,16 @@ export class LogPublisher extends DurableObject<EdgeEnv> {
       if (tooLarge !== undefined) return tooLarge
       const { acks } = await connection
       const stored = await acks.publishAll(messages, config.publishTimeoutMs)
+      if (note !== undefined) {
+        const events = messages.flatMap((message, i) => (message.subject.startsWith("ingest.quarantine.") ? [] : [stored[i]]))
+        const { nc } = await connection
+        publishOutcome(nc, note.subject, {
+          source: note.source,
+          status: 202,
+          events: events.length,
+          duplicates: events.filter((ack) => ack?.duplicate === true).length
+        })
+      }
       // The log is back while events wait: drain them now, not at the end of a backoff.
       if (waiting) await this.drainNow()
       return { ...NOTHING, seqs: stored.map((ack) => ack.seq), duplicates: stored.map((ack) => ack.duplicate) }
@@ -255,6 +274,21 @@ export class LogPublisher extends DurableObject<EdgeEnv> {
       this.drop(connection)
       if (!spool) throw new Error(describe(error))
       return this.spoolMessages(messages, shard, config, describe(error))
+    }
+  }
+
+  /**
+   * Tells the console what a request of a known source was answered when nothing was appended (a
+   * rejection): called after the answer is out. Best effort: with the log unreachable it is lost.
+   */
+  async noteOutcome(shard: ShardRef, subject: string, outcome: EdgeOutcome): Promise<void> {
+    const config = this.config()
+    const connection = this.openConnection(this.region(config, shard.region), config)
+    try {
+      publishOutcome((await connection).nc, subject, outcome)
+    } catch {
+      // The log does not answer: the connection is dropped for the next request to open again.
+      this.drop(connection)
     }
   }
 

@@ -1,6 +1,6 @@
 import { Effect } from "effect"
 import { Hono } from "hono"
-import { regionalSubject } from "../contracts/log.ts"
+import { outcomeSubject, regionalSubject } from "../contracts/log.ts"
 import { logEvent } from "../platform/logger.ts"
 import { type EdgeConfig, edgeConfigOf } from "./config.ts"
 import { describeError, type EdgeError, EventTooLarge, SpoolFull, SpoolRowTooLarge } from "./errors.ts"
@@ -173,12 +173,18 @@ app.post("/v1/hooks/:source", async (c) => {
   if (loaded._tag === "Failure") return errorResponse(loaded.failure, MISCONFIGURED_RETRY_AFTER_SECONDS)
   const config = loaded.success
   const region = regionFor(config, c.req.raw.cf as RequestLocation | undefined)
-  const spool = config.sources.get(c.req.param("source"))?.spool === true
+  const source = c.req.param("source")
+  const known = config.sources.has(source)
+  const spool = config.sources.get(source)?.spool === true
+  const note = { subject: outcomeSubject(source, region.explicit ? region.name : undefined), source }
   const appendToLog = (logMessages: ReadonlyArray<LogMessage>) => {
     const messages = inRegion(region, logMessages)
-    const { ref, stub } = publisher(c.env, region, c.req.param("source"), spool)
+    const { ref, stub } = publisher(c.env, region, source, spool)
     return Effect.flatMap(
-      withDeadline(() => stub.append(encodeLogMessages(messages), ref, spool), config.connectTimeoutMs + config.publishTimeoutMs + 500),
+      withDeadline(
+        () => stub.append(encodeLogMessages(messages), ref, spool, note),
+        config.connectTimeoutMs + config.publishTimeoutMs + 500
+      ),
       (outcome): Effect.Effect<ReadonlyArray<LogReceipt>, EventTooLarge | SpoolFull | SpoolRowTooLarge> => {
         /** The event at `position` of the batch, its size and the limit it broke, as the errors name them. */
         const sized = (problem: { readonly position: number; readonly bytes: number; readonly limit: number }) => ({
@@ -193,10 +199,20 @@ app.post("/v1/hooks/:source", async (c) => {
       }
     )
   }
-  const result = await Effect.runPromise(Effect.result(ingestWebhook(config, c.req.param("source"), c.req.raw, appendToLog)))
-  return result._tag === "Success"
-    ? c.json(result.success, 202, { "ingest-trace-id": result.success.trace_id })
-    : errorResponse(result.failure, config.retryAfterSeconds)
+  const result = await Effect.runPromise(Effect.result(ingestWebhook(config, source, c.req.raw, appendToLog)))
+  if (result._tag === "Success") return c.json(result.success, 202, { "ingest-trace-id": result.success.trace_id })
+  const response = errorResponse(result.failure, config.retryAfterSeconds)
+  // A known source's rejection, for the console's counts: sent after the answer, never before it.
+  if (known) {
+    const { status, body } = describeError(result.failure)
+    const { ref, stub } = publisher(c.env, region, source, spool)
+    c.executionCtx.waitUntil(
+      stub
+        .noteOutcome(ref, note.subject, { source, status, events: 0, duplicates: 0, error: body.error, message: body.message })
+        .catch(() => undefined)
+    )
+  }
+  return response
 })
 
 app.all("/v1/hooks/:source", (c) =>

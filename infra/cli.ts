@@ -32,6 +32,7 @@ import {
 import { type ContractName, defaultSources, type Scheme } from "../contracts/sources.ts"
 import { loadEdgeConfig } from "../edge/config.ts"
 import { PROJECTOR_INBOX_PREFIX } from "../contracts/log.ts"
+import { REPORTS_ADMIN_SCOPE } from "../contracts/reports.ts"
 import { alowareCall, erasureEvents, hubspotBatch, oeeEvents, postSigned, retailEvents, storeEvents } from "./local/samples.ts"
 import { generateSecret, generateSecrets, startEdgeStack } from "./local/stack.ts"
 import { startClusterStack } from "./local/cluster-stack.ts"
@@ -298,10 +299,12 @@ const up = async (args: ReadonlyArray<string>, shape: "single" | "cluster") => {
     state.apiKey === undefined
       ? undefined
       : await authenticate(sql, state.apiKey).then(
-          () => state.apiKey,
+          // A key saved before `*` stopped covering the admin scopes is made again with the report registry's.
+          (key) => (key.marts.includes(REPORTS_ADMIN_SCOPE) ? state.apiKey : undefined),
           () => undefined
         )
-  const apiKey = saved ?? (await createApiKey(sql, "local mesh (npm run up)", ["*"], marts, ALL_ROWS)).key
+  const apiKey =
+    saved ?? (await createApiKey(sql, "local mesh (npm run up)", ["*", REPORTS_ADMIN_SCOPE], [...marts, REPORTS_ADMIN_SCOPE], ALL_ROWS)).key
   const reader = postgres(await ensureReaderLogin(sql, pg.url, "ingest_api", state.readerPassword), {
     ...readerConnection,
     max: READ_POOL_SIZE

@@ -1,6 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from "node:util"
 import postgres from "postgres"
-import { REPORTS_ADMIN_SCOPE } from "../contracts/reports.ts"
+import { ADMIN_SCOPES } from "../contracts/scopes.ts"
 import { logEvent } from "../platform/logger.ts"
 import { databaseUrl, optionalSetting, requiredSetting, type SettingSource, wholeNumberSetting } from "../platform/settings.ts"
 import { marts } from "./feeds.ts"
@@ -48,14 +48,14 @@ export const keysCommand = async (source: SettingSource, args: ReadonlyArray<str
       const { values } = parseArgs({ args: rest, options: KEYS_CREATE_OPTIONS })
       if (values.name === undefined || values.marts === undefined)
         throw new Error(
-          `usage: keys create --name <who it is for> --marts <${[...marts, REPORTS_ADMIN_SCOPE].join(",")}|*> [--stores 47,48] [--regions Northeast] [--all-rows]`
+          `usage: keys create --name <who it is for> --marts <${[...marts, ...ADMIN_SCOPES].join(",")}|*> [--stores 47,48] [--regions Northeast] [--all-rows]`
         )
       const { key, apiKey } = await createApiKey(
         sql,
         values.name,
         values.marts.split(",").map((mart) => mart.trim()),
-        // Besides the marts: the scope that may change the report registry.
-        [...marts, REPORTS_ADMIN_SCOPE],
+        // Besides the marts: the scopes that may change the report registry and open the operator's console.
+        [...marts, ...ADMIN_SCOPES],
         parseRowScope({ stores: values.stores, regions: values.regions, allRows: values["all-rows"] })
       )
       console.log(

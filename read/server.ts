@@ -1,6 +1,7 @@
 import type { HttpBindings } from "@hono/node-server"
 import { type Context, Hono } from "hono"
 import type postgres from "postgres"
+import { grants } from "../contracts/scopes.ts"
 import { listen } from "../platform/http.ts"
 import { logEvent } from "../platform/logger.ts"
 import { describeReadError, Forbidden, isReadError, NotFound, ReadUnavailable } from "./errors.ts"
@@ -73,9 +74,10 @@ const today = () => new Date().toISOString().slice(0, 10)
 const headersOnly = (c: ApiContext, headers: Record<string, string>) =>
   c.req.method === "HEAD" ? new Response(null, { headers }) : undefined
 
+/** Refuses a key not scoped to `mart` (a mart, or an admin scope, which `*` does not cover). */
 const allow = (c: ApiContext, mart: string) => {
   const granted = c.get("marts")
-  if (!granted.includes(ALL_MARTS) && !granted.includes(mart)) throw new Forbidden({ mart, allowed: [...granted] })
+  if (!grants(granted, mart, ALL_MARTS)) throw new Forbidden({ mart, allowed: [...granted] })
 }
 
 /** The read API: the seeds' REST endpoints and exports, OData v4 feeds per mart, and its OpenAPI document. */

@@ -106,8 +106,11 @@ const sourceRow = (source) =>
     el("th", { scope: "row", "data-label": "source", text: source.source }),
     text("accepted", number(source.accepted)),
     minutes("accepted per minute", source.acceptedPerMinute),
-    text("duplicates", "not recorded"),
-    text("rejected (by status)", "not recorded"),
+    minutes("duplicates per minute", source.duplicatesPerMinute),
+    text(
+      "rejected (by status)",
+      source.rejectedByStatus.length === 0 ? "none" : source.rejectedByStatus.map((one) => `${one.status}: ${number(one.count)}`).join(", ")
+    ),
     td(
       "quarantined",
       `${number(source.quarantined)}`,
@@ -184,7 +187,7 @@ const draw = (view) => {
   say("updated", `Live · updated ${clock(view.at)}`)
   document.getElementById("sources-hint").textContent =
     `Accepted and quarantined totals are what the log holds. Accepted per minute counts since the console started (${clock(view.startedAt)}); ` +
-    `quarantined per minute comes from the quarantine itself. Duplicates and rejections are decided at the edge and not recorded yet.`
+    `quarantined per minute comes from the quarantine itself. Duplicates and rejections (over the last ${view.minutes} minutes) are the edge's answers heard since then.`
   fill("sources", view.sources.map(sourceRow))
   fill("projections", view.projections.map(projectionRow))
   fill("dead-letters", view.deadLetters.map(deadLetterRow), "dead-letters-empty")
