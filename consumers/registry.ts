@@ -3,7 +3,7 @@ import { qualified, quoteIdent } from "../platform/sql.ts"
 import type { Projection } from "../projections/projection.ts"
 import { rowScopeDdl } from "../projections/row-scope.ts"
 import { tableDdl } from "../projections/statements.ts"
-import { activate } from "./switch.ts"
+import { activate, closeUnscoped } from "./switch.ts"
 
 /** The projection registry (`ingest.projections`): each projection's generations, made, activated and dropped. */
 
@@ -96,11 +96,12 @@ export const dropGeneration = async (sql: Sql, generation: Pick<Generation, "nam
 export const ensureActiveGeneration = (
   sql: postgres.Sql,
   projection: Projection
-): Promise<{ readonly generation: Generation; readonly created: boolean } | undefined> =>
+): Promise<{ readonly generation: Generation; readonly created: boolean; readonly closed?: boolean } | undefined> =>
   sql.begin(async (tx) => {
     await lockProjection(tx, projection)
     const active = await activeGeneration(tx, projection.name)
-    if (active !== undefined) return { generation: active, created: false }
+    // Marts built before their rows were scoped are closed to readers until rebuilt.
+    if (active !== undefined) return { generation: active, created: false, closed: await closeUnscoped(tx, projection, active) }
     const [{ free }] = (await tx`SELECT pg_try_advisory_xact_lock(hashtext(${rebuildLockKey(projection)})) AS free`) as unknown as [
       { free: boolean }
     ]

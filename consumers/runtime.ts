@@ -212,8 +212,15 @@ export const runLive = async (options: RuntimeOptions): Promise<void> => {
         await pause(REBUILD_WAIT_MS, options.signal)
         continue
       }
-      const { generation, created } = ensured
+      const { generation, created, closed } = ensured
       if (created) logEvent("info", "created the first generation", { projection: projection.name, schema: generation.schema })
+      if (closed === true)
+        logEvent("error", "the marts are closed to readers: they were built before their rows were scoped by store", {
+          projection: projection.name,
+          built: generation.version,
+          code: projection.version,
+          fix: `npm run mesh -- rebuild ${projection.name}`
+        })
       if (generation.version > projection.version) throw newerVersion(projection, generation.version)
       if (generation.version < projection.version)
         logEvent("warn", "the marts were built by an older version of this projection; rebuild them", {

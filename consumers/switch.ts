@@ -2,6 +2,7 @@ import type postgres from "postgres"
 import { qualified, quoteIdent } from "../platform/sql.ts"
 import { publishedSchema, READER_ROLE } from "../projections/catalogue.ts"
 import type { Projection } from "../projections/projection.ts"
+import { scopeFunction } from "../projections/row-scope.ts"
 
 /** The switch: readers' views (`mart_<name>.<object>`) pointed at a generation, atomically, and the locks it takes. */
 
@@ -64,4 +65,34 @@ export const activate = async (
   }
   const legacy = await tx`SELECT viewname FROM pg_views WHERE schemaname = 'mart' AND definition LIKE ${`%proj_${projection.name}_g%`}`
   for (const { viewname } of legacy) await tx.unsafe(`DROP VIEW IF EXISTS ${qualified("mart", viewname as string)}`)
+}
+
+/**
+ * Closes the published views of a projection whose rows are scoped by store while its active
+ * generation was built before the scope existed (it has no policies): the views become
+ * `security_invoker` over tables the reader group was never granted, so every reader is refused
+ * (the read API answers that the mart opens once rebuilt) instead of seeing every store. The
+ * rebuild's activation opens them again. True when it closed them.
+ */
+export const closeUnscoped = async (
+  tx: postgres.TransactionSql,
+  projection: Projection,
+  generation: { readonly schema: string }
+): Promise<boolean> => {
+  if (projection.rowScope === undefined) return false
+  const [guarded] = await tx`SELECT to_regprocedure(${`${scopeFunction(generation.schema)}()`}) IS NOT NULL AS yes`
+  if (guarded?.yes === true) return false
+  const schema = publishedSchema(projection)
+  for (const name of projection.published) {
+    const [view] = await tx`SELECT to_regclass(${qualified(schema, name)}) IS NOT NULL AS yes`
+    if (view?.yes !== true) continue
+    await tx.unsafe(`DROP VIEW ${qualified(schema, name)}`)
+    await tx.unsafe(
+      `CREATE VIEW ${qualified(schema, name)} WITH (security_invoker = true) AS SELECT * FROM ${qualified(generation.schema, name)}`
+    )
+    await tx.unsafe(
+      `DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '${READER_ROLE}') THEN GRANT SELECT ON ${qualified(schema, name)} TO ${READER_ROLE}; REVOKE ALL ON ${qualified(generation.schema, name)} FROM ${READER_ROLE}; END IF; END $$`
+    )
+  }
+  return true
 }

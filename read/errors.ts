@@ -23,7 +23,9 @@ export class NotFound extends Schema.TaggedError<NotFound>()("NotFound", {
 
 /** The mart's projection has not activated a generation yet: retry once it has caught up. */
 export class MartNotReady extends Schema.TaggedError<MartNotReady>()("MartNotReady", {
-  mart: Schema.String
+  mart: Schema.String,
+  /** Set when the reader role may not read it: a mart built before row-level security stays closed until rebuilt. */
+  closed: Schema.optionalKey(Schema.Boolean)
 }) {}
 
 /** As many queries of a kind are running as the API admits: retry shortly. */
@@ -96,7 +98,10 @@ export const describeReadError = (
         status: 503,
         body: {
           error: "mart_not_ready",
-          message: `the ${error.mart} mart has not been projected yet; retry once its projection has caught up with the log`
+          message:
+            error.closed === true
+              ? `the ${error.mart} mart is closed to readers: it was built before its rows were scoped by store, and opens once an operator has run npm run mesh -- rebuild ${error.mart}`
+              : `the ${error.mart} mart has not been projected yet; retry once its projection has caught up with the log`
         },
         headers: { "Retry-After": "30" }
       }
@@ -144,6 +149,8 @@ export const fromDatabase = (
   const code = (error as { code?: string }).code ?? ""
   if (code === "57014" && timeout !== undefined) return new QueryTimedOut(timeout)
   if (code === "42P01" || code === "3F000") return new MartNotReady({ mart })
+  // insufficient_privilege: the reader group may not read the mart (consumers/switch.ts closeUnscoped).
+  if (code === "42501") return new MartNotReady({ mart, closed: true })
   if (code.startsWith("22")) return new BadParameter({ parameter, message: `a value does not fit its column: ${(error as Error).message}` })
   return new ReadUnavailable({ reason: error instanceof Error ? error.message : String(error) })
 }

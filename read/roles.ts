@@ -1,7 +1,7 @@
 import type postgres from "postgres"
 import { quoteIdent, quoteLiteral } from "../platform/sql.ts"
 import { catalogue, READER_ROLE } from "../projections/catalogue.ts"
-import { READER_SCOPE_FUNCTION } from "../projections/row-scope.ts"
+import { READER_SCOPE_FUNCTION, scopeFunction } from "../projections/row-scope.ts"
 import { inSharedSchema } from "../platform/ingest-schema.ts"
 import { ensureApiKeys } from "./keys.ts"
 import { READER_SCOPE_SETTING, type RowScope } from "./row-scope.ts"
@@ -28,7 +28,10 @@ export const ensureReaderRole = async (sql: postgres.Sql): Promise<void> => {
   const [registry] = await sql`SELECT to_regclass('ingest.projections') IS NOT NULL AS exists`
   for (const marts of registry?.exists === true ? catalogue.filter((set) => set.rowScope !== undefined) : []) {
     const [active] = await sql`SELECT schema_name FROM ingest.projections WHERE name = ${marts.name} AND status = 'active'`
-    if (active === undefined) continue
+    // A generation built before its rows were scoped has no policies: it stays closed (consumers/switch.ts closeUnscoped).
+    const [guarded] =
+      active === undefined ? [] : await sql`SELECT to_regprocedure(${`${scopeFunction(active.schema_name as string)}()`}) IS NOT NULL AS yes`
+    if (active === undefined || guarded?.yes !== true) continue
     const schema = quoteIdent(active.schema_name as string)
     await sql.unsafe(`GRANT USAGE ON SCHEMA ${schema} TO ${READER_ROLE}`)
     for (const name of marts.published) await sql.unsafe(`GRANT SELECT ON ${schema}.${quoteIdent(name)} TO ${READER_ROLE}`)
@@ -98,6 +101,12 @@ export const ensureReaderLogin = async (
 ): Promise<string> => {
   checkLogin(login)
   await ensureReaderRole(sql)
+  // A BI login never becomes an API login by being made again without its scope: that is every row.
+  const [before] = await sql`SELECT delegated FROM ingest.reader_scopes WHERE login = ${login}`
+  if (options.apiKeys && before?.delegated === false)
+    throw new Error(
+      `${login} is a BI user's login with its own row scope: give it --stores, --regions or --all-rows again, or drop it to make it the read API's login`
+    )
   await sql.unsafe(
     `DO $$ BEGIN CREATE ROLE ${login} LOGIN IN ROLE ${READER_ROLE}; EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$`
   )
@@ -130,5 +139,6 @@ export const dropReaderLogin = async (sql: postgres.Sql, login: string): Promise
   if (exists === undefined) return
   await sql.unsafe(`DROP OWNED BY ${login}`)
   await sql.unsafe(`DROP ROLE ${login}`)
-  await sql`DELETE FROM ingest.reader_scopes WHERE login = ${login}`.catch(() => undefined)
+  const [scopes] = await sql`SELECT to_regclass('ingest.reader_scopes') IS NOT NULL AS yes`
+  if (scopes?.yes === true) await sql`DELETE FROM ingest.reader_scopes WHERE login = ${login}`
 }

@@ -2,6 +2,8 @@ import postgres from "postgres"
 import { readSheet } from "read-excel-file/node"
 import { afterAll, beforeAll, describe, expect, it } from "vitest"
 import { rebuildProjection } from "../consumers/rebuild.ts"
+import { ensureActiveGeneration } from "../consumers/registry.ts"
+import type { Projection } from "../projections/projection.ts"
 import { appendAsEdge } from "../infra/local/append.ts"
 import { type LogStack, startLogStack } from "../infra/local/log-stack.ts"
 import { type ReadApiHarness, startReadApi } from "../infra/local/read-api.ts"
@@ -98,7 +100,7 @@ const expectedCount = async (feed: string, column: string, stores: ReadonlyArray
   return Number(row?.n)
 }
 
-const get = (path: string, key: string) => fetch(`${api.url}${path}`, { headers: { "X-API-Key": key } })
+const get = (path: string, key: string, base = api.url) => fetch(`${base}${path}`, { headers: { "X-API-Key": key } })
 const json = async (path: string, key: string) => {
   const response = await get(path, key)
   expect(response.status, `${path}: ${await response.clone().text()}`).toBe(200)
@@ -208,6 +210,60 @@ describe("row-level security by store and region", () => {
       await expect(createApiKey(owner, "unscoped", granted, marts)).rejects.toThrow(/--stores 47,48, --regions Northeast, or --all-rows/)
     // A key for other marts has no rows to scope.
     await expect(createApiKey(owner, "warehouse", ["warehouse"], marts)).resolves.toBeDefined()
+  })
+
+  it("keeps marts built before row scopes closed to every reader until the rebuild opens them, scoped", async () => {
+    const database = await stack.database()
+    // Version 3 of retail, as a deployment made it: the same tables without a scope or policies.
+    const { rowScope: _scope, ...unscoped } = projection
+    const before: Projection = { ...unscoped, version: 3, tables: projection.tables.map(({ rowScope: _, ...table }) => table) }
+    // The log already holds the three stores' events.
+    await stack.projectToHead(database.sql, before)
+    const older = await startReadApi(database.sql, database.url, { maxStreams: 2, accessLog: false })
+    try {
+      const key = (await createApiKey(database.sql, "store 47", ["retail"], marts, { allRows: false, stores: ["47"], regions: [] })).key
+      // The new code starts: it finds the old generation active and closes its views.
+      const ensured = await ensureActiveGeneration(database.sql, projection)
+      expect(ensured?.closed).toBe(true)
+      const refused = await get("/odata/retail/fact_sales", key, older.url)
+      expect(refused.status).toBe(503)
+      expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(
+        /the retail mart is closed to readers: it was built before its rows were scoped by store, and opens once an operator has run npm run mesh -- rebuild retail/
+      )
+      // Neither does a new reader login open it (the reader group's grants skip a generation without policies).
+      const login = `bi_${Math.random().toString(36).slice(2, 10)}`
+      logins.push(login)
+      const bi = postgres(await ensureReaderLogin(database.sql, database.url, login, "bi-secret", { apiKeys: false, rows: ALL_ROWS }), {
+        ...readerConnection,
+        max: 1
+      })
+      try {
+        await expect(bi.unsafe("SELECT count(*) FROM mart_retail.fact_sales")).rejects.toThrow(/permission denied/)
+        await rebuildProjection({ sql: database.sql, nc: stack.projector, projection })
+        expect(Number((await bi.unsafe("SELECT count(*)::int AS n FROM mart_retail.fact_sales"))[0]?.n)).toBe(6)
+      } finally {
+        await bi.end({ timeout: 5 })
+      }
+      const opened = await get("/odata/retail/fact_sales", key, older.url)
+      expect(opened.status).toBe(200)
+      expect(((await opened.json()) as { value: Array<{ store_key: string }> }).value.map((row) => row.store_key)).toEqual(["47", "47"])
+    } finally {
+      await older.close()
+    }
+  })
+
+  it("never turns a BI user's scoped login into the read API's by making it again without its scope", async () => {
+    const login = `bi_${Math.random().toString(36).slice(2, 10)}`
+    logins.push(login)
+    await ensureReaderLogin(owner, databaseUrl, login, "bi-secret", {
+      apiKeys: false,
+      rows: { allRows: false, stores: ["47"], regions: [] }
+    })
+    await expect(ensureReaderLogin(owner, databaseUrl, login, "bi-secret")).rejects.toThrow(
+      /is a BI user's login with its own row scope: give it --stores, --regions or --all-rows again/
+    )
+    const [scope] = await owner`SELECT delegated, stores FROM ingest.reader_scopes WHERE login = ${login}`
+    expect(scope).toEqual({ delegated: false, stores: ["47"] })
   })
 
   describe("as a Postgres login (Power BI's native connector, DirectQuery)", () => {
