@@ -30,7 +30,9 @@ export const ensureReaderRole = async (sql: postgres.Sql): Promise<void> => {
     const [active] = await sql`SELECT schema_name FROM ingest.projections WHERE name = ${marts.name} AND status = 'active'`
     // A generation built before its rows were scoped has no policies: it stays closed (consumers/switch.ts closeUnscoped).
     const [guarded] =
-      active === undefined ? [] : await sql`SELECT to_regprocedure(${`${scopeFunction(active.schema_name as string)}()`}) IS NOT NULL AS yes`
+      active === undefined
+        ? []
+        : await sql`SELECT to_regprocedure(${`${scopeFunction(active.schema_name as string)}()`}) IS NOT NULL AS yes`
     if (active === undefined || guarded?.yes !== true) continue
     const schema = quoteIdent(active.schema_name as string)
     await sql.unsafe(`GRANT USAGE ON SCHEMA ${schema} TO ${READER_ROLE}`)
