@@ -202,9 +202,10 @@ app.post("/v1/hooks/:source", async (c) => {
   const result = await Effect.runPromise(Effect.result(ingestWebhook(config, source, c.req.raw, appendToLog)))
   if (result._tag === "Success") return c.json(result.success, 202, { "ingest-trace-id": result.success.trace_id })
   const response = errorResponse(result.failure, config.retryAfterSeconds)
-  // A known source's rejection, for the console's counts: sent after the answer, never before it.
-  if (known) {
-    const { status, body } = describeError(result.failure)
+  // A known source's rejection for its content (4xx), for the console's counts: sent after the
+  // answer, never before it. A 5xx is ours (the log down, the spool full): the shard is left alone.
+  const { status, body } = describeError(result.failure)
+  if (known && status < 500) {
     const { ref, stub } = publisher(c.env, region, source, spool)
     c.executionCtx.waitUntil(
       stub

@@ -199,7 +199,7 @@ describe("three hub servers and two regions", () => {
         EDGE_URL: stack.edges.map((edge) => edge.edge.url).join(",")
       }
     })
-    expect(stdout).toMatch(/^warehouse\t1\t1\t\d+\t\d+\t\d+\t0\t-$/m)
+    expect(stdout).toMatch(/^warehouse\t1\t1\t\d+\t\d+\t\d+\t[\d.-]+\t0\t-$/m)
     for (const region of ["eu", "us"]) expect(stdout).toMatch(new RegExp(`^${region}\tyes\t[\\d.]+\t\\d+\t`, "m"))
     expect(stdout).toMatch(/^INGEST_WAREHOUSE\t\d+\thub-\d\t.*current.*\teu lag \d+, us lag \d+$/m)
     for (const edge of stack.edges) expect(stdout).toContain(`edge ${edge.edge.url}: ok`)
