@@ -229,7 +229,7 @@ describe("the seeds' REST endpoints", () => {
 
   it("/metrics/today and /metrics/yesterday summarise the current UTC days", async () => {
     const today = new Date().toISOString().slice(0, 10)
-    expect(await json("/metrics/today")).toEqual({ date: today, booked_in: 0, erased: 0, qa: 0, engineers: [] })
+    expect(await json("/metrics/today")).toEqual({ date: today, booked_in: 0, erased: 0, qa: 0, engineers: [], device_types: [] })
     const yesterday = (await json("/metrics/yesterday")) as unknown as { date: string }
     expect(yesterday.date).toBe(new Date(Date.now() - 86_400_000).toISOString().slice(0, 10))
   })

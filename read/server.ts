@@ -11,12 +11,13 @@ import { contentTypes, csvFromCopy, jsonFromCopy } from "./formats.ts"
 import { DEFAULT_STREAM_LIMITS, pullStream, type StreamLimits } from "./stream.ts"
 import { ALL_MARTS, authenticate, parseApiKey, presentedKey } from "./keys.ts"
 import { metadataXml, ODATA_JSON, odataPage, pageQuery, pageSizeFor, parseODataOptions, serviceDocument } from "./odata.ts"
-import { openApiDocument, docsPage } from "./openapi.ts"
+import { biRoutes } from "./bi.ts"
+import { docsAsset, docsPage, openApiDocument } from "./openapi.ts"
 import { API_KEY_PARAM, parseParams } from "./params.ts"
 import { readerQueries } from "./queries.ts"
 import type { RowScope } from "./row-scope.ts"
 import type { RowQuery } from "./rows.ts"
-import { warehouseDay } from "./stats.ts"
+import { statsAsset, statsPage, warehouseDay } from "./stats.ts"
 import { xlsxFromCopy } from "./xlsx.ts"
 
 export interface ReadApiOptions {
@@ -149,6 +150,8 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
     )
   app.get("/openapi.json", (c) => c.json(document(c)))
   app.get("/docs", (c) => c.html(docsPage(document(c))))
+  app.get("/docs/assets/:file", (c) => docsAsset(c.req.param("file")))
+  app.route("/bi", biRoutes(options.publicUrl))
 
   for (const prefix of ["/api/*", "/metrics/*", "/odata/*"]) {
     app.use(prefix, async (c, next) => {
@@ -170,6 +173,9 @@ export const readApi = (options: ReadApiOptions): Hono<Env> => {
   }
   app.get("/metrics/today", (c) => summary(c, today()))
   app.get("/metrics/yesterday", (c) => summary(c, new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)))
+  // The stats page and its assets hold no data: served without a key (the page reads the two routes above with one).
+  app.get("/stats", () => statsPage())
+  app.get("/stats/assets/:file", (c) => statsAsset(c.req.param("file")))
 
   for (const endpoint of exportEndpoints) {
     app.get(endpoint.path, async (c) => {
