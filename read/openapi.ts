@@ -166,6 +166,10 @@ const daySummaryExample = (date: string) => ({
   engineers: [
     { initials: "JD", count: 3 },
     { initials: "AB", count: 1 }
+  ],
+  device_types: [
+    { device_type: "laptop", count: 3 },
+    { device_type: "phone", count: 1 }
   ]
 })
 
@@ -439,7 +443,12 @@ export const openApiDocument = (
           booked_in: { type: "integer" },
           erased: { type: "integer" },
           qa: { type: "integer" },
-          engineers: { type: "array", items: { type: "object", properties: { initials: { type: "string" }, count: { type: "integer" } } } }
+          engineers: { type: "array", items: { type: "object", properties: { initials: { type: "string" }, count: { type: "integer" } } } },
+          device_types: {
+            type: "array",
+            description: "Successful erasures by device type, busiest first",
+            items: { type: "object", properties: { device_type: { type: "string" }, count: { type: "integer" } } }
+          }
         }
       },
       ...Object.assign({}, ...extensions.map((extension) => extension.schemas ?? {}))
